@@ -1,0 +1,404 @@
+"""The authority: one issuance pipeline for every protocol.
+
+    EnrollmentRequest ─► profile rules ─► policy votes ─► pending? store, return Pending
+                      ─► record "approved" (serial reserved, audit)      [transaction 1]
+                      ─► amend hooks ─► CA backend signs
+                      ─► certificate + request "issued" + audit          [transaction 2]
+                      ─► events hook ─► Issued
+
+Signing happens between two commits on purpose: if the process dies after signing, the
+certificate never reached a client (it is returned only after transaction 2 commits)
+and the audit trail shows a request approved with a reserved serial and no
+``certificate.issued`` event, which `enroll requests list --status approved` surfaces.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import pluggy
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from sqlalchemy.exc import IntegrityError
+
+from enroll import metrics, profile_rules, templates
+from enroll.ca_registry import CARegistry
+from enroll.clock import Clock
+from enroll.crypto.keys import spki_sha256
+from enroll.crypto.serials import new_serial, serial_hex
+from enroll.csr import check_csr_signature
+from enroll.errors import Conflict, EnrollError, NotFound, PolicyDenied, Unavailable
+from enroll.model import (
+    CertificateRecord,
+    CertificateStatus,
+    ChallengeContext,
+    Decision,
+    EnrollmentRequest,
+    Issued,
+    Outcome,
+    Pending,
+    Rejected,
+    RequestRecord,
+    RequestStatus,
+    Vote,
+)
+from enroll.names import names_as_strings
+from enroll.profiles import Profile
+from enroll.revocation import CRLService
+from enroll.store import queries
+from enroll.store.db import Database
+
+log = logging.getLogger("enroll.authority")
+PEM = serialization.Encoding.PEM
+PENDING_RETRY_AFTER = 30
+
+
+def combine(decisions: Iterable[Decision | None]) -> Decision:
+    """Deny beats pending beats allow; abstentions (None) do not count."""
+    result = Decision.allow()
+    for d in decisions:
+        if d is not None and d.vote > result.vote:
+            result = d
+    return result
+
+
+class Authority:
+    def __init__(self, *, db: Database, pm: pluggy.PluginManager, cas: CARegistry,
+                 profiles: dict[str, Profile], clock: Clock, crls: CRLService,
+                 crash_after_sign: Callable[[], None] | None = None) -> None:
+        self.db = db
+        self.pm = pm
+        self.cas = cas
+        self.profiles = profiles
+        self.clock = clock
+        self.crls = crls
+        # Test seam: called between signing and storing to simulate a crash.
+        self._crash_after_sign = crash_after_sign
+
+    # -- queries ------------------------------------------------------------------------
+
+    def profile(self, name: str) -> Profile:
+        try:
+            return self.profiles[name]
+        except KeyError:
+            raise NotFound(f"no profile named {name!r}") from None
+
+    def chain(self, ca: str) -> tuple[x509.Certificate, ...]:
+        """The CA's certificate first, up to and including the root."""
+        return self.cas.get(ca).chain
+
+    def certificate(self, serial: str | int) -> CertificateRecord | None:
+        key = serial_hex(serial) if isinstance(serial, int) else serial.lower()
+        with self.db.read() as conn:
+            return queries.get_certificate(conn, key)
+
+    def lookup(self, cert: x509.Certificate) -> CertificateRecord | None:
+        """The stored record of exactly this certificate (serial and bytes), if this
+        engine issued it."""
+        record = self.certificate(cert.serial_number)
+        if record is None or record.certificate != cert:
+            return None
+        return record
+
+    def request(self, request_id: str) -> RequestRecord | None:
+        with self.db.read() as conn:
+            return queries.get_request(conn, request_id)
+
+    def status(self, request_id: str) -> Outcome:
+        """Where a request stands now (for polling clients)."""
+        record = self.request(request_id)
+        if record is None:
+            raise NotFound("no such request")
+        return self._outcome(record)
+
+    def find_transaction(self, protocol: str, endpoint: str,
+                         transaction_id: str) -> RequestRecord | None:
+        with self.db.read() as conn:
+            return queries.find_request_by_transaction(conn, protocol, endpoint,
+                                                       transaction_id)
+
+    def verify_challenge(self, context: ChallengeContext) -> bool:
+        """Ask the challenge-verification plugins; nobody answering means no."""
+        return bool(self.pm.hook.enroll_verify_challenge(context=context))
+
+    # -- the pipeline -------------------------------------------------------------------
+
+    def check(self, request: EnrollmentRequest) -> profile_rules.AcceptedRequest:
+        """Run the profile's rules only (no policy, nothing stored)."""
+        check_csr_signature(request.csr)
+        return profile_rules.accept(self.profile(request.profile), request.csr)
+
+    def submit(self, request: EnrollmentRequest) -> Issued | Pending | Rejected:
+        """Run the whole pipeline. Raises an `EnrollError` for a refused request, in
+        which case nothing but (for policy denials) an audit event is stored."""
+        started = self.clock.now()
+        try:
+            outcome = self._submit(request)
+        except EnrollError as exc:
+            metrics.REJECTIONS.labels(request.protocol, type(exc).__name__).inc()
+            raise
+        metrics.observe_outcome(request.protocol, request.profile, outcome,
+                                (self.clock.now() - started).total_seconds())
+        return outcome
+
+    def _submit(self, request: EnrollmentRequest) -> Issued | Pending | Rejected:
+        profile = self.profile(request.profile)
+        ca_name = request.ca or profile.ca
+        backend = self.cas.get(ca_name)
+        public_key = request.csr.public_key()
+        fingerprint = spki_sha256(public_key)
+        if request.transaction_id is not None:
+            existing = self.find_transaction(request.protocol, request.endpoint,
+                                             request.transaction_id)
+            if existing is not None:
+                return self._retry(existing, fingerprint)
+        check_csr_signature(request.csr)
+        accepted = profile_rules.accept(profile, request.csr)
+        if request.replaces is not None and self.certificate(request.replaces) is None:
+            raise NotFound("the certificate to be replaced is not known here")
+        decision = combine(self.pm.hook.enroll_policy_vote(request=request, profile=profile))
+        if decision.vote is Vote.DENY:
+            self._record_denial(request, decision.reason)
+            raise PolicyDenied(decision.reason or "denied by policy")
+        if profile.approval == "manual" and decision.vote is Vote.ALLOW:
+            decision = Decision.pending("profile requires manual approval")
+
+        now = self.clock.now()
+        request_id = str(uuid.uuid4())
+        serial = new_serial()
+        status = RequestStatus.PENDING if decision.vote is Vote.PENDING else RequestStatus.APPROVED
+        row = {
+            "id": request_id, "status": status.value, "profile": profile.name, "ca": ca_name,
+            "protocol": request.protocol, "endpoint": request.endpoint,
+            "requester": request.requester.identity,
+            "auth_method": request.requester.method,
+            "transaction_id": request.transaction_id, "key_fingerprint": fingerprint,
+            "subject": accepted.subject.rfc4514_string(),
+            "sans": names_as_strings(accepted.names), "replaces": request.replaces,
+            "reason": decision.reason, "certificate_serial": None,
+            "csr_pem": request.csr.public_bytes(PEM).decode(),
+            "attributes": dict(request.attributes), "created_at": now, "updated_at": now,
+        }
+        try:
+            with self.db.write() as conn:
+                queries.insert_request(conn, row)
+                queries.add_audit(
+                    conn, at=now, type=f"request.{status.value}",
+                    actor=request.requester.identity, request_id=request_id,
+                    details={"profile": profile.name, "protocol": request.protocol,
+                             "endpoint": request.endpoint, "reason": decision.reason,
+                             "reserved_serial": serial_hex(serial)
+                             if status is RequestStatus.APPROVED else None})
+        except IntegrityError:
+            # A concurrent retry of the same transaction won the insert: answer as it did.
+            if request.transaction_id is None:
+                raise
+            existing = self.find_transaction(request.protocol, request.endpoint,
+                                             request.transaction_id)
+            if existing is None:
+                raise
+            return self._retry(existing, fingerprint)
+        record = self.request(request_id)
+        assert record is not None
+        if status is RequestStatus.PENDING:
+            self._emit("enroll_request_pending", request=record)
+            return Pending(request_id, PENDING_RETRY_AFTER, decision.reason)
+        return self._sign_and_store(record, request, profile, backend.name, serial)
+
+    def _retry(self, existing: RequestRecord, fingerprint: str) -> Issued | Pending | Rejected:
+        if existing.key_fingerprint != fingerprint:
+            raise Conflict("this transaction id was already used with another key")
+        return self._outcome(existing)
+
+    def _outcome(self, record: RequestRecord) -> Issued | Pending | Rejected:
+        if record.status is RequestStatus.ISSUED and record.certificate_serial:
+            cert = self.certificate(record.certificate_serial)
+            assert cert is not None
+            return Issued(record.id, cert.certificate, self.chain(record.ca))
+        if record.status in (RequestStatus.REJECTED, RequestStatus.FAILED):
+            return Rejected(record.id, record.reason or "rejected")
+        return Pending(record.id, PENDING_RETRY_AFTER, record.reason)
+
+    def _sign_and_store(self, record: RequestRecord, request: EnrollmentRequest,
+                        profile: Profile, ca_name: str, serial: int) -> Issued:
+        backend = self.cas.get(ca_name)
+        accepted = profile_rules.accept(profile, request.csr)
+        public_key = request.csr.public_key()
+        now = self.clock.now()
+        for _attempt in range(3):
+            try:
+                draft = templates.draft(profile, accepted, public_key, ca_name,
+                                        backend.certificate, now)
+                self.pm.hook.enroll_amend_certificate(draft=draft, request=request,
+                                                      profile=profile)
+                issuance = templates.finalise(profile, draft, public_key, serial,
+                                              backend.certificate)
+                cert = backend.issue(issuance)
+            except EnrollError:
+                self._fail(record, "the certificate could not be built")
+                raise
+            except Exception as exc:
+                log.exception("CA %s failed to sign request %s", ca_name, record.id)
+                self._fail(record, f"CA backend error: {type(exc).__name__}")
+                raise Unavailable("the CA could not sign the certificate") from exc
+            if self._crash_after_sign is not None:
+                self._crash_after_sign()
+            try:
+                self._store_issued(record, cert, profile, ca_name, request)
+            except IntegrityError:
+                # A duplicate serial (or a racing approval) – never hand out this one.
+                with self.db.read() as conn:
+                    current = queries.get_request(conn, record.id)
+                if current is not None and current.status is RequestStatus.ISSUED:
+                    return self._outcome(current)  # type: ignore[return-value]
+                serial = new_serial()
+                continue
+            stored = self.certificate(cert.serial_number)
+            assert stored is not None
+            issued_record = self.request(record.id)
+            assert issued_record is not None
+            self._emit("enroll_certificate_issued", certificate=stored, request=issued_record)
+            return Issued(record.id, cert, backend.chain)
+        raise Unavailable("could not allocate a unique serial")
+
+    def _store_issued(self, record: RequestRecord, cert: x509.Certificate, profile: Profile,
+                      ca_name: str, request: EnrollmentRequest) -> None:
+        now = self.clock.now()
+        serial = serial_hex(cert.serial_number)
+        try:
+            san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+            sans = names_as_strings(list(san))
+        except x509.ExtensionNotFound:
+            sans = []
+        with self.db.write() as conn:
+            ok = queries.set_request_status(
+                conn, record.id, expect=(RequestStatus.APPROVED,), status=RequestStatus.ISSUED,
+                now=now, certificate_serial=serial)
+            if not ok:
+                raise Conflict("request is no longer approved")
+            queries.insert_certificate(conn, {
+                "serial": serial, "ca": ca_name, "request_id": record.id,
+                "status": CertificateStatus.VALID.value, "profile": profile.name,
+                "protocol": record.protocol, "requester": record.requester,
+                "subject": cert.subject.rfc4514_string(), "sans": sans,
+                "key_fingerprint": record.key_fingerprint,
+                "not_before": cert.not_valid_before_utc, "not_after": cert.not_valid_after_utc,
+                "revoked_at": None, "revocation_reason": None, "replaces": record.replaces,
+                "der": cert.public_bytes(serialization.Encoding.DER), "created_at": now,
+            })
+            queries.add_audit(conn, at=now, type="certificate.issued", actor=record.requester,
+                              request_id=record.id, serial=serial,
+                              details={"profile": profile.name, "ca": ca_name,
+                                       "protocol": record.protocol,
+                                       "subject": cert.subject.rfc4514_string(), "sans": sans,
+                                       "replaces": record.replaces,
+                                       "not_after": cert.not_valid_after_utc.isoformat()})
+
+    def _fail(self, record: RequestRecord, reason: str) -> None:
+        now = self.clock.now()
+        with self.db.write() as conn:
+            queries.set_request_status(conn, record.id, expect=(RequestStatus.APPROVED,),
+                                       status=RequestStatus.FAILED, now=now, reason=reason)
+            queries.add_audit(conn, at=now, type="request.failed", actor="system",
+                              request_id=record.id, details={"reason": reason})
+
+    def _record_denial(self, request: EnrollmentRequest, reason: str) -> None:
+        now = self.clock.now()
+        with self.db.write() as conn:
+            queries.add_audit(conn, at=now, type="request.denied",
+                              actor=request.requester.identity,
+                              details={"profile": request.profile, "protocol": request.protocol,
+                                       "endpoint": request.endpoint, "reason": reason,
+                                       "subject": request.csr.subject.rfc4514_string()})
+
+    # -- operator decisions -------------------------------------------------------------
+
+    def list_requests(self, status: RequestStatus | None = None,
+                      limit: int = 100) -> list[RequestRecord]:
+        with self.db.read() as conn:
+            return queries.list_requests(conn, status, limit)
+
+    def approve(self, request_id: str, actor: str) -> Issued:
+        """Approve a pending request and issue its certificate."""
+        now = self.clock.now()
+        serial = new_serial()
+        with self.db.write() as conn:
+            ok = queries.set_request_status(conn, request_id, expect=(RequestStatus.PENDING,),
+                                            status=RequestStatus.APPROVED, now=now,
+                                            decided_by=actor)
+            if ok:
+                queries.add_audit(conn, at=now, type="request.approved", actor=actor,
+                                  request_id=request_id,
+                                  details={"reserved_serial": serial_hex(serial)})
+        record = self.request(request_id)
+        if record is None:
+            raise NotFound("no such request")
+        if not ok:
+            raise Conflict(f"request is {record.status.value}, not pending")
+        csr = x509.load_pem_x509_csr(record.csr_pem.encode())
+        request = EnrollmentRequest(
+            csr=csr, profile=record.profile,
+            requester=_requester(record), protocol=record.protocol, endpoint=record.endpoint,
+            transaction_id=record.transaction_id, replaces=record.replaces, ca=record.ca,
+            attributes=record.attributes)
+        return self._sign_and_store(record, request, self.profile(record.profile), record.ca,
+                                    serial)
+
+    def reject(self, request_id: str, actor: str, reason: str) -> RequestRecord:
+        now = self.clock.now()
+        reason = reason or "rejected by an operator"
+        with self.db.write() as conn:
+            ok = queries.set_request_status(conn, request_id, expect=(RequestStatus.PENDING,),
+                                            status=RequestStatus.REJECTED, now=now,
+                                            reason=reason, decided_by=actor)
+            if ok:
+                queries.add_audit(conn, at=now, type="request.rejected", actor=actor,
+                                  request_id=request_id, details={"reason": reason})
+        record = self.request(request_id)
+        if record is None:
+            raise NotFound("no such request")
+        if not ok:
+            raise Conflict(f"request is {record.status.value}, not pending")
+        metrics.REJECTIONS.labels(record.protocol, "OperatorRejected").inc()
+        self._emit("enroll_request_rejected", request=record, actor=actor, reason=reason)
+        return record
+
+    # -- revocation ---------------------------------------------------------------------
+
+    def revoke(self, serial: str | int, reason: x509.ReasonFlags, actor: str) -> CertificateRecord:
+        """Revoke, record the audit event, re-sign the CA's CRL."""
+        key = serial_hex(serial) if isinstance(serial, int) else serial.lower()
+        now = self.clock.now()
+        with self.db.write() as conn:
+            record = queries.get_certificate(conn, key)
+            if record is None:
+                raise NotFound("no certificate with this serial")
+            if not queries.revoke_certificate(conn, key, reason, now):
+                raise Conflict("certificate is already revoked")
+            queries.add_audit(conn, at=now, type="certificate.revoked", actor=actor,
+                              serial=key, request_id=record.request_id,
+                              details={"reason": reason.value, "ca": record.ca})
+        self.crls.regenerate(record.ca)
+        revoked = self.certificate(key)
+        assert revoked is not None
+        metrics.REVOCATIONS.labels(revoked.protocol).inc()
+        self._emit("enroll_certificate_revoked", certificate=revoked, actor=actor)
+        return revoked
+
+    # -- events -------------------------------------------------------------------------
+
+    def _emit(self, hook: str, **kwargs: Any) -> None:
+        """Event hooks run after commit; a failing listener is logged, never fatal."""
+        try:
+            getattr(self.pm.hook, hook)(**kwargs)
+        except Exception:
+            log.exception("event hook %s failed", hook)
+
+
+def _requester(record: RequestRecord) -> Any:
+    from enroll.model import Requester
+
+    return Requester(record.requester, record.auth_method)

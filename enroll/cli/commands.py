@@ -1,0 +1,359 @@
+"""Core sub-commands: serve, init, db, ca, certs, requests, crl, audit."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+
+from enroll import config as config_mod
+from enroll.cli.tables import render
+from enroll.config import Config
+from enroll.context import AppContext, build_context
+from enroll.model import CertificateStatus, RequestStatus
+from enroll.store import migrate, queries
+from enroll.store.db import Database
+
+PEM = serialization.Encoding.PEM
+
+
+class Opener:
+    """Loads the config and opens the context only when a command needs them."""
+
+    def __init__(self, args: argparse.Namespace, env: Mapping[str, str]) -> None:
+        self.args = args
+        self.env = env
+        self._config: Config | None = None
+        self._context: AppContext | None = None
+
+    def data_dir(self) -> Path:
+        return Path(self.args.data_dir or self.env.get("ENROLL_DATA_DIR") or
+                    config_mod.DEFAULT_DATA_DIR)
+
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = config_mod.load(self.args.config, self.env,
+                                           data_dir=self.args.data_dir)
+        return self._config
+
+    def context(self) -> AppContext:
+        if self._context is None:
+            self._context = build_context(self.config())
+        return self._context
+
+
+def register(sub: argparse._SubParsersAction[Any]) -> None:
+    p = sub.add_parser("serve", help="run the engine (HTTP + HTTPS listeners)")
+    p.add_argument("--host", help="listen address (ENROLL_HOST; default 127.0.0.1)")
+    p.add_argument("--http-port", type=int, help="HTTP port (ENROLL_HTTP_PORT; default 8080)")
+    p.add_argument("--https-port", type=int,
+                   help="HTTPS port (ENROLL_HTTPS_PORT; default 8443)")
+    p.add_argument("--workers", type=int, help="worker processes (ENROLL_WORKERS; default 1)")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("init", help="create the data dir, config, CAs and TLS certificate")
+    p.set_defaults(func=cmd_init)
+
+    db = sub.add_parser("db", help="database schema").add_subparsers(dest="db_command")
+    p = db.add_parser("upgrade", help="apply all migrations")
+    p.set_defaults(func=cmd_db_upgrade)
+
+    ca = sub.add_parser("ca", help="certificate authorities").add_subparsers(dest="ca_command")
+    p = ca.add_parser("list", help="list CAs")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_ca_list)
+    p = ca.add_parser("show", help="show one CA")
+    p.add_argument("name")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_ca_show)
+    p = ca.add_parser("export", help="print a CA certificate (or its chain) as PEM")
+    p.add_argument("name")
+    p.add_argument("--chain", action="store_true", help="include issuers up to the root")
+    p.add_argument("--out", type=Path, help="write to this file instead of stdout")
+    p.set_defaults(func=cmd_ca_export)
+
+    certs = sub.add_parser("certs", help="issued certificates").add_subparsers(
+        dest="certs_command")
+    p = certs.add_parser("list", help="list certificates")
+    p.add_argument("--status", choices=[s.value for s in CertificateStatus])
+    p.add_argument("--ca")
+    p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_certs_list)
+    p = certs.add_parser("show", help="show one certificate")
+    p.add_argument("serial", help="serial number in hex")
+    p.add_argument("--pem", action="store_true", help="print the certificate as PEM")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_certs_show)
+    p = certs.add_parser("revoke", help="revoke a certificate")
+    p.add_argument("serial", help="serial number in hex")
+    p.add_argument("--reason", default="unspecified",
+                   choices=[r.name for r in x509.ReasonFlags if r.name != "remove_from_crl"])
+    p.add_argument("--actor", default="operator")
+    p.set_defaults(func=cmd_certs_revoke)
+
+    reqs = sub.add_parser("requests", help="enrollment requests and the approval queue") \
+        .add_subparsers(dest="requests_command")
+    p = reqs.add_parser("list", help="list requests (default: pending)")
+    p.add_argument("--status", default="pending",
+                   choices=[s.value for s in RequestStatus] + ["all"])
+    p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_requests_list)
+    p = reqs.add_parser("approve", help="approve a pending request and issue it")
+    p.add_argument("id")
+    p.add_argument("--actor", default="operator")
+    p.set_defaults(func=cmd_requests_approve)
+    p = reqs.add_parser("reject", help="reject a pending request")
+    p.add_argument("id")
+    p.add_argument("--reason", default="rejected by an operator")
+    p.add_argument("--actor", default="operator")
+    p.set_defaults(func=cmd_requests_reject)
+
+    p = sub.add_parser("crl", help="print or write a CA's current CRL")
+    p.add_argument("--ca", help="CA name (default: the issuing CA of the default profile)")
+    p.add_argument("--out", type=Path, help="write DER to this file")
+    p.add_argument("--pem", action="store_true", help="PEM instead of DER")
+    p.add_argument("--refresh", action="store_true", help="re-sign now")
+    p.set_defaults(func=cmd_crl)
+
+    audit = sub.add_parser("audit", help="audit trail").add_subparsers(dest="audit_command")
+    p = audit.add_parser("export", help="export audit events as JSON lines (for a SIEM)")
+    p.add_argument("--since", help="ISO 8601 time or a duration like 24h / 7d")
+    p.add_argument("--request", help="only events of this request id")
+    p.set_defaults(func=cmd_audit_export)
+
+
+def _out(text: str) -> None:
+    sys.stdout.write(text + ("" if text.endswith("\n") else "\n"))
+
+
+# -- serve / init / db ------------------------------------------------------------------
+
+def _prepare(opener: Opener) -> tuple[AppContext, Path]:
+    from enroll.embedded import ensure_tls, init_data_dir
+    from enroll.plugin_loader import build_plugin_manager
+
+    cfg_path = opener.args.config
+    if cfg_path is None and not opener.env.get("ENROLL_CONFIG"):
+        init_data_dir(opener.data_dir(), build_plugin_manager())
+    ctx = opener.context()
+    cert, key, bundle = ensure_tls(ctx)
+    return ctx, bundle
+
+
+def cmd_init(args: argparse.Namespace, opener: Opener) -> int:
+    ctx, bundle = _prepare(opener)
+    _out(f"data dir {ctx.config.data_dir}\nconfig   {ctx.config.source}\n"
+         f"CAs      {', '.join(ctx.cas.names())}\nTLS CA   {bundle}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, opener: Opener) -> int:
+    from enroll import logs, serve
+    from enroll.embedded import banner, write_endpoints
+
+    env = dict(opener.env)
+    for flag, var in (("host", "ENROLL_HOST"), ("http_port", "ENROLL_HTTP_PORT"),
+                      ("https_port", "ENROLL_HTTPS_PORT"), ("workers", "ENROLL_WORKERS")):
+        if getattr(args, flag) is not None:
+            env[var] = str(getattr(args, flag))
+    opener.env = env
+    base = opener.config()
+    listeners = serve.Listeners(serve.bind(base.host, base.http_port),
+                                serve.bind(base.host, base.https_port))
+    opener._config = serve.with_bound_ports(base, listeners)
+    logs.configure(opener.config().log_format, opener.config().log_level)
+    ctx, bundle = _prepare(opener)
+    tls_dir = ctx.config.data_dir / "tls"
+    client_cas = tls_dir / "client-cas.pem"
+    cas: list[x509.Certificate] = []
+    for contributed in ctx.pm.hook.enroll_tls_client_cas(context=ctx):
+        cas.extend(contributed or [])
+    if not cas:
+        cas = [ctx.authority.chain(name)[-1] for name in ctx.cas.names()]
+    client_cas.write_bytes(b"".join(c.public_bytes(PEM) for c in dict.fromkeys(cas)))
+    info = write_endpoints(ctx, ctx.config.public_http_url, ctx.config.public_https_url, bundle)
+    print(banner(info), flush=True)
+    print(f"  endpoints.json {ctx.config.data_dir / 'endpoints.json'}", flush=True)
+    config = ctx.config
+    ctx.db.dispose()
+    serve.run(config, listeners, serve.TLSFiles(tls_dir / "server.pem", tls_dir / "server.key",
+                                                client_cas))
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace, opener: Opener) -> int:
+    cfg = opener.config()
+    db = Database(cfg.database_url)
+    migrate.upgrade(db)
+    _out(f"database at head: {', '.join(sorted(migrate.current_heads(db)))}")
+    db.dispose()
+    return 0
+
+
+# -- ca ---------------------------------------------------------------------------------
+
+def _ca_row(ctx: AppContext, name: str) -> dict[str, Any]:
+    backend = ctx.cas.get(name)
+    cert = backend.certificate
+    return {"name": name, "subject": cert.subject.rfc4514_string(),
+            "issuer": cert.issuer.rfc4514_string(),
+            "serial": format(cert.serial_number, "x"),
+            "not_after": cert.not_valid_after_utc.isoformat(timespec="seconds"),
+            "parent": ctx.config.cas[name].parent or "",
+            "backend": ctx.config.cas[name].backend,
+            "sha256": cert.fingerprint(hashes.SHA256()).hex()}
+
+
+def cmd_ca_list(args: argparse.Namespace, opener: Opener) -> int:
+    ctx = opener.context()
+    rows = [_ca_row(ctx, n) for n in ctx.cas.names()]
+    _out(render(rows, ["name", "subject", "parent", "backend", "not_after"], args.json))
+    return 0
+
+
+def cmd_ca_show(args: argparse.Namespace, opener: Opener) -> int:
+    row = _ca_row(opener.context(), args.name)
+    _out(json.dumps(row, indent=2) if args.json else
+         "\n".join(f"{k:10} {v}" for k, v in row.items()))
+    return 0
+
+
+def cmd_ca_export(args: argparse.Namespace, opener: Opener) -> int:
+    ctx = opener.context()
+    backend = ctx.cas.get(args.name)
+    certs = backend.chain if args.chain else (backend.certificate,)
+    pem = b"".join(c.public_bytes(PEM) for c in certs)
+    if args.out:
+        args.out.write_bytes(pem)
+    else:
+        sys.stdout.write(pem.decode())
+    return 0
+
+
+# -- certs ------------------------------------------------------------------------------
+
+def _cert_row(rec: Any) -> dict[str, Any]:
+    return {"serial": rec.serial_hex, "status": rec.status.value, "ca": rec.ca,
+            "profile": rec.profile, "protocol": rec.protocol, "subject": rec.subject,
+            "sans": ",".join(rec.sans), "not_after": rec.not_after.isoformat(timespec="seconds"),
+            "requester": rec.requester, "replaces": rec.replaces,
+            "revoked_at": rec.revoked_at.isoformat(timespec="seconds") if rec.revoked_at else None,
+            "revocation_reason": rec.revocation_reason.value if rec.revocation_reason else None}
+
+
+def cmd_certs_list(args: argparse.Namespace, opener: Opener) -> int:
+    ctx = opener.context()
+    with ctx.db.read() as conn:
+        records = queries.list_certificates(
+            conn, status=CertificateStatus(args.status) if args.status else None, ca=args.ca,
+            limit=args.limit)
+    rows = [_cert_row(r) for r in records]
+    _out(render(rows, ["serial", "status", "profile", "protocol", "subject", "not_after"],
+                args.json))
+    return 0
+
+
+def cmd_certs_show(args: argparse.Namespace, opener: Opener) -> int:
+    from enroll.errors import NotFound
+
+    rec = opener.context().authority.certificate(args.serial)
+    if rec is None:
+        raise NotFound("no certificate with this serial")
+    if args.pem:
+        sys.stdout.write(rec.certificate.public_bytes(PEM).decode())
+        return 0
+    row = _cert_row(rec)
+    _out(json.dumps(row, indent=2) if args.json else
+         "\n".join(f"{k:18} {v if v is not None else ''}" for k, v in row.items()))
+    return 0
+
+
+def cmd_certs_revoke(args: argparse.Namespace, opener: Opener) -> int:
+    rec = opener.context().authority.revoke(args.serial, x509.ReasonFlags[args.reason],
+                                            args.actor)
+    _out(f"revoked {rec.serial_hex} ({args.reason})")
+    return 0
+
+
+# -- requests ---------------------------------------------------------------------------
+
+def cmd_requests_list(args: argparse.Namespace, opener: Opener) -> int:
+    ctx = opener.context()
+    status = None if args.status == "all" else RequestStatus(args.status)
+    rows = [{"id": r.id, "status": r.status.value, "profile": r.profile,
+             "protocol": r.protocol, "requester": r.requester, "subject": r.subject,
+             "sans": ",".join(r.sans), "reason": r.reason,
+             "created_at": r.created_at.isoformat(timespec="seconds"),
+             "certificate_serial": r.certificate_serial}
+            for r in ctx.authority.list_requests(status, args.limit)]
+    _out(render(rows, ["id", "status", "profile", "protocol", "subject", "created_at"],
+                args.json))
+    return 0
+
+
+def cmd_requests_approve(args: argparse.Namespace, opener: Opener) -> int:
+    issued = opener.context().authority.approve(args.id, args.actor)
+    _out(f"approved {args.id}: issued certificate {issued.serial_hex}")
+    return 0
+
+
+def cmd_requests_reject(args: argparse.Namespace, opener: Opener) -> int:
+    opener.context().authority.reject(args.id, args.actor, args.reason)
+    _out(f"rejected {args.id}")
+    return 0
+
+
+# -- crl / audit ------------------------------------------------------------------------
+
+def cmd_crl(args: argparse.Namespace, opener: Opener) -> int:
+    from enroll.embedded import default_ca
+
+    ctx = opener.context()
+    ca = args.ca or default_ca(ctx.config)
+    der = ctx.crls.regenerate(ca) if args.refresh else ctx.crls.current(ca)
+    if args.pem or not args.out:
+        crl = x509.load_der_x509_crl(der)
+        data = crl.public_bytes(PEM)
+    else:
+        data = der
+    if args.out:
+        args.out.write_bytes(data)
+    else:
+        sys.stdout.write(data.decode())
+    return 0
+
+
+def parse_since(text: str, now: dt.datetime) -> dt.datetime:
+    from enroll.errors import MalformedInput
+
+    try:
+        return now - dt.timedelta(seconds=config_mod.as_duration(text, "--since"))
+    except config_mod.ConfigError:
+        pass
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise MalformedInput("--since takes an ISO 8601 time or a duration like 24h") from exc
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def cmd_audit_export(args: argparse.Namespace, opener: Opener) -> int:
+    ctx = opener.context()
+    since = parse_since(args.since, ctx.clock.now()) if args.since else None
+    with ctx.db.read() as conn:
+        events = queries.list_audit(conn, since=since, request_id=args.request)
+    for e in events:
+        sys.stdout.write(json.dumps({"id": e.id, "at": e.at.isoformat(), "type": e.type,
+                                     "actor": e.actor, "request_id": e.request_id,
+                                     "serial": e.serial_hex, "details": e.details},
+                                    default=str) + "\n")
+    return 0

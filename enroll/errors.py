@@ -1,0 +1,77 @@
+"""The one error hierarchy of enroll.
+
+Every failure a client can cause is an `EnrollError` subclass carrying a client-safe
+`detail`. Each protocol maps these classes to its wire format in a single table
+(`protocols/acme/problems.py`, `protocols/scep/failinfo.py`, `protocols/est/statuses.py`);
+anything that is not an `EnrollError` is an internal error and reaches a client only as a
+generic message with a request id.
+"""
+
+from __future__ import annotations
+
+
+class EnrollError(Exception):
+    """Base of every client-facing failure. `detail` is safe to show to the client."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class MalformedInput(EnrollError):
+    """The request could not be parsed (bad encoding, bad ASN.1, bad JSON, too large)."""
+
+
+class BadCSR(EnrollError):
+    """The CSR parsed but is unacceptable: bad signature, weak key, names or usages the
+    profile does not allow, a request for CA:TRUE."""
+
+
+class Unauthorized(EnrollError):
+    """The requester is not authenticated or not allowed to do this."""
+
+
+class PolicyDenied(EnrollError):
+    """A policy rule or plugin voted deny, or an operator rejected the request."""
+
+
+class NotFound(EnrollError):
+    """The named object does not exist (or is not visible to this requester)."""
+
+
+class Conflict(EnrollError):
+    """The request conflicts with stored state (reused transaction id with another key,
+    wrong state for the operation)."""
+
+
+class RateLimited(EnrollError):
+    """Too many requests; try later."""
+
+
+class Unavailable(EnrollError):
+    """A dependency (CA backend, database, webhook) is unavailable right now."""
+
+
+class ConfigError(Exception):
+    """Configuration is invalid. Raised at start-up, never at request time.
+
+    `key` is the dotted path of the offending setting (``profiles.iot.validity``).
+    """
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}" if key else message)
+        self.key = key
+        self.message = message
+
+
+ALL_ERRORS: tuple[type[EnrollError], ...] = (
+    MalformedInput,
+    BadCSR,
+    Unauthorized,
+    PolicyDenied,
+    NotFound,
+    Conflict,
+    RateLimited,
+    Unavailable,
+)
+"""Every concrete error class; each protocol's mapping table must cover all of them."""

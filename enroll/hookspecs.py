@@ -1,0 +1,147 @@
+"""The whole plugin contract of enroll.
+
+Every hook is prefixed ``enroll_``. Hooks marked *firstresult* stop at the first
+implementation that returns something other than None; all others collect every
+implementation's answer. Built-in plugins (the local CA, the SCEP/EST/ACME front-ends,
+the webhook verifier) implement these hooks exactly like third-party plugins do, and load
+through the same entry-point group ``enroll``.
+
+An exception raised by a plugin propagates: an `enroll.errors.EnrollError` reaches the
+client as that error; anything else is an internal error (logged, generic to the client).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from starlette.routing import BaseRoute
+
+    from enroll.ca import CABackend, CAStore
+    from enroll.config import CASettings, Config
+    from enroll.context import AppContext
+    from enroll.model import (
+        CertificateDraft,
+        CertificateRecord,
+        ChallengeContext,
+        Decision,
+        EnrollmentRequest,
+        Issued,
+        Pending,
+        RequestRecord,
+    )
+    from enroll.profiles import Profile
+
+hookspec = pluggy.HookspecMarker("enroll")
+hookimpl = pluggy.HookimplMarker("enroll")
+
+
+# -- CA backends ------------------------------------------------------------------------
+
+@hookspec(firstresult=True)
+def enroll_ca_backend(name: str, settings: CASettings, store: CAStore,
+                      parent: CABackend | None, config: Config) -> CABackend | None:
+    """Open (creating on first use) the CA called `name`.
+
+    Called once per configured CA at start-up, parents before children. Return a
+    `enroll.ca.CABackend` if ``settings.backend`` names your backend, else None. `store`
+    keeps the CA's certificate, chain and opaque key blob in the database, so every
+    worker opens the same CA; `parent` is the already-opened parent CA (None for a root).
+    """
+
+
+# -- policy -----------------------------------------------------------------------------
+
+@hookspec
+def enroll_policy_vote(request: EnrollmentRequest, profile: Profile) -> Decision | None:
+    """Vote on a request that passed the profile's rules. Every plugin votes.
+
+    Return `Decision.allow()`, `Decision.pending(reason)` or `Decision.deny(reason)`, or
+    None to abstain. Deny beats pending beats allow; a pending vote sends the request to
+    the manual approval queue even under an auto-approval profile. The deny reason is
+    shown to the client.
+    """
+
+
+@hookspec(firstresult=True)
+def enroll_verify_challenge(context: ChallengeContext) -> bool | None:
+    """Is this challenge password valid for this endpoint? *firstresult*.
+
+    Return True to accept, False to refuse, None if the endpoint's challenge settings are
+    not yours. If no plugin answers, the challenge is refused. Raise
+    `enroll.errors.Unavailable` when a remote verifier cannot be reached.
+    """
+
+
+@hookspec
+def enroll_amend_certificate(draft: CertificateDraft, request: EnrollmentRequest,
+                             profile: Profile) -> None:
+    """Edit the certificate being built, in place (add an extension, shorten validity).
+
+    Runs after the profile built the draft and before signing. Basic constraints are
+    re-imposed from the profile afterwards and validity is capped at the issuer's.
+    """
+
+
+# -- events -----------------------------------------------------------------------------
+
+@hookspec
+def enroll_certificate_issued(certificate: CertificateRecord, request: RequestRecord) -> None:
+    """A certificate was signed and stored (after the transaction committed)."""
+
+
+@hookspec
+def enroll_certificate_revoked(certificate: CertificateRecord, actor: str) -> None:
+    """A certificate was revoked (after the transaction committed)."""
+
+
+@hookspec
+def enroll_request_pending(request: RequestRecord) -> None:
+    """A request entered the manual approval queue."""
+
+
+@hookspec
+def enroll_request_rejected(request: RequestRecord, actor: str, reason: str) -> None:
+    """A request was rejected by an operator or denied by policy."""
+
+
+# -- composition: routes, defaults, CLI, endpoints.json ---------------------------------
+
+@hookspec
+def enroll_routes(context: AppContext) -> Sequence[BaseRoute] | None:
+    """Routes a front-end adds to the ASGI app (``/scep``, ``/.well-known/est``,
+    ``/acme``…). Called once by `enroll.create_app`; validate your config section here
+    and raise `enroll.errors.ConfigError` with the dotted key if it is wrong."""
+
+
+@hookspec
+def enroll_default_config(data_dir: Path) -> Mapping[str, Any] | None:
+    """Tables to write into the generated ``enroll.toml`` on first start (``enroll
+    init``), e.g. ``{"scep": {...}}`` with a freshly generated challenge."""
+
+
+@hookspec
+def enroll_endpoint_info(context: AppContext, http_url: str,
+                         https_url: str) -> Mapping[str, Any] | None:
+    """Entries for ``endpoints.json`` and the start-up banner, keyed by protocol
+    (``{"scep": {"url": ..., "challenge": ...}}``). `http_url`/`https_url` are the
+    listeners' base URLs."""
+
+
+@hookspec
+def enroll_cli_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
+    """Add sub-commands to the ``enroll`` CLI. Set ``func=callable(args, context)`` as
+    the parser default; it receives the parsed args and an `AppContext`."""
+
+
+@hookspec
+def enroll_tls_client_cas(context: AppContext) -> Sequence[Any] | None:
+    """CA certificates (cryptography objects) whose client certificates the HTTPS
+    listener should ask for. The front-end still decides what it accepts."""
+
+

@@ -1,0 +1,40 @@
+"""Prometheus metrics (prometheus-client). One registry per process; with several
+workers, scrape each or aggregate at the proxy (docs/operating.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+REQUESTS = Counter("enroll_http_requests", "HTTP requests by protocol and status class",
+                   ["protocol", "status"], registry=REGISTRY)
+LATENCY = Histogram("enroll_http_request_duration_seconds", "HTTP request latency",
+                    ["protocol"], registry=REGISTRY,
+                    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
+                             5, 10))
+ISSUANCES = Counter("enroll_issuances", "Certificates issued", ["protocol", "profile"],
+                    registry=REGISTRY)
+PENDING = Counter("enroll_pending", "Requests sent to manual approval", ["protocol", "profile"],
+                  registry=REGISTRY)
+REJECTIONS = Counter("enroll_rejections", "Requests refused, by error class",
+                     ["protocol", "reason"], registry=REGISTRY)
+REVOCATIONS = Counter("enroll_revocations", "Certificates revoked", ["protocol"],
+                      registry=REGISTRY)
+ISSUANCE_LATENCY = Histogram("enroll_issuance_duration_seconds",
+                             "Core pipeline latency (CSR in, stored certificate out)",
+                             ["protocol"], registry=REGISTRY,
+                             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                      0.25, 1))
+
+
+def observe_outcome(protocol: str, profile: str, outcome: Any, seconds: float) -> None:
+    from enroll.model import Issued, Pending
+
+    if isinstance(outcome, Issued):
+        ISSUANCES.labels(protocol, profile).inc()
+        ISSUANCE_LATENCY.labels(protocol).observe(seconds)
+    elif isinstance(outcome, Pending):
+        PENDING.labels(protocol, profile).inc()

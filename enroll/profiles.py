@@ -1,0 +1,204 @@
+"""Certificate profiles: `ProfileConfig` as written in TOML becomes a validated `Profile`.
+
+A profile is the whole recipe for a certificate: the CSR only *proposes* a key, subject
+fields and names, which `enroll.profile_rules` accepts or refuses, and the template is
+built from the profile (`enroll.templates`), never copied from the CSR.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from enroll.config import (
+    KEY_TYPES,
+    as_bool,
+    as_duration,
+    as_int,
+    as_str,
+    as_str_list,
+    as_table,
+    check_keys,
+)
+from enroll.errors import ConfigError
+
+if TYPE_CHECKING:
+    from enroll.config import CASettings
+
+KEY_USAGES = (
+    "digital_signature", "content_commitment", "key_encipherment", "data_encipherment",
+    "key_agreement", "key_cert_sign", "crl_sign", "encipher_only", "decipher_only",
+)
+EKU_NAMES: Mapping[str, x509.ObjectIdentifier] = {
+    "server_auth": ExtendedKeyUsageOID.SERVER_AUTH,
+    "client_auth": ExtendedKeyUsageOID.CLIENT_AUTH,
+    "code_signing": ExtendedKeyUsageOID.CODE_SIGNING,
+    "email_protection": ExtendedKeyUsageOID.EMAIL_PROTECTION,
+    "time_stamping": ExtendedKeyUsageOID.TIME_STAMPING,
+    "ocsp_signing": ExtendedKeyUsageOID.OCSP_SIGNING,
+    "ipsec_ike": ExtendedKeyUsageOID.IPSEC_IKE,
+}
+SUBJECT_ATTRS: Mapping[str, x509.ObjectIdentifier] = {
+    "CN": NameOID.COMMON_NAME, "O": NameOID.ORGANIZATION_NAME,
+    "OU": NameOID.ORGANIZATIONAL_UNIT_NAME, "C": NameOID.COUNTRY_NAME,
+    "ST": NameOID.STATE_OR_PROVINCE_NAME, "L": NameOID.LOCALITY_NAME,
+    "serialNumber": NameOID.SERIAL_NUMBER, "emailAddress": NameOID.EMAIL_ADDRESS,
+    "DC": NameOID.DOMAIN_COMPONENT, "UID": NameOID.USER_ID,
+}
+HASHES = ("sha256", "sha384", "sha512")
+FROM_CSR = "csr"
+REQUIRED_FROM_CSR = "required"
+
+
+@dataclass(frozen=True, slots=True)
+class SanRules:
+    dns: tuple[str, ...]
+    """``*`` any name; ``*.corp.example`` any name below corp.example; else exact."""
+    ip: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+    email: tuple[str, ...]
+    """Allowed e-mail domains; ``*`` any."""
+    uri: tuple[str, ...]
+    """Allowed URI prefixes; ``*`` any."""
+    max_names: int
+    require: bool
+    allow_wildcards: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    name: str
+    ca: str
+    validity: int
+    """Seconds."""
+    backdate: int
+    key_usage: tuple[str, ...]
+    extended_key_usage: tuple[str, ...]
+    is_ca: bool
+    path_length: int | None
+    subject: tuple[tuple[str, str], ...]
+    """(attribute, ``csr`` | ``required`` | fixed value) in certificate order."""
+    san: SanRules
+    key_types: tuple[str, ...]
+    signature_hash: str
+    crl: bool
+    ocsp: bool
+    aia: bool
+    approval: str
+    """``auto`` or ``manual``."""
+    cn_in_sans: bool
+    server_key_type: str
+    """Key type generated when the server makes the key (EST serverkeygen)."""
+    public_http_url: str
+
+
+_PROFILE_KEYS = {
+    "ca", "validity", "backdate", "key_usage", "extended_key_usage", "is_ca", "path_length",
+    "subject", "san", "key_types", "signature_hash", "crl", "ocsp", "aia", "approval",
+    "cn_in_sans", "server_key_type",
+}
+_SAN_KEYS = {"dns", "ip", "email", "uri", "max_names", "require", "allow_wildcards"}
+
+
+def parse_profiles(table: Mapping[str, Any], cas: Mapping[str, CASettings],
+                   public_http_url: str) -> dict[str, Profile]:
+    return {name: parse_profile(name, as_table(value, f"profiles.{name}"), cas,
+                                public_http_url)
+            for name, value in table.items()}
+
+
+def parse_profile(name: str, entry: Mapping[str, Any], cas: Mapping[str, CASettings],
+                  public_http_url: str) -> Profile:
+    key = f"profiles.{name}"
+    check_keys(entry, _PROFILE_KEYS, key)
+    ca = as_str(entry.get("ca", next(iter(cas), "")), f"{key}.ca")
+    if ca not in cas:
+        raise ConfigError(f"{key}.ca", f"no CA named {ca!r}")
+    validity = as_duration(entry.get("validity", "365d"), f"{key}.validity", minimum=60,
+                           maximum=cas[ca].validity_days * 86400)
+    key_usage = as_str_list(entry.get("key_usage", ["digital_signature"]), f"{key}.key_usage")
+    for ku in key_usage:
+        if ku not in KEY_USAGES:
+            raise ConfigError(f"{key}.key_usage", f"unknown key usage {ku!r}")
+    is_ca = as_bool(entry.get("is_ca", False), f"{key}.is_ca")
+    if not is_ca and ("key_cert_sign" in key_usage or "crl_sign" in key_usage):
+        raise ConfigError(f"{key}.key_usage", "key_cert_sign/crl_sign need is_ca = true")
+    eku = as_str_list(entry.get("extended_key_usage", []), f"{key}.extended_key_usage")
+    for e in eku:
+        if e not in EKU_NAMES:
+            raise ConfigError(f"{key}.extended_key_usage",
+                              f"unknown EKU {e!r} (expected {', '.join(EKU_NAMES)})")
+    subject_tbl = as_table(entry.get("subject", {"CN": FROM_CSR}), f"{key}.subject")
+    subject: list[tuple[str, str]] = []
+    for attr, value in subject_tbl.items():
+        if attr not in SUBJECT_ATTRS:
+            raise ConfigError(f"{key}.subject.{attr}",
+                              f"unknown attribute (expected {', '.join(SUBJECT_ATTRS)})")
+        subject.append((attr, as_str(value, f"{key}.subject.{attr}")))
+    san_tbl = as_table(entry.get("san", {}), f"{key}.san")
+    check_keys(san_tbl, _SAN_KEYS, f"{key}.san")
+    networks = []
+    for net in as_str_list(san_tbl.get("ip", []), f"{key}.san.ip"):
+        try:
+            networks.append(ipaddress.ip_network(net, strict=False))
+        except ValueError as exc:
+            raise ConfigError(f"{key}.san.ip", f"not an IP network: {net!r}") from exc
+    dns = as_str_list(san_tbl.get("dns", []), f"{key}.san.dns")
+    for pattern in dns:
+        body = pattern[2:] if pattern.startswith("*.") else pattern
+        if pattern != "*" and ("*" in body or not body or len(body) > 253):
+            raise ConfigError(f"{key}.san.dns",
+                              f"{pattern!r}: use '*', '*.suffix' or an exact name")
+    san = SanRules(
+        dns=tuple(p.lower().rstrip(".") for p in dns),
+        ip=tuple(networks),
+        email=tuple(d.lower() for d in as_str_list(san_tbl.get("email", []),
+                                                  f"{key}.san.email")),
+        uri=as_str_list(san_tbl.get("uri", []), f"{key}.san.uri"),
+        max_names=as_int(san_tbl.get("max_names", 10), f"{key}.san.max_names", minimum=0,
+                         maximum=1000),
+        require=as_bool(san_tbl.get("require", False), f"{key}.san.require"),
+        allow_wildcards=as_bool(san_tbl.get("allow_wildcards", True),
+                                f"{key}.san.allow_wildcards"),
+    )
+    key_types = as_str_list(entry.get("key_types", ["rsa-2048", "rsa-3072", "rsa-4096",
+                                                    "ec-p256", "ec-p384"]),
+                            f"{key}.key_types")
+    if not key_types:
+        raise ConfigError(f"{key}.key_types", "at least one key type is needed")
+    for kt in key_types:
+        if kt not in KEY_TYPES:
+            raise ConfigError(f"{key}.key_types",
+                              f"unknown key type {kt!r} (expected {', '.join(KEY_TYPES)})")
+    signature_hash = as_str(entry.get("signature_hash", "sha256"), f"{key}.signature_hash")
+    if signature_hash not in HASHES:
+        raise ConfigError(f"{key}.signature_hash", f"expected one of {', '.join(HASHES)}")
+    approval = as_str(entry.get("approval", "auto"), f"{key}.approval")
+    if approval not in ("auto", "manual"):
+        raise ConfigError(f"{key}.approval", "expected 'auto' or 'manual'")
+    path_length = entry.get("path_length")
+    server_key_type = as_str(entry.get("server_key_type", key_types[0]),
+                             f"{key}.server_key_type")
+    if server_key_type not in key_types:
+        raise ConfigError(f"{key}.server_key_type", "must be one of the profile's key_types")
+    return Profile(
+        name=name, ca=ca, validity=validity,
+        backdate=as_duration(entry.get("backdate", "60s"), f"{key}.backdate", minimum=0,
+                             maximum=86400),
+        key_usage=key_usage, extended_key_usage=eku, is_ca=is_ca,
+        path_length=as_int(path_length, f"{key}.path_length", minimum=0, maximum=10)
+        if path_length is not None else None,
+        subject=tuple(subject), san=san, key_types=key_types,
+        signature_hash=signature_hash,
+        crl=as_bool(entry.get("crl", False), f"{key}.crl"),
+        ocsp=as_bool(entry.get("ocsp", False), f"{key}.ocsp"),
+        aia=as_bool(entry.get("aia", False), f"{key}.aia"),
+        approval=approval,
+        cn_in_sans=as_bool(entry.get("cn_in_sans", False), f"{key}.cn_in_sans"),
+        server_key_type=server_key_type,
+        public_http_url=public_http_url,
+    )

@@ -1,0 +1,156 @@
+"""CRLs and OCSP: core operations over the store, signed by the CA backends.
+
+CRLs are kept in the ``crls`` table, so every worker serves the same one. A CRL is
+re-signed on each revocation and whenever the stored one is older than the CA's
+``crl_refresh`` (checked on request and by the serve loop's timer). CRL numbers only
+grow: a conditional update keeps the highest.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509 import ocsp
+
+from enroll.clock import Clock
+from enroll.config import CASettings
+from enroll.errors import MalformedInput
+from enroll.model import CertificateStatus
+from enroll.store import queries
+from enroll.store.db import Database
+
+if TYPE_CHECKING:
+    from enroll.ca_registry import CARegistry
+
+MAX_OCSP_REQUEST = 8 * 1024
+OCSP_VALIDITY = dt.timedelta(hours=1)
+
+
+def _hash_name(cert: x509.Certificate) -> str | None:
+    alg = cert.signature_hash_algorithm
+    return alg.name if alg is not None else None
+
+
+class CRLService:
+    def __init__(self, db: Database, cas: CARegistry, settings: Mapping[str, CASettings],
+                 clock: Clock) -> None:
+        self.db = db
+        self.cas = cas
+        self.settings = settings
+        self.clock = clock
+
+    def current(self, ca: str) -> bytes:
+        """DER of the CA's CRL, re-signed first if it is due."""
+        backend = self.cas.get(ca)
+        with self.db.read() as conn:
+            stored = queries.get_crl(conn, ca)
+        now = self.clock.now()
+        refresh = dt.timedelta(seconds=self.settings[backend.name].crl_refresh)
+        if stored is None or now - stored[1] >= refresh or now >= stored[2]:
+            return self.regenerate(ca)
+        return stored[3]
+
+    def regenerate(self, ca: str) -> bytes:
+        backend = self.cas.get(ca)
+        settings = self.settings[ca]
+        now = self.clock.now()
+        with self.db.read() as conn:
+            stored = queries.get_crl(conn, ca)
+            entries = list(queries.revoked_entries(conn, ca, now))
+        number = max((stored[0] + 1) if stored else 1, int(now.timestamp() * 1000))
+        builder = (x509.CertificateRevocationListBuilder()
+                   .last_update(now)
+                   .next_update(now + dt.timedelta(seconds=settings.crl_validity))
+                   .add_extension(x509.CRLNumber(number), critical=False)
+                   .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                       backend.certificate.public_key()), critical=False))  # type: ignore[arg-type]
+        for serial, revoked_at, reason in entries:
+            rb = (x509.RevokedCertificateBuilder().serial_number(int(serial, 16))
+                  .revocation_date(revoked_at))
+            if reason and reason != x509.ReasonFlags.unspecified.value:
+                rb = rb.add_extension(x509.CRLReason(x509.ReasonFlags(reason)), critical=False)
+            builder = builder.add_revoked_certificate(rb.build())
+        crl = backend.sign_crl(builder, _hash_name(backend.certificate))
+        der = crl.public_bytes(serialization.Encoding.DER)
+        with self.db.write() as conn:
+            if not queries.put_crl(conn, ca, number, now, crl.next_update_utc or now, der):
+                newer = queries.get_crl(conn, ca)
+                if newer is not None:
+                    return newer[3]
+        return der
+
+    def refresh_due(self) -> None:
+        for ca in self.cas.names():
+            self.current(ca)
+
+
+class OCSPResponder:
+    """RFC 6960 responder for every CA: good / revoked / unknown, signed by the CA."""
+
+    def __init__(self, db: Database, cas: CARegistry, clock: Clock) -> None:
+        self.db = db
+        self.cas = cas
+        self.clock = clock
+        self._by_key_hash: dict[tuple[str, bytes, bytes], str] = {}
+        for name in cas.names():
+            cert = cas.get(name).certificate
+            spki = _key_bits(cert)
+            name_der = cert.subject.public_bytes()
+            for alg in ("sha1", "sha256", "sha384", "sha512"):
+                self._by_key_hash[(alg, hashlib.new(alg, name_der).digest(),
+                                   hashlib.new(alg, spki).digest())] = name
+
+    def respond(self, der: bytes) -> bytes:
+        if len(der) > MAX_OCSP_REQUEST:
+            raise MalformedInput("OCSP request too large")
+        try:
+            req = ocsp.load_der_ocsp_request(der)
+            alg = req.hash_algorithm.name
+            key = (alg, req.issuer_name_hash, req.issuer_key_hash)
+            serial = req.serial_number
+        except (ValueError, x509.UnsupportedGeneralNameType, Exception):  # noqa: BLE001
+            return ocsp.OCSPResponseBuilder.build_unsuccessful(
+                ocsp.OCSPResponseStatus.MALFORMED_REQUEST).public_bytes(
+                serialization.Encoding.DER)
+        ca_name = self._by_key_hash.get(key)
+        if ca_name is None:
+            return ocsp.OCSPResponseBuilder.build_unsuccessful(
+                ocsp.OCSPResponseStatus.UNAUTHORIZED).public_bytes(serialization.Encoding.DER)
+        backend = self.cas.get(ca_name)
+        with self.db.read() as conn:
+            record = queries.get_certificate(conn, format(serial, "x"))
+        now = self.clock.now()
+        hash_alg = {"sha1": hashes.SHA1(), "sha256": hashes.SHA256(),  # noqa: S303
+                    "sha384": hashes.SHA384(), "sha512": hashes.SHA512()}[alg]
+        builder = ocsp.OCSPResponseBuilder()
+        if record is None or record.ca != ca_name:
+            builder = builder.add_response_by_hash(
+                issuer_name_hash=req.issuer_name_hash, issuer_key_hash=req.issuer_key_hash,
+                serial_number=serial, algorithm=hash_alg, cert_status=ocsp.OCSPCertStatus.UNKNOWN,
+                this_update=now, next_update=now + OCSP_VALIDITY, revocation_time=None,
+                revocation_reason=None)
+        else:
+            revoked = record.status is CertificateStatus.REVOKED
+            builder = builder.add_response(
+                cert=record.certificate, issuer=backend.certificate, algorithm=hash_alg,
+                cert_status=ocsp.OCSPCertStatus.REVOKED if revoked else ocsp.OCSPCertStatus.GOOD,
+                this_update=now, next_update=now + OCSP_VALIDITY,
+                revocation_time=record.revoked_at if revoked else None,
+                revocation_reason=record.revocation_reason if revoked else None)
+        for ext in req.extensions:
+            if isinstance(ext.value, x509.OCSPNonce):
+                builder = builder.add_extension(ext.value, critical=False)
+        return backend.sign_ocsp(builder).public_bytes(serialization.Encoding.DER)
+
+
+def _key_bits(cert: x509.Certificate) -> bytes:
+    """The subjectPublicKey BIT STRING contents (what issuerKeyHash hashes, RFC 6960)."""
+    from asn1crypto import x509 as asn1_x509
+
+    parsed = asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
+    return bytes(parsed["tbs_certificate"]["subject_public_key_info"]["public_key"].contents[1:])

@@ -1,0 +1,115 @@
+"""Tables of the core. Protocols declare their own tables on the same `metadata`
+(in their ``store.py``) so one alembic history covers everything."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = MetaData(naming_convention=NAMING)
+
+UTC_DT = DateTime(timezone=True)
+
+cas = Table(
+    "cas", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("backend", String(64), nullable=False),
+    Column("parent", String(64), nullable=True),
+    Column("certificate_pem", Text, nullable=False),
+    Column("chain_pem", Text, nullable=False),
+    Column("key_blob", LargeBinary, nullable=False),
+    Column("created_at", UTC_DT, nullable=False),
+)
+
+requests = Table(
+    "requests", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("profile", String(64), nullable=False),
+    Column("ca", String(64), nullable=False),
+    Column("protocol", String(16), nullable=False),
+    Column("endpoint", String(64), nullable=False, default=""),
+    Column("requester", String(512), nullable=False),
+    Column("auth_method", String(32), nullable=False),
+    Column("transaction_id", String(256), nullable=True),
+    Column("key_fingerprint", String(64), nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("sans", JSON, nullable=False),
+    Column("replaces", String(40), nullable=True),
+    Column("reason", Text, nullable=False, default=""),
+    Column("certificate_serial", String(40), nullable=True),
+    Column("csr_pem", Text, nullable=False),
+    Column("attributes", JSON, nullable=False),
+    Column("decided_by", String(256), nullable=True),
+    Column("created_at", UTC_DT, nullable=False),
+    Column("updated_at", UTC_DT, nullable=False),
+    # One answer per transaction, however often a client retries (SCEP transactionID…).
+    UniqueConstraint("protocol", "endpoint", "transaction_id", name="uq_requests_transaction"),
+    Index("ix_requests_status", "status"),
+)
+
+certificates = Table(
+    "certificates", metadata,
+    Column("serial", String(40), primary_key=True),
+    Column("ca", String(64), nullable=False),
+    Column("request_id", String(36), ForeignKey("requests.id"), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("profile", String(64), nullable=False),
+    Column("protocol", String(16), nullable=False),
+    Column("requester", String(512), nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("sans", JSON, nullable=False),
+    Column("key_fingerprint", String(64), nullable=False),
+    Column("not_before", UTC_DT, nullable=False),
+    Column("not_after", UTC_DT, nullable=False),
+    Column("revoked_at", UTC_DT, nullable=True),
+    Column("revocation_reason", String(32), nullable=True),
+    Column("replaces", String(40), nullable=True),
+    Column("der", LargeBinary, nullable=False),
+    Column("created_at", UTC_DT, nullable=False),
+    Index("ix_certificates_ca_status", "ca", "status"),
+    Index("ix_certificates_key_fingerprint", "key_fingerprint"),
+    Index("ix_certificates_replaces", "replaces"),
+)
+
+audit_events = Table(
+    "audit_events", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("at", UTC_DT, nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("actor", String(512), nullable=False),
+    Column("request_id", String(36), nullable=True),
+    Column("serial", String(40), nullable=True),
+    Column("details", JSON, nullable=False),
+    Index("ix_audit_events_at", "at"),
+)
+
+crls = Table(
+    "crls", metadata,
+    Column("ca", String(64), primary_key=True),
+    Column("number", BigInteger, nullable=False),
+    Column("this_update", UTC_DT, nullable=False),
+    Column("next_update", UTC_DT, nullable=False),
+    Column("der", LargeBinary, nullable=False),
+)

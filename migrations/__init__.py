@@ -1,0 +1,1 @@
+"""Alembic history for enroll (core tables and each protocol's own tables)."""

@@ -1,0 +1,116 @@
+"""The local software CA: keys generated here, encrypted in the shared database."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.x509 import ocsp
+
+from enroll.ca import CABackend, CAStore
+from enroll.config import CASettings, Config
+from enroll.crypto.keys import PrivateKey, generate_key, signing_hash
+from enroll.crypto.serials import new_serial
+from enroll.model import IssuanceRequest, StoredCA
+
+from .keystore import seal, unseal
+
+BACKEND = "local"
+
+
+def _ca_hash(key_type: str) -> str:
+    return "sha384" if key_type in ("ec-p384", "rsa-4096") else "sha256"
+
+
+class LocalCA:
+    def __init__(self, name: str, key: PrivateKey, certificate: x509.Certificate,
+                 chain: tuple[x509.Certificate, ...]) -> None:
+        self.name = name
+        self._key = key
+        self.certificate = certificate
+        self.chain = chain
+        self._aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(
+            certificate.public_key())  # type: ignore[arg-type]
+
+    def issue(self, request: IssuanceRequest) -> x509.Certificate:
+        builder = (x509.CertificateBuilder()
+                   .subject_name(request.subject)
+                   .issuer_name(self.certificate.subject)
+                   .public_key(request.public_key)
+                   .serial_number(request.serial)
+                   .not_valid_before(request.not_before)
+                   .not_valid_after(request.not_after))
+        for ext in request.extensions:
+            builder = builder.add_extension(ext.value, ext.critical)
+        builder = builder.add_extension(self._aki, critical=False)
+        return builder.sign(self._key, signing_hash(self._key, request.hash_name))  # type: ignore[arg-type]
+
+    def sign_crl(self, builder: x509.CertificateRevocationListBuilder,
+                 hash_name: str | None) -> x509.CertificateRevocationList:
+        return builder.issuer_name(self.certificate.subject).sign(
+            self._key, signing_hash(self._key, hash_name))  # type: ignore[arg-type]
+
+    def sign_ocsp(self, builder: ocsp.OCSPResponseBuilder) -> ocsp.OCSPResponse:
+        return builder.responder_id(ocsp.OCSPResponderEncoding.HASH, self.certificate).sign(
+            self._key, signing_hash(self._key, "sha256"))  # type: ignore[arg-type]
+
+
+def _ca_extensions(key: PrivateKey, path_length: int | None,
+                   crl_url: str | None) -> list[x509.ExtensionType]:
+    exts: list[x509.ExtensionType] = [
+        x509.BasicConstraints(ca=True, path_length=path_length),
+        x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                      data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                      crl_sign=True, encipher_only=False, decipher_only=False),
+        x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+    ]
+    if crl_url:
+        exts.append(x509.CRLDistributionPoints([x509.DistributionPoint(
+            full_name=[x509.UniformResourceIdentifier(crl_url)], relative_name=None,
+            reasons=None, crl_issuer=None)]))
+    return exts
+
+
+def create(name: str, settings: CASettings, parent: CABackend | None,
+           config: Config) -> tuple[PrivateKey, x509.Certificate, tuple[x509.Certificate, ...]]:
+    key = generate_key(settings.key_type)
+    subject = x509.Name.from_rfc4514_string(settings.subject)
+    now = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+    not_after = now + dt.timedelta(days=settings.validity_days)
+    if parent is None:
+        builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+                   .public_key(key.public_key()).serial_number(new_serial())
+                   .not_valid_before(now).not_valid_after(not_after))
+        for ext in _ca_extensions(key, None, None):
+            builder = builder.add_extension(ext, critical=isinstance(
+                ext, (x509.BasicConstraints, x509.KeyUsage)))
+        builder = builder.add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()),  # type: ignore[arg-type]
+            critical=False)
+        cert = builder.sign(key, signing_hash(key, _ca_hash(settings.key_type)))  # type: ignore[arg-type]
+        return key, cert, (cert,)
+    crl_url = f"{config.public_http_url}/crl/{parent.name}.crl"
+    exts = [x509.Extension(e.oid, isinstance(e, (x509.BasicConstraints, x509.KeyUsage)), e)
+            for e in _ca_extensions(key, 0, crl_url)]
+    cert = parent.issue(IssuanceRequest(
+        public_key=key.public_key(), subject=subject, serial=new_serial(), not_before=now,
+        not_after=min(not_after, parent.certificate.not_valid_after_utc),
+        extensions=tuple(exts), hash_name=_ca_hash(settings.key_type)))
+    return key, cert, (cert, *parent.chain)
+
+
+def open_ca(name: str, settings: CASettings, store: CAStore, parent: CABackend | None,
+            config: Config) -> LocalCA:
+    stored = store.get(name)
+    if stored is None:
+        key, cert, chain = create(name, settings, parent, config)
+        stored = store.put(StoredCA(name=name, backend=BACKEND, certificate=cert, chain=chain,
+                                    key_blob=seal(key, config.ca_passphrase),
+                                    parent=settings.parent))
+    key = unseal(stored.key_blob, config.ca_passphrase, name)
+    return LocalCA(name, key, stored.certificate, stored.chain)
+
+
+def fingerprint(cert: x509.Certificate) -> str:
+    return cert.fingerprint(hashes.SHA256()).hex(":")

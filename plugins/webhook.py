@@ -1,0 +1,1 @@
+"""Webhook challenge verifier (work in progress)."""

@@ -1,0 +1,1 @@
+"""The ACME front-end."""

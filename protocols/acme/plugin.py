@@ -1,0 +1,1 @@
+"""ACME front-end plugin: routes, CLI and endpoints.json entry (work in progress)."""

@@ -1,0 +1,1 @@
+"""The EST front-end."""

@@ -1,0 +1,1 @@
+"""The SCEP front-end."""

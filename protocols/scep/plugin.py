@@ -1,0 +1,1 @@
+"""SCEP front-end plugin: routes, CLI and endpoints.json entry (work in progress)."""
