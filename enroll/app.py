@@ -17,6 +17,7 @@ from starlette.routing import BaseRoute
 
 from enroll import config as config_mod
 from enroll.asgi.body_limit import BodySizeLimit
+from enroll.asgi.mount_root import MountRoot
 from enroll.asgi.request_log import RequestLog
 from enroll.clock import Clock
 from enroll.config import Config
@@ -43,6 +44,7 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None,
     for contributed in context.pm.hook.enroll_routes(context=context):
         routes.extend(contributed or [])
     app = Starlette(routes=routes, middleware=[
+        Middleware(MountRoot),  # type: ignore[arg-type]
         Middleware(RequestLog),  # type: ignore[arg-type]
         Middleware(BodySizeLimit, max_bytes=context.config.max_body_bytes),  # type: ignore[arg-type]
     ])

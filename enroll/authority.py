@@ -201,12 +201,11 @@ class Authority:
             if existing is None:
                 raise
             return self._retry(existing, fingerprint)
-        record = self.request(request_id)
-        assert record is not None
+        record = queries.record_from_row(row)
         if status is RequestStatus.PENDING:
             self._emit("enroll_request_pending", request=record)
             return Pending(request_id, PENDING_RETRY_AFTER, decision.reason)
-        return self._sign_and_store(record, request, profile, backend.name, serial)
+        return self._sign_and_store(record, request, profile, backend.name, serial, accepted)
 
     def _retry(self, existing: RequestRecord, fingerprint: str) -> Issued | Pending | Rejected:
         if existing.key_fingerprint != fingerprint:
@@ -223,9 +222,11 @@ class Authority:
         return Pending(record.id, PENDING_RETRY_AFTER, record.reason)
 
     def _sign_and_store(self, record: RequestRecord, request: EnrollmentRequest,
-                        profile: Profile, ca_name: str, serial: int) -> Issued:
+                        profile: Profile, ca_name: str, serial: int,
+                        accepted: profile_rules.AcceptedRequest | None = None) -> Issued:
         backend = self.cas.get(ca_name)
-        accepted = profile_rules.accept(profile, request.csr)
+        if accepted is None:
+            accepted = profile_rules.accept(profile, request.csr)
         public_key = request.csr.public_key()
         now = self.clock.now()
         for _attempt in range(3):
@@ -256,11 +257,11 @@ class Authority:
                     return self._outcome(current)  # type: ignore[return-value]
                 serial = new_serial()
                 continue
-            stored = self.certificate(cert.serial_number)
-            assert stored is not None
-            issued_record = self.request(record.id)
-            assert issued_record is not None
-            self._emit("enroll_certificate_issued", certificate=stored, request=issued_record)
+            if self.pm.hook.enroll_certificate_issued.get_hookimpls():
+                stored = self.certificate(cert.serial_number)
+                issued_record = self.request(record.id)
+                self._emit("enroll_certificate_issued", certificate=stored,
+                           request=issued_record)
             return Issued(record.id, cert, backend.chain)
         raise Unavailable("could not allocate a unique serial")
 
@@ -274,10 +275,7 @@ class Authority:
         except x509.ExtensionNotFound:
             sans = []
         with self.db.write() as conn:
-            ok = queries.set_request_status(
-                conn, record.id, expect=(RequestStatus.APPROVED,), status=RequestStatus.ISSUED,
-                now=now, certificate_serial=serial)
-            if not ok:
+            if not queries.mark_issued(conn, record.id, serial, now):
                 raise Conflict("request is no longer approved")
             queries.insert_certificate(conn, {
                 "serial": serial, "ca": ca_name, "request_id": record.id,

@@ -13,7 +13,7 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from sqlalchemy import Connection, Row, and_, func, insert, select, update
+from sqlalchemy import Connection, Row, and_, bindparam, func, insert, select, update
 
 from enroll.model import (
     AuditEvent,
@@ -73,8 +73,40 @@ def _request(row: Row[Any]) -> RequestRecord:
         csr_pem=row.csr_pem, attributes=row.attributes or {})
 
 
+# Hot-path statements are built once: SQLAlchemy then only binds parameters.
+_INSERT_REQUEST = insert(requests)
+_INSERT_CERTIFICATE = insert(certificates)
+_INSERT_AUDIT = insert(audit_events)
+_FIND_TRANSACTION = select(requests).where(and_(
+    requests.c.protocol == bindparam("p"), requests.c.endpoint == bindparam("e"),
+    requests.c.transaction_id == bindparam("t")))
+_MARK_ISSUED = update(requests).where(and_(
+    requests.c.id == bindparam("rid"), requests.c.status == RequestStatus.APPROVED.value)
+).values(status=RequestStatus.ISSUED.value, certificate_serial=bindparam("serial"),
+         updated_at=bindparam("now"))
+
+
 def insert_request(conn: Connection, values: Mapping[str, Any]) -> None:
-    conn.execute(insert(requests).values(**values))
+    conn.execute(_INSERT_REQUEST, dict(values))
+
+
+def mark_issued(conn: Connection, request_id: str, serial: str, now: dt.datetime) -> bool:
+    """approved -> issued, conditionally: False if the request was not approved."""
+    return conn.execute(_MARK_ISSUED, {"rid": request_id, "serial": serial,
+                                       "now": now}).rowcount == 1
+
+
+def record_from_row(values: Mapping[str, Any]) -> RequestRecord:
+    """A `RequestRecord` from the dict just inserted (saves a read-back)."""
+    return RequestRecord(
+        id=values["id"], status=RequestStatus(values["status"]), profile=values["profile"],
+        ca=values["ca"], protocol=values["protocol"], endpoint=values["endpoint"],
+        requester=values["requester"], auth_method=values["auth_method"],
+        transaction_id=values["transaction_id"], key_fingerprint=values["key_fingerprint"],
+        subject=values["subject"], sans=tuple(values["sans"]), replaces=values["replaces"],
+        reason=values["reason"] or "", certificate_serial=values["certificate_serial"],
+        created_at=values["created_at"], updated_at=values["updated_at"],
+        csr_pem=values["csr_pem"], attributes=values["attributes"])
 
 
 def get_request(conn: Connection, request_id: str) -> RequestRecord | None:
@@ -84,9 +116,8 @@ def get_request(conn: Connection, request_id: str) -> RequestRecord | None:
 
 def find_request_by_transaction(conn: Connection, protocol: str, endpoint: str,
                                 transaction_id: str) -> RequestRecord | None:
-    row = conn.execute(select(requests).where(and_(
-        requests.c.protocol == protocol, requests.c.endpoint == endpoint,
-        requests.c.transaction_id == transaction_id))).first()
+    row = conn.execute(_FIND_TRANSACTION, {"p": protocol, "e": endpoint,
+                                           "t": transaction_id}).first()
     return _request(row) if row else None
 
 
@@ -137,7 +168,7 @@ def _certificate(row: Row[Any]) -> CertificateRecord:
 
 
 def insert_certificate(conn: Connection, values: Mapping[str, Any]) -> None:
-    conn.execute(insert(certificates).values(**values))
+    conn.execute(_INSERT_CERTIFICATE, dict(values))
 
 
 def get_certificate(conn: Connection, serial_hex: str) -> CertificateRecord | None:
@@ -209,9 +240,9 @@ def put_crl(conn: Connection, ca: str, number: int, this_update: dt.datetime,
 def add_audit(conn: Connection, *, at: dt.datetime, type: str, actor: str,
               request_id: str | None = None, serial: str | None = None,
               details: Mapping[str, Any] | None = None) -> None:
-    conn.execute(insert(audit_events).values(
-        at=at, type=type, actor=actor, request_id=request_id, serial=serial,
-        details=json.loads(json.dumps(details or {}, default=str))))
+    conn.execute(_INSERT_AUDIT, {
+        "at": at, "type": type, "actor": actor, "request_id": request_id, "serial": serial,
+        "details": json.loads(json.dumps(details or {}, default=str))})
 
 
 def list_audit(conn: Connection, *, since: dt.datetime | None = None,

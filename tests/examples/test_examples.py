@@ -1,0 +1,64 @@
+"""The examples in examples/ run as documented."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from enroll.context import build_context
+from enroll.errors import PolicyDenied
+from enroll.store import queries
+from enroll.testing import make_csr, request, test_config
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def _load(path: Path, name: str) -> Any:
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_domain_policy_plugin_denies_outside_names_and_allows_inside(
+        tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(EXAMPLES / "policy_domain"))
+    cfg = test_config(tmp_path, db_url, plugins=["enroll_policy_domain"])
+    ctx = build_context(cfg)
+    try:
+        issued = ctx.authority.submit(request(make_csr(cn="a.corp.example",
+                                                       dns=["a.corp.example"]), "server"))
+        assert issued.certificate is not None  # type: ignore[union-attr]
+        with pytest.raises(PolicyDenied, match="outside corp.example"):
+            ctx.authority.submit(request(make_csr(cn="www.other.example",
+                                                  dns=["www.other.example"]), "server"))
+        with ctx.db.read() as conn:
+            assert queries.count_certificates(conn) == 1
+            assert queries.count_requests(conn) == 1
+            denied = [e for e in queries.list_audit(conn) if e.type == "request.denied"]
+        assert len(denied) == 1 and "outside" in denied[0].details["reason"]
+    finally:
+        ctx.db.dispose()
+
+
+async def test_fastapi_example_serves_enroll_under_pki(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENROLL_DATA_DIR", str(tmp_path / "pki-data"))
+    module = _load(EXAMPLES / "fastapi_embed" / "app.py", "fastapi_embed_app")
+    transport = httpx.ASGITransport(app=module.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://svc") as client:
+        assert (await client.get("/")).json()["pki"] == "/pki/ca"
+        assert (await client.get("/pki/health")).json() == {"status": "ok"}
+        cas = (await client.get("/pki/ca")).json()
+        assert {c["name"] for c in cas} == {"root", "issuing"}
+        assert all(c["pem"].startswith("http://svc/pki/ca/") for c in cas)
+        pem = await client.get(cas[0]["pem"].removeprefix("http://svc"))
+        assert pem.status_code == 200 and pem.text.startswith("-----BEGIN CERTIFICATE-----")
+    module.pki.state.enroll.db.dispose()
