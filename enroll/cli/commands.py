@@ -137,13 +137,20 @@ def _out(text: str) -> None:
 
 # -- serve / init / db ------------------------------------------------------------------
 
-def _prepare(opener: Opener) -> tuple[AppContext, Path]:
-    from enroll.embedded import ensure_tls, init_data_dir
+def _init_data_dir(opener: Opener) -> None:
+    """First start without a config file: generate one (and the CA passphrase)."""
+    from enroll.embedded import init_data_dir
     from enroll.plugin_loader import build_plugin_manager
 
-    cfg_path = opener.args.config
-    if cfg_path is None and not opener.env.get("ENROLL_CONFIG"):
-        init_data_dir(opener.data_dir(), build_plugin_manager())
+    if opener.args.config is None and not opener.env.get("ENROLL_CONFIG"):
+        if init_data_dir(opener.data_dir(), build_plugin_manager()) is not None:
+            opener._config = None
+
+
+def _prepare(opener: Opener) -> tuple[AppContext, Path]:
+    from enroll.embedded import ensure_tls
+
+    _init_data_dir(opener)
     ctx = opener.context()
     cert, key, bundle = ensure_tls(ctx)
     return ctx, bundle
@@ -166,6 +173,7 @@ def cmd_serve(args: argparse.Namespace, opener: Opener) -> int:
         if getattr(args, flag) is not None:
             env[var] = str(getattr(args, flag))
     opener.env = env
+    _init_data_dir(opener)
     base = opener.config()
     listeners = serve.Listeners(serve.bind(base.host, base.http_port),
                                 serve.bind(base.host, base.https_port))
