@@ -159,6 +159,7 @@ class RunningServer:
     process: subprocess.Popen[bytes]
     endpoints: dict[str, Any]
     log_path: Path
+    extra_env: dict[str, str] | None = None
 
     @property
     def http_url(self) -> str:
@@ -176,7 +177,8 @@ class RunningServer:
         """Run an `enroll` CLI command against this server's data dir."""
         return subprocess.run([sys.executable, "-m", "enroll.cli.main", "--data-dir",
                                str(self.data_dir), *args], capture_output=True, text=True,
-                              timeout=120, env=_child_env(self.data_dir, {}), check=False)
+                              timeout=120, env=_child_env(self.data_dir, self.extra_env or {}),
+                              check=False)
 
 
 def _child_env(data_dir: Path, extra: dict[str, str]) -> dict[str, str]:
@@ -212,7 +214,7 @@ def start_server(data_dir: Path, extra_env: dict[str, str] | None = None,
                 endpoints = json.loads(endpoints_file.read_text())
                 r = httpx.get(f"{endpoints['http_url']}/health", timeout=2, trust_env=False)
                 if r.status_code == 200:
-                    return RunningServer(data_dir, proc, endpoints, log_path)
+                    return RunningServer(data_dir, proc, endpoints, log_path, extra_env)
             except (ValueError, httpx.HTTPError):
                 pass
         time.sleep(0.2)
@@ -235,6 +237,23 @@ def enroll_server(tmp_path: Path) -> Iterator[RunningServer]:
     server = start_server(tmp_path / "data")
     yield server
     stop_server(server)
+
+
+@pytest.fixture
+def server_factory() -> Iterator[Callable[..., RunningServer]]:
+    """`server_factory(data_dir, extra_env={...}, args=(...))` starts `enroll serve`;
+    every server started is stopped at teardown."""
+    started: list[RunningServer] = []
+
+    def factory(data_dir: Path, extra_env: dict[str, str] | None = None,
+                args: tuple[str, ...] = ()) -> RunningServer:
+        server = start_server(data_dir, extra_env, args)
+        started.append(server)
+        return server
+
+    yield factory
+    for server in started:
+        stop_server(server)
 
 
 def require_binary(name: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import time
 
@@ -53,4 +54,4 @@ class RequestLog:
             metrics.LATENCY.labels(protocol).observe(elapsed)
             log.info("request", extra={"request_id": request_id, "method": scope.get("method"),
                                        "path": path, "status": status, "protocol": protocol,
-                                       "ms": round(elapsed * 1000, 2)})
+                                       "ms": round(elapsed * 1000, 2), "worker": os.getpid()})

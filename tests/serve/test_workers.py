@@ -1,0 +1,85 @@
+"""Several `enroll serve` workers sharing one PostgreSQL database behave as one server."""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509 import ocsp
+
+from enroll import config as config_mod
+from enroll.context import build_context
+from enroll.store.db import normalise_url
+from enroll.testing import make_csr, request
+
+PG_URL = os.environ.get("ENROLL_TEST_DATABASE_URL", "")
+pytestmark = [pytest.mark.postgres, pytest.mark.slow,
+              pytest.mark.skipif(not PG_URL, reason="ENROLL_TEST_DATABASE_URL not set")]
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    schema = f"w_{secrets.token_hex(5)}"
+    admin = sqlalchemy.create_engine(normalise_url(PG_URL), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    sep = "&" if "?" in PG_URL else "?"
+    yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+    admin.dispose()
+
+
+def _ocsp_status(http_url: str, cert: x509.Certificate, issuer: x509.Certificate) -> str:
+    req = ocsp.OCSPRequestBuilder().add_certificate(cert, issuer, hashes.SHA256()).build()
+    der = req.public_bytes(serialization.Encoding.DER)
+    # Alternate GET and POST so both workers and both forms are exercised.
+    with httpx.Client(trust_env=False, timeout=10) as client:
+        r1 = client.post(f"{http_url}/ocsp", content=der,
+                         headers={"content-type": "application/ocsp-request"})
+        r2 = client.get(f"{http_url}/ocsp/{base64.b64encode(der).decode()}")
+    statuses = {ocsp.load_der_ocsp_response(r.content).certificate_status.name
+                for r in (r1, r2)}
+    assert len(statuses) == 1, statuses
+    return statuses.pop()
+
+
+def test_two_workers_on_postgresql_share_certificates_and_revocations(
+        tmp_path: Path, pg_url: str, server_factory: Any) -> None:
+    server = server_factory(tmp_path / "data", extra_env={"ENROLL_DATABASE_URL": pg_url},
+                            args=("--workers", "2"))
+    cfg = config_mod.load(None, {"ENROLL_DATABASE_URL": pg_url},
+                          data_dir=tmp_path / "data")
+    ctx = build_context(cfg)
+    issued = ctx.authority.submit(request(make_csr(cn="w.example.com",
+                                                   dns=["w.example.com"]), "server"))
+    issuer = ctx.authority.chain("issuing")[0]
+    with httpx.Client(trust_env=False, timeout=10) as client:
+        for _ in range(20):
+            r = client.get(f"{server.http_url}/health")
+            assert r.status_code == 200
+    for _ in range(3):
+        assert _ocsp_status(server.http_url, issued.certificate, issuer) == "GOOD"  # type: ignore[union-attr]
+    done = server.enroll("certs", "revoke", issued.serial_hex, "--reason",  # type: ignore[union-attr]
+                         "key_compromise")
+    assert done.returncode == 0, done.stderr
+    for _ in range(3):
+        assert _ocsp_status(server.http_url, issued.certificate, issuer) == "REVOKED"  # type: ignore[union-attr]
+    crl = x509.load_der_x509_crl(httpx.get(f"{server.http_url}/crl/issuing.crl",
+                                           trust_env=False).content)
+    assert crl.get_revoked_certificate_by_serial_number(
+        issued.certificate.serial_number) is not None  # type: ignore[union-attr]
+    log = server.log_path.read_text()
+    workers = {line.split("worker=")[1].split()[0] for line in log.splitlines()
+               if "worker=" in line}
+    assert len(workers) == 2, f"expected both workers to answer, saw {workers}"
+    ctx.db.dispose()
