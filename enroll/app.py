@@ -44,9 +44,9 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None,
     for contributed in context.pm.hook.enroll_routes(context=context):
         routes.extend(contributed or [])
     app = Starlette(routes=routes, middleware=[
-        Middleware(MountRoot),  # type: ignore[arg-type]
-        Middleware(RequestLog),  # type: ignore[arg-type]
-        Middleware(BodySizeLimit, max_bytes=context.config.max_body_bytes),  # type: ignore[arg-type]
+        Middleware(MountRoot),
+        Middleware(RequestLog),
+        Middleware(BodySizeLimit, max_bytes=context.config.max_body_bytes),
     ])
     app.state.enroll = context
     return app

@@ -31,8 +31,6 @@ if TYPE_CHECKING:
         ChallengeContext,
         Decision,
         EnrollmentRequest,
-        Issued,
-        Pending,
         RequestRecord,
     )
     from enroll.profiles import Profile

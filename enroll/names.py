@@ -53,6 +53,8 @@ def check_general_names(names: list[x509.GeneralName], rules: SanRules,
     out: list[x509.GeneralName] = []
     seen: set[tuple[str, str]] = set()
     for gn in names:
+        key: tuple[str, str]
+        value: x509.GeneralName
         if isinstance(gn, x509.DNSName):
             dns = normalise_dns(gn.value, allow_wildcard=rules.allow_wildcards)
             if not dns_allowed(dns, rules.dns):

@@ -90,7 +90,7 @@ def check_extended_key_usage(profile: Profile, csr: x509.CertificateSigningReque
 def build_subject(profile: Profile, csr: x509.CertificateSigningRequest) -> x509.Name:
     """The certificate subject from the profile's template; CSR fields outside the
     template are dropped, fixed fields override the CSR."""
-    rdns: list[x509.NameAttribute] = []
+    rdns: list[x509.NameAttribute[str]] = []
     for attr, mode in profile.subject:
         oid = SUBJECT_ATTRS[attr]
         if mode in ("csr", "required"):

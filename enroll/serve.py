@@ -80,13 +80,13 @@ def uvicorn_configs(app: Any, tls: TLSFiles, log_level: str) -> tuple[uvicorn.Co
 async def _serve(app: Any, listeners: Listeners, tls: TLSFiles, log_level: str) -> None:
     http_cfg, https_cfg = uvicorn_configs(app, tls, log_level)
     servers = [uvicorn.Server(http_cfg), uvicorn.Server(https_cfg)]
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, lambda: [setattr(s, "should_exit", True) for s in servers])
+    # Each server captures SIGINT/SIGTERM while it runs; when one stops, stop the other.
+    tasks = [asyncio.create_task(servers[0].serve(sockets=[listeners.http])),
+             asyncio.create_task(servers[1].serve(sockets=[listeners.https]))]
+    await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     for server in servers:
-        server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    await asyncio.gather(servers[0].serve(sockets=[listeners.http]),
-                         servers[1].serve(sockets=[listeners.https]))
+        server.should_exit = True
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _crl_timer(ctx: Any, interval: float, stop: threading.Event) -> None:

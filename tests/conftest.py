@@ -30,7 +30,7 @@ import pytest
 
 from enroll import config as config_mod
 
-PASSPHRASE = "test passphrase for CA keys"
+PASSPHRASE = "test passphrase for CA keys"  # noqa: S105 - tests only
 PG_URL = os.environ.get("ENROLL_TEST_DATABASE_URL", "")
 
 

@@ -17,6 +17,7 @@ from enroll import config as config_mod
 from enroll.cli.tables import render
 from enroll.config import Config
 from enroll.context import AppContext, build_context
+from enroll.errors import ConfigError
 from enroll.model import CertificateStatus, RequestStatus
 from enroll.store import migrate, queries
 from enroll.store.db import Database
@@ -345,7 +346,7 @@ def parse_since(text: str, now: dt.datetime) -> dt.datetime:
 
     try:
         return now - dt.timedelta(seconds=config_mod.as_duration(text, "--since"))
-    except config_mod.ConfigError:
+    except ConfigError:
         pass
     try:
         value = dt.datetime.fromisoformat(text)

@@ -53,7 +53,7 @@ class LocalCA:
 
     def sign_ocsp(self, builder: ocsp.OCSPResponseBuilder) -> ocsp.OCSPResponse:
         return builder.responder_id(ocsp.OCSPResponderEncoding.HASH, self.certificate).sign(
-            self._key, signing_hash(self._key, "sha256"))  # type: ignore[arg-type]
+            self._key, signing_hash(self._key, "sha256"))
 
 
 def _ca_extensions(key: PrivateKey, path_length: int | None,
@@ -86,7 +86,7 @@ def create(name: str, settings: CASettings, parent: CABackend | None,
             builder = builder.add_extension(ext, critical=isinstance(
                 ext, (x509.BasicConstraints, x509.KeyUsage)))
         builder = builder.add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()),  # type: ignore[arg-type]
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()),
             critical=False)
         cert = builder.sign(key, signing_hash(key, _ca_hash(settings.key_type)))  # type: ignore[arg-type]
         return key, cert, (cert,)
