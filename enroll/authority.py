@@ -15,6 +15,7 @@ and the audit trail shows a request approved with a reserved serial and no
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -48,12 +49,13 @@ from enroll.model import (
 from enroll.names import names_as_strings
 from enroll.profiles import Profile
 from enroll.revocation import CRLService
-from enroll.store import queries
+from enroll.store import queries, raw
 from enroll.store.db import Database
 
 log = logging.getLogger("enroll.authority")
 PEM = serialization.Encoding.PEM
 PENDING_RETRY_AFTER = 30
+RETRY_WAIT_SECONDS = 3.0
 
 
 def combine(decisions: Iterable[Decision | None]) -> Decision:
@@ -183,10 +185,10 @@ class Authority:
             "attributes": dict(request.attributes), "created_at": now, "updated_at": now,
         }
         try:
-            with self.db.write() as conn:
-                queries.insert_request(conn, row)
-                queries.add_audit(
-                    conn, at=now, type=f"request.{status.value}",
+            with raw.raw_write(self.db) as tx:
+                raw.insert_request(tx, row)
+                raw.add_audit(
+                    tx, at=now, type=f"request.{status.value}",
                     actor=request.requester.identity, request_id=request_id,
                     details={"profile": profile.name, "protocol": request.protocol,
                              "endpoint": request.endpoint, "reason": decision.reason,
@@ -210,6 +212,16 @@ class Authority:
     def _retry(self, existing: RequestRecord, fingerprint: str) -> Issued | Pending | Rejected:
         if existing.key_fingerprint != fingerprint:
             raise Conflict("this transaction id was already used with another key")
+        # A concurrent attempt is signing right now (milliseconds): wait for its answer
+        # rather than telling the client to poll. Bounded; a request left `approved` by
+        # a crash answers Pending after the wait.
+        deadline = time.monotonic() + RETRY_WAIT_SECONDS
+        while existing.status is RequestStatus.APPROVED and time.monotonic() < deadline:
+            time.sleep(0.02)
+            current = self.request(existing.id)
+            if current is None:
+                break
+            existing = current
         return self._outcome(existing)
 
     def _outcome(self, record: RequestRecord) -> Issued | Pending | Rejected:
@@ -274,10 +286,10 @@ class Authority:
             sans = names_as_strings(list(san))
         except x509.ExtensionNotFound:
             sans = []
-        with self.db.write() as conn:
-            if not queries.mark_issued(conn, record.id, serial, now):
+        with raw.raw_write(self.db) as tx:
+            if not raw.mark_issued(tx, record.id, serial, now):
                 raise Conflict("request is no longer approved")
-            queries.insert_certificate(conn, {
+            raw.insert_certificate(tx, {
                 "serial": serial, "ca": ca_name, "request_id": record.id,
                 "status": CertificateStatus.VALID.value, "profile": profile.name,
                 "protocol": record.protocol, "requester": record.requester,
@@ -287,7 +299,7 @@ class Authority:
                 "revoked_at": None, "revocation_reason": None, "replaces": record.replaces,
                 "der": cert.public_bytes(serialization.Encoding.DER), "created_at": now,
             })
-            queries.add_audit(conn, at=now, type="certificate.issued", actor=record.requester,
+            raw.add_audit(tx, at=now, type="certificate.issued", actor=record.requester,
                               request_id=record.id, serial=serial,
                               details={"profile": profile.name, "ca": ca_name,
                                        "protocol": record.protocol,

@@ -1,0 +1,130 @@
+"""Hot-path writes through the DBAPI cursor, for the issuance pipeline only.
+
+SQLAlchemy Core costs ~200 µs of Python per statement on this path; the issuance
+pipeline runs five statements in two transactions per certificate, so those five go
+straight to the driver here. Values are encoded exactly as SQLAlchemy encodes them for
+the same columns (SQLite: naive-UTC ``YYYY-MM-DD HH:MM:SS.ffffff`` text and JSON text;
+PostgreSQL: native timestamptz and JSON), so every other query in `queries` reads them
+back unchanged. Everything else uses SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from enroll.store.db import Database
+
+
+class RawTx:
+    """One write transaction on a raw driver connection; SQL uses ``?`` placeholders."""
+
+    def __init__(self, cursor: Any, sqlite: bool, integrity_error: type[Exception]) -> None:
+        self._cursor = cursor
+        self.sqlite = sqlite
+        self._integrity_error = integrity_error
+
+    def execute(self, sql: str, params: Sequence[Any]) -> int:
+        if not self.sqlite:
+            sql = sql.replace("?", "%s")
+        try:
+            self._cursor.execute(sql, params)
+        except self._integrity_error as exc:
+            raise IntegrityError(sql, params, exc) from exc
+        return int(self._cursor.rowcount)
+
+    def when(self, value: dt.datetime) -> Any:
+        if not self.sqlite:
+            return value
+        return value.astimezone(dt.UTC).replace(tzinfo=None).isoformat(
+            sep=" ", timespec="microseconds")
+
+    def json_value(self, value: Any) -> str:
+        return json.dumps(value, default=str)
+
+    @property
+    def json_param(self) -> str:
+        return "?" if self.sqlite else "CAST(? AS JSON)"
+
+
+@contextmanager
+def raw_write(db: Database) -> Iterator[RawTx]:
+    """BEGIN IMMEDIATE (SQLite) / implicit BEGIN (psycopg) … COMMIT, ROLLBACK on error."""
+    with db.engine.connect() as conn:
+        dbapi = conn.connection.dbapi_connection
+        assert dbapi is not None
+        cursor = dbapi.cursor()
+        module = db.engine.dialect.dbapi
+        assert module is not None
+        tx = RawTx(cursor, db.is_sqlite, module.IntegrityError)
+        if db.is_sqlite:
+            cursor.execute("BEGIN IMMEDIATE")
+        try:
+            yield tx
+        except BaseException:
+            if db.is_sqlite:
+                cursor.execute("ROLLBACK")
+            else:
+                dbapi.rollback()
+            raise
+        else:
+            if db.is_sqlite:
+                cursor.execute("COMMIT")
+            else:
+                dbapi.commit()
+        finally:
+            cursor.close()
+
+
+REQUEST_COLUMNS = ("id", "status", "profile", "ca", "protocol", "endpoint", "requester",
+                   "auth_method", "transaction_id", "key_fingerprint", "subject", "sans",
+                   "replaces", "reason", "certificate_serial", "csr_pem", "attributes",
+                   "created_at", "updated_at")
+CERTIFICATE_COLUMNS = ("serial", "ca", "request_id", "status", "profile", "protocol",
+                       "requester", "subject", "sans", "key_fingerprint", "not_before",
+                       "not_after", "revoked_at", "revocation_reason", "replaces", "der",
+                       "created_at")
+_JSON = {"sans", "attributes"}
+_TIMES = {"created_at", "updated_at", "not_before", "not_after", "revoked_at"}
+
+
+def _insert(tx: RawTx, table: str, columns: Sequence[str], values: Mapping[str, Any]) -> None:
+    marks = ", ".join(tx.json_param if c in _JSON else "?" for c in columns)
+    params = []
+    for c in columns:
+        v = values.get(c)
+        if v is not None and c in _JSON:
+            v = tx.json_value(v)
+        elif v is not None and c in _TIMES:
+            v = tx.when(v)
+        params.append(v)
+    tx.execute(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})",  # noqa: S608
+               params)
+
+
+def insert_request(tx: RawTx, values: Mapping[str, Any]) -> None:
+    _insert(tx, "requests", REQUEST_COLUMNS, values)
+
+
+def insert_certificate(tx: RawTx, values: Mapping[str, Any]) -> None:
+    _insert(tx, "certificates", CERTIFICATE_COLUMNS, values)
+
+
+def mark_issued(tx: RawTx, request_id: str, serial: str, now: dt.datetime) -> bool:
+    """approved -> issued, conditionally: False if the request was not approved."""
+    return tx.execute("UPDATE requests SET status = 'issued', certificate_serial = ?, "
+                      "updated_at = ? WHERE id = ? AND status = 'approved'",
+                      (serial, tx.when(now), request_id)) == 1
+
+
+def add_audit(tx: RawTx, *, at: dt.datetime, type: str, actor: str,
+              request_id: str | None = None, serial: str | None = None,
+              details: Mapping[str, Any] | None = None) -> None:
+    tx.execute("INSERT INTO audit_events (at, type, actor, request_id, serial, details) "
+               f"VALUES (?, ?, ?, ?, ?, {tx.json_param})",
+               (tx.when(at), type, actor, request_id, serial, tx.json_value(details or {})))
