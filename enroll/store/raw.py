@@ -125,6 +125,7 @@ def mark_issued(tx: RawTx, request_id: str, serial: str, now: dt.datetime) -> bo
 def add_audit(tx: RawTx, *, at: dt.datetime, type: str, actor: str,
               request_id: str | None = None, serial: str | None = None,
               details: Mapping[str, Any] | None = None) -> None:
-    tx.execute("INSERT INTO audit_events (at, type, actor, request_id, serial, details) "
+    # Only constant fragments are interpolated; values are bound parameters.
+    tx.execute("INSERT INTO audit_events (at, type, actor, request_id, serial, details) "  # noqa: S608
                f"VALUES (?, ?, ?, ?, ?, {tx.json_param})",
                (tx.when(at), type, actor, request_id, serial, tx.json_value(details or {})))
