@@ -1,1 +1,111 @@
-"""SCEP front-end plugin: routes, CLI and endpoints.json entry (work in progress)."""
+"""The SCEP front-end as a plugin: routes, default config, endpoints.json entry, CLI,
+and the challenge verifier (static and one-time) behind the core's hook."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from starlette.routing import BaseRoute
+
+from enroll.config import as_duration
+from enroll.context import AppContext
+from enroll.errors import ConfigError
+from enroll.hookspecs import hookimpl
+from enroll.model import ChallengeContext
+
+from . import challenges, settings
+
+CHALLENGE_FILE = "scep-challenge"
+
+
+@hookimpl
+def enroll_routes(context: AppContext) -> Sequence[BaseRoute]:
+    from . import http
+    from .service import ScepService
+
+    one_time = challenges.OneTimeChallenges(context.db, context.clock)
+    result: list[BaseRoute] = []
+    for endpoint in settings.parse(context.config):
+        result.extend(http.routes(ScepService(context, endpoint, one_time), one_time))
+    return result
+
+
+@hookimpl
+def enroll_default_config(data_dir: Path) -> Mapping[str, Any]:
+    """A default endpoint at /scep with a generated static challenge: the plaintext in a
+    0600 file (for endpoints.json and the banner), only its hash in the config."""
+    path = data_dir / CHALLENGE_FILE
+    if path.exists():
+        challenge = path.read_text().strip()
+    else:
+        challenge = challenges.generate()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(challenge + "\n")
+    return {"scep": {"endpoints": {"default": {
+        "path": settings.DEFAULT_PATH, "profile": "device",
+        "challenge_sha256": challenges.digest(challenge),
+        "challenge_file": str(path.resolve()),
+    }}}}
+
+
+@hookimpl
+def enroll_endpoint_info(context: AppContext, http_url: str,
+                         https_url: str) -> Mapping[str, Any] | None:
+    endpoints = settings.parse(context.config)
+    if not endpoints:
+        return None
+    first = endpoints[0]
+    info: dict[str, Any] = {"url": f"{http_url}{first.path}"}
+    if first.challenge_file is not None:
+        try:
+            info["challenge"] = first.challenge_file.read_text().strip()
+        except OSError:
+            pass
+    return {"scep": info}
+
+
+@hookimpl(tryfirst=True)
+def enroll_verify_challenge(context: ChallengeContext) -> bool | None:
+    return challenges.verify(context)
+
+
+@hookimpl
+def enroll_cli_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
+    scep = subparsers.add_parser("scep", help="SCEP endpoints and challenges")
+    sub = scep.add_subparsers(dest="scep_command")
+    chal = sub.add_parser("challenge", help="one-time challenge passwords").add_subparsers(
+        dest="scep_challenge_command")
+    p = chal.add_parser("new", help="create a one-time challenge password (printed once)")
+    p.add_argument("--endpoint", default="default", help="SCEP endpoint name")
+    p.add_argument("--expires", default=None, help="lifetime, e.g. 1h or 7d "
+                   "(default: the endpoint's one_time_ttl)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_challenge_new)
+
+
+def _cmd_challenge_new(args: argparse.Namespace, opener: Any) -> int:
+    ctx: AppContext = opener.context()
+    endpoints = {e.name: e for e in settings.parse(ctx.config)}
+    endpoint = endpoints.get(args.endpoint)
+    if endpoint is None:
+        raise ConfigError("scep.endpoints", f"no SCEP endpoint named {args.endpoint!r} "
+                          f"(have: {', '.join(endpoints) or 'none'})")
+    if not endpoint.one_time:
+        raise ConfigError(f"scep.endpoints.{endpoint.name}.one_time_challenges",
+                          "one-time challenges are disabled for this endpoint")
+    ttl = as_duration(args.expires, "--expires", minimum=60) if args.expires \
+        else endpoint.one_time_ttl
+    challenge, expires = challenges.OneTimeChallenges(ctx.db, ctx.clock).new(
+        endpoint.name, ttl, "cli")
+    if args.json:
+        print(json.dumps({"challenge": challenge, "endpoint": endpoint.name,
+                          "expires": expires.isoformat()}))
+    else:
+        print(challenge)
+    return 0

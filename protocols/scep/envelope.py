@@ -1,0 +1,164 @@
+"""CMS EnvelopedData (RFC 5652 §6) with RSA key transport, as SCEP uses it
+(RFC 8894 §3.2.2): decrypt what a client enveloped to our RA certificate, envelope a
+response to the client's certificate.
+
+Content ciphers: AES-128-CBC, AES-256-CBC and DES-EDE3-CBC (legacy, switchable per
+endpoint). Pure functions, no I/O.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+
+from asn1crypto import cms, parser
+from asn1crypto import x509 as ax509
+from cryptography import x509
+from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
+from cryptography.hazmat.primitives import padding as sympadding
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from .failinfo import FailInfo, ScepFailure
+
+DER = serialization.Encoding.DER
+CIPHERS: dict[str, tuple[int, int]] = {
+    # asn1crypto name: (key bytes, block/IV bytes)
+    "aes128_cbc": (16, 16),
+    "aes256_cbc": (32, 16),
+    "tripledes_3key": (24, 8),
+    # Single DES: legacy only. It has no GetCACaps keyword (it is the pre-RFC default),
+    # and micromdm's scepclient 2.1 always uses it.
+    "des": (8, 8),
+}
+MAX_RECIPIENTS = 8
+
+
+def _algorithm(name: str, key: bytes) -> algorithms.AES | TripleDES:
+    # An 8-byte TripleDES key is single DES (K1 = K2 = K3).
+    return TripleDES(key) if name in ("tripledes_3key", "des") else algorithms.AES(key)
+
+
+def _elements(data: bytes) -> list[tuple[int, int, int, bytes]]:
+    """(class, method, tag, contents) of each BER element in `data`."""
+    result, pointer = [], 0
+    while pointer < len(data):
+        length = parser.peek(data[pointer:])
+        cls, method, tag, _header, contents, _trailer = parser.parse(
+            data[pointer:pointer + length])
+        result.append((cls, method, tag, contents))
+        pointer += length
+    return result
+
+
+def _encrypted_content(eci: cms.EncryptedContentInfo) -> bytes:
+    """encryptedContent ([0] IMPLICIT OCTET STRING), accepting the BER constructed
+    form (one level of segments) that Go's pkcs7 and others emit."""
+    for cls, method, tag, contents in _elements(eci.contents):
+        if cls != 2 or tag != 0:  # context-specific [0]
+            continue
+        if method == 0:
+            return bytes(contents)
+        segments = []
+        for s_cls, s_method, s_tag, s_contents in _elements(contents):
+            if s_cls != 0 or s_tag != 4 or s_method != 0:
+                raise ValueError("unexpected encryptedContent segment")
+            segments.append(s_contents)
+        return b"".join(segments)
+    raise ValueError("encryptedContent missing")
+
+
+def decrypt(der: bytes, recipient: x509.Certificate, key: rsa.RSAPrivateKey,
+            allowed_ciphers: Iterable[str]) -> tuple[bytes, str]:
+    """The plaintext of an EnvelopedData addressed to `recipient`, and the cipher name.
+
+    Raises `ScepFailure`: badRequest if not EnvelopedData, badMessageCheck if no
+    recipientInfo names our certificate or the content does not decrypt, badAlg for a
+    key-transport or content cipher not allowed here."""
+    try:
+        info = cms.ContentInfo.load(der, strict=True)
+        if info["content_type"].native != "enveloped_data":
+            raise ScepFailure(FailInfo.BAD_REQUEST, "content is not EnvelopedData")
+        ed = info["content"]
+        ours = ax509.Certificate.load(recipient.public_bytes(DER))
+        encrypted_key = None
+        for ri in list(ed["recipient_infos"])[:MAX_RECIPIENTS]:
+            if ri.name != "ktri":
+                continue
+            rid = ri.chosen["rid"]
+            if rid.name == "issuer_and_serial_number":
+                match = (rid.chosen["serial_number"].native == ours.serial_number
+                         and rid.chosen["issuer"].dump() == ours.issuer.dump())
+            else:
+                match = rid.chosen.native == ours.key_identifier
+            if match:
+                if ri.chosen["key_encryption_algorithm"]["algorithm"].native != "rsaes_pkcs1v15":
+                    raise ScepFailure(FailInfo.BAD_ALG, "key transport must be rsaEncryption")
+                encrypted_key = ri.chosen["encrypted_key"].native
+                break
+        if encrypted_key is None:
+            raise ScepFailure(FailInfo.BAD_MESSAGE_CHECK,
+                              "the envelope is not addressed to this endpoint")
+        eci = ed["encrypted_content_info"]
+        alg = eci["content_encryption_algorithm"]
+        cipher_name = alg["algorithm"].native
+        ciphertext = _encrypted_content(eci)
+        iv = alg.encryption_iv if cipher_name in CIPHERS else b""
+    except ScepFailure:
+        raise
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ScepFailure(FailInfo.BAD_REQUEST, "malformed EnvelopedData") from exc
+    if cipher_name not in CIPHERS or cipher_name not in allowed_ciphers:
+        raise ScepFailure(FailInfo.BAD_ALG, f"content cipher {cipher_name} not allowed")
+    key_len, block = CIPHERS[cipher_name]
+    if not isinstance(ciphertext, bytes) or not ciphertext or len(ciphertext) % block \
+            or len(iv) != block:
+        raise ScepFailure(FailInfo.BAD_MESSAGE_CHECK, "malformed encrypted content")
+    try:
+        cek = key.decrypt(encrypted_key, padding.PKCS1v15())
+    except ValueError as exc:
+        raise ScepFailure(FailInfo.BAD_MESSAGE_CHECK, "the envelope does not decrypt") from exc
+    if len(cek) != key_len:
+        raise ScepFailure(FailInfo.BAD_MESSAGE_CHECK, "the envelope does not decrypt")
+    decryptor = Cipher(_algorithm(cipher_name, cek), modes.CBC(iv)).decryptor()
+    padded = decryptor.update(ciphertext) + decryptor.finalize()
+    unpadder = sympadding.PKCS7(block * 8).unpadder()
+    try:
+        return unpadder.update(padded) + unpadder.finalize(), cipher_name
+    except ValueError as exc:
+        raise ScepFailure(FailInfo.BAD_MESSAGE_CHECK, "the envelope does not decrypt") from exc
+
+
+def encrypt(content: bytes, recipients: Iterable[x509.Certificate],
+            cipher_name: str = "aes128_cbc") -> bytes:
+    """EnvelopedData of `content` to each RSA recipient (issuerAndSerialNumber)."""
+    key_len, block = CIPHERS[cipher_name]
+    cek, iv = os.urandom(key_len), os.urandom(block)
+    padder = sympadding.PKCS7(block * 8).padder()
+    padded = padder.update(content) + padder.finalize()
+    encryptor = Cipher(_algorithm(cipher_name, cek), modes.CBC(iv)).encryptor()
+    ciphertext = encryptor.update(padded) + encryptor.finalize()
+    infos = []
+    for cert in recipients:
+        public_key = cert.public_key()
+        if not isinstance(public_key, rsa.RSAPublicKey):
+            raise ScepFailure(FailInfo.BAD_ALG,
+                              "responses can only be enveloped to an RSA certificate")
+        asn1 = ax509.Certificate.load(cert.public_bytes(DER))
+        infos.append(cms.RecipientInfo({"ktri": cms.KeyTransRecipientInfo({
+            "version": "v0",
+            "rid": {"issuer_and_serial_number": {"issuer": asn1.issuer,
+                                                 "serial_number": asn1.serial_number}},
+            "key_encryption_algorithm": {"algorithm": "rsaes_pkcs1v15"},
+            "encrypted_key": public_key.encrypt(cek, padding.PKCS1v15()),
+        })}))
+    enveloped = cms.EnvelopedData({
+        "version": "v0", "recipient_infos": infos,
+        "encrypted_content_info": {
+            "content_type": "data",
+            "content_encryption_algorithm": {"algorithm": cipher_name, "parameters": iv},
+            "encrypted_content": ciphertext,
+        },
+    })
+    return cms.ContentInfo({"content_type": "enveloped_data", "content": enveloped}).dump()

@@ -1,0 +1,61 @@
+"""The one table from enroll's errors to SCEP failInfo (RFC 8894 §3.2.1.4).
+
+Every `enroll.errors.EnrollError` class maps to a failInfo here; checks the SCEP layer
+makes itself (CMS signature, algorithms, signingTime) raise `ScepFailure` with the
+failInfo RFC 8894 names for them. Anything else is an internal error: logged
+server-side, answered with failInfo badRequest and a generic text.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from enroll import errors
+
+
+class FailInfo(enum.Enum):
+    """RFC 8894 §3.2.1.4: failInfo values, sent as PrintableString decimal."""
+
+    BAD_ALG = "0"
+    BAD_MESSAGE_CHECK = "1"
+    BAD_REQUEST = "2"
+    BAD_TIME = "3"
+    BAD_CERT_ID = "4"
+
+
+class ScepFailure(Exception):
+    """A check of the SCEP layer failed; answered as a FAILURE CertRep.
+
+    `detail` is client-safe and goes into failInfoText (RFC 8894 §3.2.1.4.1)."""
+
+    def __init__(self, fail_info: FailInfo, detail: str) -> None:
+        super().__init__(detail)
+        self.fail_info = fail_info
+        self.detail = detail
+
+
+FAIL_INFO: dict[type[errors.EnrollError], FailInfo] = {
+    errors.MalformedInput: FailInfo.BAD_REQUEST,
+    errors.BadCSR: FailInfo.BAD_REQUEST,
+    errors.Unauthorized: FailInfo.BAD_REQUEST,
+    errors.PolicyDenied: FailInfo.BAD_REQUEST,
+    # RFC 8894 §3.3.3: no certificate matches the CertPoll/GetCert/GetCRL criteria.
+    errors.NotFound: FailInfo.BAD_CERT_ID,
+    errors.Conflict: FailInfo.BAD_REQUEST,
+    errors.RateLimited: FailInfo.BAD_REQUEST,
+    errors.Unavailable: FailInfo.BAD_REQUEST,
+}
+
+INTERNAL_ERROR_TEXT = "internal error"
+
+
+def fail_info_for(exc: BaseException) -> tuple[FailInfo, str]:
+    """The failInfo and client-safe text for any exception."""
+    if isinstance(exc, ScepFailure):
+        return exc.fail_info, exc.detail
+    if isinstance(exc, errors.EnrollError):
+        for cls in type(exc).__mro__:
+            if cls in FAIL_INFO:
+                return FAIL_INFO[cls], exc.detail  # type: ignore[index]
+        return FailInfo.BAD_REQUEST, exc.detail
+    return FailInfo.BAD_REQUEST, INTERNAL_ERROR_TEXT

@@ -1,0 +1,95 @@
+"""SCEP over HTTP (RFC 8894 §4.1): ``GET|POST <path>?operation=...``.
+
+Transport only: decoding the query or body, calling `ScepService` in a worker thread
+(signing and database work never block the event loop), and encoding the answer.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+import logging
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from .challenges import OneTimeChallenges, digest
+from .failinfo import ScepFailure
+from .service import ScepService
+
+log = logging.getLogger("enroll.scep")
+PKI_MESSAGE = "application/x-pki-message"
+
+
+def _bad(text: str, status: int = 400) -> Response:
+    return PlainTextResponse(text + "\n", status_code=status)
+
+
+def routes(service: ScepService, one_time: OneTimeChallenges) -> list[BaseRoute]:
+    """The routes of one endpoint: ``<path>`` and ``<path>/pkiclient.exe`` (the
+    historical CGI name some clients append), plus the MDM challenge API."""
+    limit = service.endpoint.max_message_bytes
+    # base64 of `limit` bytes, plus URL-encoding slack.
+    max_query = limit * 4 // 3 * 3 + 64
+
+    async def scep(request: Request) -> Response:
+        operation = request.query_params.get("operation", "")
+        if operation == "GetCACaps":
+            return PlainTextResponse(service.caps())
+        if operation == "GetCACert":
+            body, media_type = service.ca_cert()
+            return Response(body, media_type=media_type)
+        if operation == "GetNextCACert":
+            body = await run_in_threadpool(service.next_ca_cert)
+            if body is None:
+                return _bad("no CA rollover is configured for this endpoint", 404)
+            return Response(body, media_type="application/x-x509-next-ca-cert")
+        if operation != "PKIOperation":
+            return _bad("unknown operation")
+        if request.method == "POST":
+            message = await request.body()
+            if len(message) > limit:
+                return _bad("message too large", 413)
+        else:
+            encoded = request.query_params.get("message", "")
+            if len(encoded) > max_query:
+                return _bad("message too large", 414)
+            # Query parsing turns an unescaped '+' into a space; undo it (§4.3).
+            try:
+                message = base64.b64decode(encoded.replace(" ", "+"), validate=True)
+            except (binascii.Error, ValueError):
+                return _bad("message is not base64")
+        try:
+            answer = await run_in_threadpool(service.pki_operation, message)
+        except ScepFailure as exc:
+            return _bad(f"not a SCEP pkiMessage: {exc.detail}")
+        return Response(answer, media_type=PKI_MESSAGE)
+
+    async def challenge_api(request: Request) -> Response:
+        """An MDM fetches a fresh one-time challenge (the NDES mscep_admin pattern)."""
+        expected = service.endpoint.api_token_sha256
+        if expected is None or not service.endpoint.one_time:
+            return _bad("not found", 404)
+        if request.url.scheme != "https":
+            return _bad("the challenge API is served over HTTPS only", 403)
+        auth = request.headers.get("authorization", "")
+        token = auth[7:] if auth[:7].lower() == "bearer " and len(auth) < 512 else ""
+        if not token or not hmac.compare_digest(digest(token), expected):
+            return Response("unauthorized\n", status_code=401, media_type="text/plain",
+                            headers={"www-authenticate": 'Bearer realm="enroll-scep"'})
+        challenge, expires = await run_in_threadpool(
+            one_time.new, service.endpoint.name, service.endpoint.one_time_ttl, "api")
+        return Response(json.dumps({"challenge": challenge, "expires": expires.isoformat(),
+                                    "endpoint": service.endpoint.name}),
+                        media_type="application/json", headers={"cache-control": "no-store"})
+
+    path = service.endpoint.path
+    return [
+        Route(path, scep, methods=["GET", "POST"]),
+        Route(f"{path}/pkiclient.exe", scep, methods=["GET", "POST"]),
+        Route(f"{path}/challenge", challenge_api, methods=["POST"]),
+    ]

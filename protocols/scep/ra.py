@@ -1,0 +1,122 @@
+"""The RA: the RSA key and certificate an endpoint decrypts and signs SCEP messages with.
+
+The default CA is EC P-256, which cannot do RSA key transport, so every endpoint gets
+its own RSA RA certificate issued by its CA through the core pipeline (it is in the
+inventory and can be revoked like any certificate). The key is kept in
+``scep_ra_keys`` encrypted with the CA passphrase, so every worker shares it. A new
+generation is issued when the current one is within `RENEW_BEFORE` of expiry.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+from sqlalchemy.exc import IntegrityError
+
+from enroll.config import Secret
+from enroll.context import AppContext
+from enroll.errors import ConfigError, Conflict
+from enroll.model import EnrollmentRequest, Issued, Requester
+
+from . import store
+from .settings import EndpointSettings
+
+PEM = serialization.Encoding.PEM
+RENEW_BEFORE = dt.timedelta(days=30)
+WAIT_FOR_OTHER_WORKER = 15.0
+
+
+@dataclass(frozen=True, slots=True)
+class RA:
+    certificate: x509.Certificate
+    key: rsa.RSAPrivateKey
+    chain: tuple[x509.Certificate, ...]
+    """The CA's chain: the issuing CA first, the root last."""
+
+
+def _seal(key: rsa.RSAPrivateKey, passphrase: Secret | None) -> bytes:
+    if passphrase is None:
+        raise ConfigError("ca_passphrase", "SCEP RA keys are encrypted with the CA passphrase")
+    return key.private_bytes(PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.BestAvailableEncryption(passphrase.reveal().encode()))
+
+
+def _unseal(stored: store.StoredRA, passphrase: Secret | None) -> RA | None:
+    if passphrase is None:
+        raise ConfigError("ca_passphrase", "SCEP RA keys are encrypted with the CA passphrase")
+    try:
+        key = serialization.load_pem_private_key(stored.key_blob, passphrase.reveal().encode())
+    except (ValueError, TypeError) as exc:
+        raise ConfigError("ca_passphrase", f"cannot decrypt the SCEP RA key of endpoint "
+                          f"{stored.endpoint!r}: wrong passphrase?") from exc
+    assert isinstance(key, rsa.RSAPrivateKey)
+    return RA(x509.load_pem_x509_certificate(stored.certificate_pem.encode()), key, ())
+
+
+def _issue(ctx: AppContext, endpoint: EndpointSettings, ca: str,
+           generation: int) -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=endpoint.ra_key_size)
+    csr = (x509.CertificateSigningRequestBuilder()
+           .subject_name(x509.Name([
+               x509.NameAttribute(NameOID.COMMON_NAME, f"enroll SCEP RA {endpoint.name}"),
+               x509.NameAttribute(NameOID.ORGANIZATION_NAME, "enroll")]))
+           .sign(key, hashes.SHA256()))
+    outcome = ctx.authority.submit(EnrollmentRequest(
+        csr=csr, profile=endpoint.ra_profile,
+        requester=Requester(f"system:scep-ra:{endpoint.name}", "operator"),
+        protocol="scep", endpoint=endpoint.name, transaction_id=f"ra:{ca}:{generation}",
+        ca=ca, attributes={"scep": "ra-certificate"}))
+    if not isinstance(outcome, Issued):
+        raise ConfigError(f"scep.endpoints.{endpoint.name}.ra_profile",
+                          "the RA certificate's profile must approve automatically")
+    return key, outcome.certificate
+
+
+def load_or_create(ctx: AppContext, endpoint: EndpointSettings, ca: str) -> RA:
+    """The endpoint's RA for `ca`, issuing (or renewing) it on first use. Safe when
+    several workers start at once: one wins, the others wait for its row."""
+    now = ctx.clock.now()
+    with ctx.db.read() as conn:
+        stored = store.get_ra(conn, endpoint.name, ca)
+    if stored is not None:
+        ra = _unseal(stored, ctx.config.ca_passphrase)
+        assert ra is not None
+        if ra.certificate.not_valid_after_utc - now > RENEW_BEFORE:
+            return RA(ra.certificate, ra.key, ctx.authority.chain(ca))
+    generation = stored.generation + 1 if stored else 1
+    try:
+        key, cert = _issue(ctx, endpoint, ca, generation)
+    except Conflict:
+        return _wait_for_other_worker(ctx, endpoint, ca, generation)
+    row = store.StoredRA(endpoint.name, ca, generation, cert.public_bytes(PEM).decode(),
+                         _seal(key, ctx.config.ca_passphrase))
+    try:
+        with ctx.db.write() as conn:
+            if stored is None:
+                store.insert_ra(conn, row, now)
+            elif not store.replace_ra(conn, row, stored.generation, now):
+                raise IntegrityError("replace", None, Exception("renewed concurrently"))
+    except IntegrityError:
+        return _wait_for_other_worker(ctx, endpoint, ca, generation)
+    return RA(cert, key, ctx.authority.chain(ca))
+
+
+def _wait_for_other_worker(ctx: AppContext, endpoint: EndpointSettings, ca: str,
+                           generation: int) -> RA:
+    deadline = time.monotonic() + WAIT_FOR_OTHER_WORKER
+    while time.monotonic() < deadline:
+        with ctx.db.read() as conn:
+            stored = store.get_ra(conn, endpoint.name, ca)
+        if stored is not None and stored.generation >= generation:
+            ra = _unseal(stored, ctx.config.ca_passphrase)
+            assert ra is not None
+            return RA(ra.certificate, ra.key, ctx.authority.chain(ca))
+        time.sleep(0.1)
+    raise ConfigError(f"scep.endpoints.{endpoint.name}",
+                      "another worker is issuing the RA certificate and did not finish")

@@ -1,0 +1,287 @@
+"""SCEP operations for one endpoint (RFC 8894 §3.5, §4): capabilities, CA certificates,
+and PKIOperation with PKCSReq, RenewalReq, CertPoll, GetCert and GetCRL.
+
+No HTTP here (see `http.py`) and no SQL for issuance (the core does it). Every request
+that parses as a pkiMessage is answered with a signed CertRep, whatever goes wrong.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import AttributeOID
+
+from enroll.context import AppContext
+from enroll.crypto.keys import spki_sha256
+from enroll.errors import BadCSR, EnrollError, NotFound, Unauthorized
+from enroll.model import (
+    CertificateStatus,
+    ChallengeContext,
+    EnrollmentRequest,
+    Issued,
+    Outcome,
+    Pending,
+    Requester,
+)
+
+from . import caps, envelope, signeddata
+from .challenges import OneTimeChallenges, settings_for
+from .failinfo import FailInfo, ScepFailure, fail_info_for
+from .pkimessage import (
+    MessageType,
+    PKIMessage,
+    PKIStatus,
+    build_certrep,
+    parse_issuer_and_serial,
+    parse_issuer_and_subject,
+    parse_pkimessage,
+)
+from .ra import RA, load_or_create
+from .settings import EndpointSettings
+
+log = logging.getLogger("enroll.scep")
+DER = serialization.Encoding.DER
+PROTOCOL = "scep"
+MAX_CSR_BYTES = 32 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class _Result:
+    status: PKIStatus
+    content: bytes | None = None
+    """Degenerate SignedData to envelope to the requester (SUCCESS only)."""
+    fail_info: FailInfo | None = None
+    fail_text: str | None = None
+
+
+class ScepService:
+    """The SCEP operations of one configured endpoint."""
+
+    def __init__(self, ctx: AppContext, endpoint: EndpointSettings,
+                 one_time: OneTimeChallenges) -> None:
+        self.ctx = ctx
+        self.endpoint = endpoint
+        self.ra: RA = load_or_create(ctx, endpoint, endpoint.ca)
+        self._challenge_settings = settings_for(endpoint, one_time)
+        self._ca_cert_body = signeddata.degenerate(self._getcacert_certificates())
+        self._handlers: dict[MessageType, Callable[[PKIMessage, bytes], _Result]] = {
+            MessageType.PKCS_REQ: self._pkcs_req,
+            MessageType.RENEWAL_REQ: self._renewal_req,
+            MessageType.CERT_POLL: self._cert_poll,
+            MessageType.GET_CERT: self._get_cert,
+            MessageType.GET_CRL: self._get_crl,
+        }
+
+    # -- GetCACaps, GetCACert, GetNextCACert (RFC 8894 §3.5, §4.2, §4.7) -----------------
+
+    def caps(self) -> str:
+        return caps.render(self.endpoint)
+
+    def _getcacert_certificates(self) -> list[x509.Certificate]:
+        mode = self.endpoint.getcacert
+        if mode == "auto":
+            all_rsa = all(isinstance(c.public_key(), rsa.RSAPublicKey) for c in self.ra.chain)
+            mode = "chain" if all_rsa else "ra"
+        return [self.ra.certificate, *self.ra.chain] if mode == "chain" \
+            else [self.ra.certificate]
+
+    def ca_cert(self) -> tuple[bytes, str]:
+        """RFC 8894 §4.2.1.2: RA certificate + CA chain as a degenerate SignedData."""
+        return self._ca_cert_body, "application/x-x509-ca-ra-cert"
+
+    def next_ca_cert(self) -> bytes | None:
+        """RFC 8894 §4.7: the next CA (and its RA) as a degenerate SignedData, signed by
+        the current RA. None when no rollover is configured."""
+        if self.endpoint.next_ca is None:
+            return None
+        nxt = load_or_create(self.ctx, self.endpoint, self.endpoint.next_ca)
+        inner = signeddata.degenerate([nxt.certificate, *nxt.chain])
+        return signeddata.sign(inner, [], self.ra.certificate, self.ra.key)
+
+    # -- PKIOperation ----------------------------------------------------------------------
+
+    def pki_operation(self, body: bytes) -> bytes:
+        """Answer one pkiMessage with a DER CertRep. Raises `ScepFailure` only when the
+        body is not a pkiMessage at all (no transactionID or nonce to answer with)."""
+        message = parse_pkimessage(body, self.endpoint.max_message_bytes)
+        cipher = "aes128_cbc"
+        try:
+            result, cipher = self._dispatch(message)
+        except Exception as exc:  # every failure becomes a signed CertRep
+            fail_info, text = fail_info_for(exc)
+            if not isinstance(exc, (ScepFailure, EnrollError)):
+                log.exception("SCEP %s: internal error", self.endpoint.name)
+            else:
+                log.info("SCEP %s: transaction %s failed: %s (%s)", self.endpoint.name,
+                         message.transaction_id, fail_info.name, text)
+            result = _Result(PKIStatus.FAILURE, fail_info=fail_info, fail_text=text)
+        digest = message.signed.digest if message.signed.digest in self.endpoint.digests \
+            else "sha256"
+        enveloped = None
+        if result.status is PKIStatus.SUCCESS and result.content is not None:
+            # Answer with the cipher the client used: it proved it supports it.
+            enveloped = envelope.encrypt(result.content, [message.signer], cipher)
+        return build_certrep(
+            status=result.status, transaction_id=message.transaction_id,
+            recipient_nonce=message.sender_nonce, signer=self.ra.certificate, key=self.ra.key,
+            digest=digest, enveloped=enveloped, fail_info=result.fail_info,
+            fail_text=result.fail_text)
+
+    def _dispatch(self, message: PKIMessage) -> tuple[_Result, str]:
+        try:
+            kind = MessageType(message.message_type)
+        except ValueError:
+            kind = None
+        handler = self._handlers.get(kind) if kind is not None else None
+        if handler is None:
+            # Default deny: nothing is decrypted for a type that is not handled.
+            raise ScepFailure(FailInfo.BAD_REQUEST,
+                              f"message type {message.message_type[:8]} is not supported")
+        signeddata.verify(message.signed, self.endpoint.digests)
+        self._check_time(message)
+        if not isinstance(message.signer.public_key(), rsa.RSAPublicKey):
+            # The response is enveloped to the signer with RSA key transport.
+            raise ScepFailure(FailInfo.BAD_ALG, "the signer certificate must hold an RSA key")
+        if message.signed.content is None:
+            raise ScepFailure(FailInfo.BAD_REQUEST, "the pkiMessage has no content")
+        payload, cipher = envelope.decrypt(message.signed.content, self.ra.certificate,
+                                           self.ra.key, self.endpoint.ciphers)
+        return handler(message, payload), cipher
+
+    def _check_time(self, message: PKIMessage) -> None:
+        when = signeddata.signing_time(message.signed)
+        if when is None:
+            return
+        skew = dt.timedelta(seconds=self.endpoint.signing_time_skew)
+        if abs(self.ctx.clock.now() - when) > skew:
+            # RFC 8894 §3.2.1.4: badTime, the signingTime is not close to our time.
+            raise ScepFailure(FailInfo.BAD_TIME, "signingTime is too far from the server's")
+
+    # -- message types -----------------------------------------------------------------------
+
+    def _load_csr(self, payload: bytes) -> x509.CertificateSigningRequest:
+        if len(payload) > MAX_CSR_BYTES:
+            raise ScepFailure(FailInfo.BAD_REQUEST, "CSR too large")
+        try:
+            csr = x509.load_der_x509_csr(payload)
+        except ValueError as exc:
+            raise ScepFailure(FailInfo.BAD_REQUEST, "content is not a PKCS#10 request") from exc
+        try:
+            valid = csr.is_signature_valid
+        except Exception as exc:  # noqa: BLE001 - unsupported algorithm
+            raise ScepFailure(FailInfo.BAD_ALG, "CSR signature algorithm not supported") \
+                from exc
+        if not valid:
+            raise ScepFailure(FailInfo.BAD_MESSAGE_CHECK, "CSR signature does not verify")
+        return csr
+
+    def _pkcs_req(self, message: PKIMessage, payload: bytes) -> _Result:
+        csr = self._load_csr(payload)
+        fingerprint = spki_sha256(csr.public_key())
+        if spki_sha256(message.signer.public_key()) != fingerprint:
+            raise ScepFailure(FailInfo.BAD_MESSAGE_CHECK,
+                              "the signer certificate's key is not the CSR's key")
+        request = EnrollmentRequest(
+            csr=csr, profile=self.endpoint.profile,
+            requester=Requester(f"scep:{self.endpoint.name}", "challenge"),
+            protocol=PROTOCOL, endpoint=self.endpoint.name,
+            transaction_id=message.transaction_id, ca=self.endpoint.ca,
+            attributes={"scep_message_type": "PKCSReq"})
+        existing = self.ctx.authority.find_transaction(PROTOCOL, self.endpoint.name,
+                                                       message.transaction_id)
+        if existing is None:
+            # Profile rules first, so a refused CSR does not spend a one-time challenge.
+            self.ctx.authority.check(request)
+            if not self.ctx.authority.verify_challenge(ChallengeContext(
+                    protocol=PROTOCOL, endpoint=self.endpoint.name,
+                    challenge=_challenge_password(csr), csr=csr,
+                    settings=self._challenge_settings,
+                    transaction_id=message.transaction_id)):
+                raise Unauthorized("the challenge password is not valid")
+        return self._answer(self.ctx.authority.submit(request))
+
+    def _renewal_req(self, message: PKIMessage, payload: bytes) -> _Result:
+        csr = self._load_csr(payload)
+        record = self.ctx.authority.lookup(message.signer)
+        if record is None:
+            raise Unauthorized("RenewalReq must be signed by a certificate issued here")
+        if record.status is CertificateStatus.REVOKED:
+            raise Unauthorized("the certificate being renewed is revoked")
+        grace = dt.timedelta(seconds=self.endpoint.renewal_grace)
+        if self.ctx.clock.now() > record.not_after + grace:
+            raise Unauthorized("the certificate being renewed has expired")
+        request = EnrollmentRequest(
+            csr=csr, profile=self.endpoint.profile,
+            requester=Requester(f"cert:{record.serial_hex}", "renewal-cert"),
+            protocol=PROTOCOL, endpoint=self.endpoint.name,
+            # The same client key gives the same transactionID (micromdm derives it from
+            # the key), so a renewal transaction is scoped by the certificate it renews.
+            transaction_id=_renewal_tid(message.transaction_id, record.serial_hex),
+            replaces=record.serial_hex, ca=self.endpoint.ca,
+            attributes={"scep_message_type": "RenewalReq"})
+        accepted = self.ctx.authority.check(request)
+        if accepted.subject != record.certificate.subject:
+            raise Unauthorized("a renewal must keep the certificate's subject")
+        return self._answer(self.ctx.authority.submit(request))
+
+    def _cert_poll(self, message: PKIMessage, payload: bytes) -> _Result:
+        parse_issuer_and_subject(payload)
+        signer_record = self.ctx.authority.lookup(message.signer)
+        candidates = [message.transaction_id]
+        if signer_record is not None:
+            candidates.insert(0, _renewal_tid(message.transaction_id, signer_record.serial_hex))
+        for tid in candidates:
+            record = self.ctx.authority.find_transaction(PROTOCOL, self.endpoint.name, tid)
+            if record is not None:
+                break
+        else:
+            raise NotFound("no request with this transactionID")
+        same_key = spki_sha256(message.signer.public_key()) == record.key_fingerprint
+        renewing = signer_record is not None and record.replaces == signer_record.serial_hex
+        if not (same_key or renewing):
+            raise Unauthorized("CertPoll must be signed by the requester")
+        return self._answer(self.ctx.authority.status(record.id))
+
+    def _get_cert(self, message: PKIMessage, payload: bytes) -> _Result:
+        issuer, serial = parse_issuer_and_serial(payload)
+        record = self.ctx.authority.certificate(serial)
+        if record is None or record.certificate.issuer.public_bytes() != issuer:
+            raise NotFound("no certificate with this issuer and serial number")
+        return _Result(PKIStatus.SUCCESS, signeddata.degenerate([record.certificate]))
+
+    def _get_crl(self, message: PKIMessage, payload: bytes) -> _Result:
+        issuer, _serial = parse_issuer_and_serial(payload)
+        for name in self.ctx.cas.names():
+            if self.ctx.cas.get(name).certificate.subject.public_bytes() == issuer:
+                crl = self.ctx.crls.current(name)
+                return _Result(PKIStatus.SUCCESS, signeddata.degenerate(crls=[crl]))
+        raise NotFound("no CA with this issuer name")
+
+    def _answer(self, outcome: Outcome) -> _Result:
+        if isinstance(outcome, Issued):
+            return _Result(PKIStatus.SUCCESS, signeddata.degenerate([outcome.certificate]))
+        if isinstance(outcome, Pending):
+            return _Result(PKIStatus.PENDING)
+        return _Result(PKIStatus.FAILURE, fail_info=FailInfo.BAD_REQUEST,
+                       fail_text=outcome.reason)
+
+
+def _renewal_tid(transaction_id: str, serial_hex: str) -> str:
+    return f"{transaction_id}/renew/{serial_hex}"
+
+
+def _challenge_password(csr: x509.CertificateSigningRequest) -> str:
+    try:
+        value = csr.attributes.get_attribute_for_oid(AttributeOID.CHALLENGE_PASSWORD).value
+    except x509.AttributeNotFound:
+        return ""
+    try:
+        return value.decode() if isinstance(value, bytes) else str(value)
+    except UnicodeDecodeError as exc:
+        raise BadCSR("challengePassword is not UTF-8") from exc

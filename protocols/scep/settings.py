@@ -1,0 +1,187 @@
+"""The ``[scep]`` configuration section, validated once at start-up.
+
+    [scep.endpoints.default]          # served at <http_url>/scep
+    path = "/scep"
+    profile = "device"
+    ca = "issuing"                    # default: the profile's CA
+    challenge_sha256 = "<hex>"        # static challenge, stored hashed
+    challenge_file = "/…/scep-challenge"   # optional plaintext (0600) for endpoints.json
+    one_time_challenges = true        # accept challenges from `enroll scep challenge new`
+    webhook_url = "https://mdm.example/verify"   # ask an MDM (plugins/webhook.py)
+    api_token_sha256 = "<hex>"        # MDMs fetch one-time challenges over HTTPS
+    legacy_algorithms = true          # DES-EDE3-CBC and SHA-1 for old clients
+    getcacert = "auto"                # chain | ra | auto (see EndpointSettings)
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from enroll.config import (
+    Config,
+    Secret,
+    as_bool,
+    as_duration,
+    as_int,
+    as_str,
+    as_table,
+    check_keys,
+)
+from enroll.errors import ConfigError
+
+from .pkimessage import MAX_MESSAGE_BYTES
+
+DEFAULT_PATH = "/scep"
+_ENDPOINT_KEYS = {
+    "path", "profile", "ca", "next_ca", "challenge", "challenge_sha256", "challenge_file",
+    "one_time_challenges", "one_time_ttl", "webhook_url", "webhook_timeout",
+    "webhook_token", "api_token_sha256", "legacy_algorithms", "signing_time_skew",
+    "renewal_grace", "max_message_bytes", "ra_profile", "ra_key_size", "getcacert",
+}
+_SECTION_KEYS = {"enabled", "endpoints"}
+
+
+def sha256_hex(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointSettings:
+    name: str
+    path: str
+    profile: str
+    ca: str
+    next_ca: str | None
+    static_sha256: str | None
+    challenge_file: Path | None
+    one_time: bool
+    one_time_ttl: int
+    webhook: Mapping[str, Any] | None
+    api_token_sha256: str | None
+    legacy: bool
+    signing_time_skew: int
+    renewal_grace: int
+    max_message_bytes: int
+    ra_profile: str
+    ra_key_size: int
+    getcacert: str
+    """``chain`` (RA + CA chain), ``ra`` (RA only) or ``auto`` (chain when every CA
+    certificate has an RSA key, else RA only: clients such as micromdm's scepclient
+    envelope to every certificate GetCACert returns and fail on an EC one)."""
+
+    @property
+    def digests(self) -> tuple[str, ...]:
+        return ("sha1", "sha256", "sha512") if self.legacy else ("sha256", "sha512")
+
+    @property
+    def ciphers(self) -> tuple[str, ...]:
+        base = ("aes128_cbc", "aes256_cbc")
+        return (*base, "tripledes_3key", "des") if self.legacy else base
+
+
+def _hex_digest(value: Any, key: str) -> str:
+    text = as_str(value, key).lower()
+    if len(text) != 64 or any(c not in "0123456789abcdef" for c in text):
+        raise ConfigError(key, "expected a hex SHA-256 digest (64 characters)")
+    return text
+
+
+def _endpoint(name: str, table: Mapping[str, Any], config: Config) -> EndpointSettings:
+    key = f"scep.endpoints.{name}"
+    check_keys(table, _ENDPOINT_KEYS, key)
+    if not name.replace("-", "").replace("_", "").isalnum() or len(name) > 64:
+        raise ConfigError(key, "endpoint names are letters, digits, - and _")
+    path = as_str(table.get("path", DEFAULT_PATH if name == "default" else
+                            f"{DEFAULT_PATH}/{name}"), f"{key}.path").rstrip("/")
+    if not path.startswith("/") or "{" in path:
+        raise ConfigError(f"{key}.path", "expected an absolute path like /scep/<name>")
+    profile = as_str(table.get("profile", "device"), f"{key}.profile")
+    if profile not in config.profiles:
+        raise ConfigError(f"{key}.profile", f"no profile named {profile!r}")
+    ca = as_str(table.get("ca", config.profiles[profile].ca), f"{key}.ca")
+    next_ca = table.get("next_ca")
+    for k, v in (("ca", ca), ("next_ca", next_ca)):
+        if v is not None and as_str(v, f"{key}.{k}") not in config.cas:
+            raise ConfigError(f"{key}.{k}", f"no CA named {v!r}")
+    static = None
+    if "challenge_sha256" in table:
+        static = _hex_digest(table["challenge_sha256"], f"{key}.challenge_sha256")
+    elif "challenge" in table:
+        static = sha256_hex(as_str(table["challenge"], f"{key}.challenge"))
+    challenge_file = None
+    if "challenge_file" in table:
+        challenge_file = Path(as_str(table["challenge_file"], f"{key}.challenge_file"))
+        if static is None:
+            try:
+                static = sha256_hex(challenge_file.read_text().strip())
+            except OSError as exc:
+                raise ConfigError(f"{key}.challenge_file", f"cannot read: {exc.strerror}") \
+                    from exc
+    webhook = None
+    if "webhook_url" in table:
+        url = as_str(table["webhook_url"], f"{key}.webhook_url")
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(f"{key}.webhook_url", "expected an http(s) URL")
+        webhook = {
+            "url": url,
+            "timeout": as_int(table.get("webhook_timeout", 5), f"{key}.webhook_timeout",
+                              minimum=1, maximum=60),
+            "token": Secret(as_str(table["webhook_token"], f"{key}.webhook_token"))
+            if "webhook_token" in table else None,
+        }
+    ra_profile = as_str(table.get("ra_profile", "device"), f"{key}.ra_profile")
+    if ra_profile not in config.profiles:
+        raise ConfigError(f"{key}.ra_profile", f"no profile named {ra_profile!r}")
+    return EndpointSettings(
+        name=name, path=path, profile=profile, ca=ca,
+        next_ca=str(next_ca) if next_ca is not None else None,
+        static_sha256=static, challenge_file=challenge_file,
+        one_time=as_bool(table.get("one_time_challenges", True),
+                         f"{key}.one_time_challenges"),
+        one_time_ttl=as_duration(table.get("one_time_ttl", "1h"), f"{key}.one_time_ttl",
+                                 minimum=60, maximum=90 * 86400),
+        webhook=webhook,
+        api_token_sha256=_hex_digest(table["api_token_sha256"], f"{key}.api_token_sha256")
+        if "api_token_sha256" in table else None,
+        legacy=as_bool(table.get("legacy_algorithms", True), f"{key}.legacy_algorithms"),
+        signing_time_skew=as_duration(table.get("signing_time_skew", "24h"),
+                                      f"{key}.signing_time_skew", minimum=60),
+        renewal_grace=as_duration(table.get("renewal_grace", 0), f"{key}.renewal_grace",
+                                  minimum=0),
+        max_message_bytes=as_int(table.get("max_message_bytes", MAX_MESSAGE_BYTES),
+                                 f"{key}.max_message_bytes", minimum=2048,
+                                 maximum=1024 * 1024),
+        ra_profile=ra_profile,
+        ra_key_size=as_int(table.get("ra_key_size", 2048), f"{key}.ra_key_size",
+                           minimum=2048, maximum=4096),
+        getcacert=_choice(table.get("getcacert", "auto"), f"{key}.getcacert",
+                          ("auto", "chain", "ra")),
+    )
+
+
+def _choice(value: Any, key: str, allowed: tuple[str, ...]) -> str:
+    text = as_str(value, key)
+    if text not in allowed:
+        raise ConfigError(key, f"expected one of {', '.join(allowed)}")
+    return text
+
+
+def parse(config: Config) -> list[EndpointSettings]:
+    """The configured endpoints; with no ``[scep]`` section, one default endpoint at
+    ``/scep`` that accepts one-time challenges only. ``enabled = false`` serves none."""
+    section = as_table(config.section("scep"), "scep")
+    check_keys(section, _SECTION_KEYS, "scep")
+    if not as_bool(section.get("enabled", True), "scep.enabled"):
+        return []
+    endpoints = as_table(section.get("endpoints", {"default": {}}), "scep.endpoints")
+    result = [_endpoint(name, as_table(t, f"scep.endpoints.{name}"), config)
+              for name, t in endpoints.items()]
+    paths = [e.path for e in result]
+    for e in result:
+        if paths.count(e.path) > 1:
+            raise ConfigError(f"scep.endpoints.{e.name}.path", f"{e.path} is used twice")
+    return result
