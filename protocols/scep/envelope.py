@@ -36,8 +36,9 @@ MAX_RECIPIENTS = 8
 
 
 def _algorithm(name: str, key: bytes) -> algorithms.AES | TripleDES:
-    # An 8-byte TripleDES key is single DES (K1 = K2 = K3).
-    return TripleDES(key) if name in ("tripledes_3key", "des") else algorithms.AES(key)
+    if name == "des":
+        return TripleDES(key * 3)  # K1 = K2 = K3 is single DES
+    return TripleDES(key) if name == "tripledes_3key" else algorithms.AES(key)
 
 
 def _elements(data: bytes) -> list[tuple[int, int, int, bytes]]:

@@ -34,7 +34,7 @@ def routes(service: ScepService, one_time: OneTimeChallenges) -> list[BaseRoute]
     historical CGI name some clients append), plus the MDM challenge API."""
     limit = service.endpoint.max_message_bytes
     # base64 of `limit` bytes, plus URL-encoding slack.
-    max_query = limit * 4 // 3 * 3 + 64
+    max_query = (limit + 2) // 3 * 4 + 64
 
     async def scep(request: Request) -> Response:
         operation = request.query_params.get("operation", "")

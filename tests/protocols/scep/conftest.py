@@ -12,7 +12,7 @@ from cryptography import x509
 from enroll.protocols.scep import signeddata
 from enroll.protocols.scep.client import ScepClient
 
-CHALLENGE = "static-test-challenge-7f3a9c2e5b1d"
+CHALLENGE = "static-test-challenge-7f3a9c2e5b1d"  # noqa: S105 - test value
 PKI = {"content-type": "application/x-pki-message"}
 
 
@@ -44,7 +44,7 @@ class Harness:
         r = self.get(path, params={"operation": "GetCACert"})
         assert r.status_code == 200, r.text
         certs, _ = signeddata.degenerate_contents(r.content)
-        return certs[0]
+        return next(c for c in certs if not _is_ca(c))
 
     def client(self, path: str = "/scep", **kw: Any) -> ScepClient:
         return ScepClient(self.ra(path), **kw)
@@ -64,6 +64,13 @@ class Harness:
             reqs = conn.execute(select(func.count()).select_from(schema.requests).where(
                 ~schema.requests.c.requester.like("system:%"))).scalar_one()
         return int(certs), int(reqs)
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    try:
+        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except x509.ExtensionNotFound:
+        return False
 
 
 HarnessFactory = Callable[..., Harness]
@@ -95,3 +102,17 @@ def make_scep(make_config: Any) -> Iterator[HarnessFactory]:
 @pytest.fixture
 def scep(make_scep: HarnessFactory) -> Harness:
     return make_scep()
+
+
+@pytest.fixture
+def scepclient() -> str:
+    """micromdm's scepclient; skipped when missing unless ENROLL_REQUIRE_INTEROP=1."""
+    import os
+    import shutil
+
+    path = shutil.which("scepclient")
+    if path:
+        return path
+    if os.environ.get("ENROLL_REQUIRE_INTEROP") == "1":
+        pytest.fail("scepclient is required (ENROLL_REQUIRE_INTEROP=1) but not installed")
+    pytest.skip("scepclient not installed")

@@ -1,0 +1,160 @@
+"""One-time challenges (operator and MDM API), the webhook verifier, the error table."""
+
+from __future__ import annotations
+
+import datetime as dt
+import http.server
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from enroll.protocols.scep.challenges import OneTimeChallenges, digest
+from enroll.protocols.scep.client import csr_with_challenge
+from enroll.protocols.scep.failinfo import FAIL_INFO, FailInfo, fail_info_for
+from enroll.protocols.scep.pkimessage import PKIStatus
+
+from enroll.clock import FrozenClock
+from enroll.errors import ALL_ERRORS, EnrollError
+
+API_TOKEN = "mdm-api-token-for-tests-0123456789"  # noqa: S105 - test value
+
+
+def _enroll(scep: Any, challenge: str | None, cn: str = "d") -> Any:
+    client = scep.client()
+    message, _ = client.pkcs_req(csr_with_challenge(client.key, cn, challenge))
+    return client.read(scep.operation(message).content)
+
+
+def test_every_enroll_error_has_a_failinfo() -> None:
+    assert set(ALL_ERRORS) <= set(FAIL_INFO)
+    for cls in ALL_ERRORS:
+        info, text = fail_info_for(cls("why"))
+        assert isinstance(info, FailInfo) and text == "why"
+    assert fail_info_for(RuntimeError("secret detail")) == (FailInfo.BAD_REQUEST,
+                                                            "internal error")
+    assert fail_info_for(type("Sub", (EnrollError,), {})("x"))[0] is FailInfo.BAD_REQUEST
+
+
+def test_one_time_challenge_works_once(make_scep: Any) -> None:
+    scep = make_scep(endpoints={"default": {}})  # no static challenge at all
+    challenge, _ = OneTimeChallenges(scep.ctx.db, scep.ctx.clock).new("default", 3600, "t")
+    assert _enroll(scep, challenge).status is PKIStatus.SUCCESS
+    again = _enroll(scep, challenge)
+    assert again.certrep.fail_info is FailInfo.BAD_REQUEST
+    assert scep.counts() == (1, 1)
+
+
+def test_expired_one_time_challenge_is_refused(make_scep: Any) -> None:
+    clock = FrozenClock(dt.datetime.now(dt.UTC))
+    scep = make_scep(endpoints={"default": {}}, clock=clock)
+    challenge, _ = OneTimeChallenges(scep.ctx.db, clock).new("default", 600, "t")
+    clock.advance(dt.timedelta(minutes=11))
+    assert _enroll(scep, challenge).certrep.fail_info is FailInfo.BAD_REQUEST
+    assert scep.counts() == (0, 0)
+
+
+def test_one_time_challenge_of_another_endpoint_is_refused(make_scep: Any) -> None:
+    scep = make_scep(endpoints={"default": {}, "org-b": {}})
+    challenge, _ = OneTimeChallenges(scep.ctx.db, scep.ctx.clock).new("org-b", 600, "t")
+    assert _enroll(scep, challenge).certrep.fail_info is FailInfo.BAD_REQUEST
+    assert scep.counts() == (0, 0)
+
+
+def test_racing_consumers_of_one_challenge_have_one_winner(make_scep: Any) -> None:
+    scep = make_scep(endpoints={"default": {}})
+    store = OneTimeChallenges(scep.ctx.db, scep.ctx.clock)
+    challenge, _ = store.new("default", 600, "t")
+    with ThreadPoolExecutor(10) as pool:
+        wins = list(pool.map(lambda i: store.consume("default", challenge, f"r{i}"),
+                             range(10)))
+    assert wins.count(True) == 1
+
+
+def test_mdm_fetches_a_one_time_challenge_over_https(make_scep: Any) -> None:
+    scep = make_scep(endpoints={"default": {"api_token_sha256": digest(API_TOKEN)}})
+    url = "https://testserver/scep/challenge"
+    assert scep.post(url).status_code == 401
+    assert scep.post(url, headers={"authorization": "Bearer wrong"}).status_code == 401
+    plain = scep.post("http://testserver/scep/challenge",
+                      headers={"authorization": f"Bearer {API_TOKEN}"})
+    assert plain.status_code == 403
+    r = scep.post(url, headers={"authorization": f"Bearer {API_TOKEN}"})
+    assert r.status_code == 200 and r.headers["cache-control"] == "no-store"
+    challenge = r.json()["challenge"]
+    assert _enroll(scep, challenge).status is PKIStatus.SUCCESS
+    assert _enroll(scep, challenge).certrep.fail_info is FailInfo.BAD_REQUEST
+
+
+def test_challenge_api_is_absent_without_a_token(scep: Any) -> None:
+    assert scep.post("https://testserver/scep/challenge").status_code == 404
+
+
+class _Verifier(http.server.BaseHTTPRequestHandler):
+    seen: list[dict[str, Any]] = []
+
+    def do_POST(self) -> None:  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+        body["authorization"] = self.headers.get("authorization")
+        _Verifier.seen.append(body)
+        if body["challenge"] == "slow":
+            return  # never answers: the client times out
+        allow = body["challenge"] == "mdm-approved"
+        payload = json.dumps({"allow": allow}).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def verifier() -> Iterator[str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), _Verifier)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    _Verifier.seen = []
+    yield f"http://127.0.0.1:{port}/verify"
+    server.shutdown()
+    server.server_close()
+
+
+def test_webhook_allows_and_denies(make_scep: Any, verifier: str) -> None:
+    scep = make_scep(endpoints={"default": {"webhook_url": verifier, "webhook_timeout": 2,
+                                            "webhook_token": "hook-secret",
+                                            "one_time_challenges": False}})
+    assert _enroll(scep, "mdm-approved", "ok").status is PKIStatus.SUCCESS
+    denied = _enroll(scep, "nope", "bad")
+    assert denied.certrep.fail_info is FailInfo.BAD_REQUEST
+    assert scep.counts() == (1, 1)
+    first = _Verifier.seen[0]
+    assert first["endpoint"] == "default" and first["protocol"] == "scep"
+    assert first["csr"].startswith("-----BEGIN CERTIFICATE REQUEST-----")
+    assert first["authorization"] == "Bearer hook-secret"
+
+
+def test_static_challenge_wins_before_the_webhook_is_asked(make_scep: Any,
+                                                           verifier: str) -> None:
+    scep = make_scep(endpoints={"default": {"webhook_url": verifier, "challenge": "static-1"}})
+    assert _enroll(scep, "static-1").status is PKIStatus.SUCCESS
+    assert _Verifier.seen == []
+
+
+def test_unreachable_or_slow_webhook_fails_closed(make_scep: Any, verifier: str) -> None:
+    scep = make_scep(endpoints={"default": {"webhook_url": verifier, "webhook_timeout": 1}})
+    assert _enroll(scep, "slow").certrep.fail_info is FailInfo.BAD_REQUEST
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}/"
+    scep2 = make_scep(endpoints={"default": {"webhook_url": dead}})
+    assert _enroll(scep2, "x").certrep.fail_info is FailInfo.BAD_REQUEST
+    assert scep.counts() == (0, 0) and scep2.counts() == (0, 0)

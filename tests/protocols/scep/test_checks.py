@@ -1,0 +1,185 @@
+"""Every check on a PKIOperation: the wire answer, and that nothing was stored."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from typing import Any
+from typing import Any as Harness
+
+import pytest
+from asn1crypto import cms
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
+from enroll.protocols.scep.client import csr_with_challenge, self_signed
+from enroll.protocols.scep.failinfo import FailInfo
+from enroll.protocols.scep.pkimessage import MessageType, PKIStatus, build_request
+
+DER = serialization.Encoding.DER
+
+
+def _failure(scep: Harness, client: Any, message: bytes) -> FailInfo | None:  # noqa: F821
+    r = scep.operation(message)
+    assert r.status_code == 200, r.text
+    reply = client.read(r.content)  # the FAILURE CertRep is signed by the RA too
+    assert reply.status is PKIStatus.FAILURE
+    assert scep.counts() == (0, 0)
+    return reply.certrep.fail_info
+
+
+def test_garbage_der_is_http_400_and_stores_nothing(scep: Harness) -> None:
+    r = scep.operation(os.urandom(300))
+    assert r.status_code == 400
+    assert "Traceback" not in r.text
+    assert scep.counts() == (0, 0)
+
+
+def test_truncated_message_is_http_400(scep: Harness) -> None:
+    client = scep.client()
+    message, _ = client.pkcs_req(csr_with_challenge(client.key, "d", scep.challenge))
+    assert scep.operation(message[: len(message) // 2]).status_code == 400
+    assert scep.operation(b"").status_code == 400
+    assert scep.counts() == (0, 0)
+
+
+def test_get_with_a_message_that_is_not_base64_is_http_400(scep: Harness) -> None:
+    r = scep.get("/scep", params={"operation": "PKIOperation", "message": "%%%not*base64"})
+    assert r.status_code == 400
+    assert scep.counts() == (0, 0)
+
+
+def test_oversized_body_is_refused_before_parsing(make_scep: Any) -> None:  # noqa: F821
+    scep = make_scep(max_message_bytes=4096)
+    assert scep.operation(b"\x30" * 5000).status_code == 413
+    big = scep.get("/scep", params={"operation": "PKIOperation", "message": "A" * 9000})
+    assert big.status_code == 414
+    assert scep.counts() == (0, 0)
+
+
+def test_unknown_operation_is_http_400(scep: Harness) -> None:
+    assert scep.get("/scep", params={"operation": "Nope"}).status_code == 400
+
+
+def test_envelope_to_another_recipient_is_badmessagecheck(scep: Harness) -> None:
+    client = scep.client()
+    stranger_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    csr = csr_with_challenge(client.key, "d", scep.challenge)
+    message = build_request(MessageType.PKCS_REQ, csr.public_bytes(DER),
+                            [self_signed(stranger_key, "other-ra")], client.signer,
+                            client.key, "t1")
+    assert _failure(scep, client, message) is FailInfo.BAD_MESSAGE_CHECK
+
+
+def test_tampered_signature_is_badmessagecheck(scep: Harness) -> None:
+    client = scep.client()
+    message, _ = client.pkcs_req(csr_with_challenge(client.key, "d", scep.challenge))
+    info = cms.ContentInfo.load(message)
+    si = info["content"]["signer_infos"][0]
+    sig = bytearray(si["signature"].native)
+    sig[10] ^= 0xFF
+    si["signature"] = bytes(sig)
+    assert _failure(scep, client, info.dump(force=True)) is FailInfo.BAD_MESSAGE_CHECK
+
+
+def test_tampered_content_is_badmessagecheck(scep: Harness) -> None:
+    client = scep.client()
+    message, _ = client.pkcs_req(csr_with_challenge(client.key, "d", scep.challenge))
+    info = cms.ContentInfo.load(message)
+    eci = info["content"]["encap_content_info"]
+    content = bytearray(eci["content"].native)
+    content[-5] ^= 0x01
+    eci["content"] = bytes(content)
+    assert _failure(scep, client, info.dump(force=True)) is FailInfo.BAD_MESSAGE_CHECK
+
+
+@pytest.mark.parametrize("message_type", ["99", "18", "3"])
+def test_unhandled_message_types_are_badrequest(scep: Harness, message_type: str) -> None:
+    client = scep.client()
+    message, _ = client.pkcs_req(csr_with_challenge(client.key, "d", scep.challenge),
+                                 message_type=message_type)
+    assert _failure(scep, client, message) is FailInfo.BAD_REQUEST
+
+
+def test_signing_time_far_in_the_past_is_badtime(scep: Harness) -> None:
+    client = scep.client()
+    old = dt.datetime.now(dt.UTC) - dt.timedelta(days=3)
+    message, _ = client.pkcs_req(csr_with_challenge(client.key, "d", scep.challenge), now=old)
+    assert _failure(scep, client, message) is FailInfo.BAD_TIME
+
+
+def test_sha1_and_des3_are_badalg_when_legacy_is_off(make_scep: Any) -> None:  # noqa: F821
+    scep = make_scep(legacy_algorithms=False)
+    caps = scep.get("/scep", params={"operation": "GetCACaps"}).text.split()
+    assert "SHA-1" not in caps and "DES3" not in caps
+    for kw in ({"digest": "sha1"}, {"cipher": "tripledes_3key"}, {"cipher": "des"}):
+        client = scep.client(**kw)
+        message, _ = client.pkcs_req(csr_with_challenge(client.key, "d", scep.challenge))
+        assert _failure(scep, client, message) is FailInfo.BAD_ALG, kw
+
+
+@pytest.mark.parametrize("kw", [{"digest": "sha1"}, {"digest": "sha512"},
+                                {"cipher": "tripledes_3key"}, {"cipher": "aes256_cbc"},
+                                {"cipher": "des"}])
+def test_legacy_and_modern_algorithms_are_accepted_by_default(scep: Harness, kw: dict) -> None:  # type: ignore[type-arg]
+    client = scep.client(**kw)
+    message, _ = client.pkcs_req(csr_with_challenge(client.key, "d", scep.challenge))
+    assert client.read(scep.operation(message).content).status is PKIStatus.SUCCESS
+
+
+def test_signer_key_different_from_csr_key_is_badmessagecheck(scep: Harness) -> None:
+    client = scep.client()
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    message, _ = client.pkcs_req(csr_with_challenge(other, "d", scep.challenge))
+    assert _failure(scep, client, message) is FailInfo.BAD_MESSAGE_CHECK
+
+
+def test_csr_with_a_broken_self_signature_is_badmessagecheck(scep: Harness) -> None:
+    client = scep.client()
+    der = bytearray(csr_with_challenge(client.key, "d", scep.challenge).public_bytes(DER))
+    der[-3] ^= 0xFF
+    message = build_request(MessageType.PKCS_REQ, bytes(der), [client.ra], client.signer,
+                            client.key, "t2")
+    assert _failure(scep, client, message) is FailInfo.BAD_MESSAGE_CHECK
+
+
+def test_content_that_is_not_a_csr_is_badrequest(scep: Harness) -> None:
+    client = scep.client()
+    message = build_request(MessageType.PKCS_REQ, b"\x30\x03\x02\x01\x01", [client.ra],
+                            client.signer, client.key, "t3")
+    assert _failure(scep, client, message) is FailInfo.BAD_REQUEST
+
+
+def test_csr_the_profile_refuses_is_badrequest(scep: Harness) -> None:
+    client = scep.client()
+    csr = csr_with_challenge(client.key, "d", scep.challenge)
+    refused = (x509.CertificateSigningRequestBuilder()
+               .subject_name(csr.subject)
+               .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+               .add_attribute(x509.oid.AttributeOID.CHALLENGE_PASSWORD,
+                              scep.challenge.encode())
+               .sign(client.key, hashes.SHA256()))
+    message, _ = client.pkcs_req(refused)
+    assert _failure(scep, client, message) is FailInfo.BAD_REQUEST
+
+
+def test_ec_signer_is_badalg_because_the_answer_needs_rsa_key_transport(scep: Harness) -> None:
+    client = scep.client()
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ec")])
+    now = dt.datetime.now(dt.UTC)
+    signer = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+              .public_key(key.public_key()).serial_number(1).not_valid_before(now)
+              .not_valid_after(now + dt.timedelta(days=1)).sign(key, hashes.SHA256()))
+    csr = (x509.CertificateSigningRequestBuilder().subject_name(name)
+           .sign(key, hashes.SHA256()))
+    message = build_request(MessageType.PKCS_REQ, csr.public_bytes(DER), [client.ra], signer,
+                            key, "t-ec")
+    r = scep.operation(message)
+    assert r.status_code == 200
+    from enroll.protocols.scep.pkimessage import parse_certrep
+
+    rep = parse_certrep(r.content, client.ra)
+    assert rep.status is PKIStatus.FAILURE and rep.fail_info is FailInfo.BAD_ALG
+    assert scep.counts() == (0, 0)

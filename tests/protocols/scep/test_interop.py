@@ -1,0 +1,101 @@
+"""Interop with real clients against a real `enroll serve` (embedded default): micromdm's
+scepclient (Debian package `scep`), and curl + openssl for GetCACaps/GetCACert."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+
+pytestmark = [pytest.mark.interop, pytest.mark.slow]
+
+
+def _env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items()
+            if k not in ("SSL_CERT_FILE", "CURL_CA_BUNDLE", "REQUESTS_CA_BUNDLE")}
+
+
+def _run(binary: str, url: str, workdir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    workdir.mkdir(exist_ok=True)
+    return subprocess.run([binary, "-server-url", url, "-private-key",
+                           str(workdir / "key.pem"), "-cn", "interop-device", *args],
+                          capture_output=True, text=True, timeout=60, env=_env(), check=False)
+
+
+def _stored(server: Any, cert: x509.Certificate) -> dict[str, Any]:
+    out = server.enroll("certs", "show", format(cert.serial_number, "x"), "--json")
+    assert out.returncode == 0, out.stderr
+    return dict(json.loads(out.stdout))
+
+
+def _count(server: Any) -> int:
+    out = server.enroll("certs", "list", "--json")
+    assert out.returncode == 0, out.stderr
+    return len([c for c in json.loads(out.stdout) if c["protocol"] == "scep"
+                and not c["requester"].startswith("system:")])
+
+
+def test_scepclient_enrolls_renews_and_wrong_challenge_fails(
+        enroll_server: Any, scepclient: str, tmp_path: Path) -> None:
+    scep = enroll_server.endpoints["scep"]
+    assert scep["url"] == f"{enroll_server.http_url}/scep"
+    device = tmp_path / "device"
+    enrolled = _run(scepclient, scep["url"], device, "-challenge", scep["challenge"])
+    assert enrolled.returncode == 0, enrolled.stdout + enrolled.stderr
+    first = x509.load_pem_x509_certificate((device / "client.pem").read_bytes())
+    assert first.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value == \
+        "interop-device"
+    assert _stored(enroll_server, first)["protocol"] == "scep"
+
+    # scepclient sends RenewalReq, signed with client.pem, when that file exists.
+    renewed = _run(scepclient, scep["url"], device, "-certificate", str(device / "client.pem"))
+    assert renewed.returncode == 0, renewed.stdout + renewed.stderr
+    second = x509.load_pem_x509_certificate((device / "client.pem").read_bytes())
+    assert second.serial_number != first.serial_number
+    assert _stored(enroll_server, second)["replaces"] == format(first.serial_number, "x")
+
+    before = _count(enroll_server)
+    wrong = _run(scepclient, scep["url"], tmp_path / "intruder", "-challenge", "not-it")
+    assert wrong.returncode != 0
+    assert "failInfo: badRequest" in wrong.stdout + wrong.stderr
+    assert not (tmp_path / "intruder" / "client.pem").exists()
+    assert _count(enroll_server) == before == 2
+
+
+def test_scepclient_with_a_one_time_challenge_from_the_cli(
+        enroll_server: Any, scepclient: str, tmp_path: Path) -> None:
+    out = enroll_server.enroll("scep", "challenge", "new", "--endpoint", "default",
+                               "--expires", "1h")
+    assert out.returncode == 0, out.stderr
+    challenge = out.stdout.strip()
+    url = enroll_server.endpoints["scep"]["url"]
+    ok = _run(scepclient, url, tmp_path / "a", "-challenge", challenge)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    reused = _run(scepclient, url, tmp_path / "b", "-challenge", challenge)
+    assert reused.returncode != 0 and "badRequest" in reused.stdout + reused.stderr
+    missing = enroll_server.enroll("scep", "challenge", "new", "--endpoint", "nope")
+    assert missing.returncode == 2 and "nope" in missing.stderr
+
+
+def test_curl_and_openssl_read_getcacaps_and_getcacert(enroll_server: Any,
+                                                       tmp_path: Path) -> None:
+    curl, openssl = shutil.which("curl"), shutil.which("openssl")
+    if not curl or not openssl:
+        pytest.skip("curl/openssl not installed")
+    url = enroll_server.endpoints["scep"]["url"]
+    caps = subprocess.run([curl, "-sf", f"{url}?operation=GetCACaps"], capture_output=True,
+                          text=True, timeout=30, env=_env(), check=True).stdout.split()
+    assert {"AES", "POSTPKIOperation", "SHA-256", "Renewal", "SCEPStandard"} <= set(caps)
+    p7 = tmp_path / "ca.p7"
+    subprocess.run([curl, "-sf", "-o", str(p7), f"{url}?operation=GetCACert"], timeout=30,
+                   env=_env(), check=True)
+    printed = subprocess.run([openssl, "pkcs7", "-inform", "DER", "-in", str(p7),
+                              "-print_certs", "-noout"], capture_output=True, text=True,
+                             timeout=30, env=_env(), check=True).stdout
+    assert "enroll SCEP RA default" in printed
