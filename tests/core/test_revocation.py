@@ -1,0 +1,197 @@
+"""Revocation shows up in the CRL and in OCSP: checked with the real `openssl` against a
+real `enroll serve`, and the responder's edge cases in-process."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import shutil
+import subprocess
+import urllib.parse
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509 import ocsp
+
+from enroll.clock import FrozenClock
+from enroll.context import AppContext
+from enroll.model import Issued
+from enroll.testing import make_csr, request
+
+PEM = serialization.Encoding.PEM
+DER = serialization.Encoding.DER
+
+
+def openssl(*args: str | Path, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl not installed")
+    done = subprocess.run(["openssl", *map(str, args)], capture_output=True, text=True,
+                          timeout=30, check=False, input=stdin.decode() if stdin else None)
+    assert done.returncode == 0, (args, done.stdout, done.stderr)
+    return done
+
+
+def issue(ctx: AppContext, cn: str) -> Issued:
+    outcome = ctx.authority.submit(request(make_csr(cn=cn, dns=[cn]), "server"))
+    assert isinstance(outcome, Issued)
+    return outcome
+
+
+@pytest.fixture
+def served(enroll_server: Any, open_data_dir: Callable[..., AppContext],
+           tmp_path: Path) -> dict[str, Any]:
+    """A running server with one good and one revoked certificate, and PEM files."""
+    ctx = open_data_dir(enroll_server.data_dir)
+    good, bad = issue(ctx, "good.example.com"), issue(ctx, "bad.example.com")
+    done = enroll_server.enroll("certs", "revoke", bad.serial_hex, "--reason",
+                                "key_compromise", "--actor", "secops")
+    assert done.returncode == 0, done.stderr
+    assert f"revoked {bad.serial_hex}" in done.stdout
+    files = {"good": tmp_path / "good.pem", "bad": tmp_path / "bad.pem",
+             "issuer": tmp_path / "issuing.pem", "chain": tmp_path / "chain.pem"}
+    files["good"].write_bytes(good.certificate.public_bytes(PEM))
+    files["bad"].write_bytes(bad.certificate.public_bytes(PEM))
+    files["issuer"].write_bytes(good.chain[0].public_bytes(PEM))
+    files["chain"].write_bytes(b"".join(c.public_bytes(PEM) for c in good.chain))
+    return {"server": enroll_server, "good": good, "bad": bad, "files": files,
+            "root": enroll_server.endpoints["root_ca"], "tmp": tmp_path}
+
+
+def test_openssl_ocsp_over_post_and_get_reports_good_revoked_and_unknown(
+        served: dict[str, Any]) -> None:
+    f = served["files"]
+    url = f"{served['server'].http_url}/ocsp"
+    # One certificate per request: the responder answers single-request OCSPRequests
+    # (a multi-certificate request is answered malformedRequest; see the core report).
+    unknown = "0x" + "42" * 16
+    for target, expected in ((["-cert", f["good"]], f"{f['good']}: good"),
+                             (["-cert", f["bad"]], f"{f['bad']}: revoked"),
+                             (["-serial", unknown], f"{unknown}: unknown")):
+        done = openssl("ocsp", "-issuer", f["issuer"], *target, "-url", url,
+                       "-CAfile", served["root"])
+        assert "Response verify OK" in done.stderr
+        assert expected in done.stdout
+        if "revoked" in expected:
+            assert "Reason: keyCompromise" in done.stdout
+    # The same answers over GET; openssl builds the request and checks the response.
+    tmp = served["tmp"]
+    for name, expected in (("good", "good"), ("bad", "revoked")):
+        req = tmp / f"{name}.req"
+        openssl("ocsp", "-issuer", f["issuer"], "-cert", f[name], "-no_nonce", "-reqout", req)
+        # RFC 6960 Appendix A.1: GET {url}/{url-encoding of base-64 DER OCSPRequest}
+        encoded = urllib.parse.quote(base64.b64encode(req.read_bytes()).decode(), safe="")
+        r = httpx.get(f"{served['server'].http_url}/ocsp/{encoded}", trust_env=False,
+                      timeout=10)
+        assert r.status_code == 200
+        assert r.headers["content-type"] == "application/ocsp-response"
+        resp = tmp / f"{name}.resp"
+        resp.write_bytes(r.content)
+        done = openssl("ocsp", "-respin", resp, "-issuer", f["issuer"], "-cert", f[name],
+                       "-CAfile", served["root"])
+        assert "Response verify OK" in done.stderr
+        assert f"{f[name]}: {expected}" in done.stdout
+
+
+def test_openssl_crl_lists_the_revoked_serial_and_verifies(served: dict[str, Any]) -> None:
+    f, tmp = served["files"], served["tmp"]
+    r = httpx.get(f"{served['server'].http_url}/crl/issuing.crl", trust_env=False, timeout=10)
+    assert r.status_code == 200 and r.headers["content-type"] == "application/pkix-crl"
+    crl_path = tmp / "issuing.crl"
+    crl_path.write_bytes(r.content)
+    done = openssl("crl", "-inform", "DER", "-in", crl_path, "-CAfile", f["chain"], "-noout",
+                   "-text")
+    assert "verify OK" in done.stderr
+    bad_serial = format(served["bad"].certificate.serial_number, "X")
+    good_serial = format(served["good"].certificate.serial_number, "X")
+    text = done.stdout.replace(" ", "").upper()
+    assert f"SERIALNUMBER:{bad_serial.rjust(32, '0')}" in text or \
+        f"SERIALNUMBER:{bad_serial}" in text
+    assert good_serial not in text
+    assert "Key Compromise" in done.stdout
+    assert "Next Update" in done.stdout
+    r = httpx.get(f"{served['server'].http_url}/crl/issuing.pem", trust_env=False, timeout=10)
+    crl = x509.load_pem_x509_crl(r.content)
+    assert crl.get_revoked_certificate_by_serial_number(
+        served["bad"].certificate.serial_number) is not None
+
+
+# -- in-process: the responder's and the CRL service's edge cases ------------------------
+
+def _ocsp_request(cert: x509.Certificate, issuer: x509.Certificate,
+                  algorithm: hashes.HashAlgorithm, nonce: bytes | None = None) -> bytes:
+    builder = ocsp.OCSPRequestBuilder().add_certificate(cert, issuer, algorithm)
+    if nonce is not None:
+        builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)
+    return builder.build().public_bytes(DER)
+
+
+def test_ocsp_answers_sha1_and_sha256_requests_and_echoes_the_nonce(
+        context: AppContext) -> None:
+    issued = issue(context, "n.example.com")
+    issuer = issued.chain[0]
+    for alg in (hashes.SHA1(), hashes.SHA256()):  # noqa: S303 - RFC 6960 clients use SHA-1
+        der = context.ocsp.respond(_ocsp_request(issued.certificate, issuer, alg, b"n" * 16))
+        resp = ocsp.load_der_ocsp_response(der)
+        assert resp.response_status is ocsp.OCSPResponseStatus.SUCCESSFUL
+        assert resp.certificate_status is ocsp.OCSPCertStatus.GOOD
+        assert resp.serial_number == issued.certificate.serial_number
+        nonce = resp.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce
+        assert nonce == b"n" * 16
+        key = issuer.public_key()
+        assert isinstance(key, ec.EllipticCurvePublicKey)
+        assert resp.signature_hash_algorithm is not None
+        key.verify(resp.signature, resp.tbs_response_bytes,
+                   ec.ECDSA(resp.signature_hash_algorithm))  # raises if forged
+
+
+def test_ocsp_for_another_issuer_is_unauthorized_and_garbage_is_malformed(
+        context: AppContext) -> None:
+    issued = issue(context, "u.example.com")
+    foreign = _ocsp_request(issued.certificate, issued.certificate, hashes.SHA256())
+    assert ocsp.load_der_ocsp_response(context.ocsp.respond(foreign)).response_status is \
+        ocsp.OCSPResponseStatus.UNAUTHORIZED
+    assert ocsp.load_der_ocsp_response(context.ocsp.respond(b"\x30\x03\x02\x01")
+                                       ).response_status is \
+        ocsp.OCSPResponseStatus.MALFORMED_REQUEST
+
+
+def test_ocsp_reports_revocation_time_and_reason(context: AppContext) -> None:
+    issued = issue(context, "r.example.com")
+    revoked = context.authority.revoke(issued.serial_hex, x509.ReasonFlags.superseded, "op")
+    resp = ocsp.load_der_ocsp_response(context.ocsp.respond(_ocsp_request(
+        issued.certificate, issued.chain[0], hashes.SHA256())))
+    assert resp.certificate_status is ocsp.OCSPCertStatus.REVOKED
+    assert resp.revocation_reason is x509.ReasonFlags.superseded
+    assert revoked.revoked_at is not None
+    assert resp.revocation_time_utc == revoked.revoked_at.replace(microsecond=0)
+
+
+def test_crl_is_resigned_on_revocation_and_when_due(build: Callable[..., AppContext]) -> None:
+    clock = FrozenClock(dt.datetime.now(dt.UTC))
+    ctx = build(clock=clock)
+    issuer = ctx.authority.chain("issuing")[0]
+    first = x509.load_der_x509_crl(ctx.crls.current("issuing"))
+    assert first.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
+    settings = ctx.config.cas["issuing"]
+    assert first.next_update_utc - first.last_update_utc == dt.timedelta(  # type: ignore[operator]
+        seconds=settings.crl_validity)
+    assert ctx.crls.current("issuing") == first.public_bytes(DER)  # not due: same bytes
+    issued = issue(ctx, "c.example.com")
+    ctx.authority.revoke(issued.serial_hex, x509.ReasonFlags.key_compromise, "op")
+    second = x509.load_der_x509_crl(ctx.crls.current("issuing"))
+    number = lambda crl: crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number  # noqa: E731
+    assert number(second) > number(first)
+    assert second.get_revoked_certificate_by_serial_number(
+        issued.certificate.serial_number) is not None
+    clock.advance(dt.timedelta(seconds=settings.crl_refresh + 1))
+    third = x509.load_der_x509_crl(ctx.crls.current("issuing"))
+    assert number(third) > number(second)
+    assert third.last_update_utc == clock.now().replace(microsecond=0)
+    assert third.get_revoked_certificate_by_serial_number(
+        issued.certificate.serial_number) is not None
