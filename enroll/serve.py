@@ -22,6 +22,7 @@ from typing import Any
 import uvicorn
 
 from enroll import logs
+from enroll.asgi import tls_client_cert
 from enroll.config import Config, from_raw
 
 log = logging.getLogger("enroll.serve")
@@ -35,7 +36,9 @@ class Listeners:
 
 def bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on accepted sockets whose
+    # proto is IPPROTO_TCP; with proto 0, Nagle + delayed ACK add ~40 ms per response.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.listen(2048)
@@ -70,6 +73,9 @@ def uvicorn_configs(app: Any, tls: TLSFiles, log_level: str) -> tuple[uvicorn.Co
     common: dict[str, Any] = {"lifespan": "off", "log_config": None, "access_log": False,
                               "log_level": log_level, "timeout_keep_alive": 30,
                               "server_header": False}
+    # The TLS peer certificate and the real socket peer reach the app as ASGI scope
+    # extensions (enroll/asgi/tls_client_cert.py); EST client-cert auth needs them.
+    common["http"] = tls_client_cert.protocol_class()
     http = uvicorn.Config(app, **common)
     https = uvicorn.Config(app, ssl_certfile=str(tls.cert), ssl_keyfile=str(tls.key),
                            ssl_ca_certs=str(tls.client_cas), ssl_cert_reqs=ssl.CERT_OPTIONAL,

@@ -1,1 +1,97 @@
-"""EST front-end plugin: routes, CLI and endpoints.json entry (work in progress)."""
+"""The EST front-end as a plugin: routes, default config, endpoints.json entry, the
+client CAs the HTTPS listener asks for, and CLI commands."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from starlette.routing import BaseRoute
+
+from enroll.context import AppContext
+from enroll.hookspecs import hookimpl
+
+from . import passwords, settings
+
+PASSWORD_FILE = "est-password"
+DEFAULT_USER = "est"
+
+
+@hookimpl
+def enroll_routes(context: AppContext) -> Sequence[BaseRoute]:
+    from . import auth, http
+    from .serverkeygen import KeyBox
+    from .service import EstService
+
+    parsed = settings.parse(context.config)
+    if parsed is None:
+        return []
+    proxies = auth.parse_networks(context.config.trusted_proxies)
+    keybox = KeyBox(context.config.ca_passphrase)
+    services = [EstService(context, endpoint, keybox) for endpoint in parsed.endpoints]
+    return http.routes(parsed, services, proxies)
+
+
+@hookimpl
+def enroll_default_config(data_dir: Path) -> Mapping[str, Any]:
+    """A default endpoint at /.well-known/est with a generated Basic user: the plaintext
+    password in a 0600 file (for endpoints.json and the banner), only a hash in the
+    config. 256 bits of entropy, so a fast keyed hash is enough."""
+    path = data_dir / PASSWORD_FILE
+    if path.exists():
+        password = path.read_text().strip()
+    else:
+        password = passwords.generate()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(password + "\n")
+    return {"est": {"endpoints": {settings.DEFAULT_LABEL: {
+        "profile": "device",
+        "users": {DEFAULT_USER: passwords.hash_fast(password)},
+        "password_file": str(path.resolve()),
+    }}}}
+
+
+@hookimpl
+def enroll_endpoint_info(context: AppContext, http_url: str,
+                         https_url: str) -> Mapping[str, Any] | None:
+    parsed = settings.parse(context.config)
+    if parsed is None or not parsed.endpoints:
+        return None
+    first = parsed.endpoints[0]
+    info: dict[str, Any] = {"url": f"{https_url}{first.path}", "profile": first.profile}
+    if first.password_file is not None and first.users:
+        try:
+            password = first.password_file.read_text().strip()
+        except OSError:
+            password = ""
+        for user, stored in first.users.items():
+            if password and passwords.verify(password, stored):
+                info["username"], info["password"] = user, password
+                break
+    return {"est": info}
+
+
+@hookimpl
+def enroll_tls_client_cas(context: AppContext) -> Sequence[x509.Certificate] | None:
+    """Each endpoint's CA chain (so OpenSSL can build a path to a root) and its external
+    anchors: the HTTPS listener asks clients for certificates from these."""
+    parsed = settings.parse(context.config)
+    if parsed is None:
+        return None
+    cas: list[x509.Certificate] = []
+    for endpoint in parsed.endpoints:
+        cas.extend(context.authority.chain(endpoint.ca))
+        cas.extend(endpoint.anchors)
+    return cas
+
+
+@hookimpl
+def enroll_cli_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
+    from . import cli
+
+    cli.register(subparsers)

@@ -1,0 +1,88 @@
+"""Hand the TLS peer certificate to the app through the ASGI TLS extension.
+
+uvicorn does not put the client certificate of an HTTPS connection in the ASGI scope.
+`protocol_class()` returns a subclass of uvicorn's HTTP protocol (httptools when
+installed, else h11) that, once per connection, reads the peer certificate from the
+transport's ``ssl_object`` and adds to every request's scope:
+
+- ``scope["extensions"]["tls"]``: the ASGI TLS extension
+  (https://asgi.readthedocs.io/en/latest/specs/tls.html): ``client_cert_chain`` (PEM
+  strings, leaf first; Python's ssl module exposes the leaf only), ``client_cert_name``,
+  ``client_cert_error``, ``server_cert``, ``tls_version`` and ``cipher_suite``;
+- ``scope["extensions"]["enroll.transport"]``: ``{"peer": (host, port),
+  "tls_unique": bytes | None}``: the address of the socket's peer *before* any
+  proxy-header rewriting (so a front-end can tell a trusted proxy from a forged
+  ``X-Forwarded-For``), and the RFC 5929 tls-unique channel binding (TLS 1.2 and
+  below; None for TLS 1.3, where it is undefined).
+
+The certificate reached the app only if the TLS layer verified it against the
+listener's client CA bundle (``CERT_OPTIONAL``: a client without one still connects);
+the app still decides whether it accepts it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from typing import Any
+
+from enroll.asgi.types import ASGIApp, Receive, Scope, Send
+
+_TLS_VERSIONS = {"TLSv1": 0x0301, "TLSv1.1": 0x0302, "TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
+
+
+def connection_extensions(transport: asyncio.BaseTransport) -> dict[str, Any]:
+    """The scope extensions for one connection (computed once, after the handshake)."""
+    peer = transport.get_extra_info("peername")
+    peer_addr = (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) and \
+        len(peer) >= 2 else None
+    ssl_object: ssl.SSLObject | None = transport.get_extra_info("ssl_object")
+    if ssl_object is None:
+        return {"enroll.transport": {"peer": peer_addr, "tls_unique": None}}
+    der = ssl_object.getpeercert(binary_form=True)
+    chain = [ssl.DER_cert_to_PEM_cert(der)] if der else []
+    version = ssl_object.version()
+    cipher = ssl_object.cipher()
+    try:
+        tls_unique = ssl_object.get_channel_binding("tls-unique") \
+            if version != "TLSv1.3" else None
+    except (ValueError, ssl.SSLError):
+        tls_unique = None
+    return {
+        "tls": {
+            "server_cert": None,
+            "client_cert_chain": chain,
+            "client_cert_name": None,
+            "client_cert_error": None,
+            "tls_version": _TLS_VERSIONS.get(version or ""),
+            "cipher_suite": None,
+            "cipher_name": cipher[0] if cipher else None,
+        },
+        "enroll.transport": {"peer": peer_addr, "tls_unique": tls_unique},
+    }
+
+
+def _with_extensions(app: ASGIApp, extensions: dict[str, Any]) -> ASGIApp:
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            scope.setdefault("extensions", {}).update(extensions)
+        await app(scope, receive, send)
+
+    return wrapped
+
+
+def protocol_class() -> type[asyncio.Protocol]:
+    """uvicorn's default HTTP protocol, extended to fill the TLS extension. Pass it as
+    ``uvicorn.Config(http=...)``."""
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+    base: Any = AutoHTTPProtocol
+
+    class TLSExtensionProtocol(base):  # type: ignore[misc, valid-type]
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            # One closure per connection; `self.app` is what each request runs.
+            self.app = _with_extensions(self.app, connection_extensions(transport))
+
+    TLSExtensionProtocol.__name__ = f"TLSExtension{base.__name__}"
+    return TLSExtensionProtocol

@@ -1,0 +1,221 @@
+"""Who is asking: HTTP Basic users and TLS client certificates (RFC 7030 §3.2.3, §3.3.2).
+
+The client certificate comes from one of two places:
+
+1. the TLS connection itself (``enroll serve``'s HTTPS listener puts it in the ASGI TLS
+   extension, ``scope["extensions"]["tls"]["client_cert_chain"]``);
+2. a header set by a TLS-terminating reverse proxy (nginx ``$ssl_client_escaped_cert``),
+   honoured only when the socket peer is one of the configured ``trusted_proxies``; from
+   anyone else the header is ignored.
+
+A certificate authenticates only if this engine issued it under the endpoint's CA (exact
+bytes in the inventory), it is not revoked and is within its validity, or if one of the
+endpoint's external anchors (``client_cert_cas``) signed it directly and it is within its
+validity.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import hashlib
+import ipaddress
+import time
+import urllib.parse
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography import x509
+
+from enroll.errors import Unauthorized
+from enroll.model import CertificateRecord, CertificateStatus, Requester
+
+from . import passwords, store
+from .settings import EndpointSettings
+
+MAX_AUTH_HEADER = 2048
+MAX_CERT_HEADER = 16 * 1024
+USER_CACHE_SECONDS = 30.0
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True, slots=True)
+class Transport:
+    """What the connection tells us, before any credential is checked."""
+
+    secure: bool
+    """HTTPS to us, or plain HTTP from a trusted proxy (which terminated TLS)."""
+    client_cert: x509.Certificate | None
+    tls_unique: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class CertIdentity:
+    certificate: x509.Certificate
+    record: CertificateRecord | None
+    """The inventory record when this engine issued the certificate."""
+
+    @property
+    def requester(self) -> Requester:
+        if self.record is not None:
+            return Requester(f"cert:{self.record.serial_hex}", "client-cert")
+        issuer = hashlib.sha256(self.certificate.issuer.public_bytes()).hexdigest()[:16]
+        return Requester(f"cert:{issuer}/{self.certificate.serial_number:x}", "client-cert")
+
+
+def parse_networks(entries: Iterable[str]) -> tuple[Network, ...]:
+    """``trusted_proxies`` entries: addresses or CIDR networks."""
+    nets: list[Network] = []
+    for entry in entries:
+        try:
+            nets.append(ipaddress.ip_network(entry.strip(), strict=False))
+        except ValueError:
+            from enroll.errors import ConfigError
+
+            raise ConfigError("trusted_proxies", f"not an address or network: {entry!r}") \
+                from None
+    return tuple(nets)
+
+
+def socket_peer(scope: Mapping[str, Any]) -> str | None:
+    """The real peer address: from ``enroll serve``'s transport extension when present
+    (immune to proxy-header rewriting), else the ASGI ``client``."""
+    transport = scope.get("extensions", {}).get("enroll.transport")
+    peer = transport.get("peer") if transport else scope.get("client")
+    return str(peer[0]) if peer else None
+
+
+def _is_trusted(peer: str | None, proxies: tuple[Network, ...]) -> bool:
+    if peer is None or not proxies:
+        return False
+    try:
+        addr = ipaddress.ip_address(peer.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    return any(addr in net for net in proxies)
+
+
+def _cert_from_header(value: str) -> x509.Certificate | None:
+    if not value or len(value) > MAX_CERT_HEADER:
+        return None
+    pem = urllib.parse.unquote(value)
+    if "-----BEGIN" not in pem:
+        return None
+    try:
+        return x509.load_pem_x509_certificate(pem.encode())
+    except ValueError:
+        return None
+
+
+def read_transport(scope: Mapping[str, Any], headers: Mapping[str, str],
+                   proxies: tuple[Network, ...], header_name: str) -> Transport:
+    """The client certificate and channel binding of this request, if any."""
+    extensions = scope.get("extensions") or {}
+    tls = extensions.get("tls") or {}
+    chain = tls.get("client_cert_chain") or []
+    transport_ext = extensions.get("enroll.transport") or {}
+    cert: x509.Certificate | None = None
+    if chain:
+        try:
+            cert = x509.load_pem_x509_certificate(str(chain[0]).encode())
+        except ValueError:
+            cert = None
+    from_proxy = _is_trusted(socket_peer(scope), proxies)
+    if from_proxy and cert is None:
+        cert = _cert_from_header(headers.get(header_name, ""))
+    if transport_ext:  # enroll serve: trust the socket, not a rewritten scheme
+        secure = bool(tls) or from_proxy
+    else:
+        secure = scope.get("scheme") == "https" or bool(tls) or from_proxy
+    return Transport(secure=secure, client_cert=cert,
+                     tls_unique=transport_ext.get("tls_unique"))
+
+
+def basic_credentials(header: str) -> tuple[str, str] | None:
+    """(user, password) from an ``Authorization: Basic`` header, else None."""
+    if not header or len(header) > MAX_AUTH_HEADER or header[:6].lower() != "basic ":
+        return None
+    try:
+        decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        return None
+    user, sep, password = decoded.partition(":")
+    if not sep or not user:
+        return None
+    return user, password
+
+
+class Authenticator:
+    """Checks the credentials of one endpoint. Thread-safe; call from a worker thread
+    (it may read the database and run a slow KDF)."""
+
+    def __init__(self, endpoint: EndpointSettings, authority: Any, db: Any,
+                 clock: Any) -> None:
+        self.endpoint = endpoint
+        self._authority = authority
+        self._db = db
+        self._clock = clock
+        self._verified = passwords.VerifiedCache()
+        self._db_users: dict[str, tuple[float, str | None]] = {}
+
+    def _stored_hash(self, user: str) -> str | None:
+        configured = self.endpoint.users.get(user)
+        if configured is not None:
+            return configured
+        cached = self._db_users.get(user)
+        now = time.monotonic()
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        with self._db.read() as conn:
+            found = store.get_user_hash(conn, self.endpoint.label, user)
+        if len(self._db_users) > 10_000:
+            self._db_users.clear()
+        self._db_users[user] = (now + USER_CACHE_SECONDS, found)
+        return found
+
+    def basic(self, user: str, password: str) -> Requester:
+        """Raises `Unauthorized` unless the user exists here and the password matches."""
+        if "basic" not in self.endpoint.auth:
+            raise Unauthorized("Basic authentication is not enabled on this endpoint")
+        stored = self._stored_hash(user) if len(user) <= 128 else None
+        if stored is None:
+            # Same cost either way is not needed for 256-bit secrets; for scrypt users a
+            # missing name answers faster, which reveals only that the name is unknown.
+            raise Unauthorized("unknown user or wrong password")
+        if not self._verified.check(user, stored, password):
+            raise Unauthorized("unknown user or wrong password")
+        return Requester(f"est-user:{self.endpoint.label}:{user}", "basic")
+
+    def certificate(self, cert: x509.Certificate, *, grace: int = 0) -> CertIdentity:
+        """Raises `Unauthorized` unless `cert` is one this endpoint accepts."""
+        now = self._clock.now()
+        record = self._authority.lookup(cert)
+        if record is not None:
+            if record.ca != self.endpoint.ca:
+                raise Unauthorized("client certificate is from a CA this endpoint does "
+                                   "not trust")
+            if record.status is not CertificateStatus.VALID:
+                raise Unauthorized("client certificate is revoked")
+            self._check_time(cert, now, grace)
+            return CertIdentity(cert, record)
+        for anchor in self.endpoint.anchors:
+            if anchor.subject != cert.issuer:
+                continue
+            try:
+                cert.verify_directly_issued_by(anchor)
+            except (ValueError, TypeError, Exception):  # noqa: BLE001 - any failure refuses
+                continue
+            self._check_time(cert, now, 0)
+            return CertIdentity(cert, None)
+        raise Unauthorized("client certificate is not from a CA this endpoint trusts")
+
+    @staticmethod
+    def _check_time(cert: x509.Certificate, now: dt.datetime, grace: int) -> None:
+        if cert.not_valid_before_utc > now:
+            raise Unauthorized("client certificate is not yet valid")
+        if cert.not_valid_after_utc + dt.timedelta(seconds=grace) < now:
+            raise Unauthorized("client certificate has expired")

@@ -1,0 +1,271 @@
+"""The EST operations of one endpoint (RFC 7030 §4), independent of HTTP.
+
+Each operation authenticates, builds an `EnrollmentRequest` and calls the core. Every
+method here may block (database, signing, KDF): call it from a worker thread.
+
+Idempotency (RFC 7030 §4.2.3: a client told 202 resubmits the same request): the
+transaction id is a digest of who asks, the public key and the requested names, so the
+core's (protocol, endpoint, transaction id) rule answers a resubmission with the first
+request's outcome: the certificate once approved, an error once rejected. A finished
+transaction whose certificate has since expired or been revoked does not block a new
+enrollment with the same key: the id is chained to a fresh one.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import AttributeOID
+
+from enroll.context import AppContext
+from enroll.csr import check_csr_signature
+from enroll.errors import BadCSR, Conflict, Unauthorized
+from enroll.model import (
+    CertificateStatus,
+    EnrollmentRequest,
+    Issued,
+    Outcome,
+    Pending,
+    Rejected,
+    Requester,
+)
+
+from . import csrattrs, serverkeygen, store, wire
+from .auth import Authenticator, CertIdentity, Transport, basic_credentials
+from .settings import EndpointSettings
+
+PROTOCOL = "est"
+_STALE_AFTER = dt.timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyAndOutcome:
+    pkcs8: bytes | None
+    outcome: Outcome
+
+
+def _names_bytes(csr: x509.CertificateSigningRequest) -> bytes:
+    try:
+        san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        return san.public_bytes()
+    except x509.ExtensionNotFound:
+        return b""
+    except ValueError as exc:
+        raise BadCSR("CSR extensions could not be parsed") from exc
+
+
+def transaction_id(kind: str, *parts: bytes) -> str:
+    digest = hashlib.sha256(kind.encode())
+    for part in parts:
+        digest.update(len(part).to_bytes(4, "big"))
+        digest.update(part)
+    return f"{kind}:{digest.hexdigest()}"
+
+
+def _spki(csr: x509.CertificateSigningRequest) -> bytes:
+    return csr.public_key().public_bytes(serialization.Encoding.DER,
+                                         serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def _name_set(names: list[x509.GeneralName]) -> set[tuple[str, str]]:
+    return {(type(n).__name__, str(n.value).lower()) for n in names}
+
+
+def _rdns(name: x509.Name) -> list[tuple[str, str]]:
+    return [(a.oid.dotted_string, str(a.value)) for a in name]
+
+
+class EstService:
+    def __init__(self, ctx: AppContext, endpoint: EndpointSettings,
+                 keybox: serverkeygen.KeyBox) -> None:
+        self.ctx = ctx
+        self.endpoint = endpoint
+        self.auth = Authenticator(endpoint, ctx.authority, ctx.db, ctx.clock)
+        self.keybox = keybox
+        profile = ctx.authority.profile(endpoint.profile)
+        self.profile = profile
+        self.cacerts_body = wire.certs_only(list(ctx.authority.chain(endpoint.ca)))
+        self.csrattrs_der = csrattrs.build(profile, endpoint.tls_unique == "required")
+
+    # -- authentication -----------------------------------------------------------------
+
+    def authenticate(self, authorization: str, transport: Transport) -> Requester:
+        """Basic credentials when sent (they must be right), else the client cert."""
+        credentials = basic_credentials(authorization)
+        if credentials is not None:
+            return self.auth.basic(*credentials)
+        if transport.client_cert is not None and "client-cert" in self.endpoint.auth:
+            return self.auth.certificate(transport.client_cert).requester
+        raise Unauthorized("authentication required")
+
+    def check_pop(self, csr: x509.CertificateSigningRequest, transport: Transport) -> None:
+        """RFC 7030 §3.5: the CSR's challengePassword holds base64(tls-unique) of this
+        TLS connection, binding the request to the authenticated channel."""
+        mode = self.endpoint.tls_unique
+        if mode == "off":
+            return
+        try:
+            value: bytes | None = csr.attributes.get_attribute_for_oid(
+                AttributeOID.CHALLENGE_PASSWORD).value
+        except x509.AttributeNotFound:
+            value = None
+        except ValueError as exc:
+            raise BadCSR("CSR attributes could not be parsed") from exc
+        if transport.tls_unique is None or value is None:
+            if mode == "required":
+                raise BadCSR("this endpoint requires tls-unique proof of possession "
+                             "(RFC 7030 §3.5) over TLS 1.2 to this server")
+            return
+        if not hmac.compare_digest(value.strip(), base64.b64encode(transport.tls_unique)):
+            raise BadCSR("tls-unique proof of possession does not match this TLS session")
+
+    # -- operations ---------------------------------------------------------------------
+
+    def _request(self, csr: x509.CertificateSigningRequest, requester: Requester, tid: str,
+                 replaces: str | None = None, kind: str = "simpleenroll") -> EnrollmentRequest:
+        return EnrollmentRequest(
+            csr=csr, profile=self.endpoint.profile, requester=requester, protocol=PROTOCOL,
+            endpoint=self.endpoint.label, transaction_id=tid, replaces=replaces,
+            ca=self.endpoint.ca, attributes={"operation": kind})
+
+    def _stale(self, issued: Issued) -> bool:
+        """An answer replayed from an old transaction whose certificate is no longer
+        usable (expired or revoked)."""
+        now = self.ctx.clock.now()
+        cert = issued.certificate
+        if cert.not_valid_after_utc <= now:
+            return True
+        if cert.not_valid_before_utc > now - _STALE_AFTER - \
+                dt.timedelta(seconds=self.profile.backdate):
+            return False  # issued just now: not a replay
+        record = self.ctx.authority.certificate(cert.serial_number)
+        return record is None or record.status is not CertificateStatus.VALID
+
+    def _submit(self, request: EnrollmentRequest) -> Outcome:
+        outcome = self.ctx.authority.submit(request)
+        for _ in range(8):
+            if not isinstance(outcome, Issued) or not self._stale(outcome):
+                return outcome
+            tid = transaction_id("next", (request.transaction_id or "").encode(),
+                                 outcome.serial_hex.encode())
+            request = self._request(request.csr, request.requester, tid, request.replaces,
+                                    str(request.attributes.get("operation", "")))
+            outcome = self.ctx.authority.submit(request)
+        return outcome
+
+    def simpleenroll(self, authorization: str, transport: Transport, body: bytes) -> Outcome:
+        """RFC 7030 §4.2.1."""
+        requester = self.authenticate(authorization, transport)
+        csr = wire.parse_csr(body)
+        self.check_pop(csr, transport)
+        tid = transaction_id("enroll", requester.identity.encode(), _spki(csr),
+                             csr.subject.public_bytes(), _names_bytes(csr))
+        return self._submit(self._request(csr, requester, tid))
+
+    def simplereenroll(self, authorization: str, transport: Transport,
+                       body: bytes) -> Outcome:
+        """RFC 7030 §4.2.2: authorized by the TLS client certificate being renewed; the
+        CSR's subject and subjectAltName must be identical to that certificate's."""
+        if transport.client_cert is None:
+            raise Unauthorized("re-enrollment needs the current certificate as the TLS "
+                               "client certificate")
+        if basic_credentials(authorization) is not None:
+            self.authenticate(authorization, transport)
+        identity = self.auth.certificate(transport.client_cert,
+                                         grace=self.endpoint.reenroll_grace)
+        if identity.record is None:
+            raise Unauthorized("only certificates issued here can be re-enrolled")
+        csr = wire.parse_csr(body)
+        self.check_pop(csr, transport)
+        self._check_same_names(csr, identity)
+        requester = Requester(f"cert:{identity.record.serial_hex}", "renewal-cert")
+        tid = transaction_id("reenroll", identity.record.serial_hex.encode(), _spki(csr),
+                             csr.subject.public_bytes(), _names_bytes(csr))
+        return self._submit(self._request(csr, requester, tid,
+                                          replaces=identity.record.serial_hex,
+                                          kind="simplereenroll"))
+
+    @staticmethod
+    def _check_same_names(csr: x509.CertificateSigningRequest, identity: CertIdentity) -> None:
+        cert = identity.certificate
+        if _rdns(csr.subject) != _rdns(cert.subject):
+            raise BadCSR("re-enrollment must keep the subject of the current certificate "
+                         "(RFC 7030 §4.2.2)")
+        try:
+            have = list(cert.extensions.get_extension_for_class(
+                x509.SubjectAlternativeName).value)
+        except x509.ExtensionNotFound:
+            have = []
+        try:
+            asked = list(csr.extensions.get_extension_for_class(
+                x509.SubjectAlternativeName).value)
+        except x509.ExtensionNotFound:
+            asked = []
+        except ValueError as exc:
+            raise BadCSR("CSR extensions could not be parsed") from exc
+        if _name_set(asked) != _name_set(have):
+            raise BadCSR("re-enrollment must keep the subjectAltName of the current "
+                         "certificate (RFC 7030 §4.2.2)")
+
+    def serverkeygen(self, authorization: str, transport: Transport,
+                     body: bytes) -> KeyAndOutcome:
+        """RFC 7030 §4.4: a key made here, returned with its certificate."""
+        if not self.endpoint.serverkeygen:
+            from enroll.errors import NotFound
+
+            raise NotFound("server-side key generation is not enabled on this endpoint")
+        requester = self.authenticate(authorization, transport)
+        template = wire.parse_csr(body)
+        check_csr_signature(template)
+        self.check_pop(template, transport)
+        tid = transaction_id("serverkeygen", requester.identity.encode(), _spki(template),
+                             template.subject.public_bytes(), _names_bytes(template))
+        for _ in range(8):
+            existing = self.ctx.authority.find_transaction(PROTOCOL, self.endpoint.label, tid)
+            if existing is None:
+                return self._generate(template, requester, tid)
+            with self.ctx.db.read() as conn:
+                kept = store.get_key_by_request(conn, existing.id)
+            if kept is not None:
+                return self._collect(kept)
+            # Delivered already (and not kept): a new request starts a new transaction.
+            tid = transaction_id("next", tid.encode(), existing.id.encode())
+        raise Conflict("too many server-generated keys for this request")
+
+    def _generate(self, template: x509.CertificateSigningRequest, requester: Requester,
+                  tid: str) -> KeyAndOutcome:
+        key, csr = serverkeygen.new_key_and_csr(self.profile.server_key_type, template)
+        der = serverkeygen.pkcs8_der(key)
+        outcome = self.ctx.authority.submit(self._request(csr, requester, tid,
+                                                          kind="serverkeygen"))
+        keep = isinstance(outcome, Pending) or (isinstance(outcome, Issued)
+                                                and self.endpoint.archive_keys)
+        if keep:
+            serial = outcome.serial_hex if isinstance(outcome, Issued) else None
+            sealed = self.keybox.seal(der, outcome.request_id)
+            with self.ctx.db.write() as conn:
+                store.insert_key(conn, request_id=outcome.request_id,
+                                 endpoint=self.endpoint.label, serial=serial,
+                                 key_type=self.profile.server_key_type, encrypted_key=sealed,
+                                 archived=self.endpoint.archive_keys, now=self.ctx.clock.now())
+        return KeyAndOutcome(der if isinstance(outcome, Issued) else None, outcome)
+
+    def _collect(self, kept: store.StoredKey) -> KeyAndOutcome:
+        outcome = self.ctx.authority.status(kept.request_id)
+        if not isinstance(outcome, Issued):
+            return KeyAndOutcome(None, outcome)
+        der = self.keybox.open(kept.encrypted_key, kept.request_id)
+        with self.ctx.db.write() as conn:
+            store.set_key_serial(conn, kept.request_id, outcome.serial_hex)
+            store.forget_delivered_key(conn, kept.request_id)
+        return KeyAndOutcome(der, outcome)
+
+
+def outcome_kind(outcome: Outcome) -> str:
+    return {Issued: "issued", Pending: "pending", Rejected: "rejected"}[type(outcome)]

@@ -1,0 +1,160 @@
+"""The ``[est]`` configuration section, validated once at start-up.
+
+    [est]
+    path = "/.well-known/est"          # RFC 7030 §3.2.2: the well-known prefix
+    client_cert_header = "x-ssl-client-cert"   # set by a trusted proxy (nginx)
+
+    [est.endpoints.default]            # label "default" is served at <path>/
+    profile = "device"
+    ca = "issuing"                     # default: the profile's CA
+    auth = ["basic", "client-cert"]    # what simpleenroll/serverkeygen accept
+    users = { est = "sha256$<salt>$<hex>" }   # hashed passwords (enroll est hash-password)
+    password_file = "/…/est-password"  # optional plaintext (0600) for endpoints.json
+    client_cert_cas = ["/…/idevid-ca.pem"]    # extra trust anchors for client certs
+    tls_unique = "optional"            # off | optional | required (RFC 7030 §3.5)
+    serverkeygen = true
+    archive_keys = false               # keep server-generated keys, encrypted
+    reenroll_grace = "0s"              # accept just-expired certs for simplereenroll
+
+Any other label ``x`` is served at ``<path>/x/``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+
+from enroll.config import (
+    Config,
+    as_bool,
+    as_duration,
+    as_str,
+    as_str_list,
+    as_table,
+    check_keys,
+)
+from enroll.errors import ConfigError
+
+from .passwords import check_hash_format
+
+DEFAULT_PATH = "/.well-known/est"
+DEFAULT_LABEL = "default"
+AUTH_METHODS = ("basic", "client-cert")
+TLS_UNIQUE_MODES = ("off", "optional", "required")
+_SECTION_KEYS = {"enabled", "path", "client_cert_header", "endpoints"}
+_ENDPOINT_KEYS = {
+    "profile", "ca", "auth", "users", "password_file", "client_cert_cas", "tls_unique",
+    "serverkeygen", "archive_keys", "reenroll_grace",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointSettings:
+    label: str
+    path: str
+    """Full path prefix of this endpoint, e.g. ``/.well-known/est`` or ``…/est/iot``."""
+    profile: str
+    ca: str
+    auth: tuple[str, ...]
+    users: Mapping[str, str]
+    """username -> stored password hash (see `passwords`)."""
+    password_file: Path | None
+    anchors: tuple[x509.Certificate, ...]
+    """External CAs whose (directly issued) client certificates authenticate."""
+    tls_unique: str
+    serverkeygen: bool
+    archive_keys: bool
+    reenroll_grace: int
+
+
+@dataclass(frozen=True, slots=True)
+class EstSettings:
+    path: str
+    client_cert_header: str
+    endpoints: tuple[EndpointSettings, ...]
+
+
+def _choice(value: Any, key: str, allowed: tuple[str, ...]) -> str:
+    text = as_str(value, key)
+    if text not in allowed:
+        raise ConfigError(key, f"expected one of {', '.join(allowed)}")
+    return text
+
+
+def _anchors(paths: tuple[str, ...], key: str) -> tuple[x509.Certificate, ...]:
+    certs: list[x509.Certificate] = []
+    for p in paths:
+        try:
+            certs.extend(x509.load_pem_x509_certificates(Path(p).read_bytes()))
+        except OSError as exc:
+            raise ConfigError(key, f"cannot read {p}: {exc.strerror}") from exc
+        except ValueError as exc:
+            raise ConfigError(key, f"{p} holds no PEM certificate") from exc
+    return tuple(certs)
+
+
+def _endpoint(label: str, table: Mapping[str, Any], base: str,
+              config: Config) -> EndpointSettings:
+    key = f"est.endpoints.{label}"
+    check_keys(table, _ENDPOINT_KEYS, key)
+    # RFC 7030 §3.2.2: a label is one path segment.
+    if not label.replace("-", "").replace("_", "").isalnum() or len(label) > 64:
+        raise ConfigError(key, "endpoint labels are letters, digits, - and _")
+    profile = as_str(table.get("profile", "device"), f"{key}.profile")
+    if profile not in config.profiles:
+        raise ConfigError(f"{key}.profile", f"no profile named {profile!r}")
+    ca = as_str(table.get("ca", config.profiles[profile].ca), f"{key}.ca")
+    if ca not in config.cas:
+        raise ConfigError(f"{key}.ca", f"no CA named {ca!r}")
+    auth = as_str_list(table.get("auth", list(AUTH_METHODS)), f"{key}.auth")
+    if not auth or any(a not in AUTH_METHODS for a in auth):
+        raise ConfigError(f"{key}.auth", f"expected a list of {', '.join(AUTH_METHODS)}")
+    users: dict[str, str] = {}
+    for name, value in as_table(table.get("users", {}), f"{key}.users").items():
+        if not name or len(name) > 128 or ":" in name:
+            raise ConfigError(f"{key}.users", f"invalid user name {name[:32]!r}")
+        users[name] = check_hash_format(as_str(value, f"{key}.users.{name}"),
+                                        f"{key}.users.{name}")
+    password_file = (Path(as_str(table["password_file"], f"{key}.password_file"))
+                     if "password_file" in table else None)
+    archive = as_bool(table.get("archive_keys", False), f"{key}.archive_keys")
+    if archive and config.ca_passphrase is None:
+        raise ConfigError(f"{key}.archive_keys",
+                          "key archival encrypts with ca_passphrase, which is not set")
+    return EndpointSettings(
+        label=label, path=base if label == DEFAULT_LABEL else f"{base}/{label}",
+        profile=profile, ca=ca, auth=auth, users=users, password_file=password_file,
+        anchors=_anchors(as_str_list(table.get("client_cert_cas", []),
+                                     f"{key}.client_cert_cas"), f"{key}.client_cert_cas"),
+        tls_unique=_choice(table.get("tls_unique", "optional"), f"{key}.tls_unique",
+                           TLS_UNIQUE_MODES),
+        serverkeygen=as_bool(table.get("serverkeygen", True), f"{key}.serverkeygen"),
+        archive_keys=archive,
+        reenroll_grace=as_duration(table.get("reenroll_grace", 0), f"{key}.reenroll_grace",
+                                   minimum=0, maximum=90 * 86400),
+    )
+
+
+def parse(config: Config) -> EstSettings | None:
+    """The EST settings, or None when ``enabled = false``. With no ``[est]`` section one
+    default endpoint serves the ``device`` profile to client certificates only (it has
+    no Basic users until some are configured)."""
+    section = as_table(config.section("est"), "est")
+    check_keys(section, _SECTION_KEYS, "est")
+    if not as_bool(section.get("enabled", True), "est.enabled"):
+        return None
+    base = as_str(section.get("path", DEFAULT_PATH), "est.path").rstrip("/")
+    if not base.startswith("/") or "{" in base:
+        raise ConfigError("est.path", "expected an absolute path like /.well-known/est")
+    header = as_str(section.get("client_cert_header", "x-ssl-client-cert"),
+                    "est.client_cert_header").lower()
+    if not header or len(header) > 64 or not header.replace("-", "").isalnum():
+        raise ConfigError("est.client_cert_header", "expected an HTTP header name")
+    tables = as_table(section.get("endpoints", {DEFAULT_LABEL: {}}), "est.endpoints")
+    endpoints = tuple(_endpoint(label, as_table(t, f"est.endpoints.{label}"), base, config)
+                      for label, t in tables.items())
+    return EstSettings(path=base, client_cert_header=header, endpoints=endpoints)
