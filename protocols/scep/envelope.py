@@ -12,7 +12,6 @@ import os
 from collections.abc import Iterable
 
 from asn1crypto import cms, parser
-from asn1crypto import x509 as ax509
 from cryptography import x509
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives import padding as sympadding
@@ -20,6 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from . import der
 from .failinfo import FailInfo, ScepFailure
 
 DER = serialization.Encoding.DER
@@ -39,6 +39,14 @@ def _algorithm(name: str, key: bytes) -> algorithms.AES | TripleDES:
     if name == "des":
         return TripleDES(key * 3)  # K1 = K2 = K3 is single DES
     return TripleDES(key) if name == "tripledes_3key" else algorithms.AES(key)
+
+
+def _key_identifier(cert: x509.Certificate) -> bytes | None:
+    try:
+        return cert.extensions.get_extension_for_class(
+            x509.SubjectKeyIdentifier).value.digest
+    except x509.ExtensionNotFound:
+        return None
 
 
 def _elements(data: bytes) -> list[tuple[int, int, int, bytes]]:
@@ -82,17 +90,17 @@ def decrypt(der: bytes, recipient: x509.Certificate, key: rsa.RSAPrivateKey,
         if info["content_type"].native != "enveloped_data":
             raise ScepFailure(FailInfo.BAD_REQUEST, "content is not EnvelopedData")
         ed = info["content"]
-        ours = ax509.Certificate.load(recipient.public_bytes(DER))
+        our_issuer, our_serial = recipient.issuer.public_bytes(), recipient.serial_number
         encrypted_key = None
         for ri in list(ed["recipient_infos"])[:MAX_RECIPIENTS]:
             if ri.name != "ktri":
                 continue
             rid = ri.chosen["rid"]
             if rid.name == "issuer_and_serial_number":
-                match = (rid.chosen["serial_number"].native == ours.serial_number
-                         and rid.chosen["issuer"].dump() == ours.issuer.dump())
+                match = (rid.chosen["serial_number"].native == our_serial
+                         and rid.chosen["issuer"].dump() == our_issuer)
             else:
-                match = rid.chosen.native == ours.key_identifier
+                match = rid.chosen.native == _key_identifier(recipient)
             if match:
                 if ri.chosen["key_encryption_algorithm"]["algorithm"].native != "rsaes_pkcs1v15":
                     raise ScepFailure(FailInfo.BAD_ALG, "key transport must be rsaEncryption")
@@ -131,6 +139,10 @@ def decrypt(der: bytes, recipient: x509.Certificate, key: rsa.RSAPrivateKey,
         raise ScepFailure(FailInfo.BAD_MESSAGE_CHECK, "the envelope does not decrypt") from exc
 
 
+CIPHER_OIDS = {"aes128_cbc": "2.16.840.1.101.3.4.1.2", "aes256_cbc": "2.16.840.1.101.3.4.1.42",
+               "tripledes_3key": "1.2.840.113549.3.7", "des": "1.3.14.3.2.7"}
+
+
 def encrypt(content: bytes, recipients: Iterable[x509.Certificate],
             cipher_name: str = "aes128_cbc") -> bytes:
     """EnvelopedData of `content` to each RSA recipient (issuerAndSerialNumber)."""
@@ -146,20 +158,14 @@ def encrypt(content: bytes, recipients: Iterable[x509.Certificate],
         if not isinstance(public_key, rsa.RSAPublicKey):
             raise ScepFailure(FailInfo.BAD_ALG,
                               "responses can only be enveloped to an RSA certificate")
-        asn1 = ax509.Certificate.load(cert.public_bytes(DER))
-        infos.append(cms.RecipientInfo({"ktri": cms.KeyTransRecipientInfo({
-            "version": "v0",
-            "rid": {"issuer_and_serial_number": {"issuer": asn1.issuer,
-                                                 "serial_number": asn1.serial_number}},
-            "key_encryption_algorithm": {"algorithm": "rsaes_pkcs1v15"},
-            "encrypted_key": public_key.encrypt(cek, padding.PKCS1v15()),
-        })}))
-    enveloped = cms.EnvelopedData({
-        "version": "v0", "recipient_infos": infos,
-        "encrypted_content_info": {
-            "content_type": "data",
-            "content_encryption_algorithm": {"algorithm": cipher_name, "parameters": iv},
-            "encrypted_content": ciphertext,
-        },
-    })
-    return cms.ContentInfo({"content_type": "enveloped_data", "content": enveloped}).dump()
+        infos.append(der.seq(
+            der.integer(0),
+            der.seq(cert.issuer.public_bytes(), der.integer(cert.serial_number)),
+            der.seq(der.oid("1.2.840.113549.1.1.1"), der.NULL),
+            der.octets(public_key.encrypt(cek, padding.PKCS1v15()))))
+    encrypted_content_info = der.seq(
+        der.oid("1.2.840.113549.1.7.1"),
+        der.seq(der.oid(CIPHER_OIDS[cipher_name]), der.octets(iv)),
+        der.context(0, ciphertext, constructed=False))
+    enveloped = der.seq(der.integer(0), der.set_of(infos), encrypted_content_info)
+    return der.seq(der.oid("1.2.840.113549.1.7.3"), der.context(0, enveloped))

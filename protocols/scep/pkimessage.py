@@ -18,7 +18,7 @@ from asn1crypto import x509 as ax509
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from . import envelope, signeddata
+from . import der, envelope, signeddata
 from .failinfo import FailInfo, ScepFailure
 
 # RFC 8894 §3.2.1: SCEP authenticated attributes.
@@ -81,12 +81,12 @@ def _single(attrs: signeddata.SignedMessage, oid: str, spec: type[core.Asn1Value
         raise ScepFailure(FailInfo.BAD_REQUEST, f"malformed {name}") from exc
 
 
-def parse_pkimessage(der: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> PKIMessage:
+def parse_pkimessage(data: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> PKIMessage:
     """Parse a pkiMessage and its SCEP attributes (RFC 8894 §3.2.1). Raises
     `ScepFailure` (badRequest) when it is not one; nothing is verified or decrypted."""
-    if not der or len(der) > max_bytes:
+    if not data or len(data) > max_bytes:
         raise ScepFailure(FailInfo.BAD_REQUEST, "message empty or too large")
-    signed = signeddata.parse(der)
+    signed = signeddata.parse(data)
     message_type = _single(signed, OID_MESSAGE_TYPE, core.PrintableString, "messageType")
     tid = _single(signed, OID_TRANSACTION_ID, core.PrintableString, "transactionID")
     nonce = _single(signed, OID_SENDER_NONCE, core.OctetString, "senderNonce")
@@ -97,8 +97,8 @@ def parse_pkimessage(der: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> PKIMessa
     return PKIMessage(str(message_type), tid, nonce, signed)
 
 
-def _printable(oid: str, value: str) -> object:
-    return signeddata.attribute(oid, core.PrintableString(value))
+def _printable(oid: str, value: str) -> bytes:
+    return signeddata.attribute(oid, der.printable(value))
 
 
 def build_certrep(*, status: PKIStatus, transaction_id: str, recipient_nonce: bytes,
@@ -113,16 +113,15 @@ def build_certrep(*, status: PKIStatus, transaction_id: str, recipient_nonce: by
         _printable(OID_MESSAGE_TYPE, MessageType.CERT_REP.value),
         _printable(OID_PKI_STATUS, status.value),
         _printable(OID_TRANSACTION_ID, transaction_id),
-        signeddata.attribute(OID_RECIPIENT_NONCE, core.OctetString(recipient_nonce)),
-        signeddata.attribute(OID_SENDER_NONCE, core.OctetString(os.urandom(NONCE_BYTES))),
+        signeddata.attribute(OID_RECIPIENT_NONCE, der.octets(recipient_nonce)),
+        signeddata.attribute(OID_SENDER_NONCE, der.octets(os.urandom(NONCE_BYTES))),
     ]
     if status is PKIStatus.FAILURE:
         attrs.append(_printable(OID_FAIL_INFO, (fail_info or FailInfo.BAD_REQUEST).value))
         if fail_text:
-            attrs.append(signeddata.attribute(OID_FAIL_INFO_TEXT,
-                                              core.UTF8String(fail_text[:200])))
+            attrs.append(signeddata.attribute(OID_FAIL_INFO_TEXT, der.utf8(fail_text[:200])))
     return signeddata.sign(enveloped if status is PKIStatus.SUCCESS else None,
-                           attrs, signer, key, digest, now=now)  # type: ignore[arg-type]
+                           attrs, signer, key, digest, now=now)
 
 
 # -- message contents (RFC 8894 §3.3.3, §3.3.4) -------------------------------------------
@@ -177,10 +176,10 @@ def build_request(message_type: MessageType | str, payload: bytes,
         _printable(OID_MESSAGE_TYPE, kind),
         _printable(OID_TRANSACTION_ID, transaction_id),
         signeddata.attribute(OID_SENDER_NONCE,
-                             core.OctetString(sender_nonce or os.urandom(NONCE_BYTES))),
+                             der.octets(sender_nonce or os.urandom(NONCE_BYTES))),
     ]
     enveloped = envelope.encrypt(payload, recipients, cipher)
-    return signeddata.sign(enveloped, attrs, signer, key, digest, now=now)  # type: ignore[arg-type]
+    return signeddata.sign(enveloped, attrs, signer, key, digest, now=now)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ that parses as a pkiMessage is answered with a signed CertRep, whatever goes wro
 from __future__ import annotations
 
 import datetime as dt
+import hmac
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from enroll.model import (
 )
 
 from . import caps, envelope, signeddata
-from .challenges import OneTimeChallenges, settings_for
+from .challenges import OneTimeChallenges, digest, settings_for
 from .failinfo import FailInfo, ScepFailure, fail_info_for
 from .pkimessage import (
     MessageType,
@@ -193,16 +194,22 @@ class ScepService:
             protocol=PROTOCOL, endpoint=self.endpoint.name,
             transaction_id=message.transaction_id, ca=self.endpoint.ca,
             attributes={"scep_message_type": "PKCSReq"})
-        existing = self.ctx.authority.find_transaction(PROTOCOL, self.endpoint.name,
-                                                       message.transaction_id)
-        if existing is None:
-            # Profile rules first, so a refused CSR does not spend a one-time challenge.
+        challenge = _challenge_password(csr)
+        static = self.endpoint.static_sha256
+        if not (static and hmac.compare_digest(digest(challenge), static)):
+            # The challenge may be one-time or checked remotely: run the profile's rules
+            # first, so a CSR the profile refuses does not spend it.
             self.ctx.authority.check(request)
-            if not self.ctx.authority.verify_challenge(ChallengeContext(
-                    protocol=PROTOCOL, endpoint=self.endpoint.name,
-                    challenge=_challenge_password(csr), csr=csr,
-                    settings=self._challenge_settings,
-                    transaction_id=message.transaction_id)):
+        if not self.ctx.authority.verify_challenge(ChallengeContext(
+                protocol=PROTOCOL, endpoint=self.endpoint.name, challenge=challenge,
+                csr=csr, settings=self._challenge_settings,
+                transaction_id=message.transaction_id)):
+            # A retry of a transaction whose one-time challenge the first attempt spent
+            # gets the first answer; the core checks it is the same key (RFC 8894
+            # §3.2.1.1: a retried request keeps its transactionID).
+            existing = self.ctx.authority.find_transaction(PROTOCOL, self.endpoint.name,
+                                                           message.transaction_id)
+            if existing is None:
                 raise Unauthorized("the challenge password is not valid")
         return self._answer(self.ctx.authority.submit(request))
 

@@ -17,6 +17,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
+from . import der
 from .failinfo import FailInfo, ScepFailure
 
 DER = serialization.Encoding.DER
@@ -152,74 +153,78 @@ def signing_time(message: SignedMessage) -> dt.datetime | None:
     return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
 
 
-def attribute(oid: str, value: core.Asn1Value) -> cms.CMSAttribute:
-    return cms.CMSAttribute({"type": oid, "values": [value]})
+OID_DATA = "1.2.840.113549.1.7.1"
+OID_SIGNED_DATA = "1.2.840.113549.1.7.2"
+DIGEST_OIDS = {"sha1": "1.3.14.3.2.26", "sha256": "2.16.840.1.101.3.4.2.1",
+               "sha384": "2.16.840.1.101.3.4.2.2", "sha512": "2.16.840.1.101.3.4.2.3"}
+ECDSA_OIDS = {"sha1": "1.2.840.10045.4.1", "sha256": "1.2.840.10045.4.3.2",
+              "sha384": "1.2.840.10045.4.3.3", "sha512": "1.2.840.10045.4.3.4"}
+OID_RSA = "1.2.840.113549.1.1.1"
 
 
-def _cert_asn1(cert: x509.Certificate) -> Any:
-    from asn1crypto import x509 as ax509
+def attribute(oid: str, value_der: bytes) -> bytes:
+    """An Attribute (RFC 5652 §5.3) with one DER-encoded value."""
+    return der.seq(der.oid(oid), der.set_of([value_der]))
 
-    return ax509.Certificate.load(cert.public_bytes(DER))
+
+def issuer_and_serial(cert: x509.Certificate) -> bytes:
+    return der.seq(cert.issuer.public_bytes(), der.integer(cert.serial_number))
 
 
-def sign(content: bytes | None, attributes: Sequence[cms.CMSAttribute],
+def _utc_time(when: dt.datetime) -> bytes:
+    return der.tlv(0x17, when.astimezone(dt.UTC).strftime("%y%m%d%H%M%SZ").encode())
+
+
+def sign(content: bytes | None, attributes: Sequence[bytes],
          signer: x509.Certificate, key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey,
          digest: str = "sha256", certificates: Sequence[x509.Certificate] = (),
          now: dt.datetime | None = None) -> bytes:
     """A SignedData over `content` (id-data; absent when None) with contentType,
-    messageDigest, signingTime and the given attributes, signed by `key`."""
+    messageDigest, signingTime and the given (DER) attributes, signed by `key`."""
     algorithm = HASHES[digest]()
     h = hashes.Hash(algorithm)
     h.update(content or b"")
     attrs = [
-        attribute("1.2.840.113549.1.9.3", cms.ContentType("data")),
-        attribute("1.2.840.113549.1.9.4", core.OctetString(h.finalize())),
-        attribute("1.2.840.113549.1.9.5", cms.Time(
-            {"utc_time": (now or dt.datetime.now(dt.UTC)).replace(microsecond=0)})),
+        attribute("1.2.840.113549.1.9.3", der.oid(OID_DATA)),
+        attribute("1.2.840.113549.1.9.4", der.octets(h.finalize())),
+        attribute("1.2.840.113549.1.9.5", _utc_time(now or dt.datetime.now(dt.UTC))),
         *attributes,
     ]
-    # DER: a SET OF is sorted by encoding; verifiers that re-encode (Go) rely on it.
-    attrs.sort(key=lambda a: a.dump())
-    signed_attrs = cms.CMSAttributes(attrs)
-    to_sign = b"\x31" + signed_attrs.dump()[1:]
+    # RFC 5652 §5.4: the signature covers the attributes as a DER SET OF (sorted;
+    # verifiers that re-encode, such as Go's pkcs7, rely on it).
+    signed_attrs = der.set_of(attrs)
     if isinstance(key, rsa.RSAPrivateKey):
-        signature = key.sign(to_sign, padding.PKCS1v15(), algorithm)
-        sig_alg = "rsassa_pkcs1v15"
+        signature = key.sign(signed_attrs, padding.PKCS1v15(), algorithm)
+        sig_alg = der.seq(der.oid(OID_RSA), der.NULL)
     else:
-        signature = key.sign(to_sign, ec.ECDSA(algorithm))
-        sig_alg = "ecdsa"
-    signer_asn1 = _cert_asn1(signer)
-    sid = cms.SignerIdentifier({"issuer_and_serial_number": cms.IssuerAndSerialNumber({
-        "issuer": signer_asn1.issuer, "serial_number": signer_asn1.serial_number})})
-    signer_info = cms.SignerInfo({
-        "version": "v1", "sid": sid, "digest_algorithm": {"algorithm": digest},
-        "signed_attrs": signed_attrs, "signature_algorithm": {"algorithm": sig_alg},
-        "signature": signature,
-    })
-    certs = [signer_asn1, *(_cert_asn1(c) for c in certificates)]
-    signed = cms.SignedData({
-        "version": "v1", "digest_algorithms": [{"algorithm": digest}],
-        "encap_content_info": {"content_type": "data", "content": content},
-        "certificates": certs, "signer_infos": [signer_info],
-    })
-    return cms.ContentInfo({"content_type": "signed_data", "content": signed}).dump()
+        signature = key.sign(signed_attrs, ec.ECDSA(algorithm))
+        sig_alg = der.seq(der.oid(ECDSA_OIDS[digest]))
+    digest_alg = der.seq(der.oid(DIGEST_OIDS[digest]))
+    signer_info = der.seq(
+        der.integer(1), issuer_and_serial(signer), digest_alg,
+        b"\xa0" + signed_attrs[1:],  # [0] IMPLICIT SET OF Attribute
+        sig_alg, der.octets(signature))
+    encap = der.seq(der.oid(OID_DATA), der.context(0, der.octets(content))) \
+        if content is not None else der.seq(der.oid(OID_DATA))
+    certs = [signer, *certificates]
+    signed = der.seq(
+        der.integer(1), der.set_of([digest_alg]), encap,
+        der.context(0, b"".join(c.public_bytes(DER) for c in certs)),
+        der.set_of([signer_info]))
+    return der.seq(der.oid(OID_SIGNED_DATA), der.context(0, signed))
 
 
 def degenerate(certificates: Sequence[x509.Certificate] = (),
                crls: Sequence[bytes] = ()) -> bytes:
-    """RFC 8894 §3.4: a certs-only (or CRLs-only) SignedData with no signers."""
-    from asn1crypto import crl as acrl
-
-    fields: dict[str, Any] = {
-        "version": "v1", "digest_algorithms": [],
-        "encap_content_info": {"content_type": "data"}, "signer_infos": [],
-    }
+    """RFC 8894 §3.4: a certs-only (or CRLs-only) SignedData with no signers.
+    Certificates keep the order given (the RA first)."""
+    parts = [der.integer(1), der.set_of([]), der.seq(der.oid(OID_DATA))]
     if certificates:
-        fields["certificates"] = [_cert_asn1(c) for c in certificates]
+        parts.append(der.context(0, b"".join(c.public_bytes(DER) for c in certificates)))
     if crls:
-        fields["crls"] = [acrl.CertificateList.load(c) for c in crls]
-    return cms.ContentInfo({"content_type": "signed_data",
-                            "content": cms.SignedData(fields)}).dump()
+        parts.append(der.context(1, b"".join(crls)))
+    parts.append(der.set_of([]))
+    return der.seq(der.oid(OID_SIGNED_DATA), der.context(0, der.seq(*parts)))
 
 
 def degenerate_contents(der: bytes) -> tuple[list[x509.Certificate], list[bytes]]:
