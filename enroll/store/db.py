@@ -32,12 +32,14 @@ class Database:
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         kwargs: dict[str, Any] = {}
         if self.is_sqlite:
-            if parsed.database and parsed.database != ":memory:":
-                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
             kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False,
                                       "isolation_level": None}
-            kwargs["pool_size"] = 16
-            kwargs["max_overflow"] = 32
+            if parsed.database and parsed.database != ":memory:":
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+                kwargs["pool_size"] = 16
+                kwargs["max_overflow"] = 32
+            # An in-memory database lives in one connection (SingletonThreadPool),
+            # which takes no pool sizes.
         else:
             kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
         try:
