@@ -78,8 +78,10 @@ def protocol_class() -> type[asyncio.Protocol]:
 
     base: Any = AutoHTTPProtocol
 
-    class TLSExtensionProtocol(base):  # type: ignore[misc, valid-type]
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    class TLSExtensionProtocol(base):  # type: ignore[misc]
+        app: ASGIApp
+
+        def connection_made(self, transport: asyncio.Transport) -> None:
             super().connection_made(transport)
             # One closure per connection; `self.app` is what each request runs.
             self.app = _with_extensions(self.app, connection_extensions(transport))

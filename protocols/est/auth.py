@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 
 from enroll.errors import Unauthorized
 from enroll.model import CertificateRecord, CertificateStatus, Requester
@@ -207,8 +208,8 @@ class Authenticator:
                 continue
             try:
                 cert.verify_directly_issued_by(anchor)
-            except (ValueError, TypeError, Exception):  # noqa: BLE001 - any failure refuses
-                continue
+            except (ValueError, TypeError, InvalidSignature):
+                continue  # not this anchor's signature: try the next one
             self._check_time(cert, now, 0)
             return CertIdentity(cert, None)
         raise Unauthorized("client certificate is not from a CA this endpoint trusts")

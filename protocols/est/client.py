@@ -33,8 +33,8 @@ def serverkeygen_parts(body: bytes, content_type: str) -> tuple[bytes, list[x509
         b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body)
     key_der = b""
     certs: list[x509.Certificate] = []
-    for part in message.iter_parts():  # type: ignore[attr-defined]
-        payload = base64.b64decode(part.get_payload(decode=False))
+    for part in message.iter_parts():
+        payload = base64.b64decode(str(part.get_payload(decode=False)))
         if part.get_content_type() == "application/pkcs8":
             key_der = payload
         elif part.get_content_type() == "application/pkcs7-mime":

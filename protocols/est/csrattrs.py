@@ -19,25 +19,25 @@ from enroll.profiles import SUBJECT_ATTRS, Profile
 EC_PUBLIC_KEY = "1.2.840.10045.2.1"
 RSA_ENCRYPTION = "1.2.840.113549.1.1.1"
 ED25519 = "1.3.101.112"
-CHALLENGE_PASSWORD = "1.2.840.113549.1.9.7"
+CHALLENGE_PASSWORD = "1.2.840.113549.1.9.7"  # noqa: S105 - an OID
 SUBJECT_ALT_NAME = "2.5.29.17"
 _CURVES = {"ec-p256": "1.2.840.10045.3.1.7", "ec-p384": "1.3.132.0.34"}
 _ALL_KEY_TYPES = {"rsa-2048", "rsa-3072", "rsa-4096", "ec-p256", "ec-p384", "ed25519"}
 
 
-class _SetOfAny(core.SetOf):
+class _SetOfAny(core.SetOf):  # type: ignore[misc]
     _child_spec = core.Any
 
 
-class _Attribute(core.Sequence):
+class _Attribute(core.Sequence):  # type: ignore[misc]
     _fields = [("type", core.ObjectIdentifier), ("values", _SetOfAny)]
 
 
-class _AttrOrOID(core.Choice):
+class _AttrOrOID(core.Choice):  # type: ignore[misc]
     _alternatives = [("oid", core.ObjectIdentifier), ("attribute", _Attribute)]
 
 
-class CsrAttrs(core.SequenceOf):
+class CsrAttrs(core.SequenceOf):  # type: ignore[misc]
     _child_spec = _AttrOrOID
 
 

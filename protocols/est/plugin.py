@@ -17,7 +17,7 @@ from enroll.hookspecs import hookimpl
 
 from . import passwords, settings
 
-PASSWORD_FILE = "est-password"
+PASSWORD_FILE = "est-password"  # noqa: S105 - a file name
 DEFAULT_USER = "est"
 
 

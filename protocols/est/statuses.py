@@ -45,7 +45,7 @@ def unauthorized() -> Response:
 def status_for(exc: errors.EnrollError) -> int:
     for cls in type(exc).__mro__:
         if cls in STATUS:
-            return STATUS[cls]  # type: ignore[index]
+            return STATUS[cls]
     return 400
 
 

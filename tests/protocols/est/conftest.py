@@ -130,6 +130,32 @@ def make_est(make_config: Any) -> Iterator[HarnessFactory]:
 
 
 @pytest.fixture
+def require_tools() -> None:
+    """curl and openssl (and nginx where asked): skipped when missing, a failure when
+    ``ENROLL_REQUIRE_INTEROP=1`` (CI)."""
+    for name in ("curl", "openssl"):
+        _require(name)
+
+
+def _require(name: str) -> str:
+    import os
+    import shutil
+
+    path = shutil.which(name) or (f"/usr/sbin/{name}" if os.path.exists(f"/usr/sbin/{name}")
+                                  else None)
+    if path:
+        return path
+    if os.environ.get("ENROLL_REQUIRE_INTEROP") == "1":
+        pytest.fail(f"interop tool {name!r} is required (ENROLL_REQUIRE_INTEROP=1)")
+    pytest.skip(f"interop tool {name!r} not installed")
+
+
+@pytest.fixture
+def nginx_binary() -> str:
+    return _require("nginx")
+
+
+@pytest.fixture
 def bob() -> tuple[str, str]:
     """A user whose password an operator chose (stored with scrypt)."""
     return BOB

@@ -17,7 +17,6 @@ from enroll.crypto.keys import spki_sha256
 from enroll.testing import make_csr, make_key
 
 
-
 def test_cacerts_returns_the_chain_as_certs_only_pkcs7(est: Harness) -> None:
     r = est.get(f"{EST}/cacerts")
     assert r.status_code == 200

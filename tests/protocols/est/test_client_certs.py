@@ -1,0 +1,203 @@
+"""simplereenroll and client-certificate authentication, tls-unique, trusted proxies."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509.oid import AttributeOID, NameOID
+from enroll.protocols.est.client import PKCS10_HEADERS as PKCS10
+from enroll.protocols.est.client import WELL_KNOWN as EST
+from enroll.protocols.est.client import certs_from, csr_body
+
+from enroll.clock import FrozenClock
+from enroll.testing import make_csr, make_key
+
+
+def _issue(h: Any, cn: str = "device-1", **kw: Any) -> tuple[Any, x509.Certificate]:
+    key = make_key()
+    r = h.enroll(make_csr(key, cn=cn, **kw))
+    assert r.status_code == 200, r.text
+    return key, certs_from(r.content)[0]
+
+
+def _self_signed(cn: str = "device-1") -> tuple[Any, x509.Certificate]:
+    key = make_key()
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(hours=1))
+            .not_valid_after(now + dt.timedelta(days=1)).sign(key, hashes.SHA256()))
+    return key, cert
+
+
+def test_reenroll_with_the_current_certificate_records_replaces(est: Any) -> None:
+    _, old = _issue(est, dns=["d1.example.com"])
+    new_key = make_key()
+    r = est.enroll(make_csr(new_key, cn="device-1", dns=["d1.example.com"]),
+                   op="simplereenroll", auth=None, client_cert=old)
+    assert r.status_code == 200, r.text
+    [new] = certs_from(r.content)
+    record = est.ctx.authority.lookup(new)
+    assert record.replaces == format(old.serial_number, "x")
+    assert record.requester == f"cert:{old.serial_number:x}"
+    assert new.public_key() == new_key.public_key()
+    assert est.counts() == (2, 2)
+
+
+def test_reenroll_with_another_subject_or_names_is_400(est: Any) -> None:
+    _, old = _issue(est, dns=["d1.example.com"])
+    other_cn = est.enroll(make_csr(cn="device-2", dns=["d1.example.com"]),
+                          op="simplereenroll", auth=None, client_cert=old)
+    assert other_cn.status_code == 400
+    assert "subject" in other_cn.text
+    other_san = est.enroll(make_csr(cn="device-1", dns=["evil.example.com"]),
+                           op="simplereenroll", auth=None, client_cert=old)
+    assert other_san.status_code == 400
+    assert "subjectAltName" in other_san.text
+    assert est.counts() == (1, 1)
+
+
+def test_reenroll_without_a_client_certificate_is_401(est: Any) -> None:
+    r = est.enroll(make_csr(cn="device-1"), op="simplereenroll")
+    assert r.status_code == 401
+    assert r.content == b""
+    assert est.counts() == (0, 0)
+
+
+def test_revoked_certificate_cannot_reenroll_or_authenticate(est: Any) -> None:
+    _, old = _issue(est)
+    est.ctx.authority.revoke(old.serial_number, x509.ReasonFlags.key_compromise, "test")
+    r = est.enroll(make_csr(cn="device-1"), op="simplereenroll", auth=None, client_cert=old)
+    assert r.status_code == 401
+    r = est.enroll(make_csr(cn="other"), auth=None, client_cert=old)
+    assert r.status_code == 401
+    assert est.counts() == (1, 1)
+
+
+def test_expired_certificate_is_refused(make_est: Any) -> None:
+    clock = FrozenClock(dt.datetime.now(dt.UTC))
+    h = make_est(clock=clock)
+    _, old = _issue(h)
+    clock.advance(dt.timedelta(days=400))
+    r = h.enroll(make_csr(cn="device-1"), op="simplereenroll", auth=None, client_cert=old)
+    assert r.status_code == 401
+    assert h.counts() == (1, 1)
+
+
+def test_certificate_from_an_untrusted_ca_is_401_and_stores_nothing(est: Any) -> None:
+    _, stranger = _self_signed()
+    for op in ("simpleenroll", "simplereenroll"):
+        r = est.enroll(make_csr(cn="device-1"), op=op, auth=None, client_cert=stranger)
+        assert r.status_code == 401, op
+        assert r.content == b""
+    assert est.counts() == (0, 0)
+
+
+def test_client_certificate_authenticates_simpleenroll(est: Any) -> None:
+    _, cert = _issue(est)
+    r = est.enroll(make_csr(cn="second-identity"), auth=None, client_cert=cert)
+    assert r.status_code == 200, r.text
+    [new] = certs_from(r.content)
+    assert est.ctx.authority.lookup(new).requester == f"cert:{cert.serial_number:x}"
+
+
+def test_external_anchor_authenticates_directly_issued_certificates(make_est: Any,
+                                                                    tmp_path: Path) -> None:
+    anchor_key, anchor = _self_signed("Manufacturer CA")
+    device_key = make_key()
+    now = dt.datetime.now(dt.UTC)
+    idevid = (x509.CertificateBuilder().subject_name(x509.Name(
+        [x509.NameAttribute(NameOID.COMMON_NAME, "sn-0042")])).issuer_name(anchor.subject)
+        .public_key(device_key.public_key()).serial_number(42)
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=30)).sign(anchor_key, hashes.SHA256()))
+    path = tmp_path / "anchor.pem"
+    path.write_bytes(anchor.public_bytes(serialization.Encoding.PEM))
+    h = make_est(client_cert_cas=[str(path)])
+    r = h.enroll(make_csr(cn="sn-0042"), auth=None, client_cert=idevid)
+    assert r.status_code == 200, r.text
+    _, forged = _self_signed("sn-0042")
+    assert h.enroll(make_csr(cn="x"), auth=None, client_cert=forged).status_code == 401
+    # An anchor-authenticated certificate was not issued here: no re-enrollment.
+    r = h.enroll(make_csr(cn="sn-0042"), op="simplereenroll", auth=None, client_cert=idevid)
+    assert r.status_code == 401
+
+
+def test_basic_only_endpoint_ignores_client_certificates(make_est: Any) -> None:
+    h = make_est(auth=["basic"])
+    _, cert = _issue(h)
+    r = h.enroll(make_csr(cn="x"), auth=None, client_cert=cert)
+    assert r.status_code == 401
+
+
+# -- trusted proxies --------------------------------------------------------------------
+
+def _header(cert: x509.Certificate) -> dict[str, str]:
+    pem = cert.public_bytes(serialization.Encoding.PEM).decode()
+    return {**PKCS10, "x-ssl-client-cert": urllib.parse.quote(pem)}
+
+
+def test_proxy_header_is_honoured_from_a_trusted_proxy(make_est: Any) -> None:
+    h = make_est(trusted_proxies=["127.0.0.2", "10.0.0.0/8"])
+    _, old = _issue(h)
+    r = h.request("POST", f"{EST}/simplereenroll", content=csr_body(make_csr(cn="device-1")),
+                  headers=_header(old), tls=False, peer="127.0.0.2")
+    assert r.status_code == 200, r.text
+    assert h.counts() == (2, 2)
+
+
+def test_forged_proxy_header_from_an_untrusted_address_is_ignored(make_est: Any) -> None:
+    h = make_est(trusted_proxies=["127.0.0.2"])
+    _, old = _issue(h)
+    r = h.request("POST", f"{EST}/simplereenroll", content=csr_body(make_csr(cn="device-1")),
+                  headers=_header(old), peer="127.0.0.1")
+    assert r.status_code == 401
+    # Over plain HTTP from an untrusted peer it is not even EST.
+    r = h.request("POST", f"{EST}/simplereenroll", content=csr_body(make_csr(cn="device-1")),
+                  headers=_header(old), peer="127.0.0.1", tls=False)
+    assert r.status_code == 403
+    assert h.counts() == (1, 1)
+
+
+def test_forged_proxy_header_with_no_trusted_proxies_is_ignored(est: Any) -> None:
+    _, old = _issue(est)
+    r = est.request("POST", f"{EST}/simpleenroll", content=csr_body(make_csr(cn="x")),
+                    headers=_header(old))
+    assert r.status_code == 401
+    assert est.counts() == (1, 1)
+
+
+# -- tls-unique (RFC 7030 §3.5) ----------------------------------------------------------
+
+def _pop_csr(binding: bytes | None, cn: str = "pop") -> x509.CertificateSigningRequest:
+    attrs = [(AttributeOID.CHALLENGE_PASSWORD, base64.b64encode(binding))] if binding else []
+    return make_csr(cn=cn, attributes=attrs)
+
+
+def test_tls_unique_in_challenge_password_binds_the_request(make_est: Any) -> None:
+    h = make_est(tls_unique="required")
+    binding = bytes(range(12))
+    ok = h.enroll(_pop_csr(binding), tls_unique=binding)
+    assert ok.status_code == 200, ok.text
+    wrong = h.enroll(_pop_csr(b"another session"), tls_unique=binding)
+    assert wrong.status_code == 400
+    assert "tls-unique" in wrong.text
+    missing = h.enroll(_pop_csr(None, "nopop"), tls_unique=binding)
+    assert missing.status_code == 400
+    no_binding = h.enroll(_pop_csr(binding, "tls13"), tls_unique=None)
+    assert no_binding.status_code == 400
+    assert h.counts() == (1, 1)
+
+
+def test_optional_tls_unique_checks_only_when_both_sides_have_it(est: Any) -> None:
+    binding = b"session-binding!"
+    assert est.enroll(_pop_csr(None, "a"), tls_unique=binding).status_code == 200
+    assert est.enroll(_pop_csr(binding, "b"), tls_unique=None).status_code == 200
+    assert est.enroll(_pop_csr(b"mismatch", "c"), tls_unique=binding).status_code == 400

@@ -1,0 +1,61 @@
+"""Manual approval: 202 + Retry-After, then the certificate (or an error) on resubmission."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from enroll.protocols.est.client import certs_from
+
+from enroll.model import RequestStatus
+from enroll.testing import make_csr
+
+MANUAL = {"manual": {"ca": "issuing", "validity": "30d", "approval": "manual",
+                     "subject": {"CN": "csr"}, "extended_key_usage": ["client_auth"]}}
+
+
+def _pending_harness(make_est: Any) -> Any:
+    return make_est(extra_profiles=MANUAL, profile="manual")
+
+
+def test_pending_request_answers_202_with_retry_after(make_est: Any) -> None:
+    h = _pending_harness(make_est)
+    csr = make_csr(cn="needs-approval")
+    r = h.enroll(csr)
+    assert r.status_code == 202
+    assert int(r.headers["retry-after"]) > 0
+    again = h.enroll(csr)
+    assert again.status_code == 202
+    assert h.counts() == (0, 1)
+
+
+def test_resubmission_after_approval_returns_the_certificate(make_est: Any) -> None:
+    h = _pending_harness(make_est)
+    csr = make_csr(cn="needs-approval")
+    assert h.enroll(csr).status_code == 202
+    [pending] = h.ctx.authority.list_requests(RequestStatus.PENDING)
+    issued = h.ctx.authority.approve(pending.id, "officer")
+    r = h.enroll(csr)
+    assert r.status_code == 200
+    assert certs_from(r.content) == [issued.certificate]
+    assert h.counts() == (1, 1)
+
+
+def test_resubmission_after_rejection_is_an_error(make_est: Any) -> None:
+    h = _pending_harness(make_est)
+    csr = make_csr(cn="will-be-rejected")
+    assert h.enroll(csr).status_code == 202
+    [pending] = h.ctx.authority.list_requests(RequestStatus.PENDING)
+    h.ctx.authority.reject(pending.id, "officer", "not one of ours")
+    r = h.enroll(csr)
+    assert r.status_code == 403
+    assert "not one of ours" in r.text
+    assert h.counts() == (0, 1)
+
+
+def test_another_user_resubmitting_the_csr_gets_its_own_request(make_est: Any,
+                                                                bob: Any) -> None:
+    h = _pending_harness(make_est)
+    csr = make_csr(cn="shared")
+    assert h.enroll(csr).status_code == 202
+    assert h.enroll(csr, auth=bob).status_code == 202
+    assert h.counts() == (0, 2)
