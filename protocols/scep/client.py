@@ -108,7 +108,7 @@ class ScepClient:
         certs: list[x509.Certificate] = []
         crls: list[bytes] = []
         if certrep.status is PKIStatus.SUCCESS and certrep.enveloped:
-            inner, _ = envelope.decrypt(certrep.enveloped, self.signer, self.key,  # type: ignore[arg-type]
+            inner, _ = envelope.decrypt(certrep.enveloped, self.signer, self.key,
                                         envelope.CIPHERS)
             certs, crls = signeddata.degenerate_contents(inner)
         return Reply(certrep, certs, crls)

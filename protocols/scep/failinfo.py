@@ -56,6 +56,6 @@ def fail_info_for(exc: BaseException) -> tuple[FailInfo, str]:
     if isinstance(exc, errors.EnrollError):
         for cls in type(exc).__mro__:
             if cls in FAIL_INFO:
-                return FAIL_INFO[cls], exc.detail  # type: ignore[index]
+                return FAIL_INFO[cls], exc.detail
         return FailInfo.BAD_REQUEST, exc.detail
     return FailInfo.BAD_REQUEST, INTERNAL_ERROR_TEXT

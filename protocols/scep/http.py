@@ -44,10 +44,10 @@ def routes(service: ScepService, one_time: OneTimeChallenges) -> list[BaseRoute]
             body, media_type = service.ca_cert()
             return Response(body, media_type=media_type)
         if operation == "GetNextCACert":
-            body = await run_in_threadpool(service.next_ca_cert)
-            if body is None:
+            next_body = await run_in_threadpool(service.next_ca_cert)
+            if next_body is None:
                 return _bad("no CA rollover is configured for this endpoint", 404)
-            return Response(body, media_type="application/x-x509-next-ca-cert")
+            return Response(next_body, media_type="application/x-x509-next-ca-cert")
         if operation != "PKIOperation":
             return _bad("unknown operation")
         if request.method == "POST":

@@ -126,7 +126,7 @@ def build_certrep(*, status: PKIStatus, transaction_id: str, recipient_nonce: by
 
 # -- message contents (RFC 8894 §3.3.3, §3.3.4) -------------------------------------------
 
-class IssuerAndSubject(core.Sequence):
+class IssuerAndSubject(core.Sequence):  # type: ignore[misc]
     _fields = [("issuer", ax509.Name), ("subject", ax509.Name)]
 
 
@@ -134,7 +134,7 @@ def parse_issuer_and_subject(der: bytes) -> tuple[bytes, bytes]:
     """CertPoll content (RFC 8894 §3.3.3): issuer and subject Names as DER."""
     try:
         value = IssuerAndSubject.load(der, strict=True)
-        return value["issuer"].dump(), value["subject"].dump()
+        return bytes(value["issuer"].dump()), bytes(value["subject"].dump())
     except (ValueError, TypeError) as exc:
         raise ScepFailure(FailInfo.BAD_REQUEST, "malformed IssuerAndSubject") from exc
 
@@ -146,21 +146,17 @@ def parse_issuer_and_serial(der: bytes) -> tuple[bytes, int]:
 
     try:
         value = cms.IssuerAndSerialNumber.load(der, strict=True)
-        return value["issuer"].dump(), int(value["serial_number"].native)
+        return bytes(value["issuer"].dump()), int(value["serial_number"].native)
     except (ValueError, TypeError) as exc:
         raise ScepFailure(FailInfo.BAD_REQUEST, "malformed IssuerAndSerialNumber") from exc
 
 
 def issuer_and_subject(issuer: x509.Name, subject: x509.Name) -> bytes:
-    return IssuerAndSubject({"issuer": ax509.Name.load(issuer.public_bytes()),
-                             "subject": ax509.Name.load(subject.public_bytes())}).dump()
+    return der.seq(issuer.public_bytes(), subject.public_bytes())
 
 
 def issuer_and_serial(issuer: x509.Name, serial: int) -> bytes:
-    from asn1crypto import cms
-
-    return cms.IssuerAndSerialNumber({"issuer": ax509.Name.load(issuer.public_bytes()),
-                                      "serial_number": serial}).dump()
+    return der.seq(issuer.public_bytes(), der.integer(serial))
 
 
 # -- the client side (tests, benchmark) -----------------------------------------------------
@@ -193,6 +189,12 @@ class CertRep:
     signer: x509.Certificate
 
 
+def _bytes(value: object) -> bytes:
+    if not isinstance(value, bytes):
+        raise ScepFailure(FailInfo.BAD_REQUEST, "expected an OCTET STRING")
+    return value
+
+
 def parse_certrep(der: bytes, ra: x509.Certificate | None = None) -> CertRep:
     """Parse and verify a CertRep (signature checked against `ra` when given)."""
     signed = signeddata.parse(der)
@@ -209,6 +211,6 @@ def parse_certrep(der: bytes, ra: x509.Certificate | None = None) -> CertRep:
     return CertRep(
         status=status, fail_info=fail_info, fail_text=fail_text,
         transaction_id=str(_single(signed, OID_TRANSACTION_ID, core.PrintableString, "tid")),
-        recipient_nonce=bytes(_single(signed, OID_RECIPIENT_NONCE, core.OctetString,  # type: ignore[arg-type]
-                                      "recipientNonce")),
+        recipient_nonce=_bytes(_single(signed, OID_RECIPIENT_NONCE, core.OctetString,
+                                       "recipientNonce")),
         enveloped=signed.content, signer=signed.signer)

@@ -204,3 +204,18 @@ def test_issued_certificate_chains_to_the_endpoint_ca(scep: Harness) -> None:
     ca = scep.ctx.authority.chain("issuing")[0]
     cert.verify_directly_issued_by(ca)
     assert cert.public_bytes(serialization.Encoding.DER)
+
+
+def test_renewal_to_an_ec_key_is_signed_with_the_current_rsa_certificate(scep: Harness) -> None:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    client, cert = _enrolled(scep)
+    client.signer = cert
+    ec_key = ec.generate_private_key(ec.SECP256R1())
+    csr = (x509.CertificateSigningRequestBuilder().subject_name(cert.subject)
+           .sign(ec_key, hashes.SHA256()))
+    message, _ = client.pkcs_req(csr, "tid-ec", MessageType.RENEWAL_REQ)
+    reply = client.read(scep.operation(message).content)
+    assert reply.status is PKIStatus.SUCCESS, reply.certrep.fail_text
+    assert isinstance(reply.certificate.public_key(), ec.EllipticCurvePublicKey)
