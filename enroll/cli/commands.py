@@ -259,6 +259,16 @@ def _cert_row(rec: Any) -> dict[str, Any]:
             "revocation_reason": rec.revocation_reason.value if rec.revocation_reason else None}
 
 
+def _serial(text: str) -> str:
+    from enroll.crypto.serials import parse_serial_hex
+    from enroll.errors import MalformedInput
+
+    try:
+        return parse_serial_hex(text)
+    except ValueError as exc:
+        raise MalformedInput(f"not a serial number: {text[:48]!r}") from exc
+
+
 def cmd_certs_list(args: argparse.Namespace, opener: Opener) -> int:
     ctx = opener.context()
     with ctx.db.read() as conn:
@@ -274,7 +284,7 @@ def cmd_certs_list(args: argparse.Namespace, opener: Opener) -> int:
 def cmd_certs_show(args: argparse.Namespace, opener: Opener) -> int:
     from enroll.errors import NotFound
 
-    rec = opener.context().authority.certificate(args.serial)
+    rec = opener.context().authority.certificate(_serial(args.serial))
     if rec is None:
         raise NotFound("no certificate with this serial")
     if args.pem:
@@ -287,7 +297,7 @@ def cmd_certs_show(args: argparse.Namespace, opener: Opener) -> int:
 
 
 def cmd_certs_revoke(args: argparse.Namespace, opener: Opener) -> int:
-    rec = opener.context().authority.revoke(args.serial, x509.ReasonFlags[args.reason],
+    rec = opener.context().authority.revoke(_serial(args.serial), x509.ReasonFlags[args.reason],
                                             args.actor)
     _out(f"revoked {rec.serial_hex} ({args.reason})")
     return 0

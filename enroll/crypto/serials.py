@@ -19,3 +19,14 @@ def new_serial() -> int:
 
 def serial_hex(serial: int) -> str:
     return format(serial, "x")
+
+
+def parse_serial_hex(text: str) -> str:
+    """The stored form of a serial an operator typed: ``0F:9F…``, ``0x0f9f…`` or ``f9f…``
+    all become ``f9f…`` (lower-case hex, no leading zeros). OpenSSL prints serials
+    zero-padded to whole bytes, so without this one certificate in eight could not be
+    found by the serial `openssl x509 -serial` shows. Raises `ValueError`."""
+    cleaned = text.strip().replace(":", "").lower().removeprefix("0x")
+    if not cleaned or len(cleaned) > 40 or any(c not in "0123456789abcdef" for c in cleaned):
+        raise ValueError("a serial number is up to 20 bytes of hex")
+    return serial_hex(int(cleaned, 16))

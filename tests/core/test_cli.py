@@ -94,8 +94,9 @@ def test_certs_list_show_revoke_and_crl_out(
     assert [(c["serial"], c["status"], c["profile"], c["protocol"]) for c in listed] == [
         (issued.serial_hex, "valid", "server", "acme")]
 
-    run_cli(data_dir, "certs", "revoke", issued.serial_hex, "--reason", "superseded",
-            "--actor", "carol")
+    # Operators paste serials as openssl prints them: upper case, zero-padded.
+    pasted = issued.serial_hex.upper().zfill(34)
+    run_cli(data_dir, "certs", "revoke", pasted, "--reason", "superseded", "--actor", "carol")
     shown = json.loads(run_cli(data_dir, "certs", "show", issued.serial_hex, "--json").stdout)
     assert (shown["status"], shown["revocation_reason"], shown["sans"]) == (
         "revoked", "superseded", "dns:c.example.com")
@@ -112,6 +113,9 @@ def test_certs_list_show_revoke_and_crl_out(
     missing = run_cli(data_dir, "certs", "show", "abcdef", check=False)
     assert missing.returncode == 1
     assert missing.stderr.strip() == "error: no certificate with this serial"
+    garbage = run_cli(data_dir, "certs", "revoke", "not-hex", check=False)
+    assert garbage.returncode == 1
+    assert garbage.stderr.strip() == "error: not a serial number: 'not-hex'"
 
 
 def test_bad_config_stops_the_cli_with_the_dotted_key(data_dir: Path, run_cli: Run) -> None:

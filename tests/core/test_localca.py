@@ -11,7 +11,6 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from enroll import config as config_mod
 from enroll.context import AppContext, build_context
-from enroll.crypto.serials import new_serial
 from enroll.errors import ConfigError
 from enroll.model import Issued
 from enroll.testing import make_csr, request
@@ -67,10 +66,3 @@ def test_missing_passphrase_refuses_to_create_a_clear_key(tmp_path: Path) -> Non
     with pytest.raises(ConfigError) as info:
         build_context(config_mod.from_raw(raw))
     assert info.value.key == "ca_passphrase"
-
-
-def test_serials_are_sixteen_random_positive_bytes() -> None:
-    serials = {new_serial() for _ in range(2000)}
-    assert len(serials) == 2000
-    assert all(1 << 64 <= s < 1 << 127 for s in serials)
-    assert len({s >> 120 for s in serials}) > 64  # the high bits vary
