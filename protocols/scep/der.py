@@ -7,6 +7,7 @@ with asn1crypto.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 
@@ -45,6 +46,7 @@ def utf8(value: str) -> bytes:
     return tlv(0x0C, value.encode())
 
 
+@functools.lru_cache(maxsize=256)
 def oid(dotted: str) -> bytes:
     arcs = [int(a) for a in dotted.split(".")]
     body = bytearray([40 * arcs[0] + arcs[1]])

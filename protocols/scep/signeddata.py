@@ -79,7 +79,7 @@ def parse(der: bytes) -> SignedMessage:
             raise _malformed("signed attributes missing or too many")
         attributes: dict[str, list[core.Any]] = {}
         for attr in signed_attrs:
-            attributes.setdefault(attr["type"].dotted, []).extend(list(attr["values"]))
+            attributes.setdefault(_dotted(attr["type"]), []).extend(list(attr["values"]))
         raw_attrs = signed_attrs.dump()
         digest = si["digest_algorithm"]["algorithm"].native
         sig_alg = si["signature_algorithm"].signature_algo
@@ -92,6 +92,20 @@ def parse(der: bytes) -> SignedMessage:
     # RFC 5652 §5.4: the signature covers the DER of the attributes as a SET OF.
     return SignedMessage(content, attributes, signer, str(digest), str(sig_alg),
                          b"\x31" + raw_attrs[1:], bytes(signature))
+
+
+_DOTTED: dict[bytes, str] = {}
+
+
+def _dotted(oid: core.ObjectIdentifier) -> str:
+    # asn1crypto recomputes the dotted form on every access; attribute types repeat.
+    key = oid.contents
+    dotted = _DOTTED.get(key)
+    if dotted is None:
+        dotted = oid.dotted
+        if len(_DOTTED) < 1024:
+            _DOTTED[key] = dotted
+    return dotted
 
 
 def _find_signer(sid: cms.SignerIdentifier, certs: list[Any]) -> Any:
