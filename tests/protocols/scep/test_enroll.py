@@ -219,3 +219,24 @@ def test_renewal_to_an_ec_key_is_signed_with_the_current_rsa_certificate(scep: H
     reply = client.read(scep.operation(message).content)
     assert reply.status is PKIStatus.SUCCESS, reply.certrep.fail_text
     assert isinstance(reply.certificate.public_key(), ec.EllipticCurvePublicKey)
+
+
+def test_expired_certificate_renews_only_within_the_grace(make_scep) -> None:  # type: ignore[no-untyped-def]
+    import datetime as dt
+
+    from enroll.clock import FrozenClock
+
+    for grace, expected in ((0, PKIStatus.FAILURE), ("30d", PKIStatus.SUCCESS)):
+        clock = FrozenClock(dt.datetime.now(dt.UTC))
+        scep = make_scep(clock=clock, renewal_grace=grace)
+        client = scep.client()
+        first = client.read(scep.operation(client.pkcs_req(
+            csr_with_challenge(client.key, f"old-{grace}", scep.challenge))[0]).content)
+        assert first.certificate is not None
+        later = first.certificate.not_valid_after_utc + dt.timedelta(days=2)
+        clock.advance(later - clock.now())
+        client.signer = first.certificate
+        message, _ = client.pkcs_req(csr_with_challenge(client.key, f"old-{grace}", None),
+                                     f"renew-{grace}", MessageType.RENEWAL_REQ, now=later)
+        reply = client.read(scep.operation(message).content)
+        assert reply.status is expected, reply.certrep.fail_text
