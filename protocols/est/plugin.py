@@ -25,14 +25,15 @@ DEFAULT_USER = "est"
 def enroll_routes(context: AppContext) -> Sequence[BaseRoute]:
     from . import auth, http
     from .serverkeygen import KeyBox
-    from .service import EstService
+    from .service import EstService, pipeline_gate
 
     parsed = settings.parse(context.config)
     if parsed is None:
         return []
     proxies = auth.parse_networks(context.config.trusted_proxies)
     keybox = KeyBox(context.config.ca_passphrase)
-    services = [EstService(context, endpoint, keybox) for endpoint in parsed.endpoints]
+    gate = pipeline_gate(context)  # shared by every endpoint of this worker
+    services = [EstService(context, endpoint, keybox, gate) for endpoint in parsed.endpoints]
     return http.routes(parsed, services, proxies)
 
 

@@ -17,6 +17,7 @@ import base64
 import datetime as dt
 import hashlib
 import hmac
+import threading
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -81,13 +82,22 @@ def _rdns(name: x509.Name) -> list[tuple[str, str]]:
     return [(a.oid.dotted_string, str(a.value)) for a in name]
 
 
+def pipeline_gate(ctx: AppContext) -> threading.Semaphore:
+    """How many issuances one worker runs at once. SQLite has one writer: threads that
+    queue on its lock wait in SQLite's busy handler (sleeps of 1-100 ms), so on SQLite
+    requests queue here instead, where the next one starts the moment the lock frees.
+    PostgreSQL takes concurrent writers."""
+    return threading.Semaphore(1 if ctx.db.is_sqlite else 16)
+
+
 class EstService:
     def __init__(self, ctx: AppContext, endpoint: EndpointSettings,
-                 keybox: serverkeygen.KeyBox) -> None:
+                 keybox: serverkeygen.KeyBox, gate: threading.Semaphore | None = None) -> None:
         self.ctx = ctx
         self.endpoint = endpoint
         self.auth = Authenticator(endpoint, ctx.authority, ctx.db, ctx.clock)
         self.keybox = keybox
+        self._gate = gate or pipeline_gate(ctx)
         profile = ctx.authority.profile(endpoint.profile)
         self.profile = profile
         self.cacerts_body = wire.certs_only(list(ctx.authority.chain(endpoint.ca)))
@@ -148,6 +158,10 @@ class EstService:
         return record is None or record.status is not CertificateStatus.VALID
 
     def _submit(self, request: EnrollmentRequest) -> Outcome:
+        with self._gate:
+            return self._submit_fresh(request)
+
+    def _submit_fresh(self, request: EnrollmentRequest) -> Outcome:
         outcome = self.ctx.authority.submit(request)
         for _ in range(8):
             if not isinstance(outcome, Issued) or not self._stale(outcome):
