@@ -107,8 +107,17 @@ def test_metrics_count_issuances_and_rejections(pki: Starlette) -> None:
     assert "enroll_issuance_duration_seconds_bucket" in after
 
 
-def test_oversized_body_is_refused_with_413(pki: Starlette) -> None:
+def test_oversized_body_is_refused_with_413_with_or_without_content_length(
+        pki: Starlette) -> None:
     r = call(pki, "POST", "/ocsp", content=b"\x30" * 4096,
+             headers={"content-type": "application/ocsp-request"})
+    assert r.status_code == 413
+
+    async def chunks() -> Any:
+        for _ in range(8):
+            yield b"\x30" * 512
+
+    r = call(pki, "POST", "/ocsp", content=chunks(),
              headers={"content-type": "application/ocsp-request"})
     assert r.status_code == 413
 

@@ -9,7 +9,7 @@ import pytest
 from cryptography import x509
 
 from enroll.context import AppContext
-from enroll.errors import Conflict, NotFound
+from enroll.errors import BadCSR, Conflict, NotFound
 from enroll.model import Issued, Pending, Rejected, RequestStatus
 from enroll.store import queries
 from enroll.testing import make_csr, request
@@ -110,3 +110,37 @@ def test_deciding_an_unknown_request_is_not_found(ctx: AppContext) -> None:
         ctx.authority.approve("00000000-0000-0000-0000-000000000000", "alice")
     with pytest.raises(NotFound):
         ctx.authority.reject("00000000-0000-0000-0000-000000000000", "alice", "x")
+
+
+# Known defects in enroll/authority.py, left to its owner (being optimised concurrently).
+# Strict xfail: when the fix lands these XPASS and fail, so remove the marker then.
+
+@pytest.mark.xfail(strict=True, reason="approve() issues via _sign_and_store without "
+                   "metrics.observe_outcome: manual approvals are not counted")
+def test_an_approved_issuance_is_counted_in_the_issuance_metric(ctx: AppContext) -> None:
+    from enroll import metrics
+
+    def issued() -> float:
+        value = metrics.REGISTRY.get_sample_value(
+            "enroll_issuances_total", {"protocol": "core", "profile": "manual"})
+        return value or 0.0
+
+    pending = pend(ctx)
+    before = issued()
+    ctx.authority.approve(pending.request_id, "alice")
+    assert issued() == before + 1
+
+
+@pytest.mark.xfail(strict=True, reason="_sign_and_store re-runs the profile rules outside "
+                   "its try block: a refusal leaves the request 'approved', not 'failed'")
+def test_approving_a_request_the_profile_no_longer_allows_marks_it_failed(
+        build: Callable[..., AppContext]) -> None:
+    narrow = {"manual": {**MANUAL["manual"], "san": {"dns": ["*.other.example"]}}}
+    first = build(extra_profiles=MANUAL)
+    pending = pend(first)
+    # The operator narrowed the profile before approving (same database, new start).
+    later = build(extra_profiles=narrow)
+    with pytest.raises(BadCSR):
+        later.authority.approve(pending.request_id, "alice")
+    record = later.authority.request(pending.request_id)
+    assert record is not None and record.status is RequestStatus.FAILED

@@ -195,3 +195,54 @@ def test_crl_is_resigned_on_revocation_and_when_due(build: Callable[..., AppCont
     assert third.last_update_utc == clock.now().replace(microsecond=0)
     assert third.get_revoked_certificate_by_serial_number(
         issued.certificate.serial_number) is not None
+
+
+# -- pkilint on what the revocation services sign --------------------------------------
+
+def _errors(results: Any) -> list[str]:
+    from pkilint.validation import ValidationFindingSeverity
+
+    return [f"{r.node.path}: {d.finding.code} {d.message or ''}" for r in results
+            for d in r.finding_descriptions
+            if d.finding.severity <= ValidationFindingSeverity.ERROR]
+
+
+def test_crl_with_revocations_lints_without_errors(context: AppContext) -> None:
+    from pkilint import loader as pk_loader
+    from pkilint import pkix as pk
+    from pkilint.pkix import crl as pk_crl
+    from pkilint.pkix import extension as pk_ext
+    from pkilint.pkix import name as pk_name
+
+    for reason in (x509.ReasonFlags.key_compromise, x509.ReasonFlags.unspecified):
+        issued = issue(context, f"{reason.name.replace('_', '-')}.example.com")
+        context.authority.revoke(issued.serial_hex, reason, "op")
+    validator = pk_crl.create_pkix_crl_validator_container(
+        [pk.create_attribute_decoder(pk_name.ATTRIBUTE_TYPE_MAPPINGS),
+         pk.create_extension_decoder(pk_ext.EXTENSION_MAPPINGS)],
+        [pk_crl.create_issuer_validator_container([]),
+         pk_crl.create_validity_validator_container([]),
+         pk_crl.create_extensions_validator_container([])])
+    doc = pk_loader.RFC5280CertificateListDocumentLoader().load_der_document(
+        context.crls.current("issuing"), "crl")
+    assert _errors(validator.validate(doc.root)) == []
+
+
+def test_ocsp_responses_lint_without_errors(context: AppContext) -> None:
+    from pkilint import loader as pk_loader
+    from pkilint import pkix as pk
+    from pkilint.pkix import extension as pk_ext
+    from pkilint.pkix import name as pk_name
+    from pkilint.pkix import ocsp as pk_ocsp
+
+    good, bad = issue(context, "g.example.com"), issue(context, "b.example.com")
+    context.authority.revoke(bad.serial_hex, x509.ReasonFlags.key_compromise, "op")
+    validator = pk_ocsp.create_pkix_ocsp_response_validator_container(
+        [pk_ocsp.create_response_decoder(),
+         pk.create_attribute_decoder(pk_name.ATTRIBUTE_TYPE_MAPPINGS),
+         pk.create_extension_decoder(pk_ext.EXTENSION_MAPPINGS)], [])
+    for cert in (good, bad):
+        der = context.ocsp.respond(_ocsp_request(cert.certificate, cert.chain[0],
+                                                 hashes.SHA256(), b"x" * 16))
+        doc = pk_loader.RFC6960OCSPResponseDocumentLoader().load_der_document(der, "ocsp")
+        assert _errors(validator.validate(doc.root)) == []

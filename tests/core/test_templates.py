@@ -211,3 +211,20 @@ def test_rsa_issuing_ca_output_lints_and_verifies(build: Build) -> None:
     store, intermediates = _verifier_store(ctx)
     PolicyBuilder().store(store).build_server_verifier(x509.DNSName(
         "rsa.example.com")).verify(issued.certificate, intermediates)
+
+
+def test_a_ca_profile_issues_a_constrained_sub_ca_from_a_ca_true_csr(
+        build: Build, vector: Callable[[str], bytes]) -> None:
+    ctx = build(extra_profiles={"sub-ca": {
+        "ca": "root", "validity": "365d", "is_ca": True, "path_length": 0,
+        "key_usage": ["digital_signature", "key_cert_sign", "crl_sign"],
+        "subject": {"CN": "csr", "O": "enroll sub-CAs"}, "key_types": ["ec-p256"]}})
+    csr = x509.load_pem_x509_csr(vector("openssl_ca_true.csr.pem"))
+    outcome = ctx.authority.submit(request(csr, "sub-ca"))
+    assert isinstance(outcome, Issued)
+    cert = outcome.certificate
+    bc = cert.extensions.get_extension_for_class(x509.BasicConstraints)
+    assert bc.critical and bc.value.ca and bc.value.path_length == 0
+    assert key_usage(cert) == {"digital_signature", "key_cert_sign", "crl_sign"}
+    assert cert.issuer == ctx.authority.chain("root")[0].subject
+    assert _lint(cert) == []
