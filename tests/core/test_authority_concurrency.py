@@ -83,3 +83,17 @@ def test_concurrent_revocations_of_one_certificate_succeed_once(context: AppCont
         revocations = [e for e in queries.list_audit(conn, request_id=issued.request_id)
                        if e.type == "certificate.revoked"]
     assert len(revocations) == 1
+
+
+def test_racing_approvals_of_one_request_issue_once(build: Callable[..., AppContext],
+                                                    stored: Counts) -> None:
+    ctx = build(extra_profiles={"manual": {"ca": "issuing", "approval": "manual"}})
+    pending = ctx.authority.submit(request(make_csr(), "manual"))
+    results = race(10, lambda i: ctx.authority.approve(pending.request_id, f"officer-{i}"))
+    assert sum(isinstance(r, Issued) for r in results) == 1
+    assert all(isinstance(r, Conflict) for r in results if not isinstance(r, Issued)), results
+    assert stored(ctx) == (1, 1)
+    with ctx.db.read() as conn:
+        approvals = [e for e in queries.list_audit(conn, request_id=pending.request_id)
+                     if e.type == "request.approved"]
+    assert len(approvals) == 1

@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed448
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from enroll import config as config_mod
@@ -61,6 +63,17 @@ def test_key_type_outside_the_profile_list_is_refused_with_the_allowed_list() ->
     p = profile(key_types=["ec-p256"])
     assert refused(p, make_csr(make_key("ec-p384"))) == (
         "key type ec-p384 is not allowed by profile 'p' (allowed: ec-p256)")
+
+
+def test_key_types_enroll_does_not_issue_for_are_refused() -> None:
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "k.example.com")])
+    p521 = x509.CertificateSigningRequestBuilder().subject_name(name).sign(
+        ec.generate_private_key(ec.SECP521R1()), hashes.SHA256())
+    ed = x509.CertificateSigningRequestBuilder().subject_name(name).sign(
+        ed448.Ed448PrivateKey.generate(), None)
+    every = profile(key_types=list(config_mod.KEY_TYPES), san=ANY_NAMES)
+    assert refused(every, p521).startswith("key type ec-p521 is not allowed by profile 'p'")
+    assert refused(every, ed).startswith("key type ed448 is not allowed by profile 'p'")
 
 
 def test_ed25519_is_refused_where_not_allowed_and_accepted_where_allowed() -> None:
