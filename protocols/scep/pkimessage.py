@@ -90,8 +90,10 @@ def parse_pkimessage(data: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> PKIMess
     message_type = _single(signed, OID_MESSAGE_TYPE, core.PrintableString, "messageType")
     tid = _single(signed, OID_TRANSACTION_ID, core.PrintableString, "transactionID")
     nonce = _single(signed, OID_SENDER_NONCE, core.OctetString, "senderNonce")
-    if not isinstance(tid, str) or not 0 < len(tid) <= MAX_TRANSACTION_ID:
-        raise ScepFailure(FailInfo.BAD_REQUEST, "transactionID empty or too long")
+    if not isinstance(tid, str) or not 0 < len(tid) <= MAX_TRANSACTION_ID \
+            or not all(" " <= ch <= "~" for ch in tid):
+        # Echoed in the CertRep as a PrintableString: printable ASCII only.
+        raise ScepFailure(FailInfo.BAD_REQUEST, "transactionID empty, too long or not ASCII")
     if not isinstance(nonce, bytes) or not 8 <= len(nonce) <= 64:
         raise ScepFailure(FailInfo.BAD_REQUEST, "senderNonce must be 8 to 64 bytes")
     return PKIMessage(str(message_type), tid, nonce, signed)

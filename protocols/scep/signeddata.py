@@ -13,7 +13,7 @@ from typing import Any
 
 from asn1crypto import cms, core
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
@@ -140,7 +140,10 @@ def verify(message: SignedMessage, allowed_digests: Iterable[str]) -> None:
     h.update(message.content or b"")
     if h.finalize() != expected:
         raise ScepFailure(FailInfo.BAD_MESSAGE_CHECK, "messageDigest does not match content")
-    key = message.signer.public_key()
+    try:
+        key = message.signer.public_key()
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise ScepFailure(FailInfo.BAD_ALG, "the signer's key type is not supported") from exc
     try:
         if isinstance(key, rsa.RSAPublicKey) and message.signature_algorithm in (
                 "rsassa_pkcs1v15",):

@@ -183,3 +183,33 @@ def test_ec_signer_is_badalg_because_the_answer_needs_rsa_key_transport(scep: Ha
     rep = parse_certrep(r.content, client.ra)
     assert rep.status is PKIStatus.FAILURE and rep.fail_info is FailInfo.BAD_ALG
     assert scep.counts() == (0, 0)
+
+
+def test_mutated_messages_never_cause_a_server_error(scep: Harness) -> None:
+    """Seeded byte-level mutations of valid messages: every answer is a signed CertRep
+    or a 400, never a 500 (found a non-ASCII transactionID and undecodable signer keys)."""
+    import random
+
+    from enroll.protocols.scep.pkimessage import parse_certrep
+
+    client = scep.client()
+    issuer = scep.ctx.authority.chain("issuing")[0].subject
+    bases = [client.pkcs_req(csr_with_challenge(client.key, "f", "wrong"))[0],
+             client.get_cert(issuer, 5), client.cert_poll(issuer, issuer, "x")]
+    rng = random.Random(1)  # noqa: S311 - reproducible fuzzing, not crypto
+    for _ in range(150):
+        m = bytearray(rng.choice(bases))
+        for _ in range(rng.randint(1, 4)):
+            pos = rng.randrange(len(m))
+            op = rng.random()
+            if op < 0.6:
+                m[pos] = rng.randrange(256)
+            elif op < 0.8:
+                del m[pos:pos + rng.randint(1, 20)]
+            else:
+                m[pos:pos] = rng.randbytes(rng.randint(1, 10))
+        r = scep.operation(bytes(m))
+        assert r.status_code in (200, 400), r.status_code
+        if r.status_code == 200:
+            parse_certrep(r.content, client.ra)
+    assert scep.counts() == (0, 0)
