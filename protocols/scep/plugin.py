@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives import hashes
 from starlette.routing import BaseRoute
 
 from enroll.config import as_duration
@@ -18,7 +19,7 @@ from enroll.errors import ConfigError
 from enroll.hookspecs import hookimpl
 from enroll.model import ChallengeContext
 
-from . import challenges, settings
+from . import challenges, ra, settings
 
 CHALLENGE_FILE = "scep-challenge"
 
@@ -67,6 +68,15 @@ def enroll_endpoint_info(context: AppContext, http_url: str,
             info["challenge"] = first.challenge_file.read_text().strip()
         except OSError:
             pass
+    # Creating the RAs here (serve calls this once, before workers start) also spares
+    # the workers a race for them. The fingerprint is for clients that pin the RA
+    # (scepclient -ca-fingerprint, MDM profiles).
+    for endpoint in endpoints:
+        current = ra.load_or_create(context, endpoint, endpoint.ca)
+        if endpoint is first:
+            info["ra_fingerprint"] = current.certificate.fingerprint(hashes.SHA256()).hex()
+    if len(endpoints) > 1:
+        info["endpoints"] = {e.name: f"{http_url}{e.path}" for e in endpoints}
     return {"scep": info}
 
 

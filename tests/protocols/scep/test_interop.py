@@ -60,12 +60,17 @@ def test_scepclient_enrolls_renews_and_wrong_challenge_fails(
     assert second.serial_number != first.serial_number
     assert _stored(enroll_server, second)["replaces"] == format(first.serial_number, "x")
 
+    # Pinning the RA by fingerprint (what NDES-style clients do) works too.
+    pinned = _run(scepclient, scep["url"], tmp_path / "pinned", "-challenge", scep["challenge"],
+                  "-ca-fingerprint", scep["ra_fingerprint"])
+    assert pinned.returncode == 0, pinned.stdout + pinned.stderr
+
     before = _count(enroll_server)
     wrong = _run(scepclient, scep["url"], tmp_path / "intruder", "-challenge", "not-it")
     assert wrong.returncode != 0
     assert "failInfo: badRequest" in wrong.stdout + wrong.stderr
     assert not (tmp_path / "intruder" / "client.pem").exists()
-    assert _count(enroll_server) == before == 2
+    assert _count(enroll_server) == before == 3
 
 
 def test_scepclient_with_a_one_time_challenge_from_the_cli(
