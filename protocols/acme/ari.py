@@ -1,0 +1,56 @@
+"""ACME Renewal Information (RFC 9773): the certificate identifier and the suggested
+renewal window."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from cryptography import x509
+
+from enroll.model import CertificateRecord, CertificateStatus
+
+from .fields import rfc3339
+from .jws import b64d, b64e
+from .problems import malformed
+
+RETRY_AFTER = 6 * 3600
+
+
+def cert_id(cert: x509.Certificate) -> str:
+    """RFC 9773 §4.1: base64url(AKI keyIdentifier) "." base64url(serial DER octets)."""
+    aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
+    serial = cert.serial_number
+    raw = serial.to_bytes((serial.bit_length() + 8) // 8, "big")
+    return f"{b64e(aki.key_identifier or b'')}.{b64e(raw)}"
+
+
+def parse_cert_id(text: Any) -> tuple[bytes, str]:
+    """(AKI keyIdentifier, serial hex) of a certID."""
+    if not isinstance(text, str) or len(text) > 256 or text.count(".") != 1:
+        raise malformed("not an ARI certificate identifier")
+    aki_b64, serial_b64 = text.split(".")
+    aki, serial = b64d(aki_b64, "certID"), b64d(serial_b64, "certID")
+    if not aki or not serial:
+        raise malformed("not an ARI certificate identifier")
+    return aki, format(int.from_bytes(serial, "big"), "x")
+
+
+def matches(record: CertificateRecord, aki: bytes) -> bool:
+    try:
+        ext = record.certificate.extensions.get_extension_for_class(
+            x509.AuthorityKeyIdentifier).value
+    except x509.ExtensionNotFound:
+        return False
+    return ext.key_identifier == aki
+
+
+def window(record: CertificateRecord, now: dt.datetime) -> dict[str, Any]:
+    """Renew in the last third of the validity; a revoked certificate right away."""
+    if record.status is CertificateStatus.REVOKED:
+        start, end = now - dt.timedelta(hours=1), now
+    else:
+        lifetime = record.not_after - record.not_before
+        start = record.not_before + lifetime * 2 / 3
+        end = start + lifetime / 6
+    return {"suggestedWindow": {"start": rfc3339(start), "end": rfc3339(end)}}

@@ -1,0 +1,105 @@
+"""Authorizations and challenges (RFC 8555 §7.5): reading, deactivating, responding, and
+recording validation results so any worker answers the polling client."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import store, validation
+from .accounts import Verified
+from .endpoint import AcmeEndpoint
+from .jws import thumbprint
+from .problems import AcmeProblem, malformed, not_found, unauthorized
+
+NS = "urn:ietf:params:acme:error:"
+
+
+def load_authz(ep: AcmeEndpoint, v: Verified,
+               authz_id: str) -> tuple[store.Authz, list[store.Challenge]]:
+    with ep.db.read() as conn:
+        authz = store.get_authz(conn, authz_id)
+        if authz is None:
+            raise not_found("no such authorization")
+        if v.account is None or authz.account_id != v.account.id:
+            raise unauthorized("this authorization belongs to another account")
+        return authz, store.authz_challenges(conn, authz_id)
+
+
+def update_authz(ep: AcmeEndpoint, v: Verified,
+                 authz_id: str) -> tuple[store.Authz, list[store.Challenge]]:
+    """POST-as-GET reads; ``{"status": "deactivated"}`` deactivates (§7.5.2)."""
+    authz, challenges = load_authz(ep, v, authz_id)
+    if v.jws.post_as_get:
+        return authz, challenges
+    if v.jws.payload().get("status") != "deactivated":
+        raise malformed("an authorization can only be deactivated")
+    with ep.db.write() as conn:
+        if not (store.set_authz(conn, authz.id, "pending", "deactivated")
+                or store.set_authz(conn, authz.id, "valid", "deactivated")):
+            raise malformed(f"authorization is {authz.status}")
+        store.set_order(conn, authz.order_id, ("pending", "ready"), status="invalid")
+    return load_authz(ep, v, authz_id)
+
+
+def respond(ep: AcmeEndpoint, v: Verified,
+            challenge_id: str) -> tuple[store.Challenge, store.Authz, bool]:
+    """§7.5.1: the client is ready. Moves pending -> processing once; returns the
+    challenge, its authorization, and whether a validation should start now."""
+    with ep.db.read() as conn:
+        challenge = store.get_challenge(conn, challenge_id)
+        authz = None if challenge is None else store.get_authz(conn, challenge.authz_id)
+    if challenge is None or authz is None:
+        raise not_found("no such challenge")
+    if v.account is None or authz.account_id != v.account.id:
+        raise unauthorized("this challenge belongs to another account")
+    if v.jws.post_as_get or challenge.status != "pending":
+        return challenge, authz, False
+    if authz.status != "pending":
+        raise AcmeProblem("malformed", f"authorization is {authz.status}", 400)
+    with ep.db.write() as conn:
+        started = store.set_challenge(conn, challenge.id, "pending", "processing")
+    if started and ep.validation.skip:
+        # TEST ONLY (acme.skip_validation): pass without looking.
+        record_result(ep, challenge.id, None)
+    with ep.db.read() as conn:
+        fresh = store.get_challenge(conn, challenge.id)
+    assert fresh is not None
+    return fresh, authz, started and not ep.validation.skip
+
+
+def record_result(ep: AcmeEndpoint, challenge_id: str, error: dict[str, Any] | None) -> None:
+    """Store a validation result and move the authorization and order on (§7.1.6), in
+    one transaction."""
+    now = ep.clock.now()
+    with ep.db.write() as conn:
+        challenge = store.get_challenge(conn, challenge_id)
+        if challenge is None:
+            return
+        authz = store.get_authz(conn, challenge.authz_id)
+        assert authz is not None
+        status = "invalid" if error else "valid"
+        if not store.set_challenge(conn, challenge.id, "processing", status,
+                                   validated_at=now if not error else None, error=error):
+            return
+        if not store.set_authz(conn, authz.id, "pending", status):
+            return
+        if error:
+            store.set_order(conn, authz.order_id, "pending", status="invalid", error={
+                "type": NS + "unauthorized", "detail": f"authorization for {authz.value} "
+                "failed", "subproblems": [dict(error, identifier={
+                    "type": authz.type, "value": authz.value})]})
+        elif all(a.status == "valid" for a in store.order_authzs(conn, authz.order_id)):
+            store.set_order(conn, authz.order_id, "pending", status="ready")
+
+
+async def validate(ep: AcmeEndpoint, challenge: store.Challenge, authz: store.Authz,
+                   account_jwk: dict[str, Any]) -> dict[str, Any] | None:
+    """Perform the challenge; returns None on success, else the problem document."""
+    key_authorization = f"{challenge.token}.{thumbprint(account_jwk)}"
+    name = authz.value
+    try:
+        await validation.run(challenge.type, name, challenge.token, key_authorization,
+                             ep.validation)
+    except validation.ValidationFailed as exc:
+        return {"type": NS + exc.typ, "detail": exc.detail, "status": 400}
+    return None

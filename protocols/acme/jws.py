@@ -1,0 +1,176 @@
+"""Flattened JWS as ACME uses it (RFC 8555 §6.2, RFC 7515), verified with `cryptography`
+directly: no josepy object layer on the hot path. Pure functions, bounded input."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+from .problems import AcmeProblem, malformed
+
+MAX_JWS_BYTES = 64 * 1024
+PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
+_EC = {"P-256": (ec.SECP256R1(), "ES256", 32, hashes.SHA256()),
+       "P-384": (ec.SECP384R1(), "ES384", 48, hashes.SHA384())}
+
+
+def b64d(text: Any, what: str = "value") -> bytes:
+    """base64url without padding (RFC 7515 §2); anything else is malformed."""
+    if not isinstance(text, str) or len(text) > MAX_JWS_BYTES * 2:
+        raise malformed(f"{what} is not base64url")
+    if "=" in text or "+" in text or "/" in text:
+        raise malformed(f"{what} is not unpadded base64url")
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (ValueError, TypeError):
+        raise malformed(f"{what} is not base64url") from None
+
+
+def b64e(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+@dataclass(frozen=True, slots=True)
+class Jws:
+    protected: dict[str, Any]
+    protected_b64: str
+    payload_b64: str
+    signature: bytes
+
+    @property
+    def signing_input(self) -> bytes:
+        return f"{self.protected_b64}.{self.payload_b64}".encode()
+
+    @property
+    def post_as_get(self) -> bool:
+        # RFC 8555 §6.3: POST-as-GET has an empty payload string.
+        return self.payload_b64 == ""
+
+    def payload(self) -> Any:
+        """The payload parsed as a JSON object; malformed if it is not one."""
+        if self.payload_b64 == "":
+            raise malformed("this resource needs a payload, not POST-as-GET")
+        try:
+            value = json.loads(b64d(self.payload_b64, "payload"))
+        except ValueError:
+            raise malformed("payload is not JSON") from None
+        if not isinstance(value, dict):
+            raise malformed("payload is not a JSON object")
+        return value
+
+
+def parse(body: bytes | dict[str, Any]) -> Jws:
+    """A flattened JWS with a protected header only (RFC 8555 §6.2)."""
+    if isinstance(body, bytes):
+        if len(body) > MAX_JWS_BYTES:
+            raise malformed("JWS too large")
+        try:
+            obj = json.loads(body)
+        except ValueError:
+            raise malformed("body is not JSON") from None
+    else:
+        obj = body
+    if not isinstance(obj, dict) or "signatures" in obj or "header" in obj:
+        raise malformed("expected a flattened JWS with a protected header only")
+    if set(obj) - {"protected", "payload", "signature"}:
+        raise malformed("unexpected JWS members")
+    protected_b64, payload_b64 = obj.get("protected"), obj.get("payload")
+    if not isinstance(protected_b64, str) or not isinstance(payload_b64, str):
+        raise malformed("JWS needs protected and payload strings")
+    try:
+        protected = json.loads(b64d(protected_b64, "protected header"))
+    except ValueError:
+        raise malformed("protected header is not JSON") from None
+    if not isinstance(protected, dict):
+        raise malformed("protected header is not a JSON object")
+    return Jws(protected, protected_b64, payload_b64, b64d(obj.get("signature"), "signature"))
+
+
+def _int(jwk: dict[str, Any], name: str) -> int:
+    return int.from_bytes(b64d(jwk.get(name), f"jwk.{name}"), "big")
+
+
+def key_from_jwk(jwk: Any) -> tuple[PublicKey, str]:
+    """The public key and the one `alg` pinned to it (RFC 8555 §6.2)."""
+    if not isinstance(jwk, dict):
+        raise malformed("jwk is not an object")
+    kty = jwk.get("kty")
+    try:
+        if kty == "RSA":
+            n, e = _int(jwk, "n"), _int(jwk, "e")
+            if n.bit_length() < 2048 or n.bit_length() > 8192:
+                raise AcmeProblem("badPublicKey", "RSA keys must be 2048 to 8192 bits")
+            return rsa.RSAPublicNumbers(e, n).public_key(), "RS256"
+        if kty == "EC" and jwk.get("crv") in _EC:
+            curve, alg, size, _ = _EC[jwk["crv"]]
+            x, y = b64d(jwk.get("x"), "jwk.x"), b64d(jwk.get("y"), "jwk.y")
+            if len(x) != size or len(y) != size:
+                raise AcmeProblem("badPublicKey", "EC coordinates have the wrong length")
+            key = ec.EllipticCurvePublicNumbers(int.from_bytes(x, "big"),
+                                                int.from_bytes(y, "big"), curve).public_key()
+            return key, alg
+        if kty == "OKP" and jwk.get("crv") == "Ed25519":
+            return ed25519.Ed25519PublicKey.from_public_bytes(
+                b64d(jwk.get("x"), "jwk.x")), "EdDSA"
+    except ValueError:
+        raise AcmeProblem("badPublicKey", "the JWK is not a valid public key") from None
+    raise AcmeProblem("badPublicKey", "unsupported key type (RSA, EC P-256/P-384, Ed25519)")
+
+
+def verify(jws: Jws, key: PublicKey, alg: str) -> None:
+    """Check `alg` is the one pinned to the key, then the signature."""
+    if jws.protected.get("alg") != alg:
+        raise AcmeProblem("badSignatureAlgorithm",
+                          f"this key signs with {alg}", 400) from None
+    sig, data = jws.signature, jws.signing_input
+    try:
+        if isinstance(key, rsa.RSAPublicKey):
+            key.verify(sig, data, padding.PKCS1v15(), hashes.SHA256())
+        elif isinstance(key, ec.EllipticCurvePublicKey):
+            _, _, size, digest = _EC["P-256" if alg == "ES256" else "P-384"]
+            if len(sig) != 2 * size:
+                raise InvalidSignature
+            der = encode_dss_signature(int.from_bytes(sig[:size], "big"),
+                                       int.from_bytes(sig[size:], "big"))
+            key.verify(der, data, ec.ECDSA(digest))
+        else:
+            key.verify(sig, data)
+    except InvalidSignature:
+        raise malformed("JWS signature is invalid") from None
+
+
+def verify_hmac(jws: Jws, secret: bytes) -> None:
+    """External account binding (RFC 8555 §7.3.4): HS256 with the EAB key."""
+    if jws.protected.get("alg") != "HS256":
+        raise AcmeProblem("badSignatureAlgorithm", "external account binding uses HS256")
+    mac = hmac.new(secret, jws.signing_input, hashlib.sha256).digest()
+    if not hmac.compare_digest(mac, jws.signature):
+        raise unauthorized_eab()
+
+
+def unauthorized_eab() -> AcmeProblem:
+    return AcmeProblem("unauthorized", "external account binding is invalid", 403)
+
+
+def thumbprint(jwk: dict[str, Any]) -> str:
+    """RFC 7638 JWK thumbprint (SHA-256, base64url) over the required members."""
+    required = {"RSA": ("e", "kty", "n"), "EC": ("crv", "kty", "x", "y"),
+                "OKP": ("crv", "kty", "x")}[jwk["kty"]]
+    canon = json.dumps({k: jwk[k] for k in required}, separators=(",", ":"), sort_keys=True)
+    return b64e(hashlib.sha256(canon.encode()).digest())
+
+
+def public_jwk(jwk: dict[str, Any]) -> dict[str, Any]:
+    """Only the public members we store (drop private or extra members)."""
+    keep = {"RSA": ("kty", "n", "e"), "EC": ("kty", "crv", "x", "y"),
+            "OKP": ("kty", "crv", "x")}[jwk["kty"]]
+    return {k: jwk[k] for k in keep}

@@ -1,0 +1,242 @@
+"""newOrder, order polling and finalize (RFC 8555 §7.4, RFC 9773 `replaces`, the
+profiles extension). Status transitions are conditional UPDATEs (§7.1.6)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import secrets
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from enroll.errors import BadCSR, EnrollError, MalformedInput
+from enroll.model import EnrollmentRequest, Issued, Pending, Requester
+
+from . import ari, fields, names, store
+from .accounts import Verified, account_url
+from .endpoint import AcmeEndpoint
+from .jws import b64d
+from .problems import AcmeProblem, from_error, malformed, not_found, unauthorized
+
+ORDER_LIFETIME = dt.timedelta(days=7)
+MAX_CSR = 16 * 1024
+RETRY_AFTER = 3
+
+
+def _token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def new_order(ep: AcmeEndpoint, v: Verified) -> tuple[store.Order, list[str]]:
+    account = v.account
+    assert account is not None
+    payload = v.jws.payload()
+    if "notBefore" in payload or "notAfter" in payload:
+        raise malformed("notBefore/notAfter are not supported; the profile sets validity")
+    idents = fields.identifiers(payload.get("identifiers"))
+    offered = ep.settings.challenges
+    refused = []
+    for ident in idents:
+        value = ident["value"]
+        check = value[2:] if value.startswith("*.") else value
+        ok = names.allowed(ident["type"], value, ep.settings.allow) and (
+            account.allow is None or names.allowed(ident["type"], value, account.allow))
+        if value.startswith("*.") and "dns-01" not in offered:
+            ok = False  # wildcards only through dns-01
+        if ident["type"] == "ip" and not set(offered) & {"http-01", "tls-alpn-01"}:
+            ok = False  # RFC 8738 §7: no dns-01 for IP identifiers
+        if not ok:
+            refused.append({"type": "urn:ietf:params:acme:error:rejectedIdentifier",
+                            "detail": f"{check} is not allowed here", "identifier": ident})
+    if refused:
+        raise AcmeProblem("rejectedIdentifier", "some identifiers are not allowed here",
+                          400, subproblems=refused)
+    profile = payload.get("profile", ep.settings.profile)
+    if not isinstance(profile, str) or profile not in ep.settings.profiles:
+        raise AcmeProblem("invalidProfile", "this endpoint does not offer that profile")
+    replaces = None
+    if "replaces" in payload:
+        replaces = _replaced_serial(ep, account, payload["replaces"])
+    now = ep.clock.now()
+    order = store.Order(secrets.token_urlsafe(12), ep.label, account.id, "pending", idents,
+                        profile, replaces, None, None, None, now + ORDER_LIFETIME)
+    authz_ids = []
+    with ep.db.write() as conn:
+        store.add_order(conn, order, now)
+        for ident in idents:
+            wildcard = ident["value"].startswith("*.")
+            if wildcard:
+                types: tuple[str, ...] = ("dns-01",)
+            elif ident["type"] == "ip":
+                types = tuple(t for t in offered if t != "dns-01")
+            else:
+                types = offered
+            authz = store.Authz(secrets.token_urlsafe(12), order.id, account.id,
+                                ident["type"], ident["value"], wildcard, "pending",
+                                order.expires)
+            token = _token()  # one token per authorization, shared by its challenges
+            store.add_authz(conn, authz, [
+                store.Challenge(secrets.token_urlsafe(12), authz.id, t, token, "pending",
+                                None, None) for t in types])
+            authz_ids.append(authz.id)
+    return order, sorted(authz_ids)
+
+
+def _replaced_serial(ep: AcmeEndpoint, account: store.Account, cert_id: object) -> str:
+    """RFC 9773 §5: the certificate must be known, this account's, not yet replaced."""
+    aki, serial = ari.parse_cert_id(cert_id)
+    record = ep.authority.certificate(serial)
+    if record is None or not ari.matches(record, aki):
+        raise malformed("replaces names an unknown certificate")
+    if not record.requester.endswith(f"/acct/{account.id}"):
+        raise unauthorized("replaces names another account's certificate")
+    with ep.db.read() as conn:
+        taken = conn.execute(store.acme_orders.select().where(
+            store.acme_orders.c.replaces == serial,
+            store.acme_orders.c.status != "invalid")).first()
+    if taken is not None:
+        raise AcmeProblem("alreadyReplaced", "this certificate was already replaced", 409)
+    return serial
+
+
+def load_order(ep: AcmeEndpoint, v: Verified, order_id: str) -> store.Order:
+    """The order if it belongs to the signing account; polls a waiting core request."""
+    with ep.db.read() as conn:
+        order = store.get_order(conn, order_id)
+    if order is None or order.endpoint != ep.label:
+        raise not_found("no such order")
+    if v.account is None or order.account_id != v.account.id:
+        raise unauthorized("this order belongs to another account")
+    if order.status == "processing" and order.request_id:
+        order = _poll(ep, order)
+    return order
+
+
+def authz_ids(ep: AcmeEndpoint, order_id: str) -> list[str]:
+    with ep.db.read() as conn:
+        return [a.id for a in store.order_authzs(conn, order_id)]
+
+
+def _poll(ep: AcmeEndpoint, order: store.Order) -> store.Order:
+    """§7.1.6: processing until the core's request is issued or rejected."""
+    assert order.request_id is not None
+    outcome = ep.authority.status(order.request_id)
+    if isinstance(outcome, Pending):
+        return order
+    with ep.db.write() as conn:
+        if isinstance(outcome, Issued):
+            store.set_order(conn, order.id, "processing", status="valid",
+                            certificate_serial=outcome.serial_hex)
+        else:
+            store.set_order(conn, order.id, "processing", status="invalid", error={
+                "type": "urn:ietf:params:acme:error:rejectedIdentifier",
+                "detail": outcome.reason or "rejected"})
+        fresh = store.get_order(conn, order.id)
+    assert fresh is not None
+    return fresh
+
+
+def _csr_names(csr: x509.CertificateSigningRequest) -> set[tuple[str, str]]:
+    found: set[tuple[str, str]] = set()
+    try:
+        san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        found |= {("dns", n.lower()) for n in san.get_values_for_type(x509.DNSName)}
+        found |= {("ip", str(ip)) for ip in san.get_values_for_type(x509.IPAddress)}
+    except x509.ExtensionNotFound:
+        pass
+    except ValueError:
+        raise AcmeProblem("badCSR", "the CSR's extensions do not parse") from None
+    for attr in csr.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME):
+        cn = str(attr.value).lower()
+        try:
+            found.add(("ip", str(ipaddress.ip_address(cn))))
+        except ValueError:
+            found.add(("dns", cn))
+    return found
+
+
+def finalize(ep: AcmeEndpoint, v: Verified, order_id: str, base: str) -> store.Order:
+    """RFC 8555 §7.4: names must equal the order's; ready -> processing exactly once,
+    then the core issues (or queues for approval)."""
+    order = load_order(ep, v, order_id)
+    if order.status != "ready":
+        raise AcmeProblem("orderNotReady", f"order is {order.status}, not ready", 403)
+    der = b64d(v.jws.payload().get("csr"), "csr")
+    if len(der) > MAX_CSR:
+        raise AcmeProblem("badCSR", "CSR too large")
+    try:
+        csr = x509.load_der_x509_csr(der)
+    except ValueError:
+        raise AcmeProblem("badCSR", "the CSR does not parse") from None
+    wanted = {(i["type"], i["value"]) for i in order.identifiers}
+    if _csr_names(csr) != wanted:
+        raise AcmeProblem("badCSR", "the CSR must name exactly the order's identifiers")
+    account = v.account
+    assert account is not None
+    if _account_key(csr) == account.thumbprint:
+        raise AcmeProblem("badCSR", "the certificate key must differ from the account key")
+    with ep.db.write() as conn:
+        if not store.set_order(conn, order.id, "ready", status="processing"):
+            raise AcmeProblem("orderNotReady", "order is already being finalized", 403)
+    request = EnrollmentRequest(
+        csr=csr, profile=order.profile, protocol="acme", endpoint=ep.label,
+        requester=Requester(f"acme-account:{account_url(base, account.id)}", "jws"),
+        transaction_id=order.id, replaces=order.replaces, ca=ep.settings.ca,
+        attributes={"acme_order": order.id})
+    try:
+        outcome = ep.authority.submit(request)
+    except (BadCSR, MalformedInput) as exc:
+        # Nothing was stored for a CSR the profile refuses: the client may retry.
+        with ep.db.write() as conn:
+            store.set_order(conn, order.id, "processing", status="ready")
+        raise from_error(exc) from None
+    except EnrollError as exc:
+        problem = from_error(exc)
+        with ep.db.write() as conn:
+            store.set_order(conn, order.id, "processing", status="invalid",
+                            error=problem.document())
+        raise problem from None
+    with ep.db.write() as conn:
+        if isinstance(outcome, Issued):
+            store.set_order(conn, order.id, "processing", status="valid",
+                            request_id=outcome.request_id,
+                            certificate_serial=outcome.serial_hex)
+        elif isinstance(outcome, Pending):
+            store.set_order(conn, order.id, "processing", request_id=outcome.request_id)
+        else:
+            store.set_order(conn, order.id, "processing", status="invalid",
+                            request_id=outcome.request_id, error={
+                                "type": "urn:ietf:params:acme:error:rejectedIdentifier",
+                                "detail": outcome.reason})
+        fresh = store.get_order(conn, order.id)
+    assert fresh is not None
+    return fresh
+
+
+def _account_key(csr: x509.CertificateSigningRequest) -> str | None:
+    """The JWK thumbprint of the CSR's key, when it has a JWK form we compare."""
+    from .jws import b64e
+    from .jws import thumbprint as jwk_thumbprint
+
+    key = csr.public_key()
+    try:
+        from cryptography.hazmat.primitives.asymmetric import ec, rsa
+        if isinstance(key, ec.EllipticCurvePublicKey):
+            n = key.public_numbers()
+            size = (key.curve.key_size + 7) // 8
+            crv = {256: "P-256", 384: "P-384"}.get(key.curve.key_size)
+            if crv is None:
+                return None
+            return jwk_thumbprint({"kty": "EC", "crv": crv,
+                                   "x": b64e(n.x.to_bytes(size, "big")),
+                                   "y": b64e(n.y.to_bytes(size, "big"))})
+        if isinstance(key, rsa.RSAPublicKey):
+            rn = key.public_numbers()
+            return jwk_thumbprint({"kty": "RSA", "n": b64e(rn.n.to_bytes(
+                (rn.n.bit_length() + 7) // 8, "big")), "e": b64e(rn.e.to_bytes(
+                    (rn.e.bit_length() + 7) // 8, "big"))})
+        return jwk_thumbprint({"kty": "OKP", "crv": "Ed25519", "x": b64e(
+            key.public_bytes(Encoding.Raw, PublicFormat.Raw))})
+    except (ValueError, TypeError):
+        return None

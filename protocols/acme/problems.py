@@ -1,0 +1,81 @@
+"""The ONE table from enroll's error hierarchy to ACME problem documents (RFC 8555 §6.7,
+RFC 7807), plus the ACME-only problems the front-end raises itself."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from enroll.errors import (
+    ALL_ERRORS,
+    BadCSR,
+    Conflict,
+    EnrollError,
+    MalformedInput,
+    NotFound,
+    PolicyDenied,
+    RateLimited,
+    Unauthorized,
+    Unavailable,
+)
+
+NS = "urn:ietf:params:acme:error:"
+
+# error class -> (ACME error type, HTTP status). RFC 8555 §6.7 lists the types.
+ERROR_TABLE: dict[type[EnrollError], tuple[str, int]] = {
+    MalformedInput: ("malformed", 400),
+    BadCSR: ("badCSR", 400),
+    Unauthorized: ("unauthorized", 403),
+    PolicyDenied: ("rejectedIdentifier", 400),
+    NotFound: ("malformed", 404),
+    Conflict: ("malformed", 409),
+    RateLimited: ("rateLimited", 429),
+    Unavailable: ("serverInternal", 503),
+}
+assert set(ERROR_TABLE) >= set(ALL_ERRORS)
+
+
+class AcmeProblem(Exception):
+    """An ACME problem the front-end answers directly (badNonce, orderNotReady…)."""
+
+    def __init__(self, typ: str, detail: str, status: int = 400, *,
+                 headers: dict[str, str] | None = None,
+                 subproblems: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(detail)
+        self.typ = typ
+        self.detail = detail
+        self.status = status
+        self.headers = headers or {}
+        self.subproblems = subproblems
+
+    def document(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"type": NS + self.typ, "detail": self.detail,
+                               "status": self.status}
+        if self.subproblems:
+            doc["subproblems"] = self.subproblems
+        return doc
+
+
+def from_error(exc: EnrollError) -> AcmeProblem:
+    """Map a core error through the table (most specific class first)."""
+    for cls in type(exc).__mro__:
+        if cls in ERROR_TABLE:
+            typ, status = ERROR_TABLE[cls]  # type: ignore[index]
+            return AcmeProblem(typ, exc.detail, status)
+    return AcmeProblem("serverInternal", "internal error", 500)
+
+
+def internal(request_id: str) -> AcmeProblem:
+    """An unexpected failure: no detail beyond the request id (logged server-side)."""
+    return AcmeProblem("serverInternal", f"internal error (request {request_id})", 500)
+
+
+def malformed(detail: str) -> AcmeProblem:
+    return AcmeProblem("malformed", detail, 400)
+
+
+def unauthorized(detail: str) -> AcmeProblem:
+    return AcmeProblem("unauthorized", detail, 403)
+
+
+def not_found(detail: str = "no such resource") -> AcmeProblem:
+    return AcmeProblem("malformed", detail, 404)

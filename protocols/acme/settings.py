@@ -1,0 +1,153 @@
+"""The ``[acme]`` configuration section, validated once at start-up.
+
+    [acme]
+    resolver = "127.0.0.1:5353"      # DNS server the validator asks (default: system)
+    http01_port = 80                 # port http-01 connects to (tests: the client's)
+    tlsalpn01_port = 443             # port tls-alpn-01 connects to
+    allow_loopback = false           # let validation reach 127.0.0.0/8 and ::1
+    allow_networks = []              # extra networks validation may reach
+    deny_networks = []               # extra networks it never reaches
+    skip_validation = false          # TEST ONLY (benchmarks): challenges pass unchecked
+
+    [acme.endpoints.default]         # label "default" is served at /acme/directory
+    profile = "server"               # enroll profile when newOrder names none
+    profiles = ["server"]            # offered in meta.profiles (profiles extension)
+    ca = "issuing"                   # default: the profile's CA
+    challenges = ["http-01", "dns-01", "tls-alpn-01"]
+    allow = ["dns:*", "ip:0.0.0.0/0", "ip:::/0"]   # names this endpoint accepts
+    eab_required = false
+    terms_of_service = ""
+    website = ""
+
+Any other label ``x`` is served at ``/acme/x/directory``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from enroll.config import Config, as_bool, as_int, as_str, as_str_list, as_table, check_keys
+from enroll.errors import ConfigError
+
+from .names import check_patterns
+
+DEFAULT_LABEL = "default"
+CHALLENGE_TYPES = ("http-01", "dns-01", "tls-alpn-01")
+_SECTION_KEYS = {"enabled", "resolver", "http01_port", "tlsalpn01_port", "allow_loopback",
+                 "allow_networks", "deny_networks", "skip_validation", "endpoints"}
+_ENDPOINT_KEYS = {"profile", "profiles", "ca", "challenges", "allow", "eab_required",
+                  "terms_of_service", "website"}
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointSettings:
+    label: str
+    path: str
+    """Path prefix, ``/acme`` for the default endpoint, ``/acme/<label>`` otherwise."""
+    profile: str
+    profiles: tuple[str, ...]
+    ca: str | None
+    challenges: tuple[str, ...]
+    allow: tuple[str, ...]
+    eab_required: bool
+    terms_of_service: str
+    website: str
+
+
+@dataclass(frozen=True, slots=True)
+class ValidationSettings:
+    resolver: tuple[str, int] | None
+    http01_port: int
+    tlsalpn01_port: int
+    allow_loopback: bool
+    allow_networks: tuple[Network, ...]
+    deny_networks: tuple[Network, ...]
+    skip: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AcmeSettings:
+    validation: ValidationSettings
+    endpoints: tuple[EndpointSettings, ...]
+
+
+def _networks(value: Any, key: str) -> tuple[Network, ...]:
+    out = []
+    for text in as_str_list(value, key):
+        try:
+            out.append(ipaddress.ip_network(text, strict=False))
+        except ValueError:
+            raise ConfigError(key, f"not a network: {text!r}") from None
+    return tuple(out)
+
+
+def _resolver(value: Any) -> tuple[str, int] | None:
+    if value in (None, ""):
+        return None
+    text = as_str(value, "acme.resolver")
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host, port = text, "53"
+    host = host.strip("[]")
+    try:
+        ipaddress.ip_address(host)
+        return host, int(port)
+    except ValueError:
+        raise ConfigError("acme.resolver", "expected an IP address and port, host:port") from None
+
+
+def _endpoint(label: str, table: Mapping[str, Any], config: Config) -> EndpointSettings:
+    key = f"acme.endpoints.{label}"
+    check_keys(table, _ENDPOINT_KEYS, key)
+    if not label.replace("-", "").replace("_", "").isalnum() or len(label) > 64:
+        raise ConfigError(key, "endpoint labels are letters, digits, - and _")
+    profile = as_str(table.get("profile", "server"), f"{key}.profile")
+    profiles = as_str_list(table.get("profiles", [profile]), f"{key}.profiles")
+    for name in {profile, *profiles}:
+        if name not in config.profiles:
+            raise ConfigError(f"{key}.profiles", f"no profile named {name!r}")
+    ca = table.get("ca")
+    if ca is not None and as_str(ca, f"{key}.ca") not in config.cas:
+        raise ConfigError(f"{key}.ca", f"no CA named {ca!r}")
+    challenges = as_str_list(table.get("challenges", list(CHALLENGE_TYPES)),
+                             f"{key}.challenges")
+    if not challenges or any(c not in CHALLENGE_TYPES for c in challenges):
+        raise ConfigError(f"{key}.challenges", f"expected some of {', '.join(CHALLENGE_TYPES)}")
+    allow = as_str_list(table.get("allow", ["dns:*", "ip:0.0.0.0/0", "ip:::/0"]),
+                        f"{key}.allow")
+    check_patterns(allow, f"{key}.allow")
+    return EndpointSettings(
+        label=label, path="/acme" if label == DEFAULT_LABEL else f"/acme/{label}",
+        profile=profile, profiles=tuple(dict.fromkeys((profile, *profiles))),
+        ca=None if ca is None else str(ca), challenges=challenges, allow=allow,
+        eab_required=as_bool(table.get("eab_required", False), f"{key}.eab_required"),
+        terms_of_service=as_str(table.get("terms_of_service", ""), f"{key}.terms_of_service"),
+        website=as_str(table.get("website", ""), f"{key}.website"),
+    )
+
+
+def parse(config: Config) -> AcmeSettings | None:
+    """The ACME settings, or None when ``enabled = false``."""
+    section = as_table(config.section("acme"), "acme")
+    check_keys(section, _SECTION_KEYS, "acme")
+    if not as_bool(section.get("enabled", True), "acme.enabled"):
+        return None
+    validation = ValidationSettings(
+        resolver=_resolver(section.get("resolver")),
+        http01_port=as_int(section.get("http01_port", 80), "acme.http01_port",
+                           minimum=1, maximum=65535),
+        tlsalpn01_port=as_int(section.get("tlsalpn01_port", 443), "acme.tlsalpn01_port",
+                              minimum=1, maximum=65535),
+        allow_loopback=as_bool(section.get("allow_loopback", False), "acme.allow_loopback"),
+        allow_networks=_networks(section.get("allow_networks", []), "acme.allow_networks"),
+        deny_networks=_networks(section.get("deny_networks", []), "acme.deny_networks"),
+        skip=as_bool(section.get("skip_validation", False), "acme.skip_validation"),
+    )
+    tables = as_table(section.get("endpoints", {DEFAULT_LABEL: {}}), "acme.endpoints")
+    endpoints = tuple(_endpoint(label, as_table(t, f"acme.endpoints.{label}"), config)
+                      for label, t in tables.items())
+    return AcmeSettings(validation, endpoints)

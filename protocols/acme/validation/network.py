@@ -1,0 +1,76 @@
+"""Where validation may connect: resolve through the configured resolver, then filter
+every address by the allow/deny networks. Loopback and link-local are denied unless
+configured; private ranges are allowed (this is an internal CA)."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import dns.asyncresolver
+import dns.exception
+import dns.resolver
+
+from ..settings import ValidationSettings
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+TIMEOUT = 5.0
+
+
+class ValidationFailed(Exception):
+    """A challenge failed; `typ` is the ACME error type (connection, dns, unauthorized…)."""
+
+    def __init__(self, typ: str, detail: str) -> None:
+        super().__init__(detail)
+        self.typ = typ
+        self.detail = detail
+
+
+def resolver(settings: ValidationSettings) -> dns.asyncresolver.Resolver:
+    if settings.resolver is None:
+        res = dns.asyncresolver.Resolver()
+    else:
+        res = dns.asyncresolver.Resolver(configure=False)
+        res.nameservers = [settings.resolver[0]]
+        res.port = settings.resolver[1]
+    res.lifetime = TIMEOUT
+    res.timeout = TIMEOUT / 2
+    return res
+
+
+def permitted(address: Address, settings: ValidationSettings) -> bool:
+    """May validation connect to `address`?"""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if any(address in n for n in settings.deny_networks):
+        return False
+    if any(address in n for n in settings.allow_networks):
+        return True
+    if address.is_loopback:
+        return settings.allow_loopback
+    return not (address.is_link_local or address.is_multicast or address.is_unspecified
+                or address.is_reserved)
+
+
+async def addresses(name: str, settings: ValidationSettings) -> list[Address]:
+    """The permitted addresses of a DNS name or an IP identifier (RFC 8738)."""
+    try:
+        found: list[Address] = [ipaddress.ip_address(name)]
+    except ValueError:
+        found = []
+        res = resolver(settings)
+        for rdtype in ("A", "AAAA"):
+            try:
+                answer = await res.resolve(name, rdtype)
+            except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer, dns.resolver.NoNameservers):
+                continue
+            except dns.exception.DNSException as exc:
+                raise ValidationFailed("dns", f"DNS lookup for {name} failed: "
+                                       f"{type(exc).__name__}") from None
+            found.extend(ipaddress.ip_address(r.address) for r in answer)
+        if not found:
+            raise ValidationFailed("dns", f"no A or AAAA record for {name}")
+    allowed = [a for a in found if permitted(a, settings)]
+    if not allowed:
+        raise ValidationFailed("rejectedIdentifier",
+                               f"{name} resolves only to networks validation may not reach")
+    return allowed
