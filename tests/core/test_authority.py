@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 
 from enroll import authority as authority_mod
 from enroll.authority import Authority
@@ -58,6 +59,16 @@ def test_lookup_answers_only_for_certificates_issued_here(context: AppContext) -
     issued = issue(context)
     assert context.authority.lookup(issued.certificate) is not None
     assert context.authority.lookup(context.authority.chain("issuing")[0]) is None
+    # Same serial, issuer name and subject, signed by someone else: not ours.
+    forger = make_key()
+    original = issued.certificate
+    forged = (x509.CertificateBuilder().subject_name(original.subject)
+              .issuer_name(original.issuer).public_key(forger.public_key())
+              .serial_number(original.serial_number)
+              .not_valid_before(original.not_valid_before_utc)
+              .not_valid_after(original.not_valid_after_utc)
+              .sign(forger, hashes.SHA256()))
+    assert context.authority.lookup(forged) is None
 
 
 def test_bad_csrs_get_a_typed_error_and_leave_nothing_stored(
