@@ -256,8 +256,9 @@ class EstService:
                   tid: str) -> KeyAndOutcome:
         key, csr = serverkeygen.new_key_and_csr(self.profile.server_key_type, template)
         der = serverkeygen.pkcs8_der(key)
-        outcome = self.ctx.authority.submit(self._request(csr, requester, tid,
-                                                          kind="serverkeygen"))
+        with self._gate:
+            outcome = self.ctx.authority.submit(self._request(csr, requester, tid,
+                                                              kind="serverkeygen"))
         keep = isinstance(outcome, Pending) or (isinstance(outcome, Issued)
                                                 and self.endpoint.archive_keys)
         if keep:

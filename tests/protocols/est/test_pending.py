@@ -59,3 +59,14 @@ def test_another_user_resubmitting_the_csr_gets_its_own_request(make_est: Any,
     assert h.enroll(csr).status_code == 202
     assert h.enroll(csr, auth=bob).status_code == 202
     assert h.counts() == (0, 2)
+
+
+def test_racing_resubmissions_issue_one_certificate(est: Any) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    csr = make_csr(cn="racer")
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        answers = list(pool.map(lambda _: est.enroll(csr), range(6)))
+    assert {r.status_code for r in answers} == {200}
+    assert len({certs_from(r.content)[0].serial_number for r in answers}) == 1
+    assert est.counts() == (1, 1)
