@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from . import der
+from . import der, derreader
 from .failinfo import FailInfo, ScepFailure
 
 DER = serialization.Encoding.DER
@@ -39,6 +39,99 @@ def _algorithm(name: str, key: bytes) -> algorithms.AES | TripleDES:
     if name == "des":
         return TripleDES(key * 3)  # K1 = K2 = K3 is single DES
     return TripleDES(key) if name == "tripledes_3key" else algorithms.AES(key)
+
+
+def _read_general(der: bytes, recipient: x509.Certificate) -> tuple[bytes, str, bytes, bytes]:
+    try:
+        info = cms.ContentInfo.load(der, strict=True)
+        if info["content_type"].native != "enveloped_data":
+            raise ScepFailure(FailInfo.BAD_REQUEST, "content is not EnvelopedData")
+        ed = info["content"]
+        our_issuer, our_serial = recipient.issuer.public_bytes(), recipient.serial_number
+        encrypted_key = None
+        for ri in list(ed["recipient_infos"])[:MAX_RECIPIENTS]:
+            if ri.name != "ktri":
+                continue
+            rid = ri.chosen["rid"]
+            if rid.name == "issuer_and_serial_number":
+                match = (rid.chosen["serial_number"].native == our_serial
+                         and rid.chosen["issuer"].dump() == our_issuer)
+            else:
+                match = rid.chosen.native == _key_identifier(recipient)
+            if match:
+                if ri.chosen["key_encryption_algorithm"]["algorithm"].native != "rsaes_pkcs1v15":
+                    raise ScepFailure(FailInfo.BAD_ALG, "key transport must be rsaEncryption")
+                encrypted_key = ri.chosen["encrypted_key"].native
+                break
+        if encrypted_key is None:
+            raise ScepFailure(FailInfo.BAD_MESSAGE_CHECK,
+                              "the envelope is not addressed to this endpoint")
+        eci = ed["encrypted_content_info"]
+        alg = eci["content_encryption_algorithm"]
+        cipher_name = alg["algorithm"].native
+        ciphertext = _encrypted_content(eci)
+        iv = alg.encryption_iv if cipher_name in CIPHERS else b""
+    except ScepFailure:
+        raise
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ScepFailure(FailInfo.BAD_REQUEST, "malformed EnvelopedData") from exc
+    return encrypted_key, cipher_name, iv, ciphertext
+
+
+_CIPHER_NAMES = {"2.16.840.1.101.3.4.1.2": "aes128_cbc", "2.16.840.1.101.3.4.1.42": "aes256_cbc",
+                 "1.2.840.113549.3.7": "tripledes_3key", "1.3.14.3.2.7": "des"}
+
+
+def _read_fast(data: bytes, recipient: x509.Certificate) -> tuple[bytes, str, bytes, bytes]:
+    """(encrypted key, cipher name, IV, ciphertext) of plain-DER EnvelopedData."""
+    r = derreader
+    info = r.children(r.expect(r.only(data), 0x30).content)
+    if len(info) != 2 or r.oid(info[0]) != "1.2.840.113549.1.7.3":
+        raise r.NotSimple("not EnvelopedData")
+    fields = r.children(r.expect(r.only(r.expect(info[1], 0xA0).content), 0x30).content)
+    index = 2 if len(fields) > 1 and fields[1].tag == 0xA0 else 1  # originatorInfo
+    if len(fields) < index + 2:
+        raise r.NotSimple("short EnvelopedData")
+    recipient_infos = r.children(r.expect(fields[index], 0x31).content)[:MAX_RECIPIENTS]
+    our_issuer, our_serial = recipient.issuer.public_bytes(), recipient.serial_number
+    encrypted_key = None
+    for ri in recipient_infos:
+        if ri.tag != 0x30:
+            continue  # key agreement, KEK, password: not key transport
+        parts = r.children(ri.content)
+        if len(parts) != 4:
+            raise r.NotSimple("unexpected KeyTransRecipientInfo")
+        rid = parts[1]
+        if rid.tag == 0x30:
+            issuer, serial = r.children(rid.content)
+            match = issuer.raw == our_issuer and r.integer(serial) == our_serial
+        elif rid.tag == 0x80:
+            match = rid.content == _key_identifier(recipient)
+        else:
+            raise r.NotSimple("unexpected RecipientIdentifier")
+        if match:
+            if r.oid(r.children(r.expect(parts[2], 0x30).content)[0]) != "1.2.840.113549.1.1.1":
+                raise ScepFailure(FailInfo.BAD_ALG, "key transport must be rsaEncryption")
+            encrypted_key = r.expect(parts[3], 0x04).content
+            break
+    if encrypted_key is None:
+        raise ScepFailure(FailInfo.BAD_MESSAGE_CHECK,
+                          "the envelope is not addressed to this endpoint")
+    eci = r.children(r.expect(fields[index + 1], 0x30).content)
+    if len(eci) != 3:
+        raise r.NotSimple("unexpected EncryptedContentInfo")
+    alg = r.children(r.expect(eci[1], 0x30).content)
+    cipher_oid = r.oid(alg[0])
+    cipher_name = _CIPHER_NAMES.get(cipher_oid, cipher_oid)
+    iv = r.expect(alg[1], 0x04).content if len(alg) == 2 and cipher_name in CIPHERS else b""
+    body = eci[2]
+    if body.tag == 0x80:
+        ciphertext = body.content
+    elif body.tag == 0xA0:  # BER constructed form (Go's pkcs7 and others)
+        ciphertext = b"".join(r.expect(s, 0x04).content for s in r.children(body.content))
+    else:
+        raise r.NotSimple("unexpected encryptedContent")
+    return encrypted_key, cipher_name, iv, ciphertext
 
 
 def _key_identifier(cert: x509.Certificate) -> bytes | None:
@@ -86,38 +179,10 @@ def decrypt(der: bytes, recipient: x509.Certificate, key: rsa.RSAPrivateKey,
     recipientInfo names our certificate or the content does not decrypt, badAlg for a
     key-transport or content cipher not allowed here."""
     try:
-        info = cms.ContentInfo.load(der, strict=True)
-        if info["content_type"].native != "enveloped_data":
-            raise ScepFailure(FailInfo.BAD_REQUEST, "content is not EnvelopedData")
-        ed = info["content"]
-        our_issuer, our_serial = recipient.issuer.public_bytes(), recipient.serial_number
-        encrypted_key = None
-        for ri in list(ed["recipient_infos"])[:MAX_RECIPIENTS]:
-            if ri.name != "ktri":
-                continue
-            rid = ri.chosen["rid"]
-            if rid.name == "issuer_and_serial_number":
-                match = (rid.chosen["serial_number"].native == our_serial
-                         and rid.chosen["issuer"].dump() == our_issuer)
-            else:
-                match = rid.chosen.native == _key_identifier(recipient)
-            if match:
-                if ri.chosen["key_encryption_algorithm"]["algorithm"].native != "rsaes_pkcs1v15":
-                    raise ScepFailure(FailInfo.BAD_ALG, "key transport must be rsaEncryption")
-                encrypted_key = ri.chosen["encrypted_key"].native
-                break
-        if encrypted_key is None:
-            raise ScepFailure(FailInfo.BAD_MESSAGE_CHECK,
-                              "the envelope is not addressed to this endpoint")
-        eci = ed["encrypted_content_info"]
-        alg = eci["content_encryption_algorithm"]
-        cipher_name = alg["algorithm"].native
-        ciphertext = _encrypted_content(eci)
-        iv = alg.encryption_iv if cipher_name in CIPHERS else b""
-    except ScepFailure:
-        raise
-    except (ValueError, TypeError, KeyError) as exc:
-        raise ScepFailure(FailInfo.BAD_REQUEST, "malformed EnvelopedData") from exc
+        encrypted_key, cipher_name, iv, ciphertext = _read_fast(der, recipient)
+    except (derreader.NotSimple, ValueError, IndexError):
+        # BER or an unusual shape: the general parser decides.
+        encrypted_key, cipher_name, iv, ciphertext = _read_general(der, recipient)
     if cipher_name not in CIPHERS or cipher_name not in allowed_ciphers:
         raise ScepFailure(FailInfo.BAD_ALG, f"content cipher {cipher_name} not allowed")
     key_len, block = CIPHERS[cipher_name]

@@ -7,7 +7,7 @@ Pure functions over bytes and `cryptography` objects: no I/O, no configuration.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +17,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
-from . import der
+from . import der, derreader
 from .failinfo import FailInfo, ScepFailure
 
 DER = serialization.Encoding.DER
@@ -34,8 +34,8 @@ class SignedMessage:
     """A parsed SignedData with exactly one signer (SCEP §3.2: one signerInfo)."""
 
     content: bytes | None
-    attributes: Mapping[str, Sequence[core.Any]]
-    """Signed attributes by dotted OID; values still undecoded."""
+    attributes: Mapping[str, Sequence[bytes]]
+    """Signed attributes by dotted OID; each value as DER, still undecoded."""
     signer: x509.Certificate
     digest: str
     signature_algorithm: str
@@ -43,11 +43,9 @@ class SignedMessage:
     signature: bytes
 
 
-def value_of(value: Any, spec: type[core.Asn1Value]) -> Any:
-    """The native value of an attribute value: asn1crypto parses the attributes it
-    knows, and leaves the others (SCEP's) as `core.Any`."""
-    parsed = value.parse(spec) if isinstance(value, core.Any) else value
-    return parsed.native
+def value_of(value: bytes, spec: type[core.Asn1Value]) -> Any:
+    """The native value of one DER attribute value read as `spec`."""
+    return spec.load(value, strict=True).native
 
 
 def _malformed(detail: str) -> ScepFailure:
@@ -58,6 +56,89 @@ def parse(der: bytes) -> SignedMessage:
     """Parse a DER ContentInfo holding SignedData. Raises `ScepFailure` (badRequest) on
     anything that is not one well-formed SignedData with one signer and its certificate.
     Does not verify the signature: see `verify`."""
+    try:
+        return _parse_fast(der)
+    except (derreader.NotSimple, ValueError, IndexError):
+        pass  # BER or an unusual shape: the general parser decides
+    return _parse_general(der)
+
+
+_SIG_ALGS = {
+    "1.2.840.113549.1.1.1": "rsassa_pkcs1v15", "1.2.840.113549.1.1.5": "rsassa_pkcs1v15",
+    "1.2.840.113549.1.1.11": "rsassa_pkcs1v15", "1.2.840.113549.1.1.12": "rsassa_pkcs1v15",
+    "1.2.840.113549.1.1.13": "rsassa_pkcs1v15", "1.2.840.10045.2.1": "ecdsa",
+    "1.2.840.10045.4.1": "ecdsa", "1.2.840.10045.4.3.2": "ecdsa",
+    "1.2.840.10045.4.3.3": "ecdsa", "1.2.840.10045.4.3.4": "ecdsa",
+}
+
+
+def _parse_fast(data: bytes) -> SignedMessage:
+    r = derreader
+    info = r.children(r.expect(r.only(data), 0x30).content)
+    if len(info) != 2 or r.oid(info[0]) != OID_SIGNED_DATA:
+        raise r.NotSimple("not SignedData")
+    fields = r.children(r.expect(r.only(r.expect(info[1], 0xA0).content), 0x30).content)
+    if len(fields) < 4:
+        raise r.NotSimple("short SignedData")
+    encap = r.children(r.expect(fields[2], 0x30).content)
+    if not encap or r.oid(encap[0]) != OID_DATA or len(encap) > 2:
+        raise r.NotSimple("unexpected encapContentInfo")
+    content = r.octets(r.only(r.expect(encap[1], 0xA0).content)) if len(encap) == 2 else None
+    certs = [c.raw for c in r.children(fields[3].content)][:MAX_CERTIFICATES] \
+        if fields[3].tag == 0xA0 else []
+    signer_infos = r.children(r.expect(fields[-1], 0x31).content)
+    if len(signer_infos) != 1:
+        raise _malformed("expected exactly one signerInfo")
+    si = r.children(r.expect(signer_infos[0], 0x30).content)
+    if len(si) < 6 or si[3].tag != 0xA0:
+        raise r.NotSimple("unexpected SignerInfo")
+    signer = _find_signer_der(si[1], certs)
+    attrs = r.children(si[3].content)
+    if not attrs or len(attrs) > MAX_SIGNED_ATTRIBUTES:
+        raise _malformed("signed attributes missing or too many")
+    attributes: dict[str, list[bytes]] = {}
+    for attr in attrs:
+        parts = r.children(r.expect(attr, 0x30).content)
+        if len(parts) != 2:
+            raise r.NotSimple("bad Attribute")
+        values = [v.raw for v in r.children(r.expect(parts[1], 0x31).content)]
+        attributes.setdefault(r.oid(parts[0]), []).extend(values)
+    digest_oid = r.oid(r.children(r.expect(si[2], 0x30).content)[0])
+    digest = next((name for name, o in DIGEST_OIDS.items() if o == digest_oid), digest_oid)
+    sig_oid = r.oid(r.children(r.expect(si[4], 0x30).content)[0])
+    signature = r.expect(si[5], 0x04).content
+    # RFC 5652 §5.4: the signature covers the DER of the attributes as a SET OF.
+    return SignedMessage(content, attributes, signer, digest, _SIG_ALGS.get(sig_oid, sig_oid),
+                         b"\x31" + si[3].raw[1:], signature)
+
+
+def _find_signer_der(sid: derreader.TLV, certs: list[bytes]) -> x509.Certificate:
+    if sid.tag == 0x30:
+        issuer_tlv, serial_tlv = derreader.children(sid.content)
+        issuer, serial = issuer_tlv.raw, derreader.integer(serial_tlv)
+        for cert in _certificates(certs):
+            if cert.serial_number == serial and cert.issuer.public_bytes() == issuer:
+                return cert
+    elif sid.tag == 0x80:  # [0] subjectKeyIdentifier
+        for cert in _certificates(certs):
+            try:
+                ski = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
+            except x509.ExtensionNotFound:
+                continue
+            if ski.value.digest == sid.content:
+                return cert
+    raise ScepFailure(FailInfo.BAD_MESSAGE_CHECK, "the signer's certificate is not included")
+
+
+def _certificates(certs: list[bytes]) -> Iterator[x509.Certificate]:
+    for raw in certs:
+        try:
+            yield x509.load_der_x509_certificate(raw)
+        except (ValueError, x509.InvalidVersion):
+            continue  # an extra certificate we cannot read is not the signer
+
+
+def _parse_general(der: bytes) -> SignedMessage:
     try:
         info = cms.ContentInfo.load(der, strict=True)
         if info["content_type"].native != "signed_data":
@@ -77,9 +158,10 @@ def parse(der: bytes) -> SignedMessage:
         signed_attrs = si["signed_attrs"]
         if not signed_attrs or len(signed_attrs) > MAX_SIGNED_ATTRIBUTES:
             raise _malformed("signed attributes missing or too many")
-        attributes: dict[str, list[core.Any]] = {}
+        attributes: dict[str, list[bytes]] = {}
         for attr in signed_attrs:
-            attributes.setdefault(_dotted(attr["type"]), []).extend(list(attr["values"]))
+            attributes.setdefault(_dotted(attr["type"]), []).extend(
+                v.dump() for v in attr["values"])
         raw_attrs = signed_attrs.dump()
         digest = si["digest_algorithm"]["algorithm"].native
         sig_alg = si["signature_algorithm"].signature_algo
@@ -87,7 +169,7 @@ def parse(der: bytes) -> SignedMessage:
         signer = x509.load_der_x509_certificate(signer_asn1.dump())
     except ScepFailure:
         raise
-    except (ValueError, TypeError, KeyError, IndexError) as exc:
+    except (ValueError, TypeError, KeyError, IndexError, x509.InvalidVersion) as exc:
         raise _malformed("malformed SignedData") from exc
     # RFC 5652 §5.4: the signature covers the DER of the attributes as a SET OF.
     return SignedMessage(content, attributes, signer, str(digest), str(sig_alg),

@@ -131,3 +131,17 @@ def test_der_encoder_matches_asn1crypto() -> None:
         assert der.oid(oid) == core.ObjectIdentifier(oid).dump()
     assert der.octets(b"x" * 300) == core.OctetString(b"x" * 300).dump()
     assert der.printable("19") == core.PrintableString("19").dump()
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in VECTORS.glob("*.der")))
+def test_fast_reader_agrees_with_asn1crypto(name: str) -> None:
+    from enroll.protocols.scep import derreader
+
+    data = (VECTORS / name).read_bytes()
+    fast, general = signeddata._parse_fast(data), signeddata._parse_general(data)
+    assert fast == general
+    key, ra = _ra()
+    assert fast.content is not None
+    assert envelope._read_fast(fast.content, ra) == envelope._read_general(fast.content, ra)
+    with pytest.raises(derreader.NotSimple):
+        derreader.only(b"\x30\x80\x00\x00")  # indefinite length goes to asn1crypto
