@@ -67,8 +67,8 @@ def test_openssl_ocsp_over_post_and_get_reports_good_revoked_and_unknown(
         served: dict[str, Any]) -> None:
     f = served["files"]
     url = f"{served['server'].http_url}/ocsp"
-    # One certificate per request: the responder answers single-request OCSPRequests
-    # (a multi-certificate request is answered malformedRequest; see the core report).
+    # One certificate per request, as the RFC 5019 lightweight profile (§2.1.1) has
+    # clients send; a multi-certificate request is refused (test below).
     unknown = "0x" + "42" * 16
     for target, expected in ((["-cert", f["good"]], f"{f['good']}: good"),
                              (["-cert", f["bad"]], f"{f['bad']}: revoked"),
@@ -161,6 +161,18 @@ def test_ocsp_for_another_issuer_is_unauthorized_and_garbage_is_malformed(
         ocsp.OCSPResponseStatus.MALFORMED_REQUEST
 
 
+def test_ocsp_request_for_several_certificates_is_refused_as_malformed(
+        context: AppContext, tmp_path: Path) -> None:
+    a, b = issue(context, "a.example.com"), issue(context, "b.example.com")
+    for name, cert in (("a", a.certificate), ("b", b.certificate), ("ca", a.chain[0])):
+        (tmp_path / f"{name}.pem").write_bytes(cert.public_bytes(PEM))
+    openssl("ocsp", "-issuer", tmp_path / "ca.pem", "-cert", tmp_path / "a.pem", "-cert",
+            tmp_path / "b.pem", "-reqout", tmp_path / "two.req")
+    resp = ocsp.load_der_ocsp_response(context.ocsp.respond(
+        (tmp_path / "two.req").read_bytes()))
+    assert resp.response_status is ocsp.OCSPResponseStatus.MALFORMED_REQUEST
+
+
 def test_ocsp_reports_revocation_time_and_reason(context: AppContext) -> None:
     issued = issue(context, "r.example.com")
     revoked = context.authority.revoke(issued.serial_hex, x509.ReasonFlags.superseded, "op")
@@ -170,6 +182,10 @@ def test_ocsp_reports_revocation_time_and_reason(context: AppContext) -> None:
     assert resp.revocation_reason is x509.ReasonFlags.superseded
     assert revoked.revoked_at is not None
     assert resp.revocation_time_utc == revoked.revoked_at.replace(microsecond=0)
+
+
+def number(crl: x509.CertificateRevocationList) -> int:
+    return crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
 
 
 def test_crl_is_resigned_on_revocation_and_when_due(build: Callable[..., AppContext]) -> None:
@@ -185,7 +201,6 @@ def test_crl_is_resigned_on_revocation_and_when_due(build: Callable[..., AppCont
     issued = issue(ctx, "c.example.com")
     ctx.authority.revoke(issued.serial_hex, x509.ReasonFlags.key_compromise, "op")
     second = x509.load_der_x509_crl(ctx.crls.current("issuing"))
-    number = lambda crl: crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number  # noqa: E731
     assert number(second) > number(first)
     assert second.get_revoked_certificate_by_serial_number(
         issued.certificate.serial_number) is not None
