@@ -13,7 +13,7 @@ from enroll import authority as authority_mod
 from enroll.authority import Authority
 from enroll.context import AppContext
 from enroll.csr import load_csr
-from enroll.errors import BadCSR, Conflict, MalformedInput, NotFound
+from enroll.errors import BadCSR, Conflict, EnrollError, MalformedInput, NotFound
 from enroll.model import CertificateStatus, Issued, Pending, RequestStatus
 from enroll.store import queries
 from enroll.testing import make_csr, make_key, request
@@ -178,6 +178,16 @@ def test_revocation_records_reason_time_and_audit_and_is_not_repeatable(
         context.authority.revoke(issued.serial_hex, x509.ReasonFlags.superseded, "alice")
     with pytest.raises(NotFound):
         context.authority.revoke("123456789abcdef", x509.ReasonFlags.superseded, "alice")
+
+
+@pytest.mark.xfail(strict=True, reason="Authority.revoke accepts removeFromCRL, which RFC "
+                   "5280 §5.3.1 reserves for delta CRLs; it lands in the base CRL")
+def test_remove_from_crl_is_not_a_revocation_reason(context: AppContext) -> None:
+    issued = issue(context)
+    with pytest.raises(EnrollError):
+        context.authority.revoke(issued.serial_hex, x509.ReasonFlags.remove_from_crl, "op")
+    record = context.authority.certificate(issued.serial_hex)
+    assert record is not None and record.status is CertificateStatus.VALID
 
 
 def test_status_of_an_unknown_request_is_not_found(context: AppContext) -> None:
