@@ -89,6 +89,8 @@ def test_bad_csrs_get_a_typed_error_and_leave_nothing_stored(
     for csr, profile, error, reason in cases:
         with pytest.raises(error, match=reason):
             context.authority.submit(request(csr, profile))
+    with pytest.raises(NotFound):
+        context.authority.submit(request(make_csr(), ca="no-such-ca"))
     assert stored(context) == (0, 0)
     assert audit_types(context) == []
 

@@ -205,6 +205,23 @@ def test_name_types_the_profile_has_no_rule_for_are_refused() -> None:
     assert "IP address 10.0.0.1 is not allowed" in refused(p, make_csr(ips=["10.0.0.1"]))
 
 
+def test_internationalised_names_are_accepted_as_a_labels() -> None:
+    accepted = accept(profile(san={"dns": ["*.example"]}),
+                      make_csr(dns=["XN--BCHER-KVA.example"]))
+    assert accepted.names == (x509.DNSName("xn--bcher-kva.example"),)
+
+
+def test_name_types_without_rules_such_as_directory_names_are_refused() -> None:
+    key = make_key()
+    dir_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "x")])
+    csr = (x509.CertificateSigningRequestBuilder()
+           .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "d")]))
+           .add_extension(x509.SubjectAlternativeName([x509.DirectoryName(dir_name)]),
+                          critical=False)
+           .sign(key, hashes.SHA256()))
+    assert refused(profile(san=ANY_NAMES), csr) == "name type DirectoryName is not allowed"
+
+
 def test_more_names_than_max_names_is_refused() -> None:
     p = profile(san={"dns": ["*"], "max_names": 3})
     accept(p, make_csr(dns=[f"n{i}.example.com" for i in range(3)]))
