@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID
 from cryptography.x509.verification import PolicyBuilder, Store
 from pkilint import loader
@@ -228,3 +228,18 @@ def test_a_ca_profile_issues_a_constrained_sub_ca_from_a_ca_true_csr(
     assert key_usage(cert) == {"digital_signature", "key_cert_sign", "crl_sign"}
     assert cert.issuer == ctx.authority.chain("root")[0].subject
     assert _lint(cert) == []
+
+
+def test_signature_hash_and_backdate_follow_the_profile(build: Build) -> None:
+    ctx = build(extra_profiles={"strong": {"ca": "issuing", "signature_hash": "sha384",
+                                           "backdate": "5m", "validity": "1d",
+                                           "san": {"dns": ["*"]}}})
+    before = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    cert = issue(ctx, "strong").certificate
+    assert isinstance(cert.signature_hash_algorithm, hashes.SHA384)
+    assert before - dt.timedelta(minutes=5, seconds=2) <= cert.not_valid_before_utc <= \
+        before - dt.timedelta(minutes=5) + dt.timedelta(seconds=2)
+    assert cert.not_valid_after_utc - cert.not_valid_before_utc == dt.timedelta(days=1,
+                                                                                minutes=5)
+    assert isinstance(issue(ctx, "device").certificate.signature_hash_algorithm,
+                      hashes.SHA256)
