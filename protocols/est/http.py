@@ -21,8 +21,6 @@ from .service import EstService, KeyAndOutcome
 from .settings import EstSettings
 
 log = logging.getLogger("enroll.est")
-OPERATIONS = ("cacerts", "csrattrs", "simpleenroll", "simplereenroll", "serverkeygen",
-              "fullcmc")
 
 
 def _request_id(request: Request) -> str:

@@ -45,6 +45,8 @@ DEFAULT_PATH = "/.well-known/est"
 DEFAULT_LABEL = "default"
 AUTH_METHODS = ("basic", "client-cert")
 TLS_UNIQUE_MODES = ("off", "optional", "required")
+OPERATIONS = ("cacerts", "csrattrs", "simpleenroll", "simplereenroll", "serverkeygen",
+              "fullcmc")
 _SECTION_KEYS = {"enabled", "path", "client_cert_header", "endpoints"}
 _ENDPOINT_KEYS = {
     "profile", "ca", "auth", "users", "password_file", "client_cert_cas", "tls_unique",
@@ -104,6 +106,8 @@ def _endpoint(label: str, table: Mapping[str, Any], base: str,
     # RFC 7030 §3.2.2: a label is one path segment.
     if not label.replace("-", "").replace("_", "").isalnum() or len(label) > 64:
         raise ConfigError(key, "endpoint labels are letters, digits, - and _")
+    if label in OPERATIONS:
+        raise ConfigError(key, f"{label!r} is an EST operation name, not a usable label")
     profile = as_str(table.get("profile", "device"), f"{key}.profile")
     if profile not in config.profiles:
         raise ConfigError(f"{key}.profile", f"no profile named {profile!r}")
