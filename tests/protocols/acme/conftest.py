@@ -105,3 +105,73 @@ def acme_server(tmp_path: Path, local_dns: LocalDns,
                                                                       tlsalpn01))
     server.http01_port, server.tlsalpn01_port = http01, tlsalpn01
     return server
+
+
+class Harness:
+    """The app in-process (httpx ASGITransport, one event loop for the whole test so
+    validation tasks run), an http-01 responder and the local DNS on loopback."""
+
+    def __init__(self, app: Any, http: Any, responder: Any, dns: LocalDns) -> None:
+        self.app = app
+        self.http = http
+        self.responder = responder
+        self.dns = dns
+        self.ctx = app.state.enroll
+        self.baseline = (0, 0)
+        self.baseline = self.counts()
+
+    def client(self, key: Any = None, endpoint: str = "") -> Any:
+        from enroll.protocols.acme.client import AcmeClient
+
+        path = f"/acme/{endpoint}/directory" if endpoint else "/acme/directory"
+        return AcmeClient(self.http, f"https://acme.test{path}", key)
+
+    def counts(self) -> tuple[int, int]:
+        """(certificates, requests) stored by the core since the harness started (the
+        embedded default issues its own TLS listener certificate at start-up)."""
+        from enroll.store import queries
+
+        with self.ctx.db.read() as conn:
+            return (queries.count_certificates(conn) - self.baseline[0],
+                    queries.count_requests(conn) - self.baseline[1])
+
+    def rows(self, table: str) -> list[Any]:
+        from sqlalchemy import text
+
+        with self.ctx.db.read() as conn:
+            return list(conn.execute(text(f"select * from {table}")))  # noqa: S608 - tests
+
+
+@pytest.fixture
+async def make_harness(make_config: Callable[..., Any], local_dns: LocalDns) -> Any:
+    """`await make_harness(**acme_section_overrides, extra_profiles=...)`."""
+    import httpx
+    from enroll.app import create_app
+    from enroll.protocols.acme.client import Http01Responder
+
+    made: list[tuple[Any, Any, Any]] = []
+
+    async def factory(extra_profiles: dict[str, Any] | None = None, **acme: Any) -> Harness:
+        responder = Http01Responder()
+        await responder.start()
+        section = {"resolver": local_dns.address, "http01_port": str(responder.port),
+                   "allow_loopback": "1", **acme}
+        overrides: dict[str, Any] = {"acme": section}
+        if extra_profiles:
+            overrides["extra_profiles"] = extra_profiles
+        app = create_app(make_config(**overrides))
+        http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="https://acme.test")
+        made.append((app, http, responder))
+        return Harness(app, http, responder, local_dns)
+
+    yield factory
+    for app, http, responder in made:
+        await http.aclose()
+        await responder.close()
+        app.state.enroll.db.dispose()
+
+
+@pytest.fixture
+async def harness(make_harness: Any) -> Harness:
+    return await make_harness()

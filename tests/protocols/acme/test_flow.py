@@ -1,0 +1,73 @@
+"""The order lifecycle in-process with real validation on loopback (RFC 8555 §7.1.6)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+
+async def test_http01_flow_issues_a_server_certificate(harness: Any) -> None:
+    acme = harness.client()
+    await acme.register(contact=["mailto:ops@example.com"])
+    pem = await acme.issue(["host.test.example", "alt.test.example"], harness.responder)
+    chain = x509.load_pem_x509_certificates(pem.encode())
+    leaf = chain[0]
+    sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sorted(sans.get_values_for_type(x509.DNSName)) == ["alt.test.example",
+                                                              "host.test.example"]
+    eku = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert ExtendedKeyUsageOID.SERVER_AUTH in eku
+    assert len(chain) == 2  # leaf + issuing CA; the alternate chain adds the root
+    assert harness.counts() == (1, 1)
+    record = harness.ctx.authority.lookup(leaf)
+    assert record.protocol == "acme" and record.profile == "server"
+    assert record.requester == f"acme-account:{acme.kid}"
+
+
+async def test_dns01_flow_issues_a_wildcard(harness: Any) -> None:
+    acme = harness.client()
+    await acme.register()
+    order_url, order = await acme.new_order(["*.wild.test.example"])
+    authz = (await acme.get(order["authorizations"][0])).json()
+    assert authz["wildcard"] is True and authz["identifier"]["value"] == "wild.test.example"
+    assert [c["type"] for c in authz["challenges"]] == ["dns-01"]
+    chall = authz["challenges"][0]
+    harness.dns.txt["_acme-challenge.wild.test.example"] = [acme.dns01_value(chall["token"])]
+    await acme.post(chall["url"], {})
+    assert (await acme.poll(order["authorizations"][0], ("valid", "invalid")))["status"] == \
+        "valid"
+    assert (await acme.poll(order_url, ("ready", "invalid")))["status"] == "ready"
+
+
+async def test_wrong_http01_answer_makes_the_order_invalid_and_issues_nothing(
+        harness: Any) -> None:
+    acme = harness.client()
+    await acme.register()
+    order_url, order = await acme.new_order(["bad.test.example"])
+    authz = (await acme.get(order["authorizations"][0])).json()
+    chall = next(c for c in authz["challenges"] if c["type"] == "http-01")
+    harness.responder.tokens[chall["token"]] = "wrong"
+    await acme.post(chall["url"], {})
+    final = await acme.poll(order_url, ("invalid", "ready"))
+    assert final["status"] == "invalid"
+    chall = (await acme.get(chall["url"])).json()
+    assert chall["status"] == "invalid"
+    assert chall["error"]["type"] == "urn:ietf:params:acme:error:incorrectResponse"
+    assert harness.counts() == (0, 0)
+
+
+async def test_loopback_is_refused_unless_allowed(make_harness: Any) -> None:
+    harness = await make_harness(allow_loopback="0")
+    acme = harness.client()
+    await acme.register()
+    order_url, order = await acme.new_order(["loop.test.example"])
+    authz = (await acme.get(order["authorizations"][0])).json()
+    chall = next(c for c in authz["challenges"] if c["type"] == "http-01")
+    harness.responder.tokens[chall["token"]] = acme.key_authorization(chall["token"])
+    await acme.post(chall["url"], {})
+    assert (await acme.poll(order_url, ("invalid", "ready")))["status"] == "invalid"
+    chall = (await acme.get(chall["url"])).json()
+    assert chall["error"]["type"] == "urn:ietf:params:acme:error:rejectedIdentifier"
+    assert harness.counts() == (0, 0)
