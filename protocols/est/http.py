@@ -14,7 +14,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from enroll.errors import PolicyDenied
+from enroll.errors import EnrollError, PolicyDenied
+from enroll.model import Issued, Outcome, Pending
 
 from . import auth, statuses, wire
 from .service import EstService, KeyAndOutcome
@@ -32,16 +33,13 @@ def _issued(body: bytes) -> Response:
                     headers={"content-transfer-encoding": "base64"})
 
 
-def _answer(outcome: object) -> Response:
-    from enroll.model import Issued, Pending, Rejected
-
+def _answer(outcome: Outcome) -> Response:
     if isinstance(outcome, Issued):
         return _issued(wire.certs_only([outcome.certificate]))
     if isinstance(outcome, Pending):
         # RFC 7030 §4.2.3: accepted for manual approval; come back after Retry-After.
         return Response(b"", status_code=202,
                         headers={"retry-after": str(outcome.retry_after)})
-    assert isinstance(outcome, Rejected)
     return statuses.error_response(PolicyDenied(outcome.reason or "request rejected"))
 
 
@@ -130,8 +128,6 @@ def _endpoint_routes(settings: EstSettings, service: EstService,
 
 
 def _keygen_answer(result: KeyAndOutcome) -> Response:
-    from enroll.model import Issued
-
     outcome = result.outcome
     if isinstance(outcome, Issued) and result.pkcs8 is not None:
         body, content_type = wire.multipart_key_and_cert(result.pkcs8, [outcome.certificate])
@@ -141,8 +137,6 @@ def _keygen_answer(result: KeyAndOutcome) -> Response:
 
 
 def _log_refusal(request: Request, operation: str, exc: BaseException) -> None:
-    from enroll.errors import EnrollError
-
     if isinstance(exc, EnrollError):
         # Client-safe detail only; never the credentials or the body.
         log.info("est %s refused: %s: %s", operation, type(exc).__name__, exc.detail,

@@ -75,7 +75,13 @@ def verify(password: str, stored: str) -> bool:
     raw = password.encode()
     if len(raw) > MAX_PASSWORD_BYTES:
         return False
-    parts = stored.split("$")
+    try:
+        return _verify(raw, stored.split("$"))
+    except (ValueError, IndexError):
+        return False  # a damaged stored hash matches nothing
+
+
+def _verify(raw: bytes, parts: list[str]) -> bool:
     if parts[0] == "hmac-sha256":
         salt, expected = bytes.fromhex(parts[1]), bytes.fromhex(parts[2])
         return hmac.compare_digest(hmac.new(salt, raw, hashlib.sha256).digest(), expected)

@@ -33,7 +33,6 @@ from enroll.model import (
     Issued,
     Outcome,
     Pending,
-    Rejected,
     Requester,
 )
 
@@ -281,6 +280,3 @@ class EstService:
             store.forget_delivered_key(conn, kept.request_id)
         return KeyAndOutcome(der, outcome)
 
-
-def outcome_kind(outcome: Outcome) -> str:
-    return {Issued: "issued", Pending: "pending", Rejected: "rejected"}[type(outcome)]
