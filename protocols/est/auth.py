@@ -25,11 +25,12 @@ import time
 import urllib.parse
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 
+from enroll.clock import Clock
 from enroll.errors import Unauthorized
 from enroll.model import CertificateRecord, CertificateStatus, Requester
 
@@ -150,12 +151,18 @@ def basic_credentials(header: str) -> tuple[str, str] | None:
     return user, password
 
 
+class CertificateLookup(Protocol):
+    """The one core call authentication needs (`enroll.authority.Authority.lookup`)."""
+
+    def lookup(self, cert: x509.Certificate) -> CertificateRecord | None: ...
+
+
 class Authenticator:
     """Checks the credentials of one endpoint. Thread-safe; call from a worker thread
     (it may read the database and run a slow KDF)."""
 
-    def __init__(self, endpoint: EndpointSettings, authority: Any, db: Any,
-                 clock: Any) -> None:
+    def __init__(self, endpoint: EndpointSettings, authority: CertificateLookup, db: Any,
+                 clock: Clock) -> None:
         self.endpoint = endpoint
         self._authority = authority
         self._db = db

@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import threading
 from dataclasses import dataclass
+from typing import Protocol
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -28,13 +29,16 @@ from enroll.context import AppContext
 from enroll.csr import check_csr_signature
 from enroll.errors import BadCSR, Conflict, Unauthorized
 from enroll.model import (
+    CertificateRecord,
     CertificateStatus,
     EnrollmentRequest,
     Issued,
     Outcome,
     Pending,
     Requester,
+    RequestRecord,
 )
+from enroll.profiles import Profile
 
 from . import csrattrs, serverkeygen, store, wire
 from .auth import Authenticator, CertIdentity, Transport, basic_credentials
@@ -81,6 +85,20 @@ def _rdns(name: x509.Name) -> list[tuple[str, str]]:
     return [(a.oid.dotted_string, str(a.value)) for a in name]
 
 
+class EstAuthority(Protocol):
+    """The core calls EST makes (`enroll.authority.Authority`), declared here so the
+    front-end's dependence on the core stays this narrow."""
+
+    def submit(self, request: EnrollmentRequest) -> Outcome: ...
+    def status(self, request_id: str) -> Outcome: ...
+    def find_transaction(self, protocol: str, endpoint: str,
+                         transaction_id: str) -> RequestRecord | None: ...
+    def lookup(self, cert: x509.Certificate) -> CertificateRecord | None: ...
+    def certificate(self, serial: str | int) -> CertificateRecord | None: ...
+    def chain(self, ca: str) -> tuple[x509.Certificate, ...]: ...
+    def profile(self, name: str) -> Profile: ...
+
+
 def pipeline_gate(ctx: AppContext) -> threading.Semaphore:
     """How many issuances one worker runs at once. SQLite has one writer: threads that
     queue on its lock wait in SQLite's busy handler (sleeps of 1-100 ms), so on SQLite
@@ -93,13 +111,14 @@ class EstService:
     def __init__(self, ctx: AppContext, endpoint: EndpointSettings,
                  keybox: serverkeygen.KeyBox, gate: threading.Semaphore | None = None) -> None:
         self.ctx = ctx
+        self.authority: EstAuthority = ctx.authority
         self.endpoint = endpoint
-        self.auth = Authenticator(endpoint, ctx.authority, ctx.db, ctx.clock)
+        self.auth = Authenticator(endpoint, self.authority, ctx.db, ctx.clock)
         self.keybox = keybox
         self._gate = gate or pipeline_gate(ctx)
-        profile = ctx.authority.profile(endpoint.profile)
+        profile = self.authority.profile(endpoint.profile)
         self.profile = profile
-        self.cacerts_body = wire.certs_only(list(ctx.authority.chain(endpoint.ca)))
+        self.cacerts_body = wire.certs_only(list(self.authority.chain(endpoint.ca)))
         self.csrattrs_der = csrattrs.build(profile, endpoint.tls_unique == "required")
 
     # -- authentication -----------------------------------------------------------------
@@ -153,7 +172,7 @@ class EstService:
         if cert.not_valid_before_utc > now - _STALE_AFTER - \
                 dt.timedelta(seconds=self.profile.backdate):
             return False  # issued just now: not a replay
-        record = self.ctx.authority.certificate(cert.serial_number)
+        record = self.authority.certificate(cert.serial_number)
         return record is None or record.status is not CertificateStatus.VALID
 
     def _submit(self, request: EnrollmentRequest) -> Outcome:
@@ -161,7 +180,7 @@ class EstService:
             return self._submit_fresh(request)
 
     def _submit_fresh(self, request: EnrollmentRequest) -> Outcome:
-        outcome = self.ctx.authority.submit(request)
+        outcome = self.authority.submit(request)
         for _ in range(8):
             if not isinstance(outcome, Issued) or not self._stale(outcome):
                 return outcome
@@ -169,7 +188,7 @@ class EstService:
                                  outcome.serial_hex.encode())
             request = self._request(request.csr, request.requester, tid, request.replaces,
                                     str(request.attributes.get("operation", "")))
-            outcome = self.ctx.authority.submit(request)
+            outcome = self.authority.submit(request)
         return outcome
 
     def simpleenroll(self, authorization: str, transport: Transport, body: bytes) -> Outcome:
@@ -240,7 +259,7 @@ class EstService:
         tid = transaction_id("serverkeygen", requester.identity.encode(), _spki(template),
                              template.subject.public_bytes(), _names_bytes(template))
         for _ in range(8):
-            existing = self.ctx.authority.find_transaction(PROTOCOL, self.endpoint.label, tid)
+            existing = self.authority.find_transaction(PROTOCOL, self.endpoint.label, tid)
             if existing is None:
                 return self._generate(template, requester, tid)
             with self.ctx.db.read() as conn:
@@ -256,7 +275,7 @@ class EstService:
         key, csr = serverkeygen.new_key_and_csr(self.profile.server_key_type, template)
         der = serverkeygen.pkcs8_der(key)
         with self._gate:
-            outcome = self.ctx.authority.submit(self._request(csr, requester, tid,
+            outcome = self.authority.submit(self._request(csr, requester, tid,
                                                               kind="serverkeygen"))
         keep = isinstance(outcome, Pending) or (isinstance(outcome, Issued)
                                                 and self.endpoint.archive_keys)
@@ -271,7 +290,7 @@ class EstService:
         return KeyAndOutcome(der if isinstance(outcome, Issued) else None, outcome)
 
     def _collect(self, kept: store.StoredKey) -> KeyAndOutcome:
-        outcome = self.ctx.authority.status(kept.request_id)
+        outcome = self.authority.status(kept.request_id)
         if not isinstance(outcome, Issued):
             return KeyAndOutcome(None, outcome)
         der = self.keybox.open(kept.encrypted_key, kept.request_id)
