@@ -121,6 +121,17 @@ def test_walkthrough_cacerts_csrattrs_enroll_reenroll_serverkeygen(
         sh("openssl x509 -in kg.pem -pubkey -noout", w).stdout
     assert len(_certs_listed(enroll_server)) == 3
 
+    # a revoked certificate passes TLS (no CRL check there) but cannot re-enroll
+    revoked = enroll_server.enroll("certs", "revoke", old_serial.strip().lower().lstrip("0"),
+                                   "--reason", "superseded")
+    assert revoked.returncode == 0, revoked.stderr
+    code = _status(w, f"{tls} --cert device.pem --key device.key "
+                      f"-H 'Content-Type: application/pkcs10' --data-binary @renew.b64 "
+                      f"{url}/simplereenroll")
+    assert code == "401"
+    assert (w / "body.out").read_bytes() == b""
+    assert len(_certs_listed(enroll_server)) == 3
+
 
 def _split_multipart(headers: Path, body: Path, out: Path) -> None:
     """Write each part's base64 payload to part-<subtype>.b64 (what a shell script would
