@@ -92,3 +92,14 @@ def build(make_config: Callable[..., config_mod.Config]) -> Iterator[Callable[..
     yield factory
     for ctx in opened:
         ctx.db.dispose()
+
+
+@pytest.fixture
+def sqlite_context(tmp_path: Path, sqlite_url: str) -> Iterator[AppContext]:
+    """The embedded default on a SQLite file only, for tests about certificate contents
+    that do not depend on the database."""
+    from enroll.testing import test_config
+
+    ctx = build_context(test_config(tmp_path / "data", sqlite_url))
+    yield ctx
+    ctx.db.dispose()

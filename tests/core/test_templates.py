@@ -42,40 +42,42 @@ def key_usage(cert: x509.Certificate) -> set[str]:
 
 # -- the template --------------------------------------------------------------------
 
-def test_key_usage_is_adapted_to_the_key_type(context: AppContext) -> None:
+def test_key_usage_is_adapted_to_the_key_type(sqlite_context: AppContext) -> None:
     # device allows digitalSignature + keyEncipherment; RFC 5480 §3: no keyEncipherment
     # for EC keys; RFC 8410 §5: Ed25519 signs only.
-    assert key_usage(issue(context, "device", "rsa-2048").certificate) == {
+    assert key_usage(issue(sqlite_context, "device", "rsa-2048").certificate) == {
         "digital_signature", "key_encipherment"}
-    assert key_usage(issue(context, "device", "ec-p256").certificate) == {"digital_signature"}
-    assert key_usage(issue(context, "server", "ed25519").certificate) == {"digital_signature"}
+    for profile, key_type in (("device", "ec-p256"), ("server", "ed25519")):
+        cert = issue(sqlite_context, profile, key_type).certificate
+        assert key_usage(cert) == {"digital_signature"}
 
 
-def test_certificate_carries_the_profile_not_the_csr(context: AppContext) -> None:
-    cert = issue(context, "server", cn="web", dns=["web.example.com"], ca=False).certificate
+def test_certificate_carries_the_profile_not_the_csr(sqlite_context: AppContext) -> None:
+    cert = issue(sqlite_context, "server", cn="web", dns=["web.example.com"],
+                 ca=False).certificate
     bc = cert.extensions.get_extension_for_class(x509.BasicConstraints)
     assert bc.critical and bc.value.ca is False and bc.value.path_length is None
     eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     assert list(eku) == [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
     san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
     assert san.critical is False and list(san.value) == [x509.DNSName("web.example.com")]
-    issuer = context.authority.chain("issuing")[0]
+    issuer = sqlite_context.authority.chain("issuing")[0]
     aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
     ski = issuer.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     assert aki.key_identifier == ski.digest
     assert 64 <= cert.serial_number.bit_length() <= 127
 
 
-def test_crl_ocsp_and_aia_urls_follow_the_profile(context: AppContext) -> None:
-    base = context.config.public_http_url
-    cert = issue(context, "device").certificate
+def test_crl_ocsp_and_aia_urls_follow_the_profile(sqlite_context: AppContext) -> None:
+    base = sqlite_context.config.public_http_url
+    cert = issue(sqlite_context, "device").certificate
     cdp = cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
     assert [n.value for n in cdp[0].full_name or []] == [f"{base}/crl/issuing.crl"]
     aia = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
     assert {(a.access_method, a.access_location.value) for a in aia} == {
         (AuthorityInformationAccessOID.OCSP, f"{base}/ocsp"),
         (AuthorityInformationAccessOID.CA_ISSUERS, f"{base}/ca/issuing.der")}
-    listener = issue(context, "tls-listener").certificate
+    listener = issue(sqlite_context, "tls-listener").certificate
     for cls in (x509.CRLDistributionPoints, x509.AuthorityInformationAccess):
         with pytest.raises(x509.ExtensionNotFound):
             listener.extensions.get_extension_for_class(cls)
@@ -125,9 +127,11 @@ def _verifier_store(ctx: AppContext) -> tuple[Store, list[x509.Certificate]]:
 
 
 @pytest.mark.parametrize("key_type", ["ec-p256", "rsa-2048", "ed25519"])
-def test_server_certificates_verify_as_tls_servers(context: AppContext, key_type: str) -> None:
-    issued = issue(context, "server", key_type, dns=["api.example.com"], ips=["192.0.2.7"])
-    store, intermediates = _verifier_store(context)
+def test_server_certificates_verify_as_tls_servers(sqlite_context: AppContext,
+                                                   key_type: str) -> None:
+    issued = issue(sqlite_context, "server", key_type, dns=["api.example.com"],
+                   ips=["192.0.2.7"])
+    store, intermediates = _verifier_store(sqlite_context)
     verifier = PolicyBuilder().store(store).build_server_verifier(x509.DNSName(
         "api.example.com"))
     path = verifier.verify(issued.certificate, intermediates)
@@ -138,18 +142,19 @@ def test_server_certificates_verify_as_tls_servers(context: AppContext, key_type
 
 
 @pytest.mark.parametrize("key_type", ["ec-p256", "ec-p384", "rsa-2048"])
-def test_device_certificates_verify_as_tls_clients(context: AppContext, key_type: str) -> None:
-    issued = issue(context, "device", key_type, dns=["dev.example.com"])
-    store, intermediates = _verifier_store(context)
+def test_device_certificates_verify_as_tls_clients(sqlite_context: AppContext,
+                                                   key_type: str) -> None:
+    issued = issue(sqlite_context, "device", key_type, dns=["dev.example.com"])
+    store, intermediates = _verifier_store(sqlite_context)
     verified = PolicyBuilder().store(store).build_client_verifier().verify(
         issued.certificate, intermediates)
     assert verified.chain[0] == issued.certificate
     assert x509.DNSName("dev.example.com") in list(verified.subjects or [])
 
 
-def test_device_certificate_does_not_verify_as_a_server(context: AppContext) -> None:
-    issued = issue(context, "device", dns=["dev.example.com"])
-    store, intermediates = _verifier_store(context)
+def test_device_certificate_does_not_verify_as_a_server(sqlite_context: AppContext) -> None:
+    issued = issue(sqlite_context, "device", dns=["dev.example.com"])
+    store, intermediates = _verifier_store(sqlite_context)
     verifier = PolicyBuilder().store(store).build_server_verifier(x509.DNSName(
         "dev.example.com"))
     with pytest.raises(x509.verification.VerificationError):
@@ -189,14 +194,15 @@ def _lint(cert: x509.Certificate) -> list[str]:
                                  "ips": ["127.0.0.1", "::1"]}),
 ])
 def test_every_default_profile_output_lints_without_errors(
-        context: AppContext, profile: str, key_type: str, names: dict[str, list[str]]) -> None:
-    cert = issue(context, profile, key_type, **names).certificate
+        sqlite_context: AppContext, profile: str, key_type: str,
+        names: dict[str, list[str]]) -> None:
+    cert = issue(sqlite_context, profile, key_type, **names).certificate
     assert _lint(cert) == []
 
 
-def test_ca_certificates_lint_without_errors(context: AppContext) -> None:
+def test_ca_certificates_lint_without_errors(sqlite_context: AppContext) -> None:
     for ca in ("root", "issuing"):
-        assert _lint(context.authority.chain(ca)[0]) == []
+        assert _lint(sqlite_context.authority.chain(ca)[0]) == []
 
 
 def test_rsa_issuing_ca_output_lints_and_verifies(build: Build) -> None:
