@@ -56,6 +56,10 @@ class KeyBox:
         self._aead: AESGCM | None = None
         self._lock = threading.Lock()
 
+    @property
+    def available(self) -> bool:
+        return self._passphrase is not None
+
     def _cipher(self) -> AESGCM:
         if self._passphrase is None:
             raise Unavailable("this server cannot keep server-generated keys "

@@ -27,7 +27,7 @@ from cryptography.x509.oid import AttributeOID
 
 from enroll.context import AppContext
 from enroll.csr import check_csr_signature
-from enroll.errors import BadCSR, Conflict, Unauthorized
+from enroll.errors import BadCSR, Conflict, Unauthorized, Unavailable
 from enroll.model import (
     CertificateRecord,
     CertificateStatus,
@@ -272,6 +272,11 @@ class EstService:
 
     def _generate(self, template: x509.CertificateSigningRequest, requester: Requester,
                   tid: str) -> KeyAndOutcome:
+        if self.profile.approval == "manual" and not self.keybox.available:
+            # The key would have to wait for the officer somewhere; refuse before
+            # anything is stored rather than lose it.
+            raise Unavailable("server-generated keys cannot wait for approval here "
+                              "(no ca_passphrase is configured)")
         key, csr = serverkeygen.new_key_and_csr(self.profile.server_key_type, template)
         der = serverkeygen.pkcs8_der(key)
         with self._gate:
