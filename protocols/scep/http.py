@@ -12,6 +12,8 @@ import hmac
 import json
 import logging
 
+import anyio
+import anyio.to_thread
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -23,6 +25,7 @@ from .service import ScepService
 
 log = logging.getLogger("enroll.scep")
 PKI_MESSAGE = "application/x-pki-message"
+PKI_THREADS = 4
 
 
 def _bad(text: str, status: int = 400) -> Response:
@@ -33,6 +36,16 @@ def routes(service: ScepService, one_time: OneTimeChallenges) -> list[BaseRoute]
     """The routes of one endpoint: ``<path>`` and ``<path>/pkiclient.exe`` (the
     historical CGI name some clients append), plus the MDM challenge API."""
     limit = service.endpoint.max_message_bytes
+    limiter: list[anyio.CapacityLimiter] = []
+
+    async def in_worker_thread(message: bytes) -> bytes:
+        # PKIOperation is CPU-bound under one GIL: a few threads keep both cores busy,
+        # forty (anyio's default) only add lock contention and tail latency.
+        if not limiter:
+            limiter.append(anyio.CapacityLimiter(PKI_THREADS))
+        return await anyio.to_thread.run_sync(service.pki_operation, message,
+                                              limiter=limiter[0])
+
     # base64 of `limit` bytes, plus URL-encoding slack.
     max_query = (limit + 2) // 3 * 4 + 64
 
@@ -64,7 +77,7 @@ def routes(service: ScepService, one_time: OneTimeChallenges) -> list[BaseRoute]
             except (binascii.Error, ValueError):
                 return _bad("message is not base64")
         try:
-            answer = await run_in_threadpool(service.pki_operation, message)
+            answer = await in_worker_thread(message)
         except ScepFailure as exc:
             return _bad(f"not a SCEP pkiMessage: {exc.detail}")
         return Response(answer, media_type=PKI_MESSAGE)
