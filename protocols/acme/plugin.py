@@ -23,10 +23,10 @@ def secret(context: AppContext, name: str) -> bytes:
     from . import store
 
     try:
-        with context.db.write() as conn:
+        with store.write(context.db) as conn:
             return store.get_or_create_secret(conn, name, secrets.token_bytes(32))
     except IntegrityError:
-        with context.db.write() as conn:  # another worker created it first
+        with store.write(context.db) as conn:  # another worker created it first
             return store.get_or_create_secret(conn, name, b"")
 
 

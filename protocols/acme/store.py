@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
     Boolean,
     Column,
-    Connection,
     DateTime,
     Index,
     LargeBinary,
@@ -24,13 +26,10 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
-    delete,
-    insert,
-    select,
-    update,
 )
+from sqlalchemy.exc import IntegrityError
 
-from enroll.store.db import aware
+from enroll.store.db import Database, aware
 from enroll.store.schema import metadata
 
 UTC_DT = DateTime(timezone=True)
@@ -160,186 +159,299 @@ def _loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
+# -- raw transactions ---------------------------------------------------------------------
+# SQLAlchemy Core costs 200-400 µs of Python per statement; an ACME request runs several,
+# so the repository below talks to the DBAPI cursor (as enroll.store.raw does for the
+# issuance path). Values are encoded as SQLAlchemy encodes these columns, so the
+# migration, the CLI and ad-hoc SQLAlchemy reads see the same data.
+
+_SQLITE_WRITER = threading.Lock()
+
+
+class Tx:
+    """One transaction on a raw driver connection; SQL is written with ``?``."""
+
+    def __init__(self, cursor: Any, sqlite: bool, integrity: type[Exception]) -> None:
+        self.cursor = cursor
+        self.sqlite = sqlite
+        self._integrity = integrity
+
+    def run(self, sql: str, params: tuple[Any, ...] = ()) -> int:
+        if not self.sqlite:
+            sql = sql.replace("?", "%s")
+        try:
+            self.cursor.execute(sql, params)
+        except self._integrity as exc:
+            raise IntegrityError(sql, params, exc) from exc
+        return int(self.cursor.rowcount)
+
+    def one(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
+        self.run(sql, params)
+        return self.cursor.fetchone()
+
+    def all(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        self.run(sql, params)
+        return list(self.cursor.fetchall())
+
+    def when(self, value: dt.datetime | None) -> Any:
+        if value is None or not self.sqlite:
+            return value
+        return value.astimezone(dt.UTC).replace(tzinfo=None).isoformat(
+            sep=" ", timespec="microseconds")
+
+    def parse_when(self, value: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = dt.datetime.fromisoformat(value)
+        return aware(value)
+
+
+@contextmanager
+def _tx(db: Database, write: bool) -> Iterator[Tx]:
+    raw = db.engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        module = db.engine.dialect.dbapi
+        assert module is not None
+        tx = Tx(cursor, db.is_sqlite, module.IntegrityError)
+        if db.is_sqlite:
+            cursor.execute("BEGIN IMMEDIATE" if write else "BEGIN DEFERRED")
+        try:
+            yield tx
+        except BaseException:
+            if db.is_sqlite:
+                cursor.execute("ROLLBACK")
+            else:
+                raw.rollback()
+            raise
+        if db.is_sqlite:
+            cursor.execute("COMMIT")
+        else:
+            raw.commit()
+    finally:
+        raw.close()
+
+
+@contextmanager
+def read(db: Database) -> Iterator[Tx]:
+    """A read transaction (no write lock)."""
+    with _tx(db, write=False) as tx:
+        yield tx
+
+
+@contextmanager
+def write(db: Database) -> Iterator[Tx]:
+    """A write transaction. On SQLite, this worker's threads queue on a lock first: a
+    thread waiting in SQLite's busy handler sleeps in steps of up to 100 ms, which turns
+    contention into seconds of latency; a Python lock wakes the next writer as soon as
+    the previous one commits. Other workers still meet the busy timeout."""
+    if not db.is_sqlite:
+        with _tx(db, write=True) as tx:
+            yield tx
+        return
+    with _SQLITE_WRITER, _tx(db, write=True) as tx:
+        yield tx
+
+
+_ACCOUNT = "id, endpoint, thumbprint, jwk, status, contact, eab_kid, allow"
+_ORDER = ("id, endpoint, account_id, status, identifiers, profile, replaces, request_id, "
+          "certificate_serial, error, expires")
+_AUTHZ = "id, order_id, account_id, type, value, wildcard, status, expires"
+_CHALLENGE = "id, authz_id, type, token, status, validated_at, error"
+
+
 def _account(row: Any) -> Account:
-    return Account(row.id, row.endpoint, row.thumbprint, json.loads(row.jwk), row.status,
-                   json.loads(row.contact), row.eab_kid, _loads(row.allow))
+    return Account(row[0], row[1], row[2], json.loads(row[3]), row[4], json.loads(row[5]),
+                   row[6], _loads(row[7]))
 
 
-def _order(row: Any) -> Order:
-    return Order(row.id, row.endpoint, row.account_id, row.status,
-                 json.loads(row.identifiers), row.profile, row.replaces, row.request_id,
-                 row.certificate_serial, _loads(row.error), aware(row.expires))  # type: ignore[arg-type]
+def _order(tx: Tx, row: Any) -> Order:
+    return Order(row[0], row[1], row[2], row[3], json.loads(row[4]), row[5], row[6], row[7],
+                 row[8], _loads(row[9]), tx.parse_when(row[10]))  # type: ignore[arg-type]
 
 
-def _authz(row: Any) -> Authz:
-    return Authz(row.id, row.order_id, row.account_id, row.type, row.value,
-                 bool(row.wildcard), row.status, aware(row.expires))  # type: ignore[arg-type]
+def _authz(tx: Tx, row: Any) -> Authz:
+    return Authz(row[0], row[1], row[2], row[3], row[4], bool(row[5]), row[6],
+                 tx.parse_when(row[7]))  # type: ignore[arg-type]
 
 
-def _challenge(row: Any) -> Challenge:
-    return Challenge(row.id, row.authz_id, row.type, row.token, row.status,
-                     aware(row.validated_at), _loads(row.error))
+def _challenge(tx: Tx, row: Any) -> Challenge:
+    return Challenge(row[0], row[1], row[2], row[3], row[4], tx.parse_when(row[5]),
+                     _loads(row[6]))
 
 
 # -- secrets and nonces -------------------------------------------------------------------
 
-def get_or_create_secret(conn: Connection, name: str, value: bytes) -> bytes:
+def get_or_create_secret(tx: Tx, name: str, value: bytes) -> bytes:
     """The stored secret called `name`, creating it with `value` if absent (first worker
     to start wins; every worker reads the same one)."""
-    row = conn.execute(select(acme_secrets.c.value).where(acme_secrets.c.name == name)).first()
+    row = tx.one("SELECT value FROM acme_secrets WHERE name = ?", (name,))
     if row is not None:
-        return bytes(row.value)
-    conn.execute(insert(acme_secrets).values(name=name, value=value))
+        return bytes(row[0])
+    tx.run("INSERT INTO acme_secrets (name, value) VALUES (?, ?)", (name, value))
     return value
 
 
-def mark_nonce_used(conn: Connection, nonce: str, expires: dt.datetime) -> None:
+def mark_nonce_used(tx: Tx, nonce: str, expires: dt.datetime) -> None:
     """Raises IntegrityError when the nonce was already used (primary key)."""
-    conn.execute(insert(acme_used_nonces).values(nonce=nonce, expires=expires))
+    tx.run("INSERT INTO acme_used_nonces (nonce, expires) VALUES (?, ?)",
+           (nonce, tx.when(expires)))
 
 
-def prune_nonces(conn: Connection, now: dt.datetime) -> None:
-    conn.execute(delete(acme_used_nonces).where(acme_used_nonces.c.expires < now))
+def prune_nonces(tx: Tx, now: dt.datetime) -> None:
+    tx.run("DELETE FROM acme_used_nonces WHERE expires < ?", (tx.when(now),))
 
 
 # -- accounts -----------------------------------------------------------------------------
 
-def add_account(conn: Connection, account: Account, now: dt.datetime) -> None:
-    conn.execute(insert(acme_accounts).values(
-        id=account.id, endpoint=account.endpoint, thumbprint=account.thumbprint,
-        jwk=json.dumps(account.jwk), status=account.status,
-        contact=json.dumps(account.contact), eab_kid=account.eab_kid,
-        allow=None if account.allow is None else json.dumps(account.allow), created_at=now))
+def add_account(tx: Tx, account: Account, now: dt.datetime) -> None:
+    tx.run("INSERT INTO acme_accounts (id, endpoint, thumbprint, jwk, status, contact, "
+           "eab_kid, allow, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+           (account.id, account.endpoint, account.thumbprint, json.dumps(account.jwk),
+            account.status, json.dumps(account.contact), account.eab_kid,
+            None if account.allow is None else json.dumps(account.allow), tx.when(now)))
 
 
-def get_account(conn: Connection, account_id: str) -> Account | None:
-    row = conn.execute(select(acme_accounts).where(acme_accounts.c.id == account_id)).first()
+def get_account(tx: Tx, account_id: str) -> Account | None:
+    row = tx.one(f"SELECT {_ACCOUNT} FROM acme_accounts WHERE id = ?", (account_id,))
     return None if row is None else _account(row)
 
 
-def find_account(conn: Connection, endpoint: str, thumbprint: str) -> Account | None:
-    row = conn.execute(select(acme_accounts).where(
-        acme_accounts.c.endpoint == endpoint,
-        acme_accounts.c.thumbprint == thumbprint)).first()
+def find_account(tx: Tx, endpoint: str, thumbprint: str) -> Account | None:
+    row = tx.one(f"SELECT {_ACCOUNT} FROM acme_accounts WHERE endpoint = ? AND "
+                 "thumbprint = ?", (endpoint, thumbprint))
     return None if row is None else _account(row)
 
 
-def update_account(conn: Connection, account_id: str, **values: Any) -> bool:
+_ACCOUNT_UPDATABLE = ("contact", "jwk", "status", "thumbprint")
+
+
+def update_account(tx: Tx, account_id: str, **values: Any) -> bool:
+    """Change a valid account (a deactivated one is final, RFC 8555 §7.3.6)."""
     if "contact" in values:
         values["contact"] = json.dumps(values["contact"])
     if "jwk" in values:
         values["jwk"] = json.dumps(values["jwk"])
-    result = conn.execute(update(acme_accounts).where(
-        acme_accounts.c.id == account_id, acme_accounts.c.status == "valid").values(**values))
-    return bool(result.rowcount)
+    assert set(values) <= set(_ACCOUNT_UPDATABLE)
+    sets = ", ".join(f"{k} = ?" for k in values)
+    return tx.run(f"UPDATE acme_accounts SET {sets} WHERE id = ? AND status = 'valid'",
+                  (*values.values(), account_id)) > 0
 
 
 # -- orders, authorizations, challenges ---------------------------------------------------
 
-def add_order(conn: Connection, order: Order, now: dt.datetime) -> None:
-    conn.execute(insert(acme_orders).values(
-        id=order.id, endpoint=order.endpoint, account_id=order.account_id,
-        status=order.status, identifiers=json.dumps(order.identifiers),
-        profile=order.profile, replaces=order.replaces, request_id=None,
-        certificate_serial=None, error=None, expires=order.expires, created_at=now))
+def add_order(tx: Tx, order: Order, now: dt.datetime) -> None:
+    tx.run("INSERT INTO acme_orders (id, endpoint, account_id, status, identifiers, profile, "
+           "replaces, expires, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+           (order.id, order.endpoint, order.account_id, order.status,
+            json.dumps(order.identifiers), order.profile, order.replaces,
+            tx.when(order.expires), tx.when(now)))
 
 
-def add_authz(conn: Connection, authz: Authz, challenges: list[Challenge]) -> None:
-    conn.execute(insert(acme_authzs).values(
-        id=authz.id, order_id=authz.order_id, account_id=authz.account_id, type=authz.type,
-        value=authz.value, wildcard=authz.wildcard, status=authz.status,
-        expires=authz.expires))
-    conn.execute(insert(acme_challenges), [
-        {"id": c.id, "authz_id": c.authz_id, "type": c.type, "token": c.token,
-         "status": c.status, "validated_at": None, "error": None} for c in challenges])
+def add_authz(tx: Tx, authz: Authz, challenges: list[Challenge]) -> None:
+    tx.run("INSERT INTO acme_authzs (id, order_id, account_id, type, value, wildcard, status, "
+           "expires) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+           (authz.id, authz.order_id, authz.account_id, authz.type, authz.value,
+            authz.wildcard, authz.status, tx.when(authz.expires)))
+    for c in challenges:
+        tx.run("INSERT INTO acme_challenges (id, authz_id, type, token, status) "
+               "VALUES (?, ?, ?, ?, ?)", (c.id, c.authz_id, c.type, c.token, c.status))
 
 
-def get_order(conn: Connection, order_id: str) -> Order | None:
-    row = conn.execute(select(acme_orders).where(acme_orders.c.id == order_id)).first()
-    return None if row is None else _order(row)
+def get_order(tx: Tx, order_id: str) -> Order | None:
+    row = tx.one(f"SELECT {_ORDER} FROM acme_orders WHERE id = ?", (order_id,))
+    return None if row is None else _order(tx, row)
 
 
-def order_authzs(conn: Connection, order_id: str) -> list[Authz]:
-    rows = conn.execute(select(acme_authzs).where(acme_authzs.c.order_id == order_id)
-                        .order_by(acme_authzs.c.id))
-    return [_authz(r) for r in rows]
+def order_authzs(tx: Tx, order_id: str) -> list[Authz]:
+    rows = tx.all(f"SELECT {_AUTHZ} FROM acme_authzs WHERE order_id = ? ORDER BY id",
+                  (order_id,))
+    return [_authz(tx, r) for r in rows]
 
 
-def account_orders(conn: Connection, account_id: str, limit: int = 100) -> list[str]:
-    rows = conn.execute(select(acme_orders.c.id).where(acme_orders.c.account_id == account_id)
-                        .order_by(acme_orders.c.created_at.desc()).limit(limit))
-    return [r.id for r in rows]
+def account_orders(tx: Tx, account_id: str, limit: int = 100) -> list[str]:
+    rows = tx.all("SELECT id FROM acme_orders WHERE account_id = ? ORDER BY created_at DESC "
+                  f"LIMIT {int(limit)}", (account_id,))
+    return [r[0] for r in rows]
 
 
-def get_authz(conn: Connection, authz_id: str) -> Authz | None:
-    row = conn.execute(select(acme_authzs).where(acme_authzs.c.id == authz_id)).first()
-    return None if row is None else _authz(row)
+def order_replacing(tx: Tx, serial: str) -> str | None:
+    """The live order that already replaces this certificate (RFC 9773 §5)."""
+    row = tx.one("SELECT id FROM acme_orders WHERE replaces = ? AND status != 'invalid'",
+                 (serial,))
+    return None if row is None else str(row[0])
 
 
-def authz_challenges(conn: Connection, authz_id: str) -> list[Challenge]:
-    rows = conn.execute(select(acme_challenges).where(acme_challenges.c.authz_id == authz_id)
-                        .order_by(acme_challenges.c.type))
-    return [_challenge(r) for r in rows]
+def get_authz(tx: Tx, authz_id: str) -> Authz | None:
+    row = tx.one(f"SELECT {_AUTHZ} FROM acme_authzs WHERE id = ?", (authz_id,))
+    return None if row is None else _authz(tx, row)
 
 
-def get_challenge(conn: Connection, challenge_id: str) -> Challenge | None:
-    row = conn.execute(select(acme_challenges).where(acme_challenges.c.id == challenge_id)).first()
-    return None if row is None else _challenge(row)
+def authz_challenges(tx: Tx, authz_id: str) -> list[Challenge]:
+    rows = tx.all(f"SELECT {_CHALLENGE} FROM acme_challenges WHERE authz_id = ? "
+                  "ORDER BY type", (authz_id,))
+    return [_challenge(tx, r) for r in rows]
 
 
-def set_order(conn: Connection, order_id: str, expect: str | tuple[str, ...],
-              **values: Any) -> bool:
+def get_challenge(tx: Tx, challenge_id: str) -> Challenge | None:
+    row = tx.one(f"SELECT {_CHALLENGE} FROM acme_challenges WHERE id = ?", (challenge_id,))
+    return None if row is None else _challenge(tx, row)
+
+
+_ORDER_UPDATABLE = ("status", "request_id", "certificate_serial", "error")
+
+
+def set_order(tx: Tx, order_id: str, expect: str | tuple[str, ...], **values: Any) -> bool:
     """Conditional transition: only when the order is in `expect` (RFC 8555 §7.1.6)."""
     expected = (expect,) if isinstance(expect, str) else expect
-    if "error" in values and values["error"] is not None:
+    if values.get("error") is not None:
         values["error"] = json.dumps(values["error"])
-    result = conn.execute(update(acme_orders).where(
-        acme_orders.c.id == order_id, acme_orders.c.status.in_(expected)).values(**values))
-    return bool(result.rowcount)
+    assert set(values) <= set(_ORDER_UPDATABLE)
+    sets = ", ".join(f"{k} = ?" for k in values)
+    marks = ", ".join("?" for _ in expected)
+    return tx.run(f"UPDATE acme_orders SET {sets} WHERE id = ? AND status IN ({marks})",
+                  (*values.values(), order_id, *expected)) > 0
 
 
-def set_authz(conn: Connection, authz_id: str, expect: str, status: str) -> bool:
-    result = conn.execute(update(acme_authzs).where(
-        acme_authzs.c.id == authz_id, acme_authzs.c.status == expect).values(status=status))
-    return bool(result.rowcount)
+def set_authz(tx: Tx, authz_id: str, expect: str, status: str) -> bool:
+    return tx.run("UPDATE acme_authzs SET status = ? WHERE id = ? AND status = ?",
+                  (status, authz_id, expect)) > 0
 
 
-def set_challenge(conn: Connection, challenge_id: str, expect: str, status: str,
+def set_challenge(tx: Tx, challenge_id: str, expect: str, status: str,
                   validated_at: dt.datetime | None = None,
                   error: dict[str, Any] | None = None) -> bool:
-    result = conn.execute(update(acme_challenges).where(
-        acme_challenges.c.id == challenge_id, acme_challenges.c.status == expect).values(
-        status=status, validated_at=validated_at,
-        error=None if error is None else json.dumps(error)))
-    return bool(result.rowcount)
+    return tx.run("UPDATE acme_challenges SET status = ?, validated_at = ?, error = ? "
+                  "WHERE id = ? AND status = ?",
+                  (status, tx.when(validated_at), None if error is None else json.dumps(error),
+                   challenge_id, expect)) > 0
 
 
 # -- EAB keys -----------------------------------------------------------------------------
 
-def add_eab_key(conn: Connection, kid: str, endpoint: str, allow: list[str] | None,
+def add_eab_key(tx: Tx, kid: str, endpoint: str, allow: list[str] | None,
                 now: dt.datetime) -> None:
-    conn.execute(insert(acme_eab_keys).values(
-        kid=kid, endpoint=endpoint, allow=None if allow is None else json.dumps(allow),
-        account_id=None, created_at=now, used_at=None))
+    tx.run("INSERT INTO acme_eab_keys (kid, endpoint, allow, created_at) VALUES (?, ?, ?, ?)",
+           (kid, endpoint, None if allow is None else json.dumps(allow), tx.when(now)))
 
 
-def get_eab_key(conn: Connection, kid: str) -> dict[str, Any] | None:
-    row = conn.execute(select(acme_eab_keys).where(acme_eab_keys.c.kid == kid)).first()
+def get_eab_key(tx: Tx, kid: str) -> dict[str, Any] | None:
+    row = tx.one("SELECT kid, endpoint, allow, account_id FROM acme_eab_keys WHERE kid = ?",
+                 (kid,))
     if row is None:
         return None
-    return {"kid": row.kid, "endpoint": row.endpoint, "allow": _loads(row.allow),
-            "account_id": row.account_id}
+    return {"kid": row[0], "endpoint": row[1], "allow": _loads(row[2]), "account_id": row[3]}
 
 
-def bind_eab_key(conn: Connection, kid: str, account_id: str, now: dt.datetime) -> bool:
+def bind_eab_key(tx: Tx, kid: str, account_id: str, now: dt.datetime) -> bool:
     """Usable once: only an unbound key binds (RFC 8555 §7.3.4)."""
-    result = conn.execute(update(acme_eab_keys).where(
-        acme_eab_keys.c.kid == kid, acme_eab_keys.c.account_id.is_(None)).values(
-        account_id=account_id, used_at=now))
-    return bool(result.rowcount)
+    return tx.run("UPDATE acme_eab_keys SET account_id = ?, used_at = ? WHERE kid = ? AND "
+                  "account_id IS NULL", (account_id, tx.when(now), kid)) > 0
 
 
-def list_eab_keys(conn: Connection) -> list[dict[str, Any]]:
-    rows = conn.execute(select(acme_eab_keys).order_by(acme_eab_keys.c.created_at))
-    return [{"kid": r.kid, "endpoint": r.endpoint, "allow": _loads(r.allow),
-             "account_id": r.account_id} for r in rows]
+def list_eab_keys(tx: Tx) -> list[dict[str, Any]]:
+    rows = tx.all("SELECT kid, endpoint, allow, account_id FROM acme_eab_keys "
+                  "ORDER BY created_at")
+    return [{"kid": r[0], "endpoint": r[1], "allow": _loads(r[2]), "account_id": r[3]}
+            for r in rows]

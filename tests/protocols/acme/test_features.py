@@ -95,7 +95,7 @@ async def test_eab_required_with_name_policy_binds_once(make_harness: Any) -> No
     from enroll.protocols.acme.plugin import secret
 
     kid = eab.new_kid()
-    with ctx.db.write() as conn:
+    with store.write(ctx.db) as conn:
         store.add_eab_key(conn, kid, "corp", ["dns:*.corp.example"], ctx.clock.now())
     hmac_key = eab.derive_key(secret(ctx, "eab"), kid)
     acme = harness.client(endpoint="corp")
