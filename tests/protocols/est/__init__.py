@@ -1,0 +1,1 @@
+"""EST front-end tests (a package so module basenames may repeat across protocols)."""

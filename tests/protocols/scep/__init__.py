@@ -1,0 +1,1 @@
+"""SCEP front-end tests (a package so module basenames may repeat across protocols)."""
