@@ -29,9 +29,16 @@ from enroll import metrics, profile_rules, templates
 from enroll.ca_registry import CARegistry
 from enroll.clock import Clock
 from enroll.crypto.keys import spki_sha256
-from enroll.crypto.serials import new_serial, serial_hex
+from enroll.crypto.serials import new_serial, parse_serial_hex, serial_hex
 from enroll.csr import check_csr_signature
-from enroll.errors import Conflict, EnrollError, NotFound, PolicyDenied, Unavailable
+from enroll.errors import (
+    Conflict,
+    EnrollError,
+    MalformedInput,
+    NotFound,
+    PolicyDenied,
+    Unavailable,
+)
 from enroll.model import (
     CertificateRecord,
     CertificateStatus,
@@ -93,7 +100,7 @@ class Authority:
         return self.cas.get(ca).chain
 
     def certificate(self, serial: str | int) -> CertificateRecord | None:
-        key = serial_hex(serial) if isinstance(serial, int) else serial.lower()
+        key = _serial_key(serial)
         with self.db.read() as conn:
             return queries.get_certificate(conn, key)
 
@@ -237,12 +244,13 @@ class Authority:
                         profile: Profile, ca_name: str, serial: int,
                         accepted: profile_rules.AcceptedRequest | None = None) -> Issued:
         backend = self.cas.get(ca_name)
-        if accepted is None:
-            accepted = profile_rules.accept(profile, request.csr)
         public_key = request.csr.public_key()
         now = self.clock.now()
         for _attempt in range(3):
             try:
+                if accepted is None:
+                    # Approval later than submission: the profile may have changed since.
+                    accepted = profile_rules.accept(profile, request.csr)
                 draft = templates.draft(profile, accepted, public_key, ca_name,
                                         backend.certificate, now)
                 self.pm.hook.enroll_amend_certificate(draft=draft, request=request,
@@ -250,8 +258,8 @@ class Authority:
                 issuance = templates.finalise(profile, draft, public_key, serial,
                                               backend.certificate)
                 cert = backend.issue(issuance)
-            except EnrollError:
-                self._fail(record, "the certificate could not be built")
+            except EnrollError as exc:
+                self._fail(record, exc.detail)
                 raise
             except Exception as exc:
                 log.exception("CA %s failed to sign request %s", ca_name, record.id)
@@ -354,14 +362,21 @@ class Authority:
             requester=_requester(record), protocol=record.protocol, endpoint=record.endpoint,
             transaction_id=record.transaction_id, replaces=record.replaces, ca=record.ca,
             attributes=record.attributes)
-        return self._sign_and_store(record, request, self.profile(record.profile), record.ca,
-                                    serial)
+        started = self.clock.now()
+        issued = self._sign_and_store(record, request, self.profile(record.profile), record.ca,
+                                      serial)
+        metrics.observe_outcome(record.protocol, record.profile, issued,
+                                (self.clock.now() - started).total_seconds())
+        return issued
 
     def reject(self, request_id: str, actor: str, reason: str) -> RequestRecord:
+        """Reject a pending request, or close one left ``approved`` by a crash between
+        signing and storing (its certificate was never stored nor returned)."""
         now = self.clock.now()
         reason = reason or "rejected by an operator"
         with self.db.write() as conn:
-            ok = queries.set_request_status(conn, request_id, expect=(RequestStatus.PENDING,),
+            ok = queries.set_request_status(conn, request_id,
+                                            expect=(RequestStatus.PENDING, RequestStatus.APPROVED),
                                             status=RequestStatus.REJECTED, now=now,
                                             reason=reason, decided_by=actor)
             if ok:
@@ -371,7 +386,7 @@ class Authority:
         if record is None:
             raise NotFound("no such request")
         if not ok:
-            raise Conflict(f"request is {record.status.value}, not pending")
+            raise Conflict(f"request is {record.status.value}, not pending or approved")
         metrics.REJECTIONS.labels(record.protocol, "OperatorRejected").inc()
         self._emit("enroll_request_rejected", request=record, actor=actor, reason=reason)
         return record
@@ -380,7 +395,10 @@ class Authority:
 
     def revoke(self, serial: str | int, reason: x509.ReasonFlags, actor: str) -> CertificateRecord:
         """Revoke, record the audit event, re-sign the CA's CRL."""
-        key = serial_hex(serial) if isinstance(serial, int) else serial.lower()
+        if reason is x509.ReasonFlags.remove_from_crl:
+            # RFC 5280 §5.3.1: removeFromCRL only appears in delta CRLs.
+            raise MalformedInput("removeFromCRL is not a revocation reason")
+        key = _serial_key(serial)
         now = self.clock.now()
         with self.db.write() as conn:
             record = queries.get_certificate(conn, key)
@@ -401,11 +419,23 @@ class Authority:
     # -- events -------------------------------------------------------------------------
 
     def _emit(self, hook: str, **kwargs: Any) -> None:
-        """Event hooks run after commit; a failing listener is logged, never fatal."""
-        try:
-            getattr(self.pm.hook, hook)(**kwargs)
-        except Exception:
-            log.exception("event hook %s failed", hook)
+        """Event hooks run after commit, each listener on its own: a failing listener is
+        logged and never hides the event from the others nor undoes the issuance."""
+        for impl in getattr(self.pm.hook, hook).get_hookimpls():
+            try:
+                impl.function(**{name: kwargs[name] for name in impl.argnames})
+            except Exception:
+                log.exception("event hook %s of plugin %s failed", hook, impl.plugin_name)
+
+
+def _serial_key(serial: str | int) -> str:
+    """The stored form of a serial (lower-case hex, no padding, as `openssl` may print)."""
+    if isinstance(serial, int):
+        return serial_hex(serial)
+    try:
+        return parse_serial_hex(serial)
+    except ValueError as exc:
+        raise MalformedInput(str(exc)) from exc
 
 
 def _requester(record: RequestRecord) -> Any:

@@ -182,8 +182,6 @@ def test_revocation_records_reason_time_and_audit_and_is_not_repeatable(
         context.authority.revoke("123456789abcdef", x509.ReasonFlags.superseded, "alice")
 
 
-@pytest.mark.xfail(strict=True, reason="Authority.revoke accepts removeFromCRL, which RFC "
-                   "5280 §5.3.1 reserves for delta CRLs; it lands in the base CRL")
 def test_remove_from_crl_is_not_a_revocation_reason(context: AppContext) -> None:
     issued = issue(context)
     with pytest.raises(EnrollError):
@@ -234,4 +232,20 @@ def test_crash_between_signing_and_storing_hands_out_nothing_and_audit_explains(
     retry = context.authority.submit(request(x509.load_pem_x509_csr(
         approved.csr_pem.encode()), protocol="est", transaction_id="t-crash"))
     assert isinstance(retry, Pending)
+    assert stored(context) == (0, 1)
+
+
+def test_an_operator_closes_a_request_left_approved_by_a_crash(
+        context: AppContext, stored: Counts, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(authority_mod, "RETRY_WAIT_SECONDS", 0.2, raising=False)
+    with pytest.raises(Crash):
+        _crashing(context, Crash("power cut")).submit(
+            request(make_csr(), protocol="est", transaction_id="t-stuck"))
+    [stuck] = context.authority.list_requests(RequestStatus.APPROVED)
+    context.authority.reject(stuck.id, "alice", "signing crashed; client must retry")
+    closed = context.authority.request(stuck.id)
+    assert closed is not None and closed.status is RequestStatus.REJECTED
+    with context.db.read() as conn:
+        types = [e.type for e in queries.list_audit(conn, request_id=stuck.id)]
+    assert types == ["request.approved", "request.rejected"]
     assert stored(context) == (0, 1)

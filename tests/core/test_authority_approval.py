@@ -112,11 +112,7 @@ def test_deciding_an_unknown_request_is_not_found(ctx: AppContext) -> None:
         ctx.authority.reject("00000000-0000-0000-0000-000000000000", "alice", "x")
 
 
-# Known defects in enroll/authority.py, left to its owner (being optimised concurrently).
-# Strict xfail: when the fix lands these XPASS and fail, so remove the marker then.
 
-@pytest.mark.xfail(strict=True, reason="approve() issues via _sign_and_store without "
-                   "metrics.observe_outcome: manual approvals are not counted")
 def test_an_approved_issuance_is_counted_in_the_issuance_metric(ctx: AppContext) -> None:
     from enroll import metrics
 
@@ -131,8 +127,6 @@ def test_an_approved_issuance_is_counted_in_the_issuance_metric(ctx: AppContext)
     assert issued() == before + 1
 
 
-@pytest.mark.xfail(strict=True, reason="_sign_and_store re-runs the profile rules outside "
-                   "its try block: a refusal leaves the request 'approved', not 'failed'")
 def test_approving_a_request_the_profile_no_longer_allows_marks_it_failed(
         build: Callable[..., AppContext]) -> None:
     narrow = {"manual": {**MANUAL["manual"], "san": {"dns": ["*.other.example"]}}}

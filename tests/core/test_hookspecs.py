@@ -145,8 +145,6 @@ def test_event_hooks_fire_after_commit_and_a_failing_listener_is_not_fatal(
     ]
 
 
-@pytest.mark.xfail(strict=True, reason="Authority._emit calls the hook once for all "
-                   "listeners; the first to raise hides the event from the rest")
 def test_a_failing_listener_does_not_hide_the_event_from_other_listeners(
         build: Callable[..., AppContext]) -> None:
     listener = Listener()
