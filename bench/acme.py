@@ -211,8 +211,13 @@ def start_pebble(mode: str, dns_port: int, http01_port: int) -> Server:
 async def run_level(server: Server, responder: Http01Responder, concurrency: int,
                     total: int) -> dict[str, float]:
     limits = httpx.Limits(max_connections=concurrency + 4)
+    sent = [0]
+
+    async def count(_request: httpx.Request) -> None:
+        sent[0] += 1
+
     async with httpx.AsyncClient(verify=server.ca, trust_env=False, timeout=60,
-                                 limits=limits, transport=httpx.AsyncHTTPTransport(
+                                 limits=limits, event_hooks={"request": [count]}, transport=httpx.AsyncHTTPTransport(
                                      verify=server.ca, limits=limits,
                                      socket_options=NODELAY)) as http:
         clients = [AcmeClient(http, server.directory) for _ in range(concurrency)]
@@ -233,6 +238,7 @@ async def run_level(server: Server, responder: Http01Responder, concurrency: int
                 except Exception as exc:  # noqa: BLE001 - count and report failures
                     failures.append(f"{type(exc).__name__}: {str(exc)[:160]}")
 
+        sent[0] = 0
         cpu0 = tree_cpu(server.proc.pid)
         t0 = time.perf_counter()
         await asyncio.gather(*(worker(c) for c in clients))
@@ -246,6 +252,7 @@ async def run_level(server: Server, responder: Http01Responder, concurrency: int
     return {"c": concurrency, "ok": len(latencies), "failed": len(failures),
             "per_s": len(latencies) / wall, "p50": pct(0.50), "p95": pct(0.95),
             "p99": pct(0.99), "cpu_ms": cpu * 1000 / max(1, len(latencies)),
+            "req": sent[0] / max(1, len(latencies)),
             "first_failure": failures[0] if failures else ""}
 
 
@@ -273,16 +280,17 @@ async def main() -> None:
             targets.append(("pebble", mode, lambda m=mode: start_pebble(
                 m, dns_server.port, responder.port)))
     print(f"{'server':<18} {'mode':<9} {'c':>3} {'ok':>5} {'fail':>4} {'iss/s':>7} "
-          f"{'p50ms':>7} {'p95ms':>7} {'p99ms':>7} {'cpu ms/iss':>10}")
+          f"{'p50ms':>7} {'p95ms':>7} {'p99ms':>7} {'cpu ms/iss':>10} {'req/iss':>7}")
     for label, mode, start in targets:
         server = start()
         try:
             for c in levels:
                 total = max(args.requests, 2 * c)
-                r = await asyncio.wait_for(run_level(server, responder, c, total), 600)
+                r = await asyncio.wait_for(run_level(server, responder, c, total), 180)
                 print(f"{label:<18} {mode:<9} {r['c']:>3} {r['ok']:>5} {r['failed']:>4} "
                       f"{r['per_s']:>7.1f} {r['p50']:>7.1f} {r['p95']:>7.1f} {r['p99']:>7.1f} "
-                      f"{r['cpu_ms']:>10.1f}  {r['first_failure']}", flush=True)
+                      f"{r['cpu_ms']:>10.1f} {r['req']:>7.1f}  {r['first_failure']}",
+                      flush=True)
         except asyncio.TimeoutError:
             print(f"{label:<18} {mode:<9} timed out (deadlock?)", flush=True)
         finally:

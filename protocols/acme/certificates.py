@@ -8,6 +8,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from enroll.errors import Conflict, EnrollError, NotFound
 
+from . import store
 from .accounts import Verified
 from .endpoint import AcmeEndpoint
 from .jws import b64d, key_from_jwk
@@ -72,7 +73,8 @@ def revoke(ep: AcmeEndpoint, v: Verified) -> None:
     if record.status.value == "revoked":
         raise AcmeProblem("alreadyRevoked", "certificate is already revoked")
     try:
-        ep.authority.revoke(record.serial_hex, _REASONS[reason_code], actor)
+        with store.serialized(ep.db):
+            ep.authority.revoke(record.serial_hex, _REASONS[reason_code], actor)
     except Conflict:
         raise AcmeProblem("alreadyRevoked", "certificate is already revoked") from None
     except NotFound:

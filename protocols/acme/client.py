@@ -211,13 +211,18 @@ class AcmeClient:
     async def get(self, url: str) -> httpx.Response:
         return await self.post(url, None)
 
-    async def poll(self, url: str, until: tuple[str, ...], tries: int = 200) -> dict[str, Any]:
-        for _ in range(tries):
+    async def poll(self, url: str, until: tuple[str, ...], timeout: float = 30.0) -> dict[str, Any]:
+        """POST-as-GET `url` until its status is in `until`, backing off from 10 ms to
+        250 ms (a fixed short interval turns high concurrency into a poll storm)."""
+        delay, deadline = 0.01, asyncio.get_running_loop().time() + timeout
+        while True:
             body = (await self.get(url)).json()
             if body["status"] in until:
                 return body
-            await asyncio.sleep(0.02)
-        raise TimeoutError(f"{url} stayed {body['status']}")
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"{url} stayed {body['status']}")
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, 0.25)
 
     async def issue(self, names: list[str], responder: Http01Responder | None = None,
                     challenge: str = "http-01", csr: bytes | None = None,
@@ -231,13 +236,15 @@ class AcmeClient:
             chall = next(c for c in authz["challenges"] if c["type"] == challenge)
             if responder is not None:
                 responder.tokens[chall["token"]] = self.key_authorization(chall["token"])
-            await self.post(chall["url"], {})
-            await self.poll(authz_url, ("valid", "invalid"))
+            answered = (await self.post(chall["url"], {})).json()
+            if answered["status"] != "valid":
+                await self.poll(authz_url, ("valid", "invalid"))
         order = await self.poll(order_url, ("ready", "invalid"))
         if order["status"] != "ready":
             raise RuntimeError(f"order invalid: {order.get('error')}")
-        await self.post(order["finalize"], {"csr": b64e(csr or make_csr(names))})
-        order = await self.poll(order_url, ("valid", "invalid"))
+        order = (await self.post(order["finalize"], {"csr": b64e(csr or make_csr(names))})).json()
+        if order["status"] not in ("valid", "invalid"):
+            order = await self.poll(order_url, ("valid", "invalid"))
         if order["status"] != "valid":
             raise RuntimeError(f"order invalid: {order.get('error')}")
         return (await self.get(order["certificate"])).text

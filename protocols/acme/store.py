@@ -234,6 +234,18 @@ def _tx(db: Database, write: bool) -> Iterator[Tx]:
 
 
 @contextmanager
+def serialized(db: Database) -> Iterator[None]:
+    """Hold this worker's SQLite writer lock around a core call that writes (submit,
+    revoke), so it queues behind ACME's own writes instead of sleeping in SQLite's busy
+    handler. A no-op on PostgreSQL."""
+    if not db.is_sqlite:
+        yield
+        return
+    with _SQLITE_WRITER:
+        yield
+
+
+@contextmanager
 def read(db: Database) -> Iterator[Tx]:
     """A read transaction (no write lock)."""
     with _tx(db, write=False) as tx:
