@@ -25,7 +25,6 @@ import os
 import secrets
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -216,10 +215,10 @@ async def run_level(server: Server, responder: Http01Responder, concurrency: int
     async def count(_request: httpx.Request) -> None:
         sent[0] += 1
 
-    async with httpx.AsyncClient(verify=server.ca, trust_env=False, timeout=60,
-                                 limits=limits, event_hooks={"request": [count]}, transport=httpx.AsyncHTTPTransport(
-                                     verify=server.ca, limits=limits,
-                                     socket_options=NODELAY)) as http:
+    transport = httpx.AsyncHTTPTransport(verify=server.ca, limits=limits,
+                                         socket_options=NODELAY)
+    async with httpx.AsyncClient(verify=server.ca, trust_env=False, timeout=60, limits=limits,
+                                 event_hooks={"request": [count]}, transport=transport) as http:
         clients = [AcmeClient(http, server.directory) for _ in range(concurrency)]
         for c in clients:
             await c.register()
@@ -291,7 +290,7 @@ async def main() -> None:
                       f"{r['per_s']:>7.1f} {r['p50']:>7.1f} {r['p95']:>7.1f} {r['p99']:>7.1f} "
                       f"{r['cpu_ms']:>10.1f} {r['req']:>7.1f}  {r['first_failure']}",
                       flush=True)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             print(f"{label:<18} {mode:<9} timed out (deadlock?)", flush=True)
         finally:
             server.stop()

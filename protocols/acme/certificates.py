@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
@@ -41,8 +43,8 @@ def chains(ep: AcmeEndpoint, v: Verified, order_id: str) -> list[bytes]:
     return out
 
 
-def _spki(key: object) -> bytes:
-    return key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)  # type: ignore[attr-defined]
+def _spki(key: Any) -> bytes:
+    return bytes(key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo))
 
 
 def revoke(ep: AcmeEndpoint, v: Verified) -> None:

@@ -216,7 +216,7 @@ class AcmeClient:
         250 ms (a fixed short interval turns high concurrency into a poll storm)."""
         delay, deadline = 0.01, asyncio.get_running_loop().time() + timeout
         while True:
-            body = (await self.get(url)).json()
+            body: dict[str, Any] = (await self.get(url)).json()
             if body["status"] in until:
                 return body
             if asyncio.get_running_loop().time() > deadline:

@@ -8,6 +8,7 @@ import ipaddress
 import secrets
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from enroll.errors import BadCSR, EnrollError, MalformedInput
@@ -16,7 +17,7 @@ from enroll.model import EnrollmentRequest, Issued, Pending, Requester
 from . import ari, fields, names, store
 from .accounts import Verified, account_url
 from .endpoint import AcmeEndpoint
-from .jws import b64d
+from .jws import b64d, b64e, thumbprint
 from .problems import AcmeProblem, from_error, malformed, not_found, unauthorized
 
 ORDER_LIFETIME = dt.timedelta(days=7)
@@ -214,28 +215,22 @@ def finalize(ep: AcmeEndpoint, v: Verified, order_id: str, base: str) -> store.O
 
 
 def _account_key(csr: x509.CertificateSigningRequest) -> str | None:
-    """The JWK thumbprint of the CSR's key, when it has a JWK form we compare."""
-    from .jws import b64e
-    from .jws import thumbprint as jwk_thumbprint
-
+    """The JWK thumbprint of the CSR's key, to refuse the account key as certificate key."""
     key = csr.public_key()
-    try:
-        from cryptography.hazmat.primitives.asymmetric import ec, rsa
-        if isinstance(key, ec.EllipticCurvePublicKey):
-            n = key.public_numbers()
-            size = (key.curve.key_size + 7) // 8
-            crv = {256: "P-256", 384: "P-384"}.get(key.curve.key_size)
-            if crv is None:
-                return None
-            return jwk_thumbprint({"kty": "EC", "crv": crv,
-                                   "x": b64e(n.x.to_bytes(size, "big")),
-                                   "y": b64e(n.y.to_bytes(size, "big"))})
-        if isinstance(key, rsa.RSAPublicKey):
-            rn = key.public_numbers()
-            return jwk_thumbprint({"kty": "RSA", "n": b64e(rn.n.to_bytes(
-                (rn.n.bit_length() + 7) // 8, "big")), "e": b64e(rn.e.to_bytes(
-                    (rn.e.bit_length() + 7) // 8, "big"))})
-        return jwk_thumbprint({"kty": "OKP", "crv": "Ed25519", "x": b64e(
-            key.public_bytes(Encoding.Raw, PublicFormat.Raw))})
-    except (ValueError, TypeError):
-        return None
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        crv = {256: "P-256", 384: "P-384"}.get(key.curve.key_size)
+        if crv is None:
+            return None
+        n = key.public_numbers()
+        size = (key.curve.key_size + 7) // 8
+        return thumbprint({"kty": "EC", "crv": crv, "x": b64e(n.x.to_bytes(size, "big")),
+                           "y": b64e(n.y.to_bytes(size, "big"))})
+    if isinstance(key, rsa.RSAPublicKey):
+        rn = key.public_numbers()
+        return thumbprint({"kty": "RSA",
+                           "n": b64e(rn.n.to_bytes((rn.n.bit_length() + 7) // 8, "big")),
+                           "e": b64e(rn.e.to_bytes((rn.e.bit_length() + 7) // 8, "big"))})
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return thumbprint({"kty": "OKP", "crv": "Ed25519",
+                           "x": b64e(key.public_bytes(Encoding.Raw, PublicFormat.Raw))})
+    return None

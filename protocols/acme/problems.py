@@ -59,7 +59,7 @@ def from_error(exc: EnrollError) -> AcmeProblem:
     """Map a core error through the table (most specific class first)."""
     for cls in type(exc).__mro__:
         if cls in ERROR_TABLE:
-            typ, status = ERROR_TABLE[cls]  # type: ignore[index]
+            typ, status = ERROR_TABLE[cls]
             return AcmeProblem(typ, exc.detail, status)
     return AcmeProblem("serverInternal", "internal error", 500)
 

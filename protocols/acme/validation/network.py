@@ -51,12 +51,17 @@ def permitted(address: Address, settings: ValidationSettings) -> bool:
                 or address.is_reserved)
 
 
+def _literal(name: str) -> list[Address]:
+    try:
+        return [ipaddress.ip_address(name)]
+    except ValueError:
+        return []
+
+
 async def addresses(name: str, settings: ValidationSettings) -> list[Address]:
     """The permitted addresses of a DNS name or an IP identifier (RFC 8738)."""
-    try:
-        found: list[Address] = [ipaddress.ip_address(name)]
-    except ValueError:
-        found = []
+    found = _literal(name)
+    if not found:
         res = resolver(settings)
         for rdtype in ("A", "AAAA"):
             try:

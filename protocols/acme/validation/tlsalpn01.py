@@ -38,7 +38,7 @@ async def validate(name: str, key_authorization: str, settings: ValidationSettin
         reader, writer = await asyncio.wait_for(asyncio.open_connection(
             str(targets[0]), settings.tlsalpn01_port, ssl=context,
             server_hostname=_sni(name)), TIMEOUT)
-    except (OSError, asyncio.TimeoutError, ssl.SSLError) as exc:
+    except (TimeoutError, OSError, ssl.SSLError) as exc:
         raise ValidationFailed("tls", f"TLS connection failed: {type(exc).__name__}") from None
     try:
         sslobj = writer.get_extra_info("ssl_object")

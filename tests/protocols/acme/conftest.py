@@ -17,6 +17,7 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
+
 class LocalDns:
     def __init__(self) -> None:
         self.txt: dict[str, list[str]] = {}
@@ -40,7 +41,7 @@ class LocalDns:
                 continue
             try:
                 query = dns.message.from_wire(data)
-            except Exception:  # noqa: BLE001 - ignore garbage
+            except Exception:  # noqa: BLE001, S112 - ignore garbage
                 continue
             reply = dns.message.make_response(query)
             for q in query.question:
@@ -146,8 +147,9 @@ class Harness:
 async def make_harness(make_config: Callable[..., Any], local_dns: LocalDns) -> Any:
     """`await make_harness(**acme_section_overrides, extra_profiles=...)`."""
     import httpx
-    from enroll.app import create_app
     from enroll.protocols.acme.client import Http01Responder
+
+    from enroll.app import create_app
 
     made: list[tuple[Any, Any, Any]] = []
 

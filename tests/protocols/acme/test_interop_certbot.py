@@ -43,8 +43,8 @@ def test_certbot_registers_obtains_renews_revokes_and_unregisters(
         x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName) == [
         "bot.test.example"]
 
-    _certbot(acme_server, tmp_path, "renew", "--force-renewal", "--no-random-sleep-on-renew", "--http-01-port", port,
-             "--http-01-address", "127.0.0.1")
+    _certbot(acme_server, tmp_path, "renew", "--force-renewal", "--no-random-sleep-on-renew",
+             "--http-01-port", port, "--http-01-address", "127.0.0.1")
     renewed = x509.load_pem_x509_certificate((live / "cert.pem").read_bytes())
     assert renewed.serial_number != first.serial_number
 

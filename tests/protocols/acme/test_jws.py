@@ -72,7 +72,7 @@ def test_malformed_jws_is_refused(body: bytes) -> None:
 
 
 def test_small_rsa_and_unknown_curves_are_badPublicKey() -> None:
-    small = rsa.generate_private_key(65537, 1024)
+    small = rsa.generate_private_key(65537, 1024)  # noqa: S505 - refused on purpose
     with pytest.raises(AcmeProblem) as info:
         jws.key_from_jwk(jwk_of(small))
     assert info.value.typ == "badPublicKey"

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from enroll.errors import ALL_ERRORS
 from enroll.protocols.acme.problems import ERROR_TABLE, NS, from_error
+
+from enroll.errors import ALL_ERRORS
 
 
 def test_error_table_covers_all_errors() -> None:

@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
-from enroll.protocols.acme.client import jws, jwk_of, make_csr
+from enroll.protocols.acme.client import jwk_of, jws, make_csr
 from enroll.protocols.acme.jws import b64e
 
 NS = "urn:ietf:params:acme:error:"
@@ -200,3 +200,13 @@ async def test_oversized_and_garbage_bodies_are_malformed(harness: Any) -> None:
     r = await harness.http.post(d["newAccount"], content=json.dumps(body), headers=headers)
     problem(r, "badNonce", 400)  # no nonce at all
     assert harness.rows("acme_accounts") == []
+
+
+async def test_account_key_cannot_be_the_certificate_key(harness: Any) -> None:
+    acme = harness.client()
+    await acme.register()
+    order_url, order = await _ready_order(harness, acme, ["same.test.example"])
+    csr = make_csr(["same.test.example"], acme.key)
+    problem(await acme.post(order["finalize"], {"csr": b64e(csr)}, check=False), "badCSR", 400)
+    assert (await acme.get(order_url)).json()["status"] == "ready"
+    assert harness.counts() == (0, 0)
