@@ -1,0 +1,72 @@
+"""Two `enroll serve` workers on one PostgreSQL answer as one ACME server: a nonce from
+one worker is accepted by the other, validation results written by one are read by the
+other, and lego obtains a certificate."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy
+from conftest import binary, interop_env, validator_env
+from enroll.protocols.acme.client import AcmeClient, Http01Responder
+
+from enroll.store.db import normalise_url
+
+PG_URL = os.environ.get("ENROLL_TEST_DATABASE_URL", "")
+pytestmark = [pytest.mark.postgres, pytest.mark.slow,
+              pytest.mark.skipif(not PG_URL, reason="ENROLL_TEST_DATABASE_URL not set")]
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    schema = f"a_{secrets.token_hex(5)}"
+    admin = sqlalchemy.create_engine(normalise_url(PG_URL), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    sep = "&" if "?" in PG_URL else "?"
+    yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+    admin.dispose()
+
+
+async def test_two_workers_share_nonces_orders_and_validation(
+        tmp_path: Path, pg_url: str, local_dns: Any, server_factory: Any) -> None:
+    responder = Http01Responder()
+    await responder.start()
+    env = validator_env(local_dns, responder.port) | {"ENROLL_DATABASE_URL": pg_url}
+    server = server_factory(tmp_path / "data", extra_env=env, args=("--workers", "2"))
+    directory = server.endpoints["acme"]["directory"]
+    # No keep-alive: every request is a new connection, spread over both workers.
+    limits = httpx.Limits(max_keepalive_connections=0)
+    try:
+        async with httpx.AsyncClient(verify=server.tls_ca, trust_env=False, limits=limits,
+                                     timeout=30) as http:
+            acme = AcmeClient(http, directory)
+            await acme.register()
+            for i in range(4):
+                await acme.issue([f"w{i}.test.example"], responder)
+    finally:
+        await responder.close()
+    log = server.log_path.read_text()
+    workers = {line.split("worker=")[1].split()[0] for line in log.splitlines()
+               if "path=/acme/" in line and "worker=" in line}
+    assert len(workers) == 2, workers
+
+    # The responder is closed: lego answers http-01 on the port the validator targets.
+    result = subprocess.run(
+        [binary("lego"), "--server", directory, "--email", "ops@example.com", "--accept-tos",
+         "--path", str(tmp_path / "lego"), "--domains", "lego.test.example", "--http",
+         "--http.port", f"127.0.0.1:{responder.port}", "run"],
+        env=interop_env(LEGO_CA_CERTIFICATES=server.tls_ca), capture_output=True, text=True,
+        timeout=120, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "lego" / "certificates" / "lego.test.example.crt").exists()
+    assert "status=500" not in server.log_path.read_text()
