@@ -1,0 +1,35 @@
+"""Embedded under a prefix in another Starlette app, every URL ACME hands out carries the
+prefix and the whole flow works through it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from enroll.protocols.acme.client import AcmeClient, Http01Responder
+from starlette.applications import Starlette
+from starlette.routing import Mount
+
+from enroll.app import create_app
+
+
+async def test_mounted_app_issues_through_the_prefix(make_config: Any, local_dns: Any) -> None:
+    responder = Http01Responder()
+    await responder.start()
+    inner = create_app(make_config(acme={"resolver": local_dns.address, "allow_loopback": "1",
+                                         "http01_port": str(responder.port)}))
+    outer = Starlette(routes=[Mount("/pki", app=inner)])
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=outer),
+                                     base_url="https://host.test") as http:
+            d = (await http.get("/pki/acme/directory")).json()
+            assert all(d[k].startswith("https://host.test/pki/acme/")
+                       for k in ("newNonce", "newAccount", "newOrder", "revokeCert"))
+            acme = AcmeClient(http, "https://host.test/pki/acme/directory")
+            await acme.register()
+            assert acme.kid.startswith("https://host.test/pki/acme/acct/")
+            pem = await acme.issue(["mounted.test.example"], responder)
+            assert "BEGIN CERTIFICATE" in pem
+    finally:
+        await responder.close()
+        inner.state.enroll.db.dispose()
