@@ -79,6 +79,9 @@ def new_account(ep: AcmeEndpoint, v: Verified, url: str) -> tuple[store.Account,
     with store.read(ep.db) as conn:
         existing = store.find_account(conn, ep.label, thumb)
     if existing is not None:
+        if existing.status != "valid":
+            # RFC 8555 §7.3.6: a deactivated account's key authorizes nothing more.
+            raise unauthorized("account is deactivated")
         return existing, False
     if payload.get("onlyReturnExisting") is True:
         raise AcmeProblem("accountDoesNotExist", "no account for this key", 400)
