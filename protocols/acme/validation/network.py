@@ -4,6 +4,7 @@ configured; private ranges are allowed (this is an internal CA)."""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 
 import dns.asyncresolver
@@ -51,6 +52,17 @@ def permitted(address: Address, settings: ValidationSettings) -> bool:
                 or address.is_reserved)
 
 
+async def _lookup(res: dns.asyncresolver.Resolver, name: str, rdtype: str) -> list[Address]:
+    try:
+        answer = await res.resolve(name, rdtype)
+    except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer, dns.resolver.NoNameservers):
+        return []
+    except dns.exception.DNSException as exc:
+        raise ValidationFailed("dns", f"DNS lookup for {name} failed: "
+                               f"{type(exc).__name__}") from None
+    return [ipaddress.ip_address(r.address) for r in answer]
+
+
 def _literal(name: str) -> list[Address]:
     try:
         return [ipaddress.ip_address(name)]
@@ -63,15 +75,9 @@ async def addresses(name: str, settings: ValidationSettings) -> list[Address]:
     found = _literal(name)
     if not found:
         res = resolver(settings)
-        for rdtype in ("A", "AAAA"):
-            try:
-                answer = await res.resolve(name, rdtype)
-            except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer, dns.resolver.NoNameservers):
-                continue
-            except dns.exception.DNSException as exc:
-                raise ValidationFailed("dns", f"DNS lookup for {name} failed: "
-                                       f"{type(exc).__name__}") from None
-            found.extend(ipaddress.ip_address(r.address) for r in answer)
+        # A and AAAA in parallel: one round trip of latency instead of two.
+        answers = await asyncio.gather(_lookup(res, name, "A"), _lookup(res, name, "AAAA"))
+        found = [a for answer in answers for a in answer]
         if not found:
             raise ValidationFailed("dns", f"no A or AAAA record for {name}")
     allowed = [a for a in found if permitted(a, settings)]
