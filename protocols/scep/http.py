@@ -6,11 +6,13 @@ Transport only: decoding the query or body, calling `ScepService` in a worker th
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hmac
 import json
 import logging
+import weakref
 
 import anyio
 import anyio.to_thread
@@ -36,15 +38,20 @@ def routes(service: ScepService, one_time: OneTimeChallenges) -> list[BaseRoute]
     """The routes of one endpoint: ``<path>`` and ``<path>/pkiclient.exe`` (the
     historical CGI name some clients append), plus the MDM challenge API."""
     limit = service.endpoint.max_message_bytes
-    limiter: list[anyio.CapacityLimiter] = []
+    # One limiter per event loop: a limiter belongs to the loop that made it, and an app
+    # may be driven by several loops (tests, embedders running their own loops).
+    limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter] = (
+        weakref.WeakKeyDictionary())
 
     async def in_worker_thread(message: bytes) -> bytes:
         # PKIOperation is CPU-bound under one GIL: a few threads keep both cores busy,
         # forty (anyio's default) only add lock contention and tail latency.
-        if not limiter:
-            limiter.append(anyio.CapacityLimiter(PKI_THREADS))
+        loop = asyncio.get_running_loop()
+        limiter = limiters.get(loop)
+        if limiter is None:
+            limiter = limiters[loop] = anyio.CapacityLimiter(PKI_THREADS)
         return await anyio.to_thread.run_sync(service.pki_operation, message,
-                                              limiter=limiter[0])
+                                              limiter=limiter)
 
     # base64 of `limit` bytes, plus URL-encoding slack.
     max_query = (limit + 2) // 3 * 4 + 64
