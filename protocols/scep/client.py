@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import AttributeOID, NameOID
 
 from . import envelope, signeddata
@@ -30,7 +30,7 @@ from .pkimessage import (
 DER = serialization.Encoding.DER
 
 
-def self_signed(key: rsa.RSAPrivateKey, cn: str = "scep-client",
+def self_signed(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey, cn: str = "scep-client",
                 now: dt.datetime | None = None) -> x509.Certificate:
     """The throw-away certificate a client signs its first request with (RFC 8894 §2.3)."""
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
@@ -41,7 +41,8 @@ def self_signed(key: rsa.RSAPrivateKey, cn: str = "scep-client",
             .not_valid_after(now + dt.timedelta(days=1)).sign(key, hashes.SHA256()))
 
 
-def csr_with_challenge(key: rsa.RSAPrivateKey, cn: str, challenge: str | None,
+def csr_with_challenge(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey, cn: str,
+                       challenge: str | None,
                        dns: tuple[str, ...] = ()) -> x509.CertificateSigningRequest:
     builder = x509.CertificateSigningRequestBuilder().subject_name(
         x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
@@ -71,10 +72,12 @@ class Reply:
 class ScepClient:
     """One device: a key, the certificate it signs with, and the server's RA."""
 
-    def __init__(self, ra: x509.Certificate, key: rsa.RSAPrivateKey | None = None,
+    def __init__(self, ra: x509.Certificate,
+                 key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | None = None,
                  cipher: str = "aes128_cbc", digest: str = "sha256") -> None:
         self.ra = ra
-        self.key = key or rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey = \
+            key or rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.cipher = cipher
         self.digest = digest
         self.signer = self_signed(self.key)
@@ -108,7 +111,10 @@ class ScepClient:
         certs: list[x509.Certificate] = []
         crls: list[bytes] = []
         if certrep.status is PKIStatus.SUCCESS and certrep.enveloped:
-            inner, _ = envelope.decrypt(certrep.enveloped, self.signer, self.key,
-                                        envelope.CIPHERS)
+            if isinstance(self.key, ec.EllipticCurvePrivateKey):
+                inner = envelope.open_with_ec_key(certrep.enveloped, self.key)
+            else:
+                inner, _ = envelope.decrypt(certrep.enveloped, self.signer, self.key,
+                                            envelope.CIPHERS)
             certs, crls = signeddata.degenerate_contents(inner)
         return Reply(certrep, certs, crls)

@@ -16,10 +16,10 @@ from cryptography import x509
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives import padding as sympadding
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from . import der, derreader
+from . import der, derreader, keyagreement
 from .failinfo import FailInfo, ScepFailure
 
 DER = serialization.Encoding.DER
@@ -210,7 +210,13 @@ CIPHER_OIDS = {"aes128_cbc": "2.16.840.1.101.3.4.1.2", "aes256_cbc": "2.16.840.1
 
 def encrypt(content: bytes, recipients: Iterable[x509.Certificate],
             cipher_name: str = "aes128_cbc") -> bytes:
-    """EnvelopedData of `content` to each RSA recipient (issuerAndSerialNumber)."""
+    """EnvelopedData of `content` to each recipient: RSA key transport, or ECDH key
+    agreement (RFC 5753) for an EC certificate."""
+    recipients = list(recipients)
+    ec_recipient = any(isinstance(c.public_key(), ec.EllipticCurvePublicKey)
+                       for c in recipients)
+    if ec_recipient and CIPHERS[cipher_name][0] < 16:
+        cipher_name = "aes128_cbc"  # AES key wrap cannot carry a single-DES key
     key_len, block = CIPHERS[cipher_name]
     cek, iv = os.urandom(key_len), os.urandom(block)
     padder = sympadding.PKCS7(block * 8).padder()
@@ -220,9 +226,13 @@ def encrypt(content: bytes, recipients: Iterable[x509.Certificate],
     infos = []
     for cert in recipients:
         public_key = cert.public_key()
+        if isinstance(public_key, ec.EllipticCurvePublicKey) and \
+                isinstance(public_key.curve, keyagreement.CURVES):
+            infos.append(keyagreement.recipient_info(cert, cek))
+            continue
         if not isinstance(public_key, rsa.RSAPublicKey):
             raise ScepFailure(FailInfo.BAD_ALG,
-                              "responses can only be enveloped to an RSA certificate")
+                              "responses are enveloped to RSA or NIST-curve EC keys only")
         infos.append(der.seq(
             der.integer(0),
             der.seq(cert.issuer.public_bytes(), der.integer(cert.serial_number)),
@@ -232,5 +242,24 @@ def encrypt(content: bytes, recipients: Iterable[x509.Certificate],
         der.oid("1.2.840.113549.1.7.1"),
         der.seq(der.oid(CIPHER_OIDS[cipher_name]), der.octets(iv)),
         der.context(0, ciphertext, constructed=False))
-    enveloped = der.seq(der.integer(0), der.set_of(infos), encrypted_content_info)
+    # RFC 5652 §6.1: version 2 once any recipientInfo is not version 0 (KARI is 3).
+    enveloped = der.seq(der.integer(2 if ec_recipient else 0), der.set_of(infos),
+                        encrypted_content_info)
     return der.seq(der.oid("1.2.840.113549.1.7.3"), der.context(0, enveloped))
+
+
+def open_with_ec_key(data: bytes, key: ec.EllipticCurvePrivateKey) -> bytes:
+    """Client side: the plaintext of an EnvelopedData whose (first) key-agreement
+    recipientInfo is for `key`."""
+    r = derreader
+    info = r.children(r.only(data).content)
+    fields = r.children(r.only(info[1].content).content)
+    kari = next(ri for ri in r.children(fields[1].content) if ri.tag == 0xA1)
+    cek = keyagreement.unwrap(kari.content, key)
+    eci = r.children(fields[2].content)
+    alg = r.children(eci[1].content)
+    name = _CIPHER_NAMES[r.oid(alg[0])]
+    decryptor = Cipher(_algorithm(name, cek), modes.CBC(r.octets(alg[1]))).decryptor()
+    padded = decryptor.update(eci[2].content) + decryptor.finalize()
+    unpadder = sympadding.PKCS7(CIPHERS[name][1] * 8).unpadder()
+    return unpadder.update(padded) + unpadder.finalize()

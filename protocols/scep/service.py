@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import AttributeOID
 
 from enroll.context import AppContext
@@ -31,7 +31,7 @@ from enroll.model import (
     Requester,
 )
 
-from . import caps, envelope, signeddata
+from . import caps, envelope, keyagreement, signeddata
 from .challenges import OneTimeChallenges, digest, settings_for
 from .failinfo import FailInfo, ScepFailure, fail_info_for
 from .pkimessage import (
@@ -146,9 +146,12 @@ class ScepService:
                               f"message type {message.message_type[:8]} is not supported")
         signeddata.verify(message.signed, self.endpoint.digests)
         self._check_time(message)
-        if not isinstance(message.signer.public_key(), rsa.RSAPublicKey):
-            # The response is enveloped to the signer with RSA key transport.
-            raise ScepFailure(FailInfo.BAD_ALG, "the signer certificate must hold an RSA key")
+        signer_key = message.signer.public_key()
+        if not (isinstance(signer_key, rsa.RSAPublicKey) or (
+                isinstance(signer_key, ec.EllipticCurvePublicKey)
+                and isinstance(signer_key.curve, keyagreement.CURVES))):
+            # The response is enveloped to the signer: RSA key transport or ECDH.
+            raise ScepFailure(FailInfo.BAD_ALG, "the signer key must be RSA or NIST-curve EC")
         if message.signed.content is None:
             raise ScepFailure(FailInfo.BAD_REQUEST, "the pkiMessage has no content")
         payload, cipher = envelope.decrypt(message.signed.content, self.ra.certificate,

@@ -164,20 +164,33 @@ def test_csr_the_profile_refuses_is_badrequest(scep: Harness) -> None:
     assert _failure(scep, client, message) is FailInfo.BAD_REQUEST
 
 
-def test_ec_signer_is_badalg_because_the_answer_needs_rsa_key_transport(scep: Harness) -> None:
+@pytest.mark.parametrize("curve", [ec.SECP256R1(), ec.SECP384R1()])
+def test_pkcsreq_with_an_ec_key_is_answered_by_ecdh(scep: Harness, curve: Any) -> None:
+    from enroll.protocols.scep.client import ScepClient
+
+    key = ec.generate_private_key(curve)
+    client = ScepClient(scep.ra(), key=key)
+    message, _ = client.pkcs_req(csr_with_challenge(key, "ec-device", scep.challenge))
+    reply = client.read(scep.operation(message).content)
+    assert reply.status is PKIStatus.SUCCESS, reply.certrep.fail_text
+    assert reply.certificate.public_key() == key.public_key()
+    assert scep.counts() == (1, 1)
+
+
+def test_ed25519_signer_is_badalg(scep: Harness) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
     client = scep.client()
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ec")])
+    key = ed25519.Ed25519PrivateKey.generate()
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ed")])
     now = dt.datetime.now(dt.UTC)
     signer = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
               .public_key(key.public_key()).serial_number(1).not_valid_before(now)
-              .not_valid_after(now + dt.timedelta(days=1)).sign(key, hashes.SHA256()))
-    csr = (x509.CertificateSigningRequestBuilder().subject_name(name)
-           .sign(key, hashes.SHA256()))
-    message = build_request(MessageType.PKCS_REQ, csr.public_bytes(DER), [client.ra], signer,
-                            key, "t-ec")
+              .not_valid_after(now + dt.timedelta(days=1)).sign(key, None))
+    # Signed by our RSA client key but claiming the Ed25519 certificate as signer.
+    message = build_request(MessageType.PKCS_REQ, b"\x30\x00", [client.ra], signer,
+                            client.key, "t-ed")
     r = scep.operation(message)
-    assert r.status_code == 200
     from enroll.protocols.scep.pkimessage import parse_certrep
 
     rep = parse_certrep(r.content, client.ra)

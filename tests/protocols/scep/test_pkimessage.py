@@ -145,3 +145,35 @@ def test_fast_reader_agrees_with_asn1crypto(name: str) -> None:
     assert envelope._read_fast(fast.content, ra) == envelope._read_general(fast.content, ra)
     with pytest.raises(derreader.NotSimple):
         derreader.only(b"\x30\x80\x00\x00")  # indefinite length goes to asn1crypto
+
+
+@pytest.mark.parametrize("cipher", ["aes128_cbc", "aes256_cbc", "tripledes_3key", "des"])
+def test_ecdh_envelope_opens_with_openssl(tmp_path: Path, cipher: str) -> None:
+    import datetime as dt
+    import shutil
+    import subprocess
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "ec")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(7).not_valid_before(now)
+            .not_valid_after(now + dt.timedelta(days=1)).sign(key, hashes.SHA256()))
+    data = envelope.encrypt(b"degenerate pkcs7" * 9, [cert], cipher)
+    assert envelope.open_with_ec_key(data, key) == b"degenerate pkcs7" * 9
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl not installed")
+    pem = serialization.Encoding.PEM
+    (tmp_path / "e.der").write_bytes(data)
+    (tmp_path / "c.pem").write_bytes(cert.public_bytes(pem))
+    (tmp_path / "k.pem").write_bytes(key.private_bytes(
+        pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    out = subprocess.run([openssl, "cms", "-decrypt", "-inform", "DER", "-in",
+                          str(tmp_path / "e.der"), "-recip", str(tmp_path / "c.pem"),
+                          "-inkey", str(tmp_path / "k.pem")], capture_output=True,
+                         timeout=30, check=True)
+    assert out.stdout == b"degenerate pkcs7" * 9
