@@ -109,6 +109,12 @@ def load_order(ep: AcmeEndpoint, v: Verified, order_id: str) -> store.Order:
         raise unauthorized("this order belongs to another account")
     if order.status == "processing" and order.request_id:
         order = _poll(ep, order)
+    elif order.status in ("pending", "ready") and order.expires <= ep.clock.now():
+        # RFC 8555 §7.1.6: an order that expires before it is finalized is invalid.
+        with store.write(ep.db) as conn:
+            store.set_order(conn, order.id, ("pending", "ready"), status="invalid", error={
+                "type": "urn:ietf:params:acme:error:malformed", "detail": "order expired"})
+            order = store.get_order(conn, order.id) or order
     return order
 
 

@@ -218,3 +218,20 @@ async def test_skip_validation_is_an_explicit_test_switch(make_harness: Any) -> 
     await acme.register()
     await acme.issue(["nobody-answers.test.example"])  # no responder token at all
     assert harness.counts() == (1, 1)
+
+
+async def test_expired_order_is_invalid_and_cannot_be_finalized(harness: Any) -> None:
+    from sqlalchemy import text
+
+    acme = harness.client()
+    await acme.register()
+    order_url, order = await acme.new_order(["old.test.example"])
+    with harness.ctx.db.write() as conn:
+        conn.execute(text("update acme_orders set expires = :t"),
+                     {"t": harness.ctx.clock.now().replace(year=2000)})
+    body = (await acme.get(order_url)).json()
+    assert body["status"] == "invalid" and "expired" in body["error"]["detail"]
+    r = await acme.post(order["finalize"], {"csr": b64e(make_csr(["old.test.example"]))},
+                        check=False)
+    problem(r, "orderNotReady", 403)
+    assert harness.counts() == (0, 0)
