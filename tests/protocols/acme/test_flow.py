@@ -71,3 +71,46 @@ async def test_loopback_is_refused_unless_allowed(make_harness: Any) -> None:
     chall = (await acme.get(chall["url"])).json()
     assert chall["error"]["type"] == "urn:ietf:params:acme:error:rejectedIdentifier"
     assert harness.counts() == (0, 0)
+
+
+async def test_directory_and_new_nonce(harness: Any) -> None:
+    d = (await harness.http.get("/acme/directory")).json()
+    assert d["newNonce"] == "https://acme.test/acme/new-nonce"
+    assert d["meta"]["externalAccountRequired"] is False
+    assert d["meta"]["profiles"] == {"server": "enroll profile server"}
+    assert d["renewalInfo"] == "https://acme.test/acme/renewal-info"
+    head = await harness.http.head(d["newNonce"])
+    get = await harness.http.get(d["newNonce"])
+    assert (head.status_code, get.status_code) == (200, 204)
+    assert head.headers["Replay-Nonce"] != get.headers["Replay-Nonce"]
+    assert head.headers["Cache-Control"] == "no-store"
+    assert 'rel="index"' in head.headers["Link"]
+
+
+def test_endpoint_info_and_named_endpoints(make_config: Any) -> None:
+    from enroll.protocols.acme import plugin
+
+    from enroll.context import build_context
+
+    ctx = build_context(make_config(acme={"endpoints": {"default": {}, "corp": {}}}))
+    info = plugin.enroll_endpoint_info(ctx, "http://h:1", "https://h:2")
+    assert info["acme"]["directory"] == "https://h:2/acme/directory"
+    assert info["acme"]["directories"]["corp"] == "https://h:2/acme/corp/directory"
+    ctx.db.dispose()
+
+
+def test_bad_config_names_the_key(make_config: Any) -> None:
+    import pytest
+    from enroll.protocols.acme import settings
+
+    from enroll.errors import ConfigError
+
+    for acme, key in [({"http01_port": "0"}, "acme.http01_port"),
+                      ({"resolver": "dns.example:53"}, "acme.resolver"),
+                      ({"endpoints": {"x": {"challenges": ["http-02"]}}},
+                       "acme.endpoints.x.challenges"),
+                      ({"endpoints": {"x": {"allow": ["dns:"]}}}, "acme.endpoints.x.allow"),
+                      ({"endpoints": {"x": {"profile": "nope"}}}, "acme.endpoints.x.profiles")]:
+        with pytest.raises(ConfigError) as info:
+            settings.parse(make_config(acme=acme))
+        assert info.value.key == key
