@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy
-from conftest import binary, interop_env, validator_env
+from acme_harness import binary, interop_env, validator_env
 from enroll.protocols.acme.client import AcmeClient, Http01Responder
 
 from enroll.store.db import normalise_url

@@ -6,13 +6,13 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from acme_harness import problem
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from enroll.protocols.acme import ari, eab
 from enroll.protocols.acme.client import AcmeClient, alg_of, jwk_of, jws, make_csr
 from enroll.protocols.acme.jws import b64e
-from test_security import problem
 
 from enroll.config import default_raw_config
 

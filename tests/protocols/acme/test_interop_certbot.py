@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import binary, interop_env
+from acme_harness import binary, interop_env
 from cryptography import x509
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import binary, free_tcp_port, interop_env, validator_env
+from acme_harness import binary, free_tcp_port, interop_env, validator_env
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
 

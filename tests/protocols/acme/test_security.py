@@ -7,18 +7,10 @@ import asyncio
 import json
 from typing import Any
 
+from acme_harness import problem
 from cryptography.hazmat.primitives.asymmetric import ec
 from enroll.protocols.acme.client import jwk_of, jws, make_csr
 from enroll.protocols.acme.jws import b64e
-
-NS = "urn:ietf:params:acme:error:"
-
-
-def problem(r: Any, typ: str, status: int) -> None:
-    assert r.status_code == status, r.text
-    assert r.headers["content-type"] == "application/problem+json"
-    assert r.json()["type"] == NS + typ, r.json()
-    assert r.headers.get("Replay-Nonce")
 
 
 async def _ready_order(harness: Any, acme: Any, names: list[str]) -> tuple[str, dict[str, Any]]:
