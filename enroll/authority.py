@@ -45,6 +45,7 @@ from enroll.model import (
     ChallengeContext,
     Decision,
     EnrollmentRequest,
+    IssuanceRequest,
     Issued,
     Outcome,
     Pending,
@@ -268,7 +269,7 @@ class Authority:
             if self._crash_after_sign is not None:
                 self._crash_after_sign()
             try:
-                self._store_issued(record, cert, profile, ca_name, request)
+                self._store_issued(record, cert, profile, ca_name, issuance)
             except IntegrityError:
                 # A duplicate serial (or a racing approval) – never hand out this one.
                 with self.db.read() as conn:
@@ -286,14 +287,14 @@ class Authority:
         raise Unavailable("could not allocate a unique serial")
 
     def _store_issued(self, record: RequestRecord, cert: x509.Certificate, profile: Profile,
-                      ca_name: str, request: EnrollmentRequest) -> None:
+                      ca_name: str, issuance: IssuanceRequest) -> None:
         now = self.clock.now()
         serial = serial_hex(cert.serial_number)
-        try:
-            san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-            sans = names_as_strings(list(san))
-        except x509.ExtensionNotFound:
-            sans = []
+        # The names signed are those of the issuance request (no need to re-parse).
+        sans: list[str] = []
+        for ext in issuance.extensions:
+            if isinstance(ext.value, x509.SubjectAlternativeName):
+                sans = names_as_strings(list(ext.value))
         with raw.raw_write(self.db) as tx:
             if not raw.mark_issued(tx, record.id, serial, now):
                 raise Conflict("request is no longer approved")

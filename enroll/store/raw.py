@@ -55,8 +55,10 @@ class RawTx:
 @contextmanager
 def raw_write(db: Database) -> Iterator[RawTx]:
     """BEGIN IMMEDIATE (SQLite) / implicit BEGIN (psycopg) … COMMIT, ROLLBACK on error."""
-    with db.engine.connect() as conn:
-        dbapi = conn.connection.dbapi_connection
+    # The pool's raw connection: no SQLAlchemy Connection object on this path.
+    pooled = db.engine.raw_connection()
+    try:
+        dbapi = pooled.driver_connection
         assert dbapi is not None
         cursor = dbapi.cursor()
         module = db.engine.dialect.dbapi
@@ -79,6 +81,8 @@ def raw_write(db: Database) -> Iterator[RawTx]:
                 dbapi.commit()
         finally:
             cursor.close()
+    finally:
+        pooled.close()
 
 
 REQUEST_COLUMNS = ("id", "status", "profile", "ca", "protocol", "endpoint", "requester",
