@@ -133,8 +133,10 @@ def enroll_endpoint_info(context: AppContext, http_url: str,
 
 @hookspec
 def enroll_cli_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
-    """Add sub-commands to the ``enroll`` CLI. Set ``func=callable(args, context)`` as
-    the parser default; it receives the parsed args and an `AppContext`."""
+    """Add sub-commands to the ``enroll`` CLI. Set ``func=callable(args, opener)`` as
+    the parser default; it receives the parsed args and an `enroll.cli.commands.Opener`
+    whose ``context()`` opens the `AppContext` (and ``config()`` only the config) when
+    the command needs it. Return an exit code (0 = success)."""
 
 
 @hookspec
