@@ -74,6 +74,22 @@ def request(csr: x509.CertificateSigningRequest, profile: str = "device", *,
                              protocol=protocol, **kw)
 
 
+def count_stored(ctx: Any) -> tuple[int, int]:
+    """(certificates, requests) in the store of an `AppContext`, leaving out enroll's own
+    (``system:*`` requesters: the HTTPS listener's and the SCEP RA's certificates), so
+    a test can assert that a refused request stored nothing."""
+    from sqlalchemy import func, select
+
+    from enroll.store import schema
+
+    with ctx.db.read() as conn:
+        certs = conn.execute(select(func.count()).select_from(schema.certificates).where(
+            ~schema.certificates.c.requester.like("system:%"))).scalar_one()
+        reqs = conn.execute(select(func.count()).select_from(schema.requests).where(
+            ~schema.requests.c.requester.like("system:%"))).scalar_one()
+    return int(certs), int(reqs)
+
+
 def test_config(data_dir: Path, database_url: str | None = None,
                 **overrides: Any) -> config_mod.Config:
     """The embedded default in `data_dir` with a test passphrase; top-level `overrides`

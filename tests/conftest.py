@@ -69,6 +69,14 @@ def _pg_schema_url() -> Iterator[str]:
 
 
 @pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL schema (skips when ENROLL_TEST_DATABASE_URL is not set)."""
+    if not PG_URL:
+        pytest.skip("ENROLL_TEST_DATABASE_URL not set")
+    yield from _pg_schema_url()
+
+
+@pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'enroll.db'}"
 

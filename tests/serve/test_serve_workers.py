@@ -3,40 +3,20 @@
 from __future__ import annotations
 
 import base64
-import os
-import secrets
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import sqlalchemy
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
 from enroll import config as config_mod
 from enroll.context import build_context
-from enroll.store.db import normalise_url
 from enroll.testing import make_csr, request
 
-PG_URL = os.environ.get("ENROLL_TEST_DATABASE_URL", "")
-pytestmark = [pytest.mark.postgres, pytest.mark.slow,
-              pytest.mark.skipif(not PG_URL, reason="ENROLL_TEST_DATABASE_URL not set")]
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    schema = f"w_{secrets.token_hex(5)}"
-    admin = sqlalchemy.create_engine(normalise_url(PG_URL), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    sep = "&" if "?" in PG_URL else "?"
-    yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-    admin.dispose()
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 
 def _ocsp_status(http_url: str, cert: x509.Certificate, issuer: x509.Certificate) -> str:

@@ -18,6 +18,8 @@ from cryptography.hazmat.primitives import serialization
 from enroll.protocols.est import passwords
 from enroll.protocols.est.client import csr_body
 
+from enroll.testing import count_stored
+
 ALICE = ("alice", "alice-generated-secret-0f9e8d7c6b5a")
 BOB = ("bob", "bob chose this")
 # Hashes made once per session (scrypt is slow on purpose).
@@ -84,17 +86,8 @@ class Harness:
                             auth=credentials, **kw)
 
     def counts(self) -> tuple[int, int]:
-        """(certificates, requests) stored, not counting the TLS listener's."""
-        from sqlalchemy import func, select
-
-        from enroll.store import schema
-
-        with self.ctx.db.read() as conn:
-            certs = conn.execute(select(func.count()).select_from(schema.certificates).where(
-                ~schema.certificates.c.requester.like("system:%"))).scalar_one()
-            reqs = conn.execute(select(func.count()).select_from(schema.requests).where(
-                ~schema.requests.c.requester.like("system:%"))).scalar_one()
-        return int(certs), int(reqs)
+        """(certificates, requests) stored, not counting enroll's own."""
+        return count_stored(self.ctx)
 
 
 HarnessFactory = Callable[..., Harness]

@@ -12,6 +12,8 @@ from cryptography import x509
 from enroll.protocols.scep import signeddata
 from enroll.protocols.scep.client import ScepClient
 
+from enroll.testing import count_stored
+
 CHALLENGE = "static-test-challenge-7f3a9c2e5b1d"  # noqa: S105 - test value
 PKI = {"content-type": "application/x-pki-message"}
 
@@ -53,17 +55,8 @@ class Harness:
         return self.post(f"{path}?operation=PKIOperation", content=message, headers=PKI)
 
     def counts(self) -> tuple[int, int]:
-        """(certificates, requests) stored, not counting the RA certificates."""
-        from sqlalchemy import func, select
-
-        from enroll.store import schema
-
-        with self.ctx.db.read() as conn:
-            certs = conn.execute(select(func.count()).select_from(schema.certificates).where(
-                ~schema.certificates.c.requester.like("system:%"))).scalar_one()
-            reqs = conn.execute(select(func.count()).select_from(schema.requests).where(
-                ~schema.requests.c.requester.like("system:%"))).scalar_one()
-        return int(certs), int(reqs)
+        """(certificates, requests) stored, not counting enroll's own."""
+        return count_stored(self.ctx)
 
 
 def _is_ca(cert: x509.Certificate) -> bool:
