@@ -8,8 +8,9 @@ transaction tries to upgrade. PostgreSQL uses psycopg 3 with a connection pool.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,13 @@ class Database:
             self.engine: Engine = create_engine(self.url, **kwargs)
         except Exception as exc:  # noqa: BLE001 - bad driver/URL is a config problem
             raise ConfigError("database_url", f"cannot use this database URL: {exc}") from exc
+        # SQLite has one writer at a time. A thread waiting in SQLite's busy handler
+        # sleeps in steps of up to 100 ms, turning contention into seconds of latency;
+        # queueing this worker's writers on a Python lock wakes the next one as soon as
+        # the previous commits (other worker processes still meet the busy timeout).
+        # Re-entrant, so a caller may hold it around a core call that writes.
+        self.writer_lock: AbstractContextManager[Any] = (
+            threading.RLock() if self.is_sqlite else nullcontext())
         if self.is_sqlite:
             self._tune_sqlite()
 
@@ -67,7 +75,7 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A read-write transaction, committed on success, rolled back on error."""
-        with self.engine.begin() as conn:
+        with self.writer_lock, self.engine.begin() as conn:
             yield conn
 
     @contextmanager

@@ -18,31 +18,51 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from enroll.store.db import Database
+from enroll.store.db import Database, aware
 
 
 class RawTx:
-    """One write transaction on a raw driver connection; SQL uses ``?`` placeholders."""
+    """One transaction on a raw driver connection; SQL uses ``?`` placeholders."""
 
     def __init__(self, cursor: Any, sqlite: bool, integrity_error: type[Exception]) -> None:
-        self._cursor = cursor
+        self.cursor = cursor
         self.sqlite = sqlite
         self._integrity_error = integrity_error
 
-    def execute(self, sql: str, params: Sequence[Any]) -> int:
+    def run(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Execute one statement; returns the row count. A unique-constraint violation
+        is raised as SQLAlchemy's `IntegrityError`, whatever the driver."""
         if not self.sqlite:
             sql = sql.replace("?", "%s")
         try:
-            self._cursor.execute(sql, params)
+            self.cursor.execute(sql, params)
         except self._integrity_error as exc:
             raise IntegrityError(sql, params, exc) from exc
-        return int(self._cursor.rowcount)
+        return int(self.cursor.rowcount)
 
-    def when(self, value: dt.datetime) -> Any:
-        if not self.sqlite:
+    execute = run
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        self.run(sql, params)
+        return self.cursor.fetchone()
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        self.run(sql, params)
+        return list(self.cursor.fetchall())
+
+    def when(self, value: dt.datetime | None) -> Any:
+        """A datetime as SQLAlchemy stores it in this column type."""
+        if value is None or not self.sqlite:
             return value
         return value.astimezone(dt.UTC).replace(tzinfo=None).isoformat(
             sep=" ", timespec="microseconds")
+
+    def parse_when(self, value: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = dt.datetime.fromisoformat(value)
+        return aware(value)
 
     def json_value(self, value: Any) -> str:
         return json.dumps(value, default=str)
@@ -53,8 +73,7 @@ class RawTx:
 
 
 @contextmanager
-def raw_write(db: Database) -> Iterator[RawTx]:
-    """BEGIN IMMEDIATE (SQLite) / implicit BEGIN (psycopg) … COMMIT, ROLLBACK on error."""
+def _transaction(db: Database, write: bool) -> Iterator[RawTx]:
     # The pool's raw connection: no SQLAlchemy Connection object on this path.
     pooled = db.engine.raw_connection()
     try:
@@ -65,7 +84,7 @@ def raw_write(db: Database) -> Iterator[RawTx]:
         assert module is not None
         tx = RawTx(cursor, db.is_sqlite, module.IntegrityError)
         if db.is_sqlite:
-            cursor.execute("BEGIN IMMEDIATE")
+            cursor.execute("BEGIN IMMEDIATE" if write else "BEGIN DEFERRED")
         try:
             yield tx
         except BaseException:
@@ -83,6 +102,21 @@ def raw_write(db: Database) -> Iterator[RawTx]:
             cursor.close()
     finally:
         pooled.close()
+
+
+@contextmanager
+def raw_write(db: Database) -> Iterator[RawTx]:
+    """BEGIN IMMEDIATE (SQLite) / implicit BEGIN (psycopg) … COMMIT, ROLLBACK on error.
+    On SQLite the worker's writers queue on `Database.writer_lock` first."""
+    with db.writer_lock, _transaction(db, write=True) as tx:
+        yield tx
+
+
+@contextmanager
+def raw_read(db: Database) -> Iterator[RawTx]:
+    """A read transaction (takes no write lock)."""
+    with _transaction(db, write=False) as tx:
+        yield tx
 
 
 REQUEST_COLUMNS = ("id", "status", "profile", "ca", "protocol", "endpoint", "requester",
