@@ -4,37 +4,16 @@ other, and lego obtains a certificate."""
 
 from __future__ import annotations
 
-import os
-import secrets
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import sqlalchemy
 from acme_harness import binary, interop_env, validator_env
 from enroll.protocols.acme.client import AcmeClient, Http01Responder
 
-from enroll.store.db import normalise_url
-
-PG_URL = os.environ.get("ENROLL_TEST_DATABASE_URL", "")
-pytestmark = [pytest.mark.postgres, pytest.mark.slow,
-              pytest.mark.skipif(not PG_URL, reason="ENROLL_TEST_DATABASE_URL not set")]
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    schema = f"a_{secrets.token_hex(5)}"
-    admin = sqlalchemy.create_engine(normalise_url(PG_URL), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    sep = "&" if "?" in PG_URL else "?"
-    yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-    admin.dispose()
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 
 async def test_two_workers_share_nonces_orders_and_validation(
