@@ -8,12 +8,11 @@ __version__ = "0.1.0"
 __all__ = ["create_app", "__version__"]
 
 if TYPE_CHECKING:
-    from starlette.applications import Starlette
-
+    from enroll.app import EnrollApp
     from enroll.config import Config
 
 
-def create_app(config: Config | None = None, **kwargs: Any) -> Starlette:
+def create_app(config: Config | None = None, **kwargs: Any) -> EnrollApp:
     """Build the ASGI app (see `enroll.app.create_app`)."""
     from enroll.app import create_app as _create_app
 

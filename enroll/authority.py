@@ -134,6 +134,14 @@ class Authority:
         """Ask the challenge-verification plugins; nobody answering means no."""
         return bool(self.pm.hook.enroll_verify_challenge(context=context))
 
+    def crl(self, issuer: bytes) -> bytes | None:
+        """DER of the current CRL of the CA whose subject encodes to `issuer` (None:
+        not a CA of ours)."""
+        for name in self.cas.names():
+            if self.cas.get(name).certificate.subject.public_bytes() == issuer:
+                return self.crls.current(name)
+        return None
+
     # -- the pipeline -------------------------------------------------------------------
 
     def check(self, request: EnrollmentRequest) -> profile_rules.AcceptedRequest:

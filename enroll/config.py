@@ -20,10 +20,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from enroll.config_values import (
+    KEY_TYPES,
+    Secret,
+    as_bool,
+    as_duration,
+    as_int,
+    as_str,
+    as_str_list,
+    as_table,
+    check_keys,
+)
 from enroll.errors import ConfigError
 
 if TYPE_CHECKING:
     from enroll.profiles import Profile
+
+__all__ = ["KEY_TYPES", "CASettings", "Config", "Secret", "load", "from_raw",
+           "default_raw_config"]
 
 DEFAULT_DATA_DIR = "enroll-data"
 CONFIG_FILE_NAME = "enroll.toml"
@@ -33,111 +47,9 @@ _NOT_SETTINGS = {"config", "require_interop", "trace_hooks"}
 TOP_LEVEL_KEYS = {
     "data_dir", "host", "http_port", "https_port", "workers", "public_http_url",
     "public_https_url", "database_url", "ca_passphrase", "ca_passphrase_file",
-    "log_format", "log_level", "plugins", "disable_plugins", "tls_names",
+    "log_format", "log_level", "log_requests", "plugins", "disable_plugins", "tls_names",
     "trusted_proxies", "max_body_bytes", "crl_check_interval",
 }
-KEY_TYPES = ("ec-p256", "ec-p384", "rsa-2048", "rsa-3072", "rsa-4096", "ed25519")
-
-
-class Secret:
-    """A secret string whose repr never shows the value."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('********')"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
-
-
-# -- value converters, shared with protocol and plugin sections ------------------------
-
-def as_str(value: Any, key: str) -> str:
-    if isinstance(value, str):
-        return value
-    raise ConfigError(key, f"expected a string, got {type(value).__name__}")
-
-
-def as_int(value: Any, key: str, *, minimum: int | None = None,
-           maximum: int | None = None) -> int:
-    if isinstance(value, bool):
-        raise ConfigError(key, "expected an integer, got a boolean")
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit() and len(value) < 20:
-        value = int(value.strip())
-    if not isinstance(value, int):
-        raise ConfigError(key, f"expected an integer, got {value!r}")
-    if minimum is not None and value < minimum:
-        raise ConfigError(key, f"must be >= {minimum}, got {value}")
-    if maximum is not None and value > maximum:
-        raise ConfigError(key, f"must be <= {maximum}, got {value}")
-    return value
-
-
-def as_bool(value: Any, key: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in {"1", "true", "yes", "on"}:
-        return True
-    if isinstance(value, str) and value.strip().lower() in {"0", "false", "no", "off", ""}:
-        return False
-    raise ConfigError(key, f"expected true or false, got {value!r}")
-
-
-def as_str_list(value: Any, key: str) -> tuple[str, ...]:
-    if isinstance(value, str):
-        return tuple(p.strip() for p in value.split(",") if p.strip())
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return tuple(value)
-    raise ConfigError(key, "expected a list of strings")
-
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def as_duration(value: Any, key: str, *, minimum: int = 1,
-                maximum: int = 100 * 365 * 86400) -> int:
-    """Seconds from ``90d``, ``12h``, ``30m``, ``45s`` or a bare integer of seconds."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        seconds = value
-    elif isinstance(value, str) and 1 < len(value.strip()) <= 12:
-        text = value.strip().lower()
-        number, unit = text[:-1], text[-1]
-        if unit.isdigit():
-            number, unit = text, "s"
-        if not number.isdigit() or unit not in _UNITS:
-            raise ConfigError(key, f"expected a duration like 90d, 12h, 30m or 45s, got {value!r}")
-        seconds = int(number) * _UNITS[unit]
-    else:
-        raise ConfigError(key, f"expected a duration like 90d, 12h, 30m or 45s, got {value!r}")
-    if not minimum <= seconds <= maximum:
-        raise ConfigError(key, f"duration out of range ({minimum}s..{maximum}s): {value!r}")
-    return seconds
-
-
-def as_table(value: Any, key: str) -> Mapping[str, Any]:
-    if isinstance(value, Mapping):
-        return value
-    raise ConfigError(key, "expected a table")
-
-
-def check_keys(table: Mapping[str, Any], allowed: set[str], key: str) -> None:
-    """Refuse unknown keys, so a misspelt setting fails loudly instead of being ignored."""
-    for name in table:
-        if name not in allowed:
-            raise ConfigError(f"{key}.{name}" if key else name,
-                              f"unknown setting (expected one of: {', '.join(sorted(allowed))})")
 
 
 # -- the validated configuration --------------------------------------------------------
@@ -170,6 +82,8 @@ class Config:
     ca_passphrase: Secret | None
     log_format: str
     log_level: str
+    log_requests: bool
+    """One log line per HTTP request (off by default: metrics count every request)."""
     plugins: tuple[str, ...]
     disable_plugins: tuple[str, ...]
     tls_names: tuple[str, ...]
@@ -182,6 +96,8 @@ class Config:
     each validates its own table at start-up with the converters above."""
     source: Path | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    parsed: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    """Each protocol's section once parsed (`enroll.endpoints.cached`)."""
 
     def section(self, name: str) -> Mapping[str, Any]:
         return self.sections.get(name, {})
@@ -350,7 +266,8 @@ def from_raw(raw: Mapping[str, Any], source: Path | None = None) -> Config:
         raise ConfigError("log_level", "expected debug, info, warning or error")
 
     cas = _parse_cas(as_table(raw.get("cas", {}), "cas"))
-    profiles = parse_profiles(as_table(raw.get("profiles", {}), "profiles"), cas,
+    profiles = parse_profiles(as_table(raw.get("profiles", {}), "profiles"),
+                              {name: ca.validity_days for name, ca in cas.items()},
                               public_http)
     sections = {k: v for k, v in raw.items() if isinstance(v, Mapping)
                 and k not in ("cas", "profiles")}
@@ -364,6 +281,7 @@ def from_raw(raw: Mapping[str, Any], source: Path | None = None) -> Config:
         public_http_url=public_http, public_https_url=public_https,
         database_url=database_url, ca_passphrase=passphrase,
         log_format=log_format, log_level=log_level,
+        log_requests=as_bool(raw.get("log_requests", False), "log_requests"),
         plugins=as_str_list(raw.get("plugins", []), "plugins"),
         disable_plugins=as_str_list(raw.get("disable_plugins", []), "disable_plugins"),
         tls_names=as_str_list(raw.get("tls_names", ["localhost", "127.0.0.1", "::1"]),

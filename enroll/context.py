@@ -11,6 +11,7 @@ from enroll.authority import Authority
 from enroll.ca_registry import CARegistry
 from enroll.clock import Clock, SystemClock
 from enroll.config import Config
+from enroll.door import FrontEnd
 from enroll.plugin_loader import build_plugin_manager
 from enroll.revocation import CRLService, OCSPResponder
 from enroll.store import migrate
@@ -27,6 +28,8 @@ class AppContext:
     crls: CRLService
     ocsp: OCSPResponder
     clock: Clock
+    frontend: FrontEnd
+    """What protocol front-ends are handed instead of this context (`enroll.door`)."""
 
 
 def build_context(config: Config, *, clock: Clock | None = None,
@@ -37,11 +40,14 @@ def build_context(config: Config, *, clock: Clock | None = None,
     clock = clock or SystemClock()
     pm = pm or build_plugin_manager(config.plugins, config.disable_plugins, extra_plugins)
     db = Database(config.database_url)
+    migrate.plugin_schema(pm)  # protocols' tables on the shared metadata
     if run_migrations:
-        migrate.upgrade(db)
+        migrate.upgrade(db, pm)
     cas = CARegistry.open(config, db, pm, clock)
     crls = CRLService(db, cas, config.cas, clock)
     authority = Authority(db=db, pm=pm, cas=cas, profiles=dict(config.profiles), clock=clock,
                           crls=crls)
+    frontend = FrontEnd(door=authority, config=config, clock=clock, db=db,
+                        passphrase=config.ca_passphrase)
     return AppContext(config=config, db=db, pm=pm, cas=cas, authority=authority, crls=crls,
-                      ocsp=OCSPResponder(db, cas, clock), clock=clock)
+                      ocsp=OCSPResponder(db, cas, clock), clock=clock, frontend=frontend)

@@ -10,12 +10,12 @@ import urllib.parse
 from cryptography.hazmat.primitives import serialization
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from enroll import metrics
+from enroll.asgi.blocking import run_blocking
 from enroll.context import AppContext
 from enroll.errors import MalformedInput, NotFound
 
@@ -64,7 +64,7 @@ def core_routes(ctx: AppContext) -> list[BaseRoute]:
     async def crl(request: Request) -> Response:
         name, fmt = request.path_params["name"], request.path_params["fmt"]
         try:
-            der = await run_in_threadpool(ctx.crls.current, name)
+            der = await run_blocking(ctx.crls.current, name)
         except NotFound:
             return PlainTextResponse("no such CA\n", status_code=404)
         if fmt == "pem":
@@ -90,7 +90,7 @@ def core_routes(ctx: AppContext) -> list[BaseRoute]:
 
     async def _ocsp(body: bytes) -> Response:
         try:
-            der = await run_in_threadpool(ctx.ocsp.respond, body)
+            der = await run_blocking(ctx.ocsp.respond, body)
         except MalformedInput:
             return PlainTextResponse("malformed OCSP request\n", status_code=400)
         return Response(der, media_type="application/ocsp-response")

@@ -137,7 +137,7 @@ def write_endpoints(ctx: AppContext, http_url: str, https_url: str,
         "crl_url": f"{http_url}/crl/{ca}.crl", "ocsp_url": f"{http_url}/ocsp",
         "health_url": f"{https_url}/health", "metrics_url": f"{http_url}/metrics",
     }
-    for entry in ctx.pm.hook.enroll_endpoint_info(context=ctx, http_url=http_url,
+    for entry in ctx.pm.hook.enroll_endpoint_info(frontend=ctx.frontend, http_url=http_url,
                                                   https_url=https_url):
         info.update(dict(entry or {}))
     _write_private(cfg.data_dir / "endpoints.json",
@@ -150,8 +150,9 @@ def banner(info: Mapping[str, Any]) -> str:
              f"  HTTPS {info['https_url']}  (EST, ACME)",
              f"  trust the HTTPS listener with {info['tls_ca_bundle']}",
              f"  root CA {info['root_ca']}"]
-    for key in ("scep", "est", "acme"):
-        if key in info:
-            details = ", ".join(f"{k}={v}" for k, v in info[key].items())
+    # Every table a plugin contributed (`enroll_endpoint_info`), keyed by protocol.
+    for key, entry in info.items():
+        if isinstance(entry, Mapping):
+            details = ", ".join(f"{k}={v}" for k, v in entry.items())
             lines.append(f"  {key.upper():5} {details}")
     return "\n".join(lines)

@@ -20,11 +20,12 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    from sqlalchemy import Table
     from starlette.routing import BaseRoute
 
     from enroll.ca import CABackend, CAStore
     from enroll.config import CASettings, Config
-    from enroll.context import AppContext
+    from enroll.door import FrontEnd
     from enroll.model import (
         CertificateDraft,
         CertificateRecord,
@@ -108,12 +109,31 @@ def enroll_request_rejected(request: RequestRecord, actor: str, reason: str) -> 
     """A request was rejected by an operator or denied by policy."""
 
 
-# -- composition: routes, defaults, CLI, endpoints.json ---------------------------------
+# -- composition: tables, routes, defaults, CLI, endpoints.json -------------------------
 
 @hookspec
-def enroll_routes(context: AppContext) -> Sequence[BaseRoute] | None:
+def enroll_tables() -> Sequence[Table] | None:
+    """The tables your plugin owns, declared on `enroll.store.schema.metadata`.
+
+    Called before migrations run (and by alembic's environment), so schema checks and
+    autogenerate see every protocol's tables without the core naming any protocol."""
+
+
+@hookspec
+def enroll_migration_dirs() -> Sequence[Path] | None:
+    """Folders of alembic revisions for your tables, each history a branch off the
+    core's ``0001_core``, when they do not ship in enroll's own ``migrations/versions``.
+    ``enroll db upgrade`` runs every branch to its head."""
+
+
+@hookspec
+def enroll_routes(frontend: FrontEnd) -> Sequence[BaseRoute] | None:
     """Routes a front-end adds to the ASGI app (``/scep``, ``/.well-known/est``,
-    ``/acme``…). Called once by `enroll.create_app`; validate your config section here
+    ``/acme``…). Called once by `enroll.create_app`. `frontend` is the door into the
+    core plus the config, clock, database (for the protocol's own tables) and the
+    secret-sealing passphrase (`enroll.door.FrontEnd`); the composition root is not
+    handed out. Requests to the returned routes are counted and logged under the
+    plugin's registered name. Validate your config section here (`enroll.endpoints`)
     and raise `enroll.errors.ConfigError` with the dotted key if it is wrong."""
 
 
@@ -124,7 +144,7 @@ def enroll_default_config(data_dir: Path) -> Mapping[str, Any] | None:
 
 
 @hookspec
-def enroll_endpoint_info(context: AppContext, http_url: str,
+def enroll_endpoint_info(frontend: FrontEnd, http_url: str,
                          https_url: str) -> Mapping[str, Any] | None:
     """Entries for ``endpoints.json`` and the start-up banner, keyed by protocol
     (``{"scep": {"url": ..., "challenge": ...}}``). `http_url`/`https_url` are the
@@ -140,7 +160,7 @@ def enroll_cli_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 
 @hookspec
-def enroll_tls_client_cas(context: AppContext) -> Sequence[Any] | None:
+def enroll_tls_client_cas(frontend: FrontEnd) -> Sequence[Any] | None:
     """CA certificates (cryptography objects) whose client certificates the HTTPS
     listener should ask for. The front-end still decides what it accepts."""
 

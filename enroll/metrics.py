@@ -38,3 +38,18 @@ def observe_outcome(protocol: str, profile: str, outcome: Any, seconds: float) -
         ISSUANCE_LATENCY.labels(protocol).observe(seconds)
     elif isinstance(outcome, Pending):
         PENDING.labels(protocol, profile).inc()
+
+
+_REQUEST_SERIES: dict[tuple[str, int], tuple[Any, Any]] = {}
+
+
+def observe_request(protocol: str, status: int, seconds: float) -> None:
+    """Count one HTTP request and its latency (label children cached: `labels()` costs
+    more than the observation itself)."""
+    key = (protocol, status // 100)
+    series = _REQUEST_SERIES.get(key)
+    if series is None:
+        series = _REQUEST_SERIES[key] = (REQUESTS.labels(protocol, f"{key[1]}xx"),
+                                         LATENCY.labels(protocol))
+    series[0].inc()
+    series[1].observe(seconds)

@@ -10,12 +10,12 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from enroll.config import (
+from enroll.config_values import (
     KEY_TYPES,
     as_bool,
     as_duration,
@@ -26,9 +26,6 @@ from enroll.config import (
     check_keys,
 )
 from enroll.errors import ConfigError
-
-if TYPE_CHECKING:
-    from enroll.config import CASettings
 
 KEY_USAGES = (
     "digital_signature", "content_commitment", "key_encipherment", "data_encipherment",
@@ -104,14 +101,15 @@ _PROFILE_KEYS = {
 _SAN_KEYS = {"dns", "ip", "email", "uri", "max_names", "require", "allow_wildcards"}
 
 
-def parse_profiles(table: Mapping[str, Any], cas: Mapping[str, CASettings],
+def parse_profiles(table: Mapping[str, Any], cas: Mapping[str, int],
                    public_http_url: str) -> dict[str, Profile]:
+    """`cas` maps each CA's name to its validity in days (a profile cannot outlive it)."""
     return {name: parse_profile(name, as_table(value, f"profiles.{name}"), cas,
                                 public_http_url)
             for name, value in table.items()}
 
 
-def parse_profile(name: str, entry: Mapping[str, Any], cas: Mapping[str, CASettings],
+def parse_profile(name: str, entry: Mapping[str, Any], cas: Mapping[str, int],
                   public_http_url: str) -> Profile:
     key = f"profiles.{name}"
     check_keys(entry, _PROFILE_KEYS, key)
@@ -119,7 +117,7 @@ def parse_profile(name: str, entry: Mapping[str, Any], cas: Mapping[str, CASetti
     if ca not in cas:
         raise ConfigError(f"{key}.ca", f"no CA named {ca!r}")
     validity = as_duration(entry.get("validity", "365d"), f"{key}.validity", minimum=60,
-                           maximum=cas[ca].validity_days * 86400)
+                           maximum=cas[ca] * 86400)
     key_usage = as_str_list(entry.get("key_usage", ["digital_signature"]), f"{key}.key_usage")
     for ku in key_usage:
         if ku not in KEY_USAGES:

@@ -1,8 +1,15 @@
 """`enroll serve`: an HTTP and an HTTPS listener over one app, in one or more workers.
 
-Sockets are bound once in the parent (so port 0 works and every worker shares them);
-each worker builds its own app (no migrations, the parent ran them) and runs two uvicorn
-servers on the inherited sockets. Nothing a second worker needs lives in one worker's
+The parent binds both ports first (so port 0 works and the URLs are known before any
+worker starts). With one worker it listens on those sockets itself. With several, every
+worker binds its *own* listening sockets to the same ports with ``SO_REUSEPORT``, so the
+kernel spreads new connections evenly over the workers; one shared listening socket
+lets whichever event loop wakes first accept a whole burst of connections, which is why
+a second worker used to add nothing. The parent's sockets stay bound but never listen
+(they only hold the ports), so the kernel hands them no connections.
+
+Each worker builds its own app (no migrations, the parent ran them) and runs two uvicorn
+servers on uvloop with httptools. Nothing a second worker needs lives in one worker's
 memory: all state is in the database.
 """
 
@@ -20,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+import uvloop
 
 from enroll import logs
 from enroll.asgi import tls_client_cert
@@ -34,16 +42,24 @@ class Listeners:
     https: socket.socket
 
 
-def bind(host: str, port: int) -> socket.socket:
+def bind(host: str, port: int, *, listen: bool = True) -> socket.socket:
+    """A TCP socket bound to (host, port) with ``SO_REUSEPORT`` (so workers can bind
+    their own to the same port); listening unless `listen` is False."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on accepted sockets whose
     # proto is IPPROTO_TCP; with proto 0, Nagle + delayed ACK add ~40 ms per response.
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
-    sock.listen(2048)
-    sock.set_inheritable(True)
+    if listen:
+        sock.listen(2048)
     return sock
+
+
+def listen(sock: socket.socket) -> None:
+    """Start listening on a socket `bind` left unlistened (the single-worker case)."""
+    sock.listen(2048)
 
 
 def with_bound_ports(config: Config, listeners: Listeners) -> Config:
@@ -70,9 +86,12 @@ class TLSFiles:
 
 def uvicorn_configs(app: Any, tls: TLSFiles, log_level: str) -> tuple[uvicorn.Config,
                                                                         uvicorn.Config]:
+    # proxy_headers off: uvicorn would otherwise rewrite the client address from
+    # X-Forwarded-For sent by loopback peers; enroll's own `trusted_proxies` decides.
     common: dict[str, Any] = {"lifespan": "off", "log_config": None, "access_log": False,
                               "log_level": log_level, "timeout_keep_alive": 30,
-                              "server_header": False}
+                              "server_header": False, "date_header": False,
+                              "proxy_headers": False}
     # The TLS peer certificate and the real socket peer reach the app as ASGI scope
     # extensions (enroll/asgi/tls_client_cert.py); EST client-cert auth needs them.
     common["http"] = tls_client_cert.protocol_class()
@@ -115,25 +134,30 @@ def run_worker(config: Config, listeners: Listeners, tls: TLSFiles,
     timer = threading.Thread(target=_crl_timer, args=(ctx, interval, stop), daemon=True)
     timer.start()
     try:
-        asyncio.run(_serve(app, listeners, tls, config.log_level))
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(_serve(app, listeners, tls, config.log_level))
     finally:
         stop.set()
         ctx.db.dispose()
 
 
-def _worker_entry(config: Config, http_fd: socket.socket, https_fd: socket.socket,
+def _worker_entry(config: Config, host: str, http_port: int, https_port: int,
                   tls: TLSFiles) -> None:
-    run_worker(config, Listeners(http_fd, https_fd), tls)
+    run_worker(config, Listeners(bind(host, http_port), bind(host, https_port)), tls)
 
 
 def run(config: Config, listeners: Listeners, tls: TLSFiles) -> None:
-    """Run `config.workers` workers until SIGINT/SIGTERM."""
+    """Run `config.workers` workers until SIGINT/SIGTERM. `listeners` come from
+    ``bind(..., listen=False)``: bound, holding the ports, not yet listening."""
     if config.workers == 1:
+        listen(listeners.http)
+        listen(listeners.https)
         run_worker(config, listeners, tls)
         return
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_worker_entry, args=(config, listeners.http, listeners.https,
-                                                      tls), daemon=False)
+    host = listeners.http.getsockname()[0]
+    ports = (listeners.http.getsockname()[1], listeners.https.getsockname()[1])
+    procs = [ctx.Process(target=_worker_entry, args=(config, host, *ports, tls), daemon=False)
              for _ in range(config.workers)]
     for p in procs:
         p.start()

@@ -10,20 +10,13 @@ config = context.config
 target_metadata = metadata
 
 
-def _import_protocol_tables() -> None:
-    """Make protocol tables visible to autogenerate (they register on `metadata`)."""
-    import importlib
-
-    for module in ("enroll.protocols.scep.store", "enroll.protocols.est.store",
-                   "enroll.protocols.acme.store"):
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError:
-            pass
-
-
 def run_migrations_online() -> None:
-    _import_protocol_tables()
+    # Plugins' tables registered on `metadata` through `enroll_tables` (called by
+    # enroll.store.migrate.alembic_config); run from the alembic CLI, load them here.
+    if "database" not in config.attributes:
+        from enroll.plugin_loader import build_plugin_manager
+
+        build_plugin_manager((), (), ()).hook.enroll_tables()
     db = config.attributes.get("database")
     if db is not None:
         engine = db.engine

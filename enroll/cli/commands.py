@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from enroll import config as config_mod
 from enroll.cli.tables import render
 from enroll.config import Config
+from enroll.config_values import as_duration
 from enroll.context import AppContext, build_context
 from enroll.errors import ConfigError
 from enroll.model import CertificateStatus, RequestStatus
@@ -176,15 +177,15 @@ def cmd_serve(args: argparse.Namespace, opener: Opener) -> int:
     opener.env = env
     _init_data_dir(opener)
     base = opener.config()
-    listeners = serve.Listeners(serve.bind(base.host, base.http_port),
-                                serve.bind(base.host, base.https_port))
+    listeners = serve.Listeners(serve.bind(base.host, base.http_port, listen=False),
+                                serve.bind(base.host, base.https_port, listen=False))
     opener._config = serve.with_bound_ports(base, listeners)
     logs.configure(opener.config().log_format, opener.config().log_level)
     ctx, bundle = _prepare(opener)
     tls_dir = ctx.config.data_dir / "tls"
     client_cas = tls_dir / "client-cas.pem"
     cas: list[x509.Certificate] = []
-    for contributed in ctx.pm.hook.enroll_tls_client_cas(context=ctx):
+    for contributed in ctx.pm.hook.enroll_tls_client_cas(frontend=ctx.frontend):
         cas.extend(contributed or [])
     if not cas:
         cas = [ctx.authority.chain(name)[-1] for name in ctx.cas.names()]
@@ -202,7 +203,9 @@ def cmd_serve(args: argparse.Namespace, opener: Opener) -> int:
 def cmd_db_upgrade(args: argparse.Namespace, opener: Opener) -> int:
     cfg = opener.config()
     db = Database(cfg.database_url)
-    migrate.upgrade(db)
+    from enroll.plugin_loader import build_plugin_manager
+
+    migrate.upgrade(db, build_plugin_manager(cfg.plugins, cfg.disable_plugins))
     _out(f"database at head: {', '.join(sorted(migrate.current_heads(db)))}")
     db.dispose()
     return 0
@@ -355,7 +358,7 @@ def parse_since(text: str, now: dt.datetime) -> dt.datetime:
     from enroll.errors import MalformedInput
 
     try:
-        return now - dt.timedelta(seconds=config_mod.as_duration(text, "--since"))
+        return now - dt.timedelta(seconds=as_duration(text, "--since"))
     except ConfigError:
         pass
     try:

@@ -8,7 +8,6 @@ transaction tries to upgrade. PostgreSQL uses psycopg 3 with a connection pool.
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
@@ -18,6 +17,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 from enroll.errors import ConfigError
+from enroll.store.writer_lock import WriterLock
 
 
 def normalise_url(url: str) -> str:
@@ -47,13 +47,12 @@ class Database:
             self.engine: Engine = create_engine(self.url, **kwargs)
         except Exception as exc:  # noqa: BLE001 - bad driver/URL is a config problem
             raise ConfigError("database_url", f"cannot use this database URL: {exc}") from exc
-        # SQLite has one writer at a time. A thread waiting in SQLite's busy handler
-        # sleeps in steps of up to 100 ms, turning contention into seconds of latency;
-        # queueing this worker's writers on a Python lock wakes the next one as soon as
-        # the previous commits (other worker processes still meet the busy timeout).
-        # Re-entrant, so a caller may hold it around a core call that writes.
+        # SQLite has one writer at a time: writers queue on `WriterLock` (threads and
+        # worker processes alike) instead of sleeping in SQLite's busy handler.
+        sqlite_file = (parsed.database if self.is_sqlite and parsed.database
+                       and parsed.database != ":memory:" else None)
         self.writer_lock: AbstractContextManager[Any] = (
-            threading.RLock() if self.is_sqlite else nullcontext())
+            WriterLock(sqlite_file) if self.is_sqlite else nullcontext())
         if self.is_sqlite:
             self._tune_sqlite()
 
@@ -88,6 +87,8 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if isinstance(self.writer_lock, WriterLock):
+            self.writer_lock.close()
 
 
 def aware(value: dt.datetime | None) -> dt.datetime | None:

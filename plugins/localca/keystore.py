@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from cryptography.hazmat.primitives import serialization
 
-from enroll.config import Secret
+from enroll.config_values import Secret
 from enroll.crypto.keys import PrivateKey
 from enroll.errors import ConfigError
 

@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 
 def _cmd_new(args: argparse.Namespace, opener: Any) -> int:
-    from .plugin import secret
+    from .endpoint import deployment_secret
 
     ctx: AppContext = opener.context()
     parsed = settings.parse(ctx.config)
@@ -41,7 +41,7 @@ def _cmd_new(args: argparse.Namespace, opener: Any) -> int:
     with store.write(ctx.db) as conn:
         store.add_eab_key(conn, kid, args.endpoint, allow, ctx.clock.now())
     print(f"kid: {kid}")
-    print(f"hmac: {eab.encoded_key(secret(ctx, 'eab'), kid)}")
+    print(f"hmac: {eab.encoded_key(deployment_secret(ctx.db, 'eab'), kid)}")
     return 0
 
 

@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
-from typing import Protocol
 
-from cryptography import x509
+from sqlalchemy.exc import IntegrityError
 
 from enroll.clock import Clock
-from enroll.model import CertificateRecord, EnrollmentRequest, Issued, Outcome, Pending, Rejected
+from enroll.door import Door, FrontEnd
 from enroll.store.db import Database
 
+from . import settings, store
 from .nonces import Nonces
 from .settings import EndpointSettings, ValidationSettings
-
-
-class AuthorityCalls(Protocol):
-    """The few core calls the ACME front-end makes."""
-
-    def submit(self, request: EnrollmentRequest) -> Issued | Pending | Rejected: ...
-    def status(self, request_id: str) -> Outcome: ...
-    def certificate(self, serial: str | int) -> CertificateRecord | None: ...
-    def lookup(self, cert: x509.Certificate) -> CertificateRecord | None: ...
-    def chain(self, ca: str) -> tuple[x509.Certificate, ...]: ...
-    def revoke(self, serial: str | int, reason: x509.ReasonFlags,
-               actor: str) -> CertificateRecord: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +21,7 @@ class AcmeEndpoint:
     settings: EndpointSettings
     validation: ValidationSettings
     db: Database
-    authority: AuthorityCalls
+    authority: Door
     clock: Clock
     nonces: Nonces
     eab_secret: bytes
@@ -42,3 +31,25 @@ class AcmeEndpoint:
     @property
     def label(self) -> str:
         return self.settings.label
+
+
+def deployment_secret(db: Database, name: str) -> bytes:
+    """A per-deployment secret kept in the database, shared by every worker."""
+    try:
+        with store.write(db) as conn:
+            return store.get_or_create_secret(conn, name, secrets.token_bytes(32))
+    except IntegrityError:
+        with store.write(db) as conn:  # another worker created it first
+            return store.get_or_create_secret(conn, name, b"")
+
+
+def build_endpoints(frontend: FrontEnd) -> list[AcmeEndpoint]:
+    """One `AcmeEndpoint` per configured endpoint."""
+    parsed = settings.parse(frontend.config)
+    if parsed is None:
+        return []
+    nonces = Nonces(frontend.db, deployment_secret(frontend.db, "nonce"))
+    eab_secret = deployment_secret(frontend.db, "eab")
+    profile_cas = {name: p.ca for name, p in frontend.config.profiles.items()}
+    return [AcmeEndpoint(e, parsed.validation, frontend.db, frontend.door, frontend.clock,
+                         nonces, eab_secret, profile_cas) for e in parsed.endpoints]

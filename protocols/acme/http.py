@@ -14,11 +14,11 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from enroll.asgi.blocking import run_blocking
 from enroll.errors import EnrollError
 
 from . import accounts, ari, authorizations, certificates, messages, orders, store
@@ -28,9 +28,6 @@ from .problems import AcmeProblem, from_error, internal, malformed, not_found
 
 log = logging.getLogger("enroll.acme")
 JOSE = "application/jose+json"
-RESERVED_LABELS = {"directory", "new-nonce", "new-account", "new-order", "acct", "order",
-                   "authz", "chall", "cert", "revoke-cert", "key-change", "renewal-info"}
-
 
 @dataclass
 class Reply:
@@ -93,7 +90,7 @@ class AcmeHttp:
                 v = accounts.authenticate(self.ep, parse(body), url, base, want=want)
                 return op(v, base, url)
 
-            reply = await run_in_threadpool(work)
+            reply = await run_blocking(work)
         except AcmeProblem as exc:
             return self._problem(exc, base)
         except EnrollError as exc:
@@ -135,7 +132,7 @@ class AcmeHttp:
                          {"Retry-After": str(ari.RETRY_AFTER)})
 
         try:
-            return self._render(await run_in_threadpool(work), base)
+            return self._render(await run_blocking(work), base)
         except AcmeProblem as exc:
             return self._problem(exc, base)
 
@@ -237,7 +234,7 @@ class AcmeHttp:
                         log.exception("validation crashed")
                         error = {"type": authorizations.NS + "serverInternal",
                                  "detail": "validation failed internally", "status": 500}
-                    await run_in_threadpool(authorizations.record_result, self.ep,
+                    await run_blocking(authorizations.record_result, self.ep,
                                             challenge.id, error)
                 reply.after = run
             return reply

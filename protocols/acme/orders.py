@@ -190,8 +190,7 @@ def finalize(ep: AcmeEndpoint, v: Verified, order_id: str, base: str) -> store.O
         transaction_id=order.id, replaces=order.replaces, ca=ep.settings.ca,
         attributes={"acme_order": order.id})
     try:
-        with store.serialized(ep.db):
-            outcome = ep.authority.submit(request)
+        outcome = ep.authority.submit(request)
     except (BadCSR, MalformedInput) as exc:
         # Nothing was stored for a CSR the profile refuses: the client may retry.
         with store.write(ep.db) as conn:

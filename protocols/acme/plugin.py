@@ -3,67 +3,43 @@
 from __future__ import annotations
 
 import argparse
-import secrets
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from sqlalchemy import Table
 from starlette.routing import BaseRoute
 
-from enroll.context import AppContext
-from enroll.errors import ConfigError
+from enroll.door import FrontEnd
 from enroll.hookspecs import hookimpl
 
 from . import settings
 
 
-def secret(context: AppContext, name: str) -> bytes:
-    """A per-deployment secret kept in the database, shared by every worker."""
-    from sqlalchemy.exc import IntegrityError
-
+@hookimpl
+def enroll_tables() -> Sequence[Table]:
     from . import store
 
-    try:
-        with store.write(context.db) as conn:
-            return store.get_or_create_secret(conn, name, secrets.token_bytes(32))
-    except IntegrityError:
-        with store.write(context.db) as conn:  # another worker created it first
-            return store.get_or_create_secret(conn, name, b"")
-
-
-def endpoints(context: AppContext) -> list[Any]:
-    """One `AcmeEndpoint` per configured endpoint."""
-    from .endpoint import AcmeEndpoint
-    from .nonces import Nonces
-
-    parsed = settings.parse(context.config)
-    if parsed is None:
-        return []
-    nonces = Nonces(context.db, secret(context, "nonce"))
-    eab_secret = secret(context, "eab")
-    profile_cas = {name: p.ca for name, p in context.config.profiles.items()}
-    return [AcmeEndpoint(e, parsed.validation, context.db, context.authority, context.clock,
-                         nonces, eab_secret, profile_cas) for e in parsed.endpoints]
+    return (store.acme_secrets, store.acme_used_nonces, store.acme_accounts,
+            store.acme_orders, store.acme_authzs, store.acme_challenges, store.acme_eab_keys)
 
 
 @hookimpl
-def enroll_routes(context: AppContext) -> Sequence[BaseRoute]:
-    from .http import RESERVED_LABELS, AcmeHttp
+def enroll_routes(frontend: FrontEnd) -> Sequence[BaseRoute]:
+    from .endpoint import build_endpoints
+    from .http import AcmeHttp
 
     routes: list[BaseRoute] = []
-    eps = endpoints(context)
-    descriptions = {name: f"enroll profile {name}" for name in context.config.profiles}
+    descriptions = {name: f"enroll profile {name}" for name in frontend.config.profiles}
     # Named endpoints first: /acme/<label>/... must win over the default's /acme/... .
-    for ep in sorted(eps, key=lambda e: e.label == settings.DEFAULT_LABEL):
-        if ep.label in RESERVED_LABELS:
-            raise ConfigError(f"acme.endpoints.{ep.label}", "this label is a resource name")
+    for ep in sorted(build_endpoints(frontend), key=lambda e: e.label == settings.DEFAULT_LABEL):
         routes.extend(AcmeHttp(ep, descriptions).routes())
     return routes
 
 
 @hookimpl
-def enroll_endpoint_info(context: AppContext, http_url: str,
+def enroll_endpoint_info(frontend: FrontEnd, http_url: str,
                          https_url: str) -> Mapping[str, Any] | None:
-    parsed = settings.parse(context.config)
+    parsed = settings.parse(frontend.config)
     if parsed is None or not parsed.endpoints:
         return None
     labels = [e.label for e in parsed.endpoints]

@@ -29,18 +29,24 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from enroll.config import Config, as_bool, as_int, as_str, as_str_list, as_table, check_keys
+from enroll import endpoints
+from enroll.config import Config
+from enroll.config_values import as_bool, as_int, as_str, as_str_list, as_table, check_keys
 from enroll.errors import ConfigError
 
 from .names import check_patterns
 
-DEFAULT_LABEL = "default"
+DEFAULT_LABEL = endpoints.DEFAULT_LABEL
+# Resource names: a label equal to one would shadow that resource of the default endpoint.
+RESERVED_LABELS = frozenset({
+    "directory", "new-nonce", "new-account", "new-order", "acct", "order", "authz", "chall",
+    "cert", "revoke-cert", "key-change", "renewal-info"})
 CHALLENGE_TYPES = ("http-01", "dns-01", "tls-alpn-01")
 _SECTION_KEYS = {"enabled", "resolver", "http01_port", "tlsalpn01_port", "allow_loopback",
                  "allow_networks", "deny_networks", "skip_validation", "endpoints"}
 _ENDPOINT_KEYS = {"profile", "profiles", "ca", "challenges", "allow", "eab_required",
                   "terms_of_service", "website"}
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Network = endpoints.Network
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,16 +81,6 @@ class AcmeSettings:
     endpoints: tuple[EndpointSettings, ...]
 
 
-def _networks(value: Any, key: str) -> tuple[Network, ...]:
-    out = []
-    for text in as_str_list(value, key):
-        try:
-            out.append(ipaddress.ip_network(text, strict=False))
-        except ValueError:
-            raise ConfigError(key, f"not a network: {text!r}") from None
-    return tuple(out)
-
-
 def _resolver(value: Any) -> tuple[str, int] | None:
     if value in (None, ""):
         return None
@@ -103,26 +99,24 @@ def _resolver(value: Any) -> tuple[str, int] | None:
 def _endpoint(label: str, table: Mapping[str, Any], config: Config) -> EndpointSettings:
     key = f"acme.endpoints.{label}"
     check_keys(table, _ENDPOINT_KEYS, key)
-    if not label.replace("-", "").replace("_", "").isalnum() or len(label) > 64:
-        raise ConfigError(key, "endpoint labels are letters, digits, - and _")
-    profile = as_str(table.get("profile", "server"), f"{key}.profile")
+    base = endpoints.endpoint_base(
+        label, table, section="acme", config=config, default_profile="server",
+        default_path="/acme" if label == endpoints.DEFAULT_LABEL else f"/acme/{label}",
+        reserved=RESERVED_LABELS)
+    profile = base.profile
     profiles = as_str_list(table.get("profiles", [profile]), f"{key}.profiles")
-    for name in {profile, *profiles}:
-        if name not in config.profiles:
-            raise ConfigError(f"{key}.profiles", f"no profile named {name!r}")
-    ca = table.get("ca")
-    if ca is not None and as_str(ca, f"{key}.ca") not in config.cas:
-        raise ConfigError(f"{key}.ca", f"no CA named {ca!r}")
-    challenges = as_str_list(table.get("challenges", list(CHALLENGE_TYPES)),
-                             f"{key}.challenges")
-    if not challenges or any(c not in CHALLENGE_TYPES for c in challenges):
-        raise ConfigError(f"{key}.challenges", f"expected some of {', '.join(CHALLENGE_TYPES)}")
+    for name in profiles:
+        endpoints.profile_name(name, f"{key}.profiles", config)
+    # None: each order's CA is its profile's (an order may name another profile).
+    ca = endpoints.ca_name(table["ca"], f"{key}.ca", config) if "ca" in table else None
+    challenges = endpoints.choices(table.get("challenges", list(CHALLENGE_TYPES)),
+                                   f"{key}.challenges", CHALLENGE_TYPES)
     allow = as_str_list(table.get("allow", ["dns:*", "ip:0.0.0.0/0", "ip:::/0"]),
                         f"{key}.allow")
     check_patterns(allow, f"{key}.allow")
     return EndpointSettings(
-        label=label, path="/acme" if label == DEFAULT_LABEL else f"/acme/{label}",
-        profile=profile, profiles=tuple(dict.fromkeys((profile, *profiles))),
+        label=base.label, path=base.path, profile=profile,
+        profiles=tuple(dict.fromkeys((profile, *profiles))),
         ca=None if ca is None else str(ca), challenges=challenges, allow=allow,
         eab_required=as_bool(table.get("eab_required", False), f"{key}.eab_required"),
         terms_of_service=as_str(table.get("terms_of_service", ""), f"{key}.terms_of_service"),
@@ -131,7 +125,12 @@ def _endpoint(label: str, table: Mapping[str, Any], config: Config) -> EndpointS
 
 
 def parse(config: Config) -> AcmeSettings | None:
-    """The ACME settings, or None when ``enabled = false``."""
+    """The ACME settings (parsed once per configuration), or None when ``enabled =
+    false``."""
+    return endpoints.cached(config, "acme", _parse)
+
+
+def _parse(config: Config) -> AcmeSettings | None:
     section = as_table(config.section("acme"), "acme")
     check_keys(section, _SECTION_KEYS, "acme")
     if not as_bool(section.get("enabled", True), "acme.enabled"):
@@ -143,11 +142,13 @@ def parse(config: Config) -> AcmeSettings | None:
         tlsalpn01_port=as_int(section.get("tlsalpn01_port", 443), "acme.tlsalpn01_port",
                               minimum=1, maximum=65535),
         allow_loopback=as_bool(section.get("allow_loopback", False), "acme.allow_loopback"),
-        allow_networks=_networks(section.get("allow_networks", []), "acme.allow_networks"),
-        deny_networks=_networks(section.get("deny_networks", []), "acme.deny_networks"),
+        allow_networks=endpoints.networks(section.get("allow_networks", []),
+                                          "acme.allow_networks"),
+        deny_networks=endpoints.networks(section.get("deny_networks", []),
+                                         "acme.deny_networks"),
         skip=as_bool(section.get("skip_validation", False), "acme.skip_validation"),
     )
     tables = as_table(section.get("endpoints", {DEFAULT_LABEL: {}}), "acme.endpoints")
-    endpoints = tuple(_endpoint(label, as_table(t, f"acme.endpoints.{label}"), config)
-                      for label, t in tables.items())
-    return AcmeSettings(validation, endpoints)
+    parsed = tuple(_endpoint(label, as_table(t, f"acme.endpoints.{label}"), config)
+                   for label, t in tables.items())
+    return AcmeSettings(validation, parsed)

@@ -29,9 +29,9 @@ from sqlalchemy import (
 
 from enroll.store.schema import metadata
 
-from .transactions import Tx, read, serialized, write
+from .transactions import Tx, read, write
 
-__all__ = ["Tx", "read", "serialized", "write"]
+__all__ = ["Tx", "read", "write"]
 
 UTC_DT = DateTime(timezone=True)
 

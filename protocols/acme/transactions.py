@@ -3,25 +3,14 @@
 SQLAlchemy Core costs 200-400 µs of Python per statement and an ACME request runs
 several, so the repository talks to the driver through `enroll.store.raw`, which
 encodes values exactly as SQLAlchemy does for the same columns. On SQLite every write
-transaction of the worker — ACME's and the core's — queues on `Database.writer_lock`.
+transaction — ACME's and the core's, in every worker — queues on the database's
+`enroll.store.writer_lock.WriterLock`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
-from enroll.store.db import Database
 from enroll.store.raw import RawTx as Tx
 from enroll.store.raw import raw_read as read
 from enroll.store.raw import raw_write as write
 
-__all__ = ["Tx", "read", "serialized", "write"]
-
-
-@contextmanager
-def serialized(db: Database) -> Iterator[None]:
-    """Hold the worker's SQLite writer lock around a core call that writes several
-    times (submit, revoke), so it runs as one queued unit. A no-op on PostgreSQL."""
-    with db.writer_lock:
-        yield
+__all__ = ["Tx", "read", "write"]

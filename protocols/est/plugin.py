@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
+from sqlalchemy import Table
 from starlette.routing import BaseRoute
 
-from enroll.context import AppContext
+from enroll.door import FrontEnd
 from enroll.hookspecs import hookimpl
 
 from . import passwords, settings
@@ -22,18 +23,24 @@ DEFAULT_USER = "est"
 
 
 @hookimpl
-def enroll_routes(context: AppContext) -> Sequence[BaseRoute]:
+def enroll_tables() -> Sequence[Table]:
+    from . import store
+
+    return (store.est_users, store.est_server_keys)
+
+
+@hookimpl
+def enroll_routes(frontend: FrontEnd) -> Sequence[BaseRoute]:
     from . import auth, http
     from .serverkeygen import KeyBox
-    from .service import EstService, pipeline_gate
+    from .service import EstService
 
-    parsed = settings.parse(context.config)
+    parsed = settings.parse(frontend.config)
     if parsed is None:
         return []
-    proxies = auth.parse_networks(context.config.trusted_proxies)
-    keybox = KeyBox(context.config.ca_passphrase)
-    gate = pipeline_gate(context)  # shared by every endpoint of this worker
-    services = [EstService(context, endpoint, keybox, gate) for endpoint in parsed.endpoints]
+    proxies = auth.parse_networks(frontend.config.trusted_proxies)
+    keybox = KeyBox(frontend.passphrase)
+    services = [EstService(frontend, endpoint, keybox) for endpoint in parsed.endpoints]
     return http.routes(parsed, services, proxies)
 
 
@@ -58,9 +65,9 @@ def enroll_default_config(data_dir: Path) -> Mapping[str, Any]:
 
 
 @hookimpl
-def enroll_endpoint_info(context: AppContext, http_url: str,
+def enroll_endpoint_info(frontend: FrontEnd, http_url: str,
                          https_url: str) -> Mapping[str, Any] | None:
-    parsed = settings.parse(context.config)
+    parsed = settings.parse(frontend.config)
     if parsed is None or not parsed.endpoints:
         return None
     first = parsed.endpoints[0]
@@ -78,15 +85,15 @@ def enroll_endpoint_info(context: AppContext, http_url: str,
 
 
 @hookimpl
-def enroll_tls_client_cas(context: AppContext) -> Sequence[x509.Certificate] | None:
+def enroll_tls_client_cas(frontend: FrontEnd) -> Sequence[x509.Certificate] | None:
     """Each endpoint's CA chain (so OpenSSL can build a path to a root) and its external
     anchors: the HTTPS listener asks clients for certificates from these."""
-    parsed = settings.parse(context.config)
+    parsed = settings.parse(frontend.config)
     if parsed is None:
         return None
     cas: list[x509.Certificate] = []
     for endpoint in parsed.endpoints:
-        cas.extend(context.authority.chain(endpoint.ca))
+        cas.extend(frontend.door.chain(endpoint.ca))
         cas.extend(endpoint.anchors)
     return cas
 

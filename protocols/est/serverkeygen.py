@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from enroll.config import Secret
+from enroll.config_values import Secret
 from enroll.crypto.keys import PrivateKey, generate_key
 from enroll.errors import BadCSR, Unavailable
 

@@ -17,28 +17,23 @@ import base64
 import datetime as dt
 import hashlib
 import hmac
-import threading
 from dataclasses import dataclass
-from typing import Protocol
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import AttributeOID
 
-from enroll.context import AppContext
 from enroll.csr import check_csr_signature
+from enroll.door import Door, FrontEnd
 from enroll.errors import BadCSR, Conflict, Unauthorized, Unavailable
 from enroll.model import (
-    CertificateRecord,
     CertificateStatus,
     EnrollmentRequest,
     Issued,
     Outcome,
     Pending,
     Requester,
-    RequestRecord,
 )
-from enroll.profiles import Profile
 
 from . import csrattrs, serverkeygen, store, wire
 from .auth import Authenticator, CertIdentity, Transport, basic_credentials
@@ -85,37 +80,15 @@ def _rdns(name: x509.Name) -> list[tuple[str, str]]:
     return [(a.oid.dotted_string, str(a.value)) for a in name]
 
 
-class EstAuthority(Protocol):
-    """The core calls EST makes (`enroll.authority.Authority`), declared here so the
-    front-end's dependence on the core stays this narrow."""
-
-    def submit(self, request: EnrollmentRequest) -> Outcome: ...
-    def status(self, request_id: str) -> Outcome: ...
-    def find_transaction(self, protocol: str, endpoint: str,
-                         transaction_id: str) -> RequestRecord | None: ...
-    def lookup(self, cert: x509.Certificate) -> CertificateRecord | None: ...
-    def certificate(self, serial: str | int) -> CertificateRecord | None: ...
-    def chain(self, ca: str) -> tuple[x509.Certificate, ...]: ...
-    def profile(self, name: str) -> Profile: ...
-
-
-def pipeline_gate(ctx: AppContext) -> threading.Semaphore:
-    """How many issuances one worker runs at once. SQLite has one writer: threads that
-    queue on its lock wait in SQLite's busy handler (sleeps of 1-100 ms), so on SQLite
-    requests queue here instead, where the next one starts the moment the lock frees.
-    PostgreSQL takes concurrent writers."""
-    return threading.Semaphore(1 if ctx.db.is_sqlite else 16)
-
-
 class EstService:
-    def __init__(self, ctx: AppContext, endpoint: EndpointSettings,
-                 keybox: serverkeygen.KeyBox, gate: threading.Semaphore | None = None) -> None:
-        self.ctx = ctx
-        self.authority: EstAuthority = ctx.authority
+    def __init__(self, frontend: FrontEnd, endpoint: EndpointSettings,
+                 keybox: serverkeygen.KeyBox) -> None:
+        self.authority: Door = frontend.door
+        self.db = frontend.db
+        self.clock = frontend.clock
         self.endpoint = endpoint
-        self.auth = Authenticator(endpoint, self.authority, ctx.db, ctx.clock)
+        self.auth = Authenticator(endpoint, self.authority, frontend.db, frontend.clock)
         self.keybox = keybox
-        self._gate = gate or pipeline_gate(ctx)
         profile = self.authority.profile(endpoint.profile)
         self.profile = profile
         self.cacerts_body = wire.certs_only(list(self.authority.chain(endpoint.ca)))
@@ -165,7 +138,7 @@ class EstService:
     def _stale(self, issued: Issued) -> bool:
         """An answer replayed from an old transaction whose certificate is no longer
         usable (expired or revoked)."""
-        now = self.ctx.clock.now()
+        now = self.clock.now()
         cert = issued.certificate
         if cert.not_valid_after_utc <= now:
             return True
@@ -176,10 +149,6 @@ class EstService:
         return record is None or record.status is not CertificateStatus.VALID
 
     def _submit(self, request: EnrollmentRequest) -> Outcome:
-        with self._gate:
-            return self._submit_fresh(request)
-
-    def _submit_fresh(self, request: EnrollmentRequest) -> Outcome:
         outcome = self.authority.submit(request)
         for _ in range(8):
             if not isinstance(outcome, Issued) or not self._stale(outcome):
@@ -262,7 +231,7 @@ class EstService:
             existing = self.authority.find_transaction(PROTOCOL, self.endpoint.label, tid)
             if existing is None:
                 return self._generate(template, requester, tid)
-            with self.ctx.db.read() as conn:
+            with self.db.read() as conn:
                 kept = store.get_key_by_request(conn, existing.id)
             if kept is not None:
                 return self._collect(kept)
@@ -279,19 +248,17 @@ class EstService:
                               "(no ca_passphrase is configured)")
         key, csr = serverkeygen.new_key_and_csr(self.profile.server_key_type, template)
         der = serverkeygen.pkcs8_der(key)
-        with self._gate:
-            outcome = self.authority.submit(self._request(csr, requester, tid,
-                                                              kind="serverkeygen"))
+        outcome = self.authority.submit(self._request(csr, requester, tid, kind="serverkeygen"))
         keep = isinstance(outcome, Pending) or (isinstance(outcome, Issued)
                                                 and self.endpoint.archive_keys)
         if keep:
             serial = outcome.serial_hex if isinstance(outcome, Issued) else None
             sealed = self.keybox.seal(der, outcome.request_id)
-            with self.ctx.db.write() as conn:
+            with self.db.write() as conn:
                 store.insert_key(conn, request_id=outcome.request_id,
                                  endpoint=self.endpoint.label, serial=serial,
                                  key_type=self.profile.server_key_type, encrypted_key=sealed,
-                                 archived=self.endpoint.archive_keys, now=self.ctx.clock.now())
+                                 archived=self.endpoint.archive_keys, now=self.clock.now())
         return KeyAndOutcome(der if isinstance(outcome, Issued) else None, outcome)
 
     def _collect(self, kept: store.StoredKey) -> KeyAndOutcome:
@@ -299,7 +266,7 @@ class EstService:
         if not isinstance(outcome, Issued):
             return KeyAndOutcome(None, outcome)
         der = self.keybox.open(kept.encrypted_key, kept.request_id)
-        with self.ctx.db.write() as conn:
+        with self.db.write() as conn:
             store.set_key_serial(conn, kept.request_id, outcome.serial_hex)
             store.forget_delivered_key(conn, kept.request_id)
         return KeyAndOutcome(der, outcome)

@@ -28,15 +28,9 @@ from typing import Any
 
 from cryptography import x509
 
-from enroll.config import (
-    Config,
-    as_bool,
-    as_duration,
-    as_str,
-    as_str_list,
-    as_table,
-    check_keys,
-)
+from enroll import endpoints
+from enroll.config import Config
+from enroll.config_values import as_bool, as_duration, as_str, as_str_list, as_table, check_keys
 from enroll.errors import ConfigError
 
 from .passwords import check_hash_format
@@ -80,13 +74,6 @@ class EstSettings:
     endpoints: tuple[EndpointSettings, ...]
 
 
-def _choice(value: Any, key: str, allowed: tuple[str, ...]) -> str:
-    text = as_str(value, key)
-    if text not in allowed:
-        raise ConfigError(key, f"expected one of {', '.join(allowed)}")
-    return text
-
-
 def _anchors(paths: tuple[str, ...], key: str) -> tuple[x509.Certificate, ...]:
     certs: list[x509.Certificate] = []
     for p in paths:
@@ -103,20 +90,13 @@ def _endpoint(label: str, table: Mapping[str, Any], base: str,
               config: Config) -> EndpointSettings:
     key = f"est.endpoints.{label}"
     check_keys(table, _ENDPOINT_KEYS, key)
-    # RFC 7030 §3.2.2: a label is one path segment.
-    if not label.replace("-", "").replace("_", "").isalnum() or len(label) > 64:
-        raise ConfigError(key, "endpoint labels are letters, digits, - and _")
-    if label in OPERATIONS:
-        raise ConfigError(key, f"{label!r} is an EST operation name, not a usable label")
-    profile = as_str(table.get("profile", "device"), f"{key}.profile")
-    if profile not in config.profiles:
-        raise ConfigError(f"{key}.profile", f"no profile named {profile!r}")
-    ca = as_str(table.get("ca", config.profiles[profile].ca), f"{key}.ca")
-    if ca not in config.cas:
-        raise ConfigError(f"{key}.ca", f"no CA named {ca!r}")
-    auth = as_str_list(table.get("auth", list(AUTH_METHODS)), f"{key}.auth")
-    if not auth or any(a not in AUTH_METHODS for a in auth):
-        raise ConfigError(f"{key}.auth", f"expected a list of {', '.join(AUTH_METHODS)}")
+    # RFC 7030 §3.2.2: a label is one path segment, and not an operation's name.
+    where = endpoints.endpoint_base(
+        label, table, section="est", config=config, default_profile="device",
+        default_path=base if label == endpoints.DEFAULT_LABEL else f"{base}/{label}",
+        reserved=OPERATIONS)
+    auth = endpoints.choices(table.get("auth", list(AUTH_METHODS)), f"{key}.auth",
+                             AUTH_METHODS)
     users: dict[str, str] = {}
     for name, value in as_table(table.get("users", {}), f"{key}.users").items():
         if not name or len(name) > 128 or ":" in name:
@@ -130,12 +110,12 @@ def _endpoint(label: str, table: Mapping[str, Any], base: str,
         raise ConfigError(f"{key}.archive_keys",
                           "key archival encrypts with ca_passphrase, which is not set")
     return EndpointSettings(
-        label=label, path=base if label == DEFAULT_LABEL else f"{base}/{label}",
-        profile=profile, ca=ca, auth=auth, users=users, password_file=password_file,
+        label=where.label, path=where.path, profile=where.profile, ca=where.ca, auth=auth,
+        users=users, password_file=password_file,
         anchors=_anchors(as_str_list(table.get("client_cert_cas", []),
                                      f"{key}.client_cert_cas"), f"{key}.client_cert_cas"),
-        tls_unique=_choice(table.get("tls_unique", "optional"), f"{key}.tls_unique",
-                           TLS_UNIQUE_MODES),
+        tls_unique=endpoints.choice(table.get("tls_unique", "optional"),
+                                    f"{key}.tls_unique", TLS_UNIQUE_MODES),
         serverkeygen=as_bool(table.get("serverkeygen", True), f"{key}.serverkeygen"),
         archive_keys=archive,
         reenroll_grace=as_duration(table.get("reenroll_grace", 0), f"{key}.reenroll_grace",
@@ -144,21 +124,24 @@ def _endpoint(label: str, table: Mapping[str, Any], base: str,
 
 
 def parse(config: Config) -> EstSettings | None:
-    """The EST settings, or None when ``enabled = false``. With no ``[est]`` section one
-    default endpoint serves the ``device`` profile to client certificates only (it has
-    no Basic users until some are configured)."""
+    """The EST settings (parsed once per configuration), or None when ``enabled =
+    false``. With no ``[est]`` section one default endpoint serves the ``device``
+    profile to client certificates only (it has no Basic users until some are
+    configured)."""
+    return endpoints.cached(config, "est", _parse)
+
+
+def _parse(config: Config) -> EstSettings | None:
     section = as_table(config.section("est"), "est")
     check_keys(section, _SECTION_KEYS, "est")
     if not as_bool(section.get("enabled", True), "est.enabled"):
         return None
-    base = as_str(section.get("path", DEFAULT_PATH), "est.path").rstrip("/")
-    if not base.startswith("/") or "{" in base:
-        raise ConfigError("est.path", "expected an absolute path like /.well-known/est")
+    base = endpoints.path(section.get("path", DEFAULT_PATH), "est.path")
     header = as_str(section.get("client_cert_header", "x-ssl-client-cert"),
                     "est.client_cert_header").lower()
     if not header or len(header) > 64 or not header.replace("-", "").isalnum():
         raise ConfigError("est.client_cert_header", "expected an HTTP header name")
     tables = as_table(section.get("endpoints", {DEFAULT_LABEL: {}}), "est.endpoints")
-    endpoints = tuple(_endpoint(label, as_table(t, f"est.endpoints.{label}"), base, config)
-                      for label, t in tables.items())
-    return EstSettings(path=base, client_cert_header=header, endpoints=endpoints)
+    parsed = tuple(_endpoint(label, as_table(t, f"est.endpoints.{label}"), base, config)
+                   for label, t in tables.items())
+    return EstSettings(path=base, client_cert_header=header, endpoints=parsed)

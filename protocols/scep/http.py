@@ -1,25 +1,23 @@
 """SCEP over HTTP (RFC 8894 §4.1): ``GET|POST <path>?operation=...``.
 
-Transport only: decoding the query or body, calling `ScepService` in a worker thread
-(signing and database work never block the event loop), and encoding the answer.
+Transport only: decoding the query or body, calling `ScepService` through
+`run_blocking` (signing and database work never block the event loop), and encoding
+the answer.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import hmac
 import json
 import logging
-import weakref
 
-import anyio
-import anyio.to_thread
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
+
+from enroll.asgi.blocking import run_blocking
 
 from .challenges import OneTimeChallenges, digest
 from .failinfo import ScepFailure
@@ -27,7 +25,6 @@ from .service import ScepService
 
 log = logging.getLogger("enroll.scep")
 PKI_MESSAGE = "application/x-pki-message"
-PKI_THREADS = 4
 
 
 def _bad(text: str, status: int = 400) -> Response:
@@ -38,21 +35,6 @@ def routes(service: ScepService, one_time: OneTimeChallenges) -> list[BaseRoute]
     """The routes of one endpoint: ``<path>`` and ``<path>/pkiclient.exe`` (the
     historical CGI name some clients append), plus the MDM challenge API."""
     limit = service.endpoint.max_message_bytes
-    # One limiter per event loop: a limiter belongs to the loop that made it, and an app
-    # may be driven by several loops (tests, embedders running their own loops).
-    limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter] = (
-        weakref.WeakKeyDictionary())
-
-    async def in_worker_thread(message: bytes) -> bytes:
-        # PKIOperation is CPU-bound under one GIL: a few threads keep both cores busy,
-        # forty (anyio's default) only add lock contention and tail latency.
-        loop = asyncio.get_running_loop()
-        limiter = limiters.get(loop)
-        if limiter is None:
-            limiter = limiters[loop] = anyio.CapacityLimiter(PKI_THREADS)
-        return await anyio.to_thread.run_sync(service.pki_operation, message,
-                                              limiter=limiter)
-
     # base64 of `limit` bytes, plus URL-encoding slack.
     max_query = (limit + 2) // 3 * 4 + 64
 
@@ -64,7 +46,7 @@ def routes(service: ScepService, one_time: OneTimeChallenges) -> list[BaseRoute]
             body, media_type = service.ca_cert()
             return Response(body, media_type=media_type)
         if operation == "GetNextCACert":
-            next_body = await run_in_threadpool(service.next_ca_cert)
+            next_body = await run_blocking(service.next_ca_cert)
             if next_body is None:
                 return _bad("no CA rollover is configured for this endpoint", 404)
             return Response(next_body, media_type="application/x-x509-next-ca-cert")
@@ -84,7 +66,7 @@ def routes(service: ScepService, one_time: OneTimeChallenges) -> list[BaseRoute]
             except (binascii.Error, ValueError):
                 return _bad("message is not base64")
         try:
-            answer = await in_worker_thread(message)
+            answer = await run_blocking(service.pki_operation, message)
         except ScepFailure as exc:
             return _bad(f"not a SCEP pkiMessage: {exc.detail}")
         return Response(answer, media_type=PKI_MESSAGE)
@@ -101,10 +83,10 @@ def routes(service: ScepService, one_time: OneTimeChallenges) -> list[BaseRoute]
         if not token or not hmac.compare_digest(digest(token), expected):
             return Response("unauthorized\n", status_code=401, media_type="text/plain",
                             headers={"www-authenticate": 'Bearer realm="enroll-scep"'})
-        challenge, expires = await run_in_threadpool(
-            one_time.new, service.endpoint.name, service.endpoint.one_time_ttl, "api")
+        challenge, expires = await run_blocking(
+            one_time.new, service.endpoint.label, service.endpoint.one_time_ttl, "api")
         return Response(json.dumps({"challenge": challenge, "expires": expires.isoformat(),
-                                    "endpoint": service.endpoint.name}),
+                                    "endpoint": service.endpoint.label}),
                         media_type="application/json", headers={"cache-control": "no-store"})
 
     path = service.endpoint.path

@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives import hashes
+from sqlalchemy import Table
 from starlette.routing import BaseRoute
 
-from enroll.config import as_duration
+from enroll.config_values import as_duration
 from enroll.context import AppContext
+from enroll.door import FrontEnd
 from enroll.errors import ConfigError
 from enroll.hookspecs import hookimpl
 from enroll.model import ChallengeContext
@@ -25,14 +27,21 @@ CHALLENGE_FILE = "scep-challenge"
 
 
 @hookimpl
-def enroll_routes(context: AppContext) -> Sequence[BaseRoute]:
+def enroll_tables() -> Sequence[Table]:
+    from . import store
+
+    return (store.scep_ra_keys, store.scep_challenges)
+
+
+@hookimpl
+def enroll_routes(frontend: FrontEnd) -> Sequence[BaseRoute]:
     from . import http
     from .service import ScepService
 
-    one_time = challenges.OneTimeChallenges(context.db, context.clock)
+    one_time = challenges.OneTimeChallenges(frontend.db, frontend.clock)
     result: list[BaseRoute] = []
-    for endpoint in settings.parse(context.config):
-        result.extend(http.routes(ScepService(context, endpoint, one_time), one_time))
+    for endpoint in settings.parse(frontend.config):
+        result.extend(http.routes(ScepService(frontend, endpoint, one_time), one_time))
     return result
 
 
@@ -56,9 +65,9 @@ def enroll_default_config(data_dir: Path) -> Mapping[str, Any]:
 
 
 @hookimpl
-def enroll_endpoint_info(context: AppContext, http_url: str,
+def enroll_endpoint_info(frontend: FrontEnd, http_url: str,
                          https_url: str) -> Mapping[str, Any] | None:
-    endpoints = settings.parse(context.config)
+    endpoints = settings.parse(frontend.config)
     if not endpoints:
         return None
     first = endpoints[0]
@@ -72,11 +81,11 @@ def enroll_endpoint_info(context: AppContext, http_url: str,
     # the workers a race for them. The fingerprint is for clients that pin the RA
     # (scepclient -ca-fingerprint, MDM profiles).
     for endpoint in endpoints:
-        current = ra.load_or_create(context, endpoint, endpoint.ca)
+        current = ra.load_or_create(frontend, endpoint, endpoint.ca)
         if endpoint is first:
             info["ra_fingerprint"] = current.certificate.fingerprint(hashes.SHA256()).hex()
     if len(endpoints) > 1:
-        info["endpoints"] = {e.name: f"{http_url}{e.path}" for e in endpoints}
+        info["endpoints"] = {e.label: f"{http_url}{e.path}" for e in endpoints}
     return {"scep": info}
 
 
@@ -101,20 +110,20 @@ def enroll_cli_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 def _cmd_challenge_new(args: argparse.Namespace, opener: Any) -> int:
     ctx: AppContext = opener.context()
-    endpoints = {e.name: e for e in settings.parse(ctx.config)}
+    endpoints = {e.label: e for e in settings.parse(ctx.config)}
     endpoint = endpoints.get(args.endpoint)
     if endpoint is None:
         raise ConfigError("scep.endpoints", f"no SCEP endpoint named {args.endpoint!r} "
                           f"(have: {', '.join(endpoints) or 'none'})")
     if not endpoint.one_time:
-        raise ConfigError(f"scep.endpoints.{endpoint.name}.one_time_challenges",
+        raise ConfigError(f"scep.endpoints.{endpoint.label}.one_time_challenges",
                           "one-time challenges are disabled for this endpoint")
     ttl = as_duration(args.expires, "--expires", minimum=60) if args.expires \
         else endpoint.one_time_ttl
     challenge, expires = challenges.OneTimeChallenges(ctx.db, ctx.clock).new(
-        endpoint.name, ttl, "cli")
+        endpoint.label, ttl, "cli")
     if args.json:
-        print(json.dumps({"challenge": challenge, "endpoint": endpoint.name,
+        print(json.dumps({"challenge": challenge, "endpoint": endpoint.label,
                           "expires": expires.isoformat()}))
     else:
         print(challenge)

@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from sqlalchemy.exc import IntegrityError
 
-from enroll.config import Secret
-from enroll.context import AppContext
+from enroll.config_values import Secret
+from enroll.door import FrontEnd
 from enroll.errors import ConfigError, Conflict
 from enroll.model import EnrollmentRequest, Issued, Requester
 
@@ -59,64 +59,64 @@ def _unseal(stored: store.StoredRA, passphrase: Secret | None) -> RA | None:
     return RA(x509.load_pem_x509_certificate(stored.certificate_pem.encode()), key, ())
 
 
-def _issue(ctx: AppContext, endpoint: EndpointSettings, ca: str,
+def _issue(frontend: FrontEnd, endpoint: EndpointSettings, ca: str,
            generation: int) -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=endpoint.ra_key_size)
     csr = (x509.CertificateSigningRequestBuilder()
            .subject_name(x509.Name([
-               x509.NameAttribute(NameOID.COMMON_NAME, f"enroll SCEP RA {endpoint.name}"),
+               x509.NameAttribute(NameOID.COMMON_NAME, f"enroll SCEP RA {endpoint.label}"),
                x509.NameAttribute(NameOID.ORGANIZATION_NAME, "enroll")]))
            .sign(key, hashes.SHA256()))
-    outcome = ctx.authority.submit(EnrollmentRequest(
+    outcome = frontend.door.submit(EnrollmentRequest(
         csr=csr, profile=endpoint.ra_profile,
-        requester=Requester(f"system:scep-ra:{endpoint.name}", "operator"),
-        protocol="scep", endpoint=endpoint.name, transaction_id=f"ra:{ca}:{generation}",
+        requester=Requester(f"system:scep-ra:{endpoint.label}", "operator"),
+        protocol="scep", endpoint=endpoint.label, transaction_id=f"ra:{ca}:{generation}",
         ca=ca, attributes={"scep": "ra-certificate"}))
     if not isinstance(outcome, Issued):
-        raise ConfigError(f"scep.endpoints.{endpoint.name}.ra_profile",
+        raise ConfigError(f"scep.endpoints.{endpoint.label}.ra_profile",
                           "the RA certificate's profile must approve automatically")
     return key, outcome.certificate
 
 
-def load_or_create(ctx: AppContext, endpoint: EndpointSettings, ca: str) -> RA:
+def load_or_create(frontend: FrontEnd, endpoint: EndpointSettings, ca: str) -> RA:
     """The endpoint's RA for `ca`, issuing (or renewing) it on first use. Safe when
     several workers start at once: one wins, the others wait for its row."""
-    now = ctx.clock.now()
-    with ctx.db.read() as conn:
-        stored = store.get_ra(conn, endpoint.name, ca)
+    now = frontend.clock.now()
+    with frontend.db.read() as conn:
+        stored = store.get_ra(conn, endpoint.label, ca)
     if stored is not None:
-        ra = _unseal(stored, ctx.config.ca_passphrase)
+        ra = _unseal(stored, frontend.passphrase)
         assert ra is not None
         if ra.certificate.not_valid_after_utc - now > RENEW_BEFORE:
-            return RA(ra.certificate, ra.key, ctx.authority.chain(ca))
+            return RA(ra.certificate, ra.key, frontend.door.chain(ca))
     generation = stored.generation + 1 if stored else 1
     try:
-        key, cert = _issue(ctx, endpoint, ca, generation)
+        key, cert = _issue(frontend, endpoint, ca, generation)
     except Conflict:
-        return _wait_for_other_worker(ctx, endpoint, ca, generation)
-    row = store.StoredRA(endpoint.name, ca, generation, cert.public_bytes(PEM).decode(),
-                         _seal(key, ctx.config.ca_passphrase))
+        return _wait_for_other_worker(frontend, endpoint, ca, generation)
+    row = store.StoredRA(endpoint.label, ca, generation, cert.public_bytes(PEM).decode(),
+                         _seal(key, frontend.passphrase))
     try:
-        with ctx.db.write() as conn:
+        with frontend.db.write() as conn:
             if stored is None:
                 store.insert_ra(conn, row, now)
             elif not store.replace_ra(conn, row, stored.generation, now):
                 raise IntegrityError("replace", None, Exception("renewed concurrently"))
     except IntegrityError:
-        return _wait_for_other_worker(ctx, endpoint, ca, generation)
-    return RA(cert, key, ctx.authority.chain(ca))
+        return _wait_for_other_worker(frontend, endpoint, ca, generation)
+    return RA(cert, key, frontend.door.chain(ca))
 
 
-def _wait_for_other_worker(ctx: AppContext, endpoint: EndpointSettings, ca: str,
+def _wait_for_other_worker(frontend: FrontEnd, endpoint: EndpointSettings, ca: str,
                            generation: int) -> RA:
     deadline = time.monotonic() + WAIT_FOR_OTHER_WORKER
     while time.monotonic() < deadline:
-        with ctx.db.read() as conn:
-            stored = store.get_ra(conn, endpoint.name, ca)
+        with frontend.db.read() as conn:
+            stored = store.get_ra(conn, endpoint.label, ca)
         if stored is not None and stored.generation >= generation:
-            ra = _unseal(stored, ctx.config.ca_passphrase)
+            ra = _unseal(stored, frontend.passphrase)
             assert ra is not None
-            return RA(ra.certificate, ra.key, ctx.authority.chain(ca))
+            return RA(ra.certificate, ra.key, frontend.door.chain(ca))
         time.sleep(0.1)
-    raise ConfigError(f"scep.endpoints.{endpoint.name}",
+    raise ConfigError(f"scep.endpoints.{endpoint.label}",
                       "another worker is issuing the RA certificate and did not finish")

@@ -18,8 +18,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import AttributeOID
 
-from enroll.context import AppContext
 from enroll.crypto.keys import spki_sha256
+from enroll.door import FrontEnd
 from enroll.errors import BadCSR, EnrollError, NotFound, Unauthorized
 from enroll.model import (
     CertificateStatus,
@@ -64,11 +64,13 @@ class _Result:
 class ScepService:
     """The SCEP operations of one configured endpoint."""
 
-    def __init__(self, ctx: AppContext, endpoint: EndpointSettings,
+    def __init__(self, frontend: FrontEnd, endpoint: EndpointSettings,
                  one_time: OneTimeChallenges) -> None:
-        self.ctx = ctx
+        self.frontend = frontend
+        self.door = frontend.door
+        self.clock = frontend.clock
         self.endpoint = endpoint
-        self.ra: RA = load_or_create(ctx, endpoint, endpoint.ca)
+        self.ra: RA = load_or_create(frontend, endpoint, endpoint.ca)
         self._challenge_settings = settings_for(endpoint, one_time)
         self._ca_cert_body = signeddata.degenerate(self._getcacert_certificates())
         self._handlers: dict[MessageType, Callable[[PKIMessage, bytes], _Result]] = {
@@ -101,7 +103,7 @@ class ScepService:
         the current RA. None when no rollover is configured."""
         if self.endpoint.next_ca is None:
             return None
-        nxt = load_or_create(self.ctx, self.endpoint, self.endpoint.next_ca)
+        nxt = load_or_create(self.frontend, self.endpoint, self.endpoint.next_ca)
         inner = signeddata.degenerate([nxt.certificate, *nxt.chain])
         return signeddata.sign(inner, [], self.ra.certificate, self.ra.key)
 
@@ -117,9 +119,9 @@ class ScepService:
         except Exception as exc:  # every failure becomes a signed CertRep
             fail_info, text = fail_info_for(exc)
             if not isinstance(exc, (ScepFailure, EnrollError)):
-                log.exception("SCEP %s: internal error", self.endpoint.name)
+                log.exception("SCEP %s: internal error", self.endpoint.label)
             else:
-                log.info("SCEP %s: transaction %s failed: %s (%s)", self.endpoint.name,
+                log.info("SCEP %s: transaction %s failed: %s (%s)", self.endpoint.label,
                          message.transaction_id, fail_info.name, text)
             result = _Result(PKIStatus.FAILURE, fail_info=fail_info, fail_text=text)
         digest = message.signed.digest if message.signed.digest in self.endpoint.digests \
@@ -163,7 +165,7 @@ class ScepService:
         if when is None:
             return
         skew = dt.timedelta(seconds=self.endpoint.signing_time_skew)
-        if abs(self.ctx.clock.now() - when) > skew:
+        if abs(self.clock.now() - when) > skew:
             # RFC 8894 §3.2.1.4: badTime, the signingTime is not close to our time.
             raise ScepFailure(FailInfo.BAD_TIME, "signingTime is too far from the server's")
 
@@ -193,8 +195,8 @@ class ScepService:
                               "the signer certificate's key is not the CSR's key")
         request = EnrollmentRequest(
             csr=csr, profile=self.endpoint.profile,
-            requester=Requester(f"scep:{self.endpoint.name}", "challenge"),
-            protocol=PROTOCOL, endpoint=self.endpoint.name,
+            requester=Requester(f"scep:{self.endpoint.label}", "challenge"),
+            protocol=PROTOCOL, endpoint=self.endpoint.label,
             transaction_id=message.transaction_id, ca=self.endpoint.ca,
             attributes={"scep_message_type": "PKCSReq"})
         challenge = _challenge_password(csr)
@@ -202,52 +204,52 @@ class ScepService:
         if not (static and hmac.compare_digest(digest(challenge), static)):
             # The challenge may be one-time or checked remotely: run the profile's rules
             # first, so a CSR the profile refuses does not spend it.
-            self.ctx.authority.check(request)
-        if not self.ctx.authority.verify_challenge(ChallengeContext(
-                protocol=PROTOCOL, endpoint=self.endpoint.name, challenge=challenge,
+            self.door.check(request)
+        if not self.door.verify_challenge(ChallengeContext(
+                protocol=PROTOCOL, endpoint=self.endpoint.label, challenge=challenge,
                 csr=csr, settings=self._challenge_settings,
                 transaction_id=message.transaction_id)):
             # A retry of a transaction whose one-time challenge the first attempt spent
             # gets the first answer; the core checks it is the same key (RFC 8894
             # §3.2.1.1: a retried request keeps its transactionID).
-            existing = self.ctx.authority.find_transaction(PROTOCOL, self.endpoint.name,
+            existing = self.door.find_transaction(PROTOCOL, self.endpoint.label,
                                                            message.transaction_id)
             if existing is None:
                 raise Unauthorized("the challenge password is not valid")
-        return self._answer(self.ctx.authority.submit(request))
+        return self._answer(self.door.submit(request))
 
     def _renewal_req(self, message: PKIMessage, payload: bytes) -> _Result:
         csr = self._load_csr(payload)
-        record = self.ctx.authority.lookup(message.signer)
+        record = self.door.lookup(message.signer)
         if record is None:
             raise Unauthorized("RenewalReq must be signed by a certificate issued here")
         if record.status is CertificateStatus.REVOKED:
             raise Unauthorized("the certificate being renewed is revoked")
         grace = dt.timedelta(seconds=self.endpoint.renewal_grace)
-        if self.ctx.clock.now() > record.not_after + grace:
+        if self.clock.now() > record.not_after + grace:
             raise Unauthorized("the certificate being renewed has expired")
         request = EnrollmentRequest(
             csr=csr, profile=self.endpoint.profile,
             requester=Requester(f"cert:{record.serial_hex}", "renewal-cert"),
-            protocol=PROTOCOL, endpoint=self.endpoint.name,
+            protocol=PROTOCOL, endpoint=self.endpoint.label,
             # The same client key gives the same transactionID (micromdm derives it from
             # the key), so a renewal transaction is scoped by the certificate it renews.
             transaction_id=_renewal_tid(message.transaction_id, record.serial_hex),
             replaces=record.serial_hex, ca=self.endpoint.ca,
             attributes={"scep_message_type": "RenewalReq"})
-        accepted = self.ctx.authority.check(request)
+        accepted = self.door.check(request)
         if accepted.subject != record.certificate.subject:
             raise Unauthorized("a renewal must keep the certificate's subject")
-        return self._answer(self.ctx.authority.submit(request))
+        return self._answer(self.door.submit(request))
 
     def _cert_poll(self, message: PKIMessage, payload: bytes) -> _Result:
         parse_issuer_and_subject(payload)
-        signer_record = self.ctx.authority.lookup(message.signer)
+        signer_record = self.door.lookup(message.signer)
         candidates = [message.transaction_id]
         if signer_record is not None:
             candidates.insert(0, _renewal_tid(message.transaction_id, signer_record.serial_hex))
         for tid in candidates:
-            record = self.ctx.authority.find_transaction(PROTOCOL, self.endpoint.name, tid)
+            record = self.door.find_transaction(PROTOCOL, self.endpoint.label, tid)
             if record is not None:
                 break
         else:
@@ -256,22 +258,21 @@ class ScepService:
         renewing = signer_record is not None and record.replaces == signer_record.serial_hex
         if not (same_key or renewing):
             raise Unauthorized("CertPoll must be signed by the requester")
-        return self._answer(self.ctx.authority.status(record.id))
+        return self._answer(self.door.status(record.id))
 
     def _get_cert(self, message: PKIMessage, payload: bytes) -> _Result:
         issuer, serial = parse_issuer_and_serial(payload)
-        record = self.ctx.authority.certificate(serial)
+        record = self.door.certificate(serial)
         if record is None or record.certificate.issuer.public_bytes() != issuer:
             raise NotFound("no certificate with this issuer and serial number")
         return _Result(PKIStatus.SUCCESS, signeddata.degenerate([record.certificate]))
 
     def _get_crl(self, message: PKIMessage, payload: bytes) -> _Result:
         issuer, _serial = parse_issuer_and_serial(payload)
-        for name in self.ctx.cas.names():
-            if self.ctx.cas.get(name).certificate.subject.public_bytes() == issuer:
-                crl = self.ctx.crls.current(name)
-                return _Result(PKIStatus.SUCCESS, signeddata.degenerate(crls=[crl]))
-        raise NotFound("no CA with this issuer name")
+        crl = self.door.crl(issuer)
+        if crl is None:
+            raise NotFound("no CA with this issuer name")
+        return _Result(PKIStatus.SUCCESS, signeddata.degenerate(crls=[crl]))
 
     def _answer(self, outcome: Outcome) -> _Result:
         if isinstance(outcome, Issued):

@@ -21,16 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from enroll.config import (
-    Config,
-    Secret,
-    as_bool,
-    as_duration,
-    as_int,
-    as_str,
-    as_table,
-    check_keys,
-)
+from enroll import endpoints
+from enroll.config import Config
+from enroll.config_values import Secret, as_bool, as_duration, as_int, as_str, as_table, check_keys
 from enroll.errors import ConfigError
 
 from .pkimessage import MAX_MESSAGE_BYTES
@@ -51,7 +44,7 @@ def sha256_hex(secret: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class EndpointSettings:
-    name: str
+    label: str
     path: str
     profile: str
     ca: str
@@ -90,23 +83,15 @@ def _hex_digest(value: Any, key: str) -> str:
     return text
 
 
-def _endpoint(name: str, table: Mapping[str, Any], config: Config) -> EndpointSettings:
-    key = f"scep.endpoints.{name}"
+def _endpoint(label: str, table: Mapping[str, Any], config: Config) -> EndpointSettings:
+    key = f"scep.endpoints.{label}"
     check_keys(table, _ENDPOINT_KEYS, key)
-    if not name.replace("-", "").replace("_", "").isalnum() or len(name) > 64:
-        raise ConfigError(key, "endpoint names are letters, digits, - and _")
-    path = as_str(table.get("path", DEFAULT_PATH if name == "default" else
-                            f"{DEFAULT_PATH}/{name}"), f"{key}.path").rstrip("/")
-    if not path.startswith("/") or "{" in path:
-        raise ConfigError(f"{key}.path", "expected an absolute path like /scep/<name>")
-    profile = as_str(table.get("profile", "device"), f"{key}.profile")
-    if profile not in config.profiles:
-        raise ConfigError(f"{key}.profile", f"no profile named {profile!r}")
-    ca = as_str(table.get("ca", config.profiles[profile].ca), f"{key}.ca")
-    next_ca = table.get("next_ca")
-    for k, v in (("ca", ca), ("next_ca", next_ca)):
-        if v is not None and as_str(v, f"{key}.{k}") not in config.cas:
-            raise ConfigError(f"{key}.{k}", f"no CA named {v!r}")
+    base = endpoints.endpoint_base(
+        label, table, section="scep", config=config, default_profile="device",
+        default_path=DEFAULT_PATH if label == endpoints.DEFAULT_LABEL
+        else f"{DEFAULT_PATH}/{label}")
+    next_ca = (endpoints.ca_name(table["next_ca"], f"{key}.next_ca", config)
+               if "next_ca" in table else None)
     static = None
     if "challenge_sha256" in table:
         static = _hex_digest(table["challenge_sha256"], f"{key}.challenge_sha256")
@@ -133,12 +118,10 @@ def _endpoint(name: str, table: Mapping[str, Any], config: Config) -> EndpointSe
             "token": Secret(as_str(table["webhook_token"], f"{key}.webhook_token"))
             if "webhook_token" in table else None,
         }
-    ra_profile = as_str(table.get("ra_profile", "device"), f"{key}.ra_profile")
-    if ra_profile not in config.profiles:
-        raise ConfigError(f"{key}.ra_profile", f"no profile named {ra_profile!r}")
+    ra_profile = endpoints.profile_name(table.get("ra_profile", "device"),
+                                        f"{key}.ra_profile", config)
     return EndpointSettings(
-        name=name, path=path, profile=profile, ca=ca,
-        next_ca=str(next_ca) if next_ca is not None else None,
+        label=base.label, path=base.path, profile=base.profile, ca=base.ca, next_ca=next_ca,
         static_sha256=static, challenge_file=challenge_file,
         one_time=as_bool(table.get("one_time_challenges", True),
                          f"{key}.one_time_challenges"),
@@ -158,30 +141,26 @@ def _endpoint(name: str, table: Mapping[str, Any], config: Config) -> EndpointSe
         ra_profile=ra_profile,
         ra_key_size=as_int(table.get("ra_key_size", 2048), f"{key}.ra_key_size",
                            minimum=2048, maximum=4096),
-        getcacert=_choice(table.get("getcacert", "auto"), f"{key}.getcacert",
-                          ("auto", "chain", "ra")),
+        getcacert=endpoints.choice(table.get("getcacert", "auto"), f"{key}.getcacert",
+                                   ("auto", "chain", "ra")),
     )
 
 
-def _choice(value: Any, key: str, allowed: tuple[str, ...]) -> str:
-    text = as_str(value, key)
-    if text not in allowed:
-        raise ConfigError(key, f"expected one of {', '.join(allowed)}")
-    return text
+def parse(config: Config) -> tuple[EndpointSettings, ...]:
+    """The configured endpoints (parsed once per configuration); with no ``[scep]``
+    section, one default endpoint at ``/scep`` that accepts one-time challenges only.
+    ``enabled = false`` serves none."""
+    return endpoints.cached(config, "scep", _parse)
 
 
-def parse(config: Config) -> list[EndpointSettings]:
-    """The configured endpoints; with no ``[scep]`` section, one default endpoint at
-    ``/scep`` that accepts one-time challenges only. ``enabled = false`` serves none."""
+def _parse(config: Config) -> tuple[EndpointSettings, ...]:
     section = as_table(config.section("scep"), "scep")
     check_keys(section, _SECTION_KEYS, "scep")
     if not as_bool(section.get("enabled", True), "scep.enabled"):
-        return []
-    endpoints = as_table(section.get("endpoints", {"default": {}}), "scep.endpoints")
-    result = [_endpoint(name, as_table(t, f"scep.endpoints.{name}"), config)
-              for name, t in endpoints.items()]
-    paths = [e.path for e in result]
-    for e in result:
-        if paths.count(e.path) > 1:
-            raise ConfigError(f"scep.endpoints.{e.name}.path", f"{e.path} is used twice")
+        return ()
+    tables = as_table(section.get("endpoints", {endpoints.DEFAULT_LABEL: {}}),
+                      "scep.endpoints")
+    result = tuple(_endpoint(label, as_table(t, f"scep.endpoints.{label}"), config)
+                   for label, t in tables.items())
+    endpoints.unique_paths("scep", result)
     return result

@@ -93,12 +93,12 @@ async def test_eab_required_with_name_policy_binds_once(make_harness: Any) -> No
         "default": {}, "corp": {"eab_required": True, "allow": ["dns:*"]}})
     ctx = harness.ctx
     from enroll.protocols.acme import store
-    from enroll.protocols.acme.plugin import secret
+    from enroll.protocols.acme.endpoint import deployment_secret
 
     kid = eab.new_kid()
     with store.write(ctx.db) as conn:
         store.add_eab_key(conn, kid, "corp", ["dns:*.corp.example"], ctx.clock.now())
-    hmac_key = eab.derive_key(secret(ctx, "eab"), kid)
+    hmac_key = eab.derive_key(deployment_secret(ctx.db, "eab"), kid)
     acme = harness.client(endpoint="corp")
     d = await acme.directory()
     assert d["meta"]["externalAccountRequired"] is True

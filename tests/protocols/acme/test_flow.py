@@ -93,7 +93,7 @@ def test_endpoint_info_and_named_endpoints(make_config: Any) -> None:
     from enroll.context import build_context
 
     ctx = build_context(make_config(acme={"endpoints": {"default": {}, "corp": {}}}))
-    info = plugin.enroll_endpoint_info(ctx, "http://h:1", "https://h:2")
+    info = plugin.enroll_endpoint_info(ctx.frontend, "http://h:1", "https://h:2")
     assert info["acme"]["directory"] == "https://h:2/acme/directory"
     assert info["acme"]["directories"]["corp"] == "https://h:2/acme/corp/directory"
     ctx.db.dispose()
@@ -110,7 +110,7 @@ def test_bad_config_names_the_key(make_config: Any) -> None:
                       ({"endpoints": {"x": {"challenges": ["http-02"]}}},
                        "acme.endpoints.x.challenges"),
                       ({"endpoints": {"x": {"allow": ["dns:"]}}}, "acme.endpoints.x.allow"),
-                      ({"endpoints": {"x": {"profile": "nope"}}}, "acme.endpoints.x.profiles")]:
+                      ({"endpoints": {"x": {"profile": "nope"}}}, "acme.endpoints.x.profile")]:
         with pytest.raises(ConfigError) as info:
             settings.parse(make_config(acme=acme))
         assert info.value.key == key
