@@ -146,8 +146,8 @@ def write_endpoints(ctx: AppContext, http_url: str, https_url: str,
 
 
 def banner(info: Mapping[str, Any]) -> str:
-    lines = ["enroll is running", f"  HTTP  {info['http_url']}   (SCEP, CRL, OCSP, CA certs)",
-             f"  HTTPS {info['https_url']}  (EST, ACME)",
+    lines = ["enroll is running", f"  HTTP  {info['http_url']}   (CRL, OCSP, CA certs)",
+             f"  HTTPS {info['https_url']}  (health)",
              f"  trust the HTTPS listener with {info['tls_ca_bundle']}",
              f"  root CA {info['root_ca']}"]
     # Every table a plugin contributed (`enroll_endpoint_info`), keyed by protocol.
