@@ -183,6 +183,14 @@ async def scep_levels(run: Run, server: servers.Server, url: str, challenge: str
 # -- EST --------------------------------------------------------------------------------
 
 async def run_est(run: Run) -> None:
+    if run.wants("peer"):
+        for mode in run.args.mode.split(","):
+            for c in run.levels():
+                ref = EST_REFERENCE.get((mode, c))
+                if ref is not None:
+                    run.rows.append({"protocol": "est", "server": EST_REFERENCE_NAME,
+                                     "mode": mode, "c": c, "workers": "-", "db": "-",
+                                     "reference": True} | ref)
     if run.wants("enroll"):
         for workers, db in run.enroll_variants():
             server = await asyncio.to_thread(servers.start_enroll, workers=workers, db=db,
@@ -205,14 +213,6 @@ async def run_est(run: Run) -> None:
                                 await session.close()
             finally:
                 await asyncio.to_thread(server.stop)
-    if run.wants("peer"):
-        for mode in run.args.mode.split(","):
-            for c in run.levels():
-                ref = EST_REFERENCE.get((mode, c))
-                if ref is not None:
-                    run.rows.append({"protocol": "est", "server": EST_REFERENCE_NAME,
-                                     "mode": mode, "c": c, "workers": "-", "db": "-",
-                                     "reference": True} | ref)
 
 
 # -- output -----------------------------------------------------------------------------
@@ -245,13 +245,14 @@ def ratios(rows: list[dict[str, Any]]) -> None:
 
 def table(rows: list[dict[str, Any]]) -> str:
     head = ["server", "mode", "c", "workers", "db", "ok", "errors", "issuances/s",
-            "p50 ms", "p95 ms", "p99 ms", "server CPU ms/iss", "cores server/client/db",
-            "enroll/peer", "vs 1 worker"]
+            "p50 ms", "p95 ms", "p99 ms", "server CPU ms/iss",
+            "cores busy: server / client / db / whole machine", "enroll/peer", "vs 1 worker"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         ref = r.get("reference", False)
         cores = "—" if ref else (f"{r['server_cores']:.2f} / {r['client_cores']:.2f} / "
-                                 + (f"{r['db_cores']:.2f}" if "db_cores" in r else "—"))
+                                 + (f"{r['db_cores']:.2f}" if "db_cores" in r else "—")
+                                 + f" / {r['machine_cores']:.2f}")
         cells = [r["server"], r["mode"], str(r["c"]), str(r["workers"]), r["db"],
                  "—" if ref else str(r["ok"]), "—" if ref else _errors(r),
                  _f(r.get("per_s")), _f(r.get("p50_ms")), _f(r.get("p95_ms")),

@@ -79,6 +79,23 @@ def postgres_pids(database: str) -> set[int]:
     return found
 
 
+def machine_busy() -> float:
+    """CPU seconds the whole machine spent not idle (all processes, ours and others')."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / TICK  # minus idle and iowait
+
+
+def all_postgres_pids() -> set[int]:
+    pids = set()
+    for pid in _all_pids():
+        try:
+            if Path(f"/proc/{pid}/comm").read_text().strip() == "postgres":
+                pids.add(pid)
+        except OSError:
+            continue
+    return pids
+
+
 def client_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -93,31 +110,37 @@ class CpuMeter:
         self.pg_database = pg_database
         self._server: dict[int, float] = {}
         self._db: dict[int, float] = {}
+        self._all_pg: dict[int, float] = {}
         self._client = 0.0
+        self._machine = 0.0
         self._t0 = 0.0
 
-    def _snapshot(self) -> tuple[dict[int, float], dict[int, float]]:
+    def _snapshot(self) -> tuple[dict[int, float], dict[int, float], dict[int, float]]:
         server = cpu_of(tree_pids(self.server_pid))
         db = cpu_of(postgres_pids(self.pg_database)) if self.pg_database else {}
-        return server, db
+        all_pg = cpu_of(all_postgres_pids()) if self.pg_database else {}
+        return server, db, all_pg
 
     def start(self) -> None:
-        self._server, self._db = self._snapshot()
+        self._server, self._db, self._all_pg = self._snapshot()
         self._client = client_cpu()
+        self._machine = machine_busy()
         self._t0 = time.perf_counter()
 
     def stop(self) -> dict[str, float]:
         wall = time.perf_counter() - self._t0
         client = client_cpu() - self._client
-        server, db = self._snapshot()
+        machine = machine_busy() - self._machine
+        server, db, all_pg = self._snapshot()
 
         def delta(before: dict[int, float], after: dict[int, float]) -> float:
             return sum(v - before.get(pid, 0.0) for pid, v in after.items())
 
         out = {"wall_s": wall, "server_cpu_s": delta(self._server, server),
-               "client_cpu_s": client}
+               "client_cpu_s": client, "machine_cpu_s": machine}
         if self.pg_database:
             out["db_cpu_s"] = delta(self._db, db)
+            out["all_postgres_cpu_s"] = delta(self._all_pg, all_pg)
         return out
 
 
@@ -184,9 +207,12 @@ def summarise(phase: Phase, checked: Checked) -> dict[str, Any]:
         "server_cpu_ms_per_issuance": phase.cpu.get("server_cpu_s", 0.0) * 1000 / max(1, ok),
         "server_cores": phase.cpu.get("server_cpu_s", 0.0) / wall,
         "client_cores": phase.cpu.get("client_cpu_s", 0.0) / wall,
+        # every process on the machine: the rest of it is other people's work
+        "machine_cores": phase.cpu.get("machine_cpu_s", 0.0) / wall,
     }
     if "db_cpu_s" in phase.cpu:
         out["db_cores"] = phase.cpu["db_cpu_s"] / wall
+        out["all_postgres_cores"] = phase.cpu["all_postgres_cpu_s"] / wall
         out["db_cpu_ms_per_issuance"] = phase.cpu["db_cpu_s"] * 1000 / max(1, ok)
     out["issuers"] = sorted({c.issuer.rfc4514_string() for c in checked.good})
     out["serials"] = [format(c.serial_number, "x") for c in checked.good]
