@@ -131,10 +131,16 @@ async def acme_levels(run: Run, server: servers.Server, target: acme.Target, mod
         trust = await acme.load_trust(target)
         for c in run.levels():
             accounts = await acme.open_accounts(target, c)
+            fetches = target.responder.fetches
             try:
                 await measure(run, server, mode, c, accounts, acme.make_jobs,
                               acme.issue_with(target),
                               functools.partial(acme.check, trust=trust), workers, db)
+                row = run.rows[-1]
+                issued = row["requests"] + (run.args.warmup if run.args.warmup is not None
+                                            else 2 * c)
+                row["http01_fetches_per_issuance"] = \
+                    (target.responder.fetches - fetches) / issued
             finally:
                 await acme.close_accounts(accounts)
     finally:

@@ -44,10 +44,12 @@ class Http01Responder:
 
     def __init__(self) -> None:
         self.tokens: dict[str, str] = {}
+        self.fetches = 0  # validation requests seen: proof that `validate` validates
         self.port = 0
         self._runner: web.AppRunner | None = None
 
     async def _answer(self, request: web.Request) -> web.Response:
+        self.fetches += 1
         body = self.tokens.get(request.match_info["token"])
         if body is None:
             return web.Response(status=404)
@@ -58,11 +60,8 @@ class Http01Responder:
         app.router.add_get("/.well-known/acme-challenge/{token}", self._answer)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server  # noqa: SLF001 - the bound port of port 0
-        assert isinstance(server, asyncio.base_events.Server)
-        self.port = int(server.sockets[0].getsockname()[1])
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self.port = int(self._runner.addresses[0][1])
 
     async def close(self) -> None:
         if self._runner is not None:

@@ -56,6 +56,13 @@ def test_acme_against_pebble(tmp_path: Path) -> None:
     assert enroll["issuers"] == ["CN=enroll Issuing CA,O=enroll"]
     assert pebble["issuers"] and "enroll" not in pebble["issuers"][0]
     assert enroll["vs_peer"] == pytest.approx(enroll["per_s"] / pebble["per_s"])
+    assert enroll["http01_fetches_per_issuance"] == pebble["http01_fetches_per_issuance"] == 0
+
+
+@pytest.mark.slow
+def test_acme_validate_really_validates(tmp_path: Path) -> None:
+    rows = _compare(tmp_path, "acme", "--mode", "validate", "--servers", "enroll")
+    assert _measured(rows, "enroll")["http01_fetches_per_issuance"] >= 1
 
 
 @pytest.mark.slow
