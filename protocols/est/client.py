@@ -1,6 +1,6 @@
 """A minimal EST client side (RFC 7030): encoding requests and reading answers.
 
-Used by the tests and `bench/est.py`, and handy for scripting against the server.
+Used by the tests, and handy for scripting against the server.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """A minimal SCEP client, transport-agnostic: builds pkiMessages and reads CertReps.
 
-Used by the test suite and `bench/scep.py`; it is a second, independent reader of what
+Used by the test suite; it is a second, independent reader of what
 the server writes (a server and client built from the same bug agree with each other,
 so interop is also checked with micromdm's scepclient).
 """
