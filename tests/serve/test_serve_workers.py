@@ -35,7 +35,8 @@ def _ocsp_status(http_url: str, cert: x509.Certificate, issuer: x509.Certificate
 
 def test_two_workers_on_postgresql_share_certificates_and_revocations(
         tmp_path: Path, pg_url: str, server_factory: Any) -> None:
-    server = server_factory(tmp_path / "data", extra_env={"ENROLL_DATABASE_URL": pg_url},
+    server = server_factory(tmp_path / "data", extra_env={"ENROLL_DATABASE_URL": pg_url,
+                                                          "ENROLL_LOG_REQUESTS": "1"},
                             args=("--workers", "2"))
     cfg = config_mod.load(None, {"ENROLL_DATABASE_URL": pg_url},
                           data_dir=tmp_path / "data")

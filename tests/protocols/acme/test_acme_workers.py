@@ -20,7 +20,8 @@ async def test_two_workers_share_nonces_orders_and_validation(
         tmp_path: Path, pg_url: str, local_dns: Any, server_factory: Any) -> None:
     responder = Http01Responder()
     await responder.start()
-    env = validator_env(local_dns, responder.port) | {"ENROLL_DATABASE_URL": pg_url}
+    env = validator_env(local_dns, responder.port) | {"ENROLL_DATABASE_URL": pg_url,
+                                                     "ENROLL_LOG_REQUESTS": "1"}
     server = server_factory(tmp_path / "data", extra_env=env, args=("--workers", "2"))
     directory = server.endpoints["acme"]["directory"]
     # No keep-alive: every request is a new connection, spread over both workers.
