@@ -1,13 +1,15 @@
 """The database handle: one engine per process, pooled, SQLite tuned for concurrency.
 
-SQLite runs in WAL mode with a busy timeout; write transactions start with
-``BEGIN IMMEDIATE`` so two writers queue on the lock instead of failing when a read
-transaction tries to upgrade. PostgreSQL uses psycopg 3 with a connection pool.
+`Database.write()` and `Database.read()` are the store's one transaction API: each
+yields a `Tx` (`enroll.store.transaction`) that every repository function takes, the
+core's and each protocol's. SQLite runs in WAL mode with a busy timeout; write
+transactions start with ``BEGIN IMMEDIATE`` so two writers queue on the lock instead of
+failing when a read transaction tries to upgrade. PostgreSQL uses psycopg 3 with a
+connection pool. The engine itself is for alembic (`enroll.store.migrate`) only.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -18,6 +20,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 from enroll.errors import ConfigError
+from enroll.store.transaction import Tx, transaction
 
 
 def normalise_url(url: str) -> str:
@@ -73,25 +76,25 @@ class Database:
             conn.exec_driver_sql(f"BEGIN {mode}")
 
     @contextmanager
-    def write(self) -> Iterator[Connection]:
-        """A read-write transaction, committed on success, rolled back on error."""
-        with self.writer_lock, self.engine.begin() as conn:
-            yield conn
+    def write(self) -> Iterator[Tx]:
+        """A read-write transaction, committed on success, rolled back on error. On
+        SQLite the worker's writers queue on `writer_lock` first."""
+        with self.writer_lock, transaction(self.engine, self.is_sqlite, write=True) as tx:
+            yield tx
 
     @contextmanager
-    def read(self) -> Iterator[Connection]:
+    def read(self) -> Iterator[Tx]:
         """A read-only transaction (does not take SQLite's write lock)."""
-        with self.engine.connect() as conn:
-            conn = conn.execution_options(enroll_begin="DEFERRED")
-            with conn.begin():
-                yield conn
+        with transaction(self.engine, self.is_sqlite, write=False) as tx:
+            yield tx
+
+    @contextmanager
+    def serialized(self) -> Iterator[None]:
+        """Hold the worker's SQLite writer lock around a core call that writes several
+        times (submit, revoke), so it runs as one queued unit. A no-op on PostgreSQL."""
+        with self.writer_lock:
+            yield
 
     def dispose(self) -> None:
         self.engine.dispose()
 
-
-def aware(value: dt.datetime | None) -> dt.datetime | None:
-    """SQLite returns naive datetimes; everything stored is UTC."""
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)

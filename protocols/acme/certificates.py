@@ -10,7 +10,6 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from enroll.errors import Conflict, EnrollError, NotFound
 
-from . import store
 from .accounts import Verified
 from .endpoint import AcmeEndpoint
 from .jws import b64d, key_from_jwk
@@ -75,7 +74,7 @@ def revoke(ep: AcmeEndpoint, v: Verified) -> None:
     if record.status.value == "revoked":
         raise AcmeProblem("alreadyRevoked", "certificate is already revoked")
     try:
-        with store.serialized(ep.db):
+        with ep.db.serialized():
             ep.authority.revoke(record.serial_hex, _REASONS[reason_code], actor)
     except Conflict:
         raise AcmeProblem("alreadyRevoked", "certificate is already revoked") from None

@@ -23,10 +23,10 @@ def secret(context: AppContext, name: str) -> bytes:
     from . import store
 
     try:
-        with store.write(context.db) as conn:
+        with context.db.write() as conn:
             return store.get_or_create_secret(conn, name, secrets.token_bytes(32))
     except IntegrityError:
-        with store.write(context.db) as conn:  # another worker created it first
+        with context.db.write() as conn:  # another worker created it first
             return store.get_or_create_secret(conn, name, b"")
 
 

@@ -82,8 +82,8 @@ def load_or_create(ctx: AppContext, endpoint: EndpointSettings, ca: str) -> RA:
     """The endpoint's RA for `ca`, issuing (or renewing) it on first use. Safe when
     several workers start at once: one wins, the others wait for its row."""
     now = ctx.clock.now()
-    with ctx.db.read() as conn:
-        stored = store.get_ra(conn, endpoint.name, ca)
+    with ctx.db.read() as tx:
+        stored = store.get_ra(tx, endpoint.name, ca)
     if stored is not None:
         ra = _unseal(stored, ctx.config.ca_passphrase)
         assert ra is not None
@@ -97,10 +97,10 @@ def load_or_create(ctx: AppContext, endpoint: EndpointSettings, ca: str) -> RA:
     row = store.StoredRA(endpoint.name, ca, generation, cert.public_bytes(PEM).decode(),
                          _seal(key, ctx.config.ca_passphrase))
     try:
-        with ctx.db.write() as conn:
+        with ctx.db.write() as tx:
             if stored is None:
-                store.insert_ra(conn, row, now)
-            elif not store.replace_ra(conn, row, stored.generation, now):
+                store.insert_ra(tx, row, now)
+            elif not store.replace_ra(tx, row, stored.generation, now):
                 raise IntegrityError("replace", None, Exception("renewed concurrently"))
     except IntegrityError:
         return _wait_for_other_worker(ctx, endpoint, ca, generation)
@@ -111,8 +111,8 @@ def _wait_for_other_worker(ctx: AppContext, endpoint: EndpointSettings, ca: str,
                            generation: int) -> RA:
     deadline = time.monotonic() + WAIT_FOR_OTHER_WORKER
     while time.monotonic() < deadline:
-        with ctx.db.read() as conn:
-            stored = store.get_ra(conn, endpoint.name, ca)
+        with ctx.db.read() as tx:
+            stored = store.get_ra(tx, endpoint.name, ca)
         if stored is not None and stored.generation >= generation:
             ra = _unseal(stored, ctx.config.ca_passphrase)
             assert ra is not None
