@@ -3,6 +3,10 @@ one-time challenges. Certificates and requests never live here: they go through 
 core's pipeline. Exactly-once rules are enforced by the database (primary keys and a
 conditional UPDATE), not by locks in Python. Every function takes a `Tx` from
 `Database.write()` / `Database.read()`.
+
+One-time challenges are kept until they expire and are then deleted: each insert
+purges a bounded batch of expired rows (used or not), so the table stays as small as
+the challenges still live, without a scheduler.
 """
 
 from __future__ import annotations
@@ -15,6 +19,10 @@ from sqlalchemy import Column, Index, Integer, LargeBinary, String, Table, Text
 from enroll.store.columns import UTC_DT
 from enroll.store.schema import metadata
 from enroll.store.transaction import Tx
+
+PURGE_BATCH = 100
+"""Expired challenges deleted per insert at most: bounded work on the request path,
+and still faster than any operator or MDM can create them."""
 
 scep_ra_keys = Table(
     "scep_ra_keys", metadata,
@@ -76,6 +84,8 @@ def replace_ra(tx: Tx, ra: StoredRA, previous_generation: int, now: dt.datetime)
 
 def insert_challenge(tx: Tx, *, digest: str, endpoint: str, created_by: str,
                      now: dt.datetime, expires_at: dt.datetime) -> None:
+    """Store a one-time challenge, and purge up to `PURGE_BATCH` expired ones."""
+    purge_expired_challenges(tx, now, limit=PURGE_BATCH)
     tx.insert(scep_challenges, {
         "digest": digest, "endpoint": endpoint, "created_by": created_by,
         "created_at": now, "expires_at": expires_at, "used_at": None, "used_by": None})
@@ -101,5 +111,13 @@ def count_challenges(tx: Tx, endpoint: str | None = None, unused_only: bool = Fa
                          + " AND ".join(conditions), params))
 
 
-def purge_expired_challenges(tx: Tx, before: dt.datetime) -> int:
-    return tx.run("DELETE FROM scep_challenges WHERE expires_at < ?", (tx.when(before),))
+def purge_expired_challenges(tx: Tx, before: dt.datetime, limit: int | None = None) -> int:
+    """Delete challenges that expired before `before`, used or not (at most `limit` of
+    them, oldest first); returns how many. An expired challenge can never be consumed
+    again, so nothing reads it."""
+    if limit is None:
+        return tx.run("DELETE FROM scep_challenges WHERE expires_at < ?", (tx.when(before),))
+    # A bounded DELETE, portable: PostgreSQL has no DELETE ... LIMIT.
+    return tx.run("DELETE FROM scep_challenges WHERE digest IN (SELECT digest FROM "
+                  "scep_challenges WHERE expires_at < ? ORDER BY expires_at LIMIT ?)",
+                  (tx.when(before), int(limit)))
