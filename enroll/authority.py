@@ -57,7 +57,7 @@ from enroll.model import (
 from enroll.names import names_as_strings
 from enroll.profiles import Profile
 from enroll.revocation import CRLService
-from enroll.store import queries, raw
+from enroll.store import queries
 from enroll.store.db import Database
 
 log = logging.getLogger("enroll.authority")
@@ -102,8 +102,8 @@ class Authority:
 
     def certificate(self, serial: str | int) -> CertificateRecord | None:
         key = _serial_key(serial)
-        with self.db.read() as conn:
-            return queries.get_certificate(conn, key)
+        with self.db.read() as tx:
+            return queries.get_certificate(tx, key)
 
     def lookup(self, cert: x509.Certificate) -> CertificateRecord | None:
         """The stored record of exactly this certificate (serial and bytes), if this
@@ -114,8 +114,8 @@ class Authority:
         return record
 
     def request(self, request_id: str) -> RequestRecord | None:
-        with self.db.read() as conn:
-            return queries.get_request(conn, request_id)
+        with self.db.read() as tx:
+            return queries.get_request(tx, request_id)
 
     def status(self, request_id: str) -> Outcome:
         """Where a request stands now (for polling clients)."""
@@ -126,8 +126,8 @@ class Authority:
 
     def find_transaction(self, protocol: str, endpoint: str,
                          transaction_id: str) -> RequestRecord | None:
-        with self.db.read() as conn:
-            return queries.find_request_by_transaction(conn, protocol, endpoint,
+        with self.db.read() as tx:
+            return queries.find_request_by_transaction(tx, protocol, endpoint,
                                                        transaction_id)
 
     def verify_challenge(self, context: ChallengeContext) -> bool:
@@ -201,9 +201,9 @@ class Authority:
             "attributes": dict(request.attributes), "created_at": now, "updated_at": now,
         }
         try:
-            with raw.raw_write(self.db) as tx:
-                raw.insert_request(tx, row)
-                raw.add_audit(
+            with self.db.write() as tx:
+                queries.insert_request(tx, row)
+                queries.add_audit(
                     tx, at=now, type=f"request.{status.value}",
                     actor=request.requester.identity, request_id=request_id,
                     details={"profile": profile.name, "protocol": request.protocol,
@@ -280,8 +280,8 @@ class Authority:
                 self._store_issued(record, cert, profile, ca_name, issuance)
             except IntegrityError:
                 # A duplicate serial (or a racing approval) – never hand out this one.
-                with self.db.read() as conn:
-                    current = queries.get_request(conn, record.id)
+                with self.db.read() as tx:
+                    current = queries.get_request(tx, record.id)
                 if current is not None and current.status is RequestStatus.ISSUED:
                     return self._outcome(current)  # type: ignore[return-value]
                 serial = new_serial()
@@ -303,10 +303,10 @@ class Authority:
         for ext in issuance.extensions:
             if isinstance(ext.value, x509.SubjectAlternativeName):
                 sans = names_as_strings(list(ext.value))
-        with raw.raw_write(self.db) as tx:
-            if not raw.mark_issued(tx, record.id, serial, now):
+        with self.db.write() as tx:
+            if not queries.mark_issued(tx, record.id, serial, now):
                 raise Conflict("request is no longer approved")
-            raw.insert_certificate(tx, {
+            queries.insert_certificate(tx, {
                 "serial": serial, "ca": ca_name, "request_id": record.id,
                 "status": CertificateStatus.VALID.value, "profile": profile.name,
                 "protocol": record.protocol, "requester": record.requester,
@@ -316,7 +316,7 @@ class Authority:
                 "revoked_at": None, "revocation_reason": None, "replaces": record.replaces,
                 "der": cert.public_bytes(serialization.Encoding.DER), "created_at": now,
             })
-            raw.add_audit(tx, at=now, type="certificate.issued", actor=record.requester,
+            queries.add_audit(tx, at=now, type="certificate.issued", actor=record.requester,
                               request_id=record.id, serial=serial,
                               details={"profile": profile.name, "ca": ca_name,
                                        "protocol": record.protocol,
@@ -326,16 +326,16 @@ class Authority:
 
     def _fail(self, record: RequestRecord, reason: str) -> None:
         now = self.clock.now()
-        with self.db.write() as conn:
-            queries.set_request_status(conn, record.id, expect=(RequestStatus.APPROVED,),
+        with self.db.write() as tx:
+            queries.set_request_status(tx, record.id, expect=(RequestStatus.APPROVED,),
                                        status=RequestStatus.FAILED, now=now, reason=reason)
-            queries.add_audit(conn, at=now, type="request.failed", actor="system",
+            queries.add_audit(tx, at=now, type="request.failed", actor="system",
                               request_id=record.id, details={"reason": reason})
 
     def _record_denial(self, request: EnrollmentRequest, reason: str) -> None:
         now = self.clock.now()
-        with self.db.write() as conn:
-            queries.add_audit(conn, at=now, type="request.denied",
+        with self.db.write() as tx:
+            queries.add_audit(tx, at=now, type="request.denied",
                               actor=request.requester.identity,
                               details={"profile": request.profile, "protocol": request.protocol,
                                        "endpoint": request.endpoint, "reason": reason,
@@ -345,19 +345,19 @@ class Authority:
 
     def list_requests(self, status: RequestStatus | None = None,
                       limit: int = 100) -> list[RequestRecord]:
-        with self.db.read() as conn:
-            return queries.list_requests(conn, status, limit)
+        with self.db.read() as tx:
+            return queries.list_requests(tx, status, limit)
 
     def approve(self, request_id: str, actor: str) -> Issued:
         """Approve a pending request and issue its certificate."""
         now = self.clock.now()
         serial = new_serial()
-        with self.db.write() as conn:
-            ok = queries.set_request_status(conn, request_id, expect=(RequestStatus.PENDING,),
+        with self.db.write() as tx:
+            ok = queries.set_request_status(tx, request_id, expect=(RequestStatus.PENDING,),
                                             status=RequestStatus.APPROVED, now=now,
                                             decided_by=actor)
             if ok:
-                queries.add_audit(conn, at=now, type="request.approved", actor=actor,
+                queries.add_audit(tx, at=now, type="request.approved", actor=actor,
                                   request_id=request_id,
                                   details={"reserved_serial": serial_hex(serial)})
         record = self.request(request_id)
@@ -383,13 +383,13 @@ class Authority:
         signing and storing (its certificate was never stored nor returned)."""
         now = self.clock.now()
         reason = reason or "rejected by an operator"
-        with self.db.write() as conn:
-            ok = queries.set_request_status(conn, request_id,
+        with self.db.write() as tx:
+            ok = queries.set_request_status(tx, request_id,
                                             expect=(RequestStatus.PENDING, RequestStatus.APPROVED),
                                             status=RequestStatus.REJECTED, now=now,
                                             reason=reason, decided_by=actor)
             if ok:
-                queries.add_audit(conn, at=now, type="request.rejected", actor=actor,
+                queries.add_audit(tx, at=now, type="request.rejected", actor=actor,
                                   request_id=request_id, details={"reason": reason})
         record = self.request(request_id)
         if record is None:
@@ -409,13 +409,13 @@ class Authority:
             raise MalformedInput("removeFromCRL is not a revocation reason")
         key = _serial_key(serial)
         now = self.clock.now()
-        with self.db.write() as conn:
-            record = queries.get_certificate(conn, key)
+        with self.db.write() as tx:
+            record = queries.get_certificate(tx, key)
             if record is None:
                 raise NotFound("no certificate with this serial")
-            if not queries.revoke_certificate(conn, key, reason, now):
+            if not queries.revoke_certificate(tx, key, reason, now):
                 raise Conflict("certificate is already revoked")
-            queries.add_audit(conn, at=now, type="certificate.revoked", actor=actor,
+            queries.add_audit(tx, at=now, type="certificate.revoked", actor=actor,
                               serial=key, request_id=record.request_id,
                               details={"reason": reason.value, "ca": record.ca})
         self.crls.regenerate(record.ca)

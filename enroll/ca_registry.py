@@ -24,14 +24,14 @@ class DatabaseCAStore:
         self._clock = clock
 
     def get(self, name: str) -> StoredCA | None:
-        with self._db.read() as conn:
-            return queries.get_ca(conn, name)
+        with self._db.read() as tx:
+            return queries.get_ca(tx, name)
 
     def put(self, ca: StoredCA) -> StoredCA:
         try:
-            with self._db.write() as conn:
-                queries.insert_ca(conn, ca, self._clock.now())
-                queries.add_audit(conn, at=self._clock.now(), type="ca.created",
+            with self._db.write() as tx:
+                queries.insert_ca(tx, ca, self._clock.now())
+                queries.add_audit(tx, at=self._clock.now(), type="ca.created",
                                   actor="system", details={
                                       "ca": ca.name, "backend": ca.backend,
                                       "subject": ca.certificate.subject.rfc4514_string(),

@@ -9,7 +9,6 @@ import urllib.parse
 
 from cryptography.hazmat.primitives import serialization
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy import text
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -27,8 +26,8 @@ DER = serialization.Encoding.DER
 def core_routes(ctx: AppContext) -> list[BaseRoute]:
     def health(request: Request) -> Response:
         try:
-            with ctx.db.read() as conn:
-                conn.execute(text("SELECT 1"))
+            with ctx.db.read() as tx:
+                tx.scalar("SELECT 1")
         except Exception:
             log.exception("health check: database unreachable")
             return JSONResponse({"status": "unavailable"}, status_code=503)

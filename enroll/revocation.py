@@ -47,8 +47,8 @@ class CRLService:
     def current(self, ca: str) -> bytes:
         """DER of the CA's CRL, re-signed first if it is due."""
         backend = self.cas.get(ca)
-        with self.db.read() as conn:
-            stored = queries.get_crl(conn, ca)
+        with self.db.read() as tx:
+            stored = queries.get_crl(tx, ca)
         now = self.clock.now()
         refresh = dt.timedelta(seconds=self.settings[backend.name].crl_refresh)
         if stored is None or now - stored[1] >= refresh or now >= stored[2]:
@@ -59,9 +59,9 @@ class CRLService:
         backend = self.cas.get(ca)
         settings = self.settings[ca]
         now = self.clock.now()
-        with self.db.read() as conn:
-            stored = queries.get_crl(conn, ca)
-            entries = list(queries.revoked_entries(conn, ca, now))
+        with self.db.read() as tx:
+            stored = queries.get_crl(tx, ca)
+            entries = list(queries.revoked_entries(tx, ca, now))
         number = max((stored[0] + 1) if stored else 1, int(now.timestamp() * 1000))
         builder = (x509.CertificateRevocationListBuilder()
                    .last_update(now)
@@ -77,9 +77,9 @@ class CRLService:
             builder = builder.add_revoked_certificate(rb.build())
         crl = backend.sign_crl(builder, _hash_name(backend.certificate))
         der = crl.public_bytes(serialization.Encoding.DER)
-        with self.db.write() as conn:
-            if not queries.put_crl(conn, ca, number, now, crl.next_update_utc or now, der):
-                newer = queries.get_crl(conn, ca)
+        with self.db.write() as tx:
+            if not queries.put_crl(tx, ca, number, now, crl.next_update_utc or now, der):
+                newer = queries.get_crl(tx, ca)
                 if newer is not None:
                     return newer[3]
         return der
@@ -122,8 +122,8 @@ class OCSPResponder:
             return ocsp.OCSPResponseBuilder.build_unsuccessful(
                 ocsp.OCSPResponseStatus.UNAUTHORIZED).public_bytes(serialization.Encoding.DER)
         backend = self.cas.get(ca_name)
-        with self.db.read() as conn:
-            record = queries.get_certificate(conn, format(serial, "x"))
+        with self.db.read() as tx:
+            record = queries.get_certificate(tx, format(serial, "x"))
         now = self.clock.now()
         hash_alg = {"sha1": hashes.SHA1(), "sha256": hashes.SHA256(),  # noqa: S303
                     "sha384": hashes.SHA384(), "sha512": hashes.SHA512()}[alg]

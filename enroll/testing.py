@@ -78,15 +78,11 @@ def count_stored(ctx: Any) -> tuple[int, int]:
     """(certificates, requests) in the store of an `AppContext`, leaving out enroll's own
     (``system:*`` requesters: the HTTPS listener's and the SCEP RA's certificates), so
     a test can assert that a refused request stored nothing."""
-    from sqlalchemy import func, select
-
-    from enroll.store import schema
-
-    with ctx.db.read() as conn:
-        certs = conn.execute(select(func.count()).select_from(schema.certificates).where(
-            ~schema.certificates.c.requester.like("system:%"))).scalar_one()
-        reqs = conn.execute(select(func.count()).select_from(schema.requests).where(
-            ~schema.requests.c.requester.like("system:%"))).scalar_one()
+    with ctx.db.read() as tx:
+        certs = tx.scalar("SELECT count(*) FROM certificates WHERE requester NOT LIKE ?",
+                          ("system:%",))
+        reqs = tx.scalar("SELECT count(*) FROM requests WHERE requester NOT LIKE ?",
+                         ("system:%",))
     return int(certs), int(reqs)
 
 

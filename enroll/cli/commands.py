@@ -274,9 +274,9 @@ def _serial(text: str) -> str:
 
 def cmd_certs_list(args: argparse.Namespace, opener: Opener) -> int:
     ctx = opener.context()
-    with ctx.db.read() as conn:
+    with ctx.db.read() as tx:
         records = queries.list_certificates(
-            conn, status=CertificateStatus(args.status) if args.status else None, ca=args.ca,
+            tx, status=CertificateStatus(args.status) if args.status else None, ca=args.ca,
             limit=args.limit)
     rows = [_cert_row(r) for r in records]
     _out(render(rows, ["serial", "status", "profile", "protocol", "subject", "not_after"],
@@ -371,8 +371,8 @@ def parse_since(text: str, now: dt.datetime) -> dt.datetime:
 def cmd_audit_export(args: argparse.Namespace, opener: Opener) -> int:
     ctx = opener.context()
     since = parse_since(args.since, ctx.clock.now()) if args.since else None
-    with ctx.db.read() as conn:
-        events = queries.list_audit(conn, since=since, request_id=args.request)
+    with ctx.db.read() as tx:
+        events = queries.list_audit(tx, since=since, request_id=args.request)
     for e in events:
         sys.stdout.write(json.dumps({"id": e.id, "at": e.at.isoformat(), "type": e.type,
                                      "actor": e.actor, "request_id": e.request_id,

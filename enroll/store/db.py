@@ -1,13 +1,15 @@
 """The database handle: one engine per process, pooled, SQLite tuned for concurrency.
 
-SQLite runs in WAL mode with a busy timeout; write transactions start with
-``BEGIN IMMEDIATE`` so two writers queue on the lock instead of failing when a read
-transaction tries to upgrade. PostgreSQL uses psycopg 3 with a connection pool.
+`Database.write()` and `Database.read()` are the store's one transaction API: each
+yields a `Tx` (`enroll.store.transaction`) that every repository function takes, the
+core's and each protocol's. SQLite runs in WAL mode with a busy timeout; write
+transactions start with ``BEGIN IMMEDIATE`` so two writers queue on the lock instead of
+failing when a read transaction tries to upgrade. PostgreSQL uses psycopg 3 with a
+connection pool. The engine itself is for alembic (`enroll.store.migrate`) only.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
@@ -17,6 +19,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 from enroll.errors import ConfigError
+from enroll.store.transaction import Tx, transaction
 from enroll.store.writer_lock import WriterLock
 
 
@@ -72,27 +75,20 @@ class Database:
             conn.exec_driver_sql(f"BEGIN {mode}")
 
     @contextmanager
-    def write(self) -> Iterator[Connection]:
-        """A read-write transaction, committed on success, rolled back on error."""
-        with self.writer_lock, self.engine.begin() as conn:
-            yield conn
+    def write(self) -> Iterator[Tx]:
+        """A read-write transaction, committed on success, rolled back on error. On
+        SQLite every writer (threads and worker processes) queues on `writer_lock`."""
+        with self.writer_lock, transaction(self.engine, self.is_sqlite, write=True) as tx:
+            yield tx
 
     @contextmanager
-    def read(self) -> Iterator[Connection]:
+    def read(self) -> Iterator[Tx]:
         """A read-only transaction (does not take SQLite's write lock)."""
-        with self.engine.connect() as conn:
-            conn = conn.execution_options(enroll_begin="DEFERRED")
-            with conn.begin():
-                yield conn
+        with transaction(self.engine, self.is_sqlite, write=False) as tx:
+            yield tx
 
     def dispose(self) -> None:
         self.engine.dispose()
         if isinstance(self.writer_lock, WriterLock):
             self.writer_lock.close()
 
-
-def aware(value: dt.datetime | None) -> dt.datetime | None:
-    """SQLite returns naive datetimes; everything stored is UTC."""
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)

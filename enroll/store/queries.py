@@ -1,19 +1,21 @@
 """Repository functions over the core tables. Callers get dataclasses, never rows.
 
-Every function takes an open `Connection`, so the authority decides what shares a
-transaction (certificate + request + audit event commit together).
+Every function takes an open `Tx` (`Database.write()` / `Database.read()`), so the
+authority decides what shares a transaction (certificate + request + audit event commit
+together). Every statement goes straight to the driver (see `enroll.store.transaction`);
+rows are read by column name.
 """
 
+# ruff: noqa: S608 - the SQL below interpolates only constant column lists, "?" marks
+# and int() limits; every value is a bound parameter.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from sqlalchemy import Connection, Row, and_, bindparam, func, insert, select, update
 
 from enroll.model import (
     AuditEvent,
@@ -23,8 +25,8 @@ from enroll.model import (
     RequestStatus,
     StoredCA,
 )
-from enroll.store.db import aware
 from enroll.store.schema import audit_events, cas, certificates, crls, requests
+from enroll.store.transaction import Row, Tx
 
 PEM = serialization.Encoding.PEM
 
@@ -35,93 +37,85 @@ def _pem(certs: tuple[x509.Certificate, ...]) -> str:
     return "".join(c.public_bytes(PEM).decode() for c in certs)
 
 
-def get_ca(conn: Connection, name: str) -> StoredCA | None:
-    row = conn.execute(select(cas).where(cas.c.name == name)).first()
-    if row is None:
-        return None
+def _ca(row: Row) -> StoredCA:
     return StoredCA(
-        name=row.name, backend=row.backend,
-        certificate=x509.load_pem_x509_certificate(row.certificate_pem.encode()),
-        chain=tuple(x509.load_pem_x509_certificates(row.chain_pem.encode())),
-        key_blob=bytes(row.key_blob), parent=row.parent)
+        name=row["name"], backend=row["backend"],
+        certificate=x509.load_pem_x509_certificate(row["certificate_pem"].encode()),
+        chain=tuple(x509.load_pem_x509_certificates(row["chain_pem"].encode())),
+        key_blob=row["key_blob"], parent=row["parent"])
 
 
-def insert_ca(conn: Connection, ca: StoredCA, now: dt.datetime) -> None:
-    conn.execute(insert(cas).values(
-        name=ca.name, backend=ca.backend, parent=ca.parent,
-        certificate_pem=ca.certificate.public_bytes(PEM).decode(),
-        chain_pem=_pem(ca.chain), key_blob=ca.key_blob, created_at=now))
+_CA = "name, backend, parent, certificate_pem, chain_pem, key_blob"
 
 
-def list_cas(conn: Connection) -> list[StoredCA]:
-    names = conn.execute(select(cas.c.name).order_by(cas.c.name)).scalars().all()
-    return [ca for ca in (get_ca(conn, n) for n in names) if ca is not None]
+def get_ca(tx: Tx, name: str) -> StoredCA | None:
+    row = tx.one(f"SELECT {_CA} FROM cas WHERE name = ?", (name,), cas)
+    return None if row is None else _ca(row)
+
+
+def insert_ca(tx: Tx, ca: StoredCA, now: dt.datetime) -> None:
+    tx.insert(cas, {
+        "name": ca.name, "backend": ca.backend, "parent": ca.parent,
+        "certificate_pem": ca.certificate.public_bytes(PEM).decode(),
+        "chain_pem": _pem(ca.chain), "key_blob": ca.key_blob, "created_at": now})
+
+
+def list_cas(tx: Tx) -> list[StoredCA]:
+    return [_ca(r) for r in tx.all(f"SELECT {_CA} FROM cas ORDER BY name", (), cas)]
 
 
 # -- requests ---------------------------------------------------------------------------
 
-def _request(row: Row[Any]) -> RequestRecord:
+_REQUEST = ("id, status, profile, ca, protocol, endpoint, requester, auth_method, "
+            "transaction_id, key_fingerprint, subject, sans, replaces, reason, "
+            "certificate_serial, csr_pem, attributes, created_at, updated_at")
+
+
+def _request(row: Row) -> RequestRecord:
     return RequestRecord(
-        id=row.id, status=RequestStatus(row.status), profile=row.profile, ca=row.ca,
-        protocol=row.protocol, endpoint=row.endpoint, requester=row.requester,
-        auth_method=row.auth_method, transaction_id=row.transaction_id,
-        key_fingerprint=row.key_fingerprint, subject=row.subject,
-        sans=tuple(row.sans or ()), replaces=row.replaces, reason=row.reason or "",
-        certificate_serial=row.certificate_serial,
-        created_at=aware(row.created_at),  # type: ignore[arg-type]
-        updated_at=aware(row.updated_at),  # type: ignore[arg-type]
-        csr_pem=row.csr_pem, attributes=row.attributes or {})
+        id=row["id"], status=RequestStatus(row["status"]), profile=row["profile"],
+        ca=row["ca"], protocol=row["protocol"], endpoint=row["endpoint"],
+        requester=row["requester"], auth_method=row["auth_method"],
+        transaction_id=row["transaction_id"], key_fingerprint=row["key_fingerprint"],
+        subject=row["subject"], sans=tuple(row["sans"] or ()), replaces=row["replaces"],
+        reason=row["reason"] or "", certificate_serial=row["certificate_serial"],
+        created_at=row["created_at"], updated_at=row["updated_at"],
+        csr_pem=row["csr_pem"], attributes=row["attributes"] or {})
 
 
-# Hot-path statements are built once: SQLAlchemy then only binds parameters.
-_INSERT_REQUEST = insert(requests)
-_INSERT_CERTIFICATE = insert(certificates)
-_INSERT_AUDIT = insert(audit_events)
-_FIND_TRANSACTION = select(requests).where(and_(
-    requests.c.protocol == bindparam("p"), requests.c.endpoint == bindparam("e"),
-    requests.c.transaction_id == bindparam("t")))
-_MARK_ISSUED = update(requests).where(and_(
-    requests.c.id == bindparam("rid"), requests.c.status == RequestStatus.APPROVED.value)
-).values(status=RequestStatus.ISSUED.value, certificate_serial=bindparam("serial"),
-         updated_at=bindparam("now"))
+def insert_request(tx: Tx, values: Mapping[str, Any]) -> None:
+    tx.insert(requests, values)
 
 
-def insert_request(conn: Connection, values: Mapping[str, Any]) -> None:
-    conn.execute(_INSERT_REQUEST, dict(values))
-
-
-def mark_issued(conn: Connection, request_id: str, serial: str, now: dt.datetime) -> bool:
+def mark_issued(tx: Tx, request_id: str, serial: str, now: dt.datetime) -> bool:
     """approved -> issued, conditionally: False if the request was not approved."""
-    return conn.execute(_MARK_ISSUED, {"rid": request_id, "serial": serial,
-                                       "now": now}).rowcount == 1
+    return tx.run("UPDATE requests SET status = 'issued', certificate_serial = ?, "
+                  "updated_at = ? WHERE id = ? AND status = 'approved'",
+                  (serial, tx.when(now), request_id)) == 1
 
 
 def record_from_row(values: Mapping[str, Any]) -> RequestRecord:
     """A `RequestRecord` from the dict just inserted (saves a read-back)."""
-    return RequestRecord(
-        id=values["id"], status=RequestStatus(values["status"]), profile=values["profile"],
-        ca=values["ca"], protocol=values["protocol"], endpoint=values["endpoint"],
-        requester=values["requester"], auth_method=values["auth_method"],
-        transaction_id=values["transaction_id"], key_fingerprint=values["key_fingerprint"],
-        subject=values["subject"], sans=tuple(values["sans"]), replaces=values["replaces"],
-        reason=values["reason"] or "", certificate_serial=values["certificate_serial"],
-        created_at=values["created_at"], updated_at=values["updated_at"],
-        csr_pem=values["csr_pem"], attributes=values["attributes"])
+    return _request(dict(values))
 
 
-def get_request(conn: Connection, request_id: str) -> RequestRecord | None:
-    row = conn.execute(select(requests).where(requests.c.id == request_id)).first()
-    return _request(row) if row else None
+def get_request(tx: Tx, request_id: str) -> RequestRecord | None:
+    row = tx.one(f"SELECT {_REQUEST} FROM requests WHERE id = ?", (request_id,), requests)
+    return None if row is None else _request(row)
 
 
-def find_request_by_transaction(conn: Connection, protocol: str, endpoint: str,
+def find_request_by_transaction(tx: Tx, protocol: str, endpoint: str,
                                 transaction_id: str) -> RequestRecord | None:
-    row = conn.execute(_FIND_TRANSACTION, {"p": protocol, "e": endpoint,
-                                           "t": transaction_id}).first()
-    return _request(row) if row else None
+    row = tx.one(f"SELECT {_REQUEST} FROM requests WHERE protocol = ? AND endpoint = ? "
+                 "AND transaction_id = ?", (protocol, endpoint, transaction_id), requests)
+    return None if row is None else _request(row)
 
 
-def set_request_status(conn: Connection, request_id: str, *, expect: tuple[RequestStatus, ...],
+_REQUEST_SETTABLE = frozenset({"status", "updated_at", "reason", "decided_by",
+                               "certificate_serial"})
+
+
+def set_request_status(tx: Tx, request_id: str, *, expect: tuple[RequestStatus, ...],
                        status: RequestStatus, now: dt.datetime, reason: str | None = None,
                        decided_by: str | None = None,
                        certificate_serial: str | None = None) -> bool:
@@ -133,127 +127,138 @@ def set_request_status(conn: Connection, request_id: str, *, expect: tuple[Reque
         values["decided_by"] = decided_by
     if certificate_serial is not None:
         values["certificate_serial"] = certificate_serial
-    result = conn.execute(update(requests).where(and_(
-        requests.c.id == request_id,
-        requests.c.status.in_([s.value for s in expect]))).values(**values))
-    return result.rowcount == 1
+    marks = ", ".join("?" for _ in expect)
+    return tx.update(requests, values, f"id = ? AND status IN ({marks})",
+                     (request_id, *(s.value for s in expect)),
+                     allowed=_REQUEST_SETTABLE) == 1
 
 
-def list_requests(conn: Connection, status: RequestStatus | None = None,
+def list_requests(tx: Tx, status: RequestStatus | None = None,
                   limit: int = 100) -> list[RequestRecord]:
-    q = select(requests).order_by(requests.c.created_at.desc()).limit(limit)
-    if status is not None:
-        q = q.where(requests.c.status == status.value)
-    return [_request(r) for r in conn.execute(q)]
+    where, params = ("WHERE status = ? ", (status.value,)) if status is not None else ("", ())
+    rows = tx.all(f"SELECT {_REQUEST} FROM requests {where}ORDER BY created_at DESC "
+                  f"LIMIT {int(limit)}", params, requests)
+    return [_request(r) for r in rows]
 
 
-def count_requests(conn: Connection) -> int:
-    return int(conn.execute(select(func.count()).select_from(requests)).scalar_one())
+def count_requests(tx: Tx) -> int:
+    return int(tx.scalar("SELECT count(*) FROM requests"))
 
 
 # -- certificates -----------------------------------------------------------------------
 
-def _certificate(row: Row[Any]) -> CertificateRecord:
+_CERTIFICATE = ("serial, ca, request_id, status, profile, protocol, requester, subject, "
+                "sans, not_before, not_after, revoked_at, revocation_reason, replaces, der")
+
+
+def _certificate(row: Row) -> CertificateRecord:
     return CertificateRecord(
-        serial_hex=row.serial, ca=row.ca,
-        certificate=x509.load_der_x509_certificate(bytes(row.der)),
-        status=CertificateStatus(row.status), profile=row.profile, protocol=row.protocol,
-        requester=row.requester, request_id=row.request_id, replaces=row.replaces,
-        not_before=aware(row.not_before),  # type: ignore[arg-type]
-        not_after=aware(row.not_after),  # type: ignore[arg-type]
-        revoked_at=aware(row.revoked_at),
-        revocation_reason=x509.ReasonFlags(row.revocation_reason)
-        if row.revocation_reason else None,
-        subject=row.subject, sans=tuple(row.sans or ()))
+        serial_hex=row["serial"], ca=row["ca"],
+        certificate=x509.load_der_x509_certificate(row["der"]),
+        status=CertificateStatus(row["status"]), profile=row["profile"],
+        protocol=row["protocol"], requester=row["requester"],
+        request_id=row["request_id"], replaces=row["replaces"],
+        not_before=row["not_before"], not_after=row["not_after"],
+        revoked_at=row["revoked_at"],
+        revocation_reason=x509.ReasonFlags(row["revocation_reason"])
+        if row["revocation_reason"] else None,
+        subject=row["subject"], sans=tuple(row["sans"] or ()))
 
 
-def insert_certificate(conn: Connection, values: Mapping[str, Any]) -> None:
-    conn.execute(_INSERT_CERTIFICATE, dict(values))
+def insert_certificate(tx: Tx, values: Mapping[str, Any]) -> None:
+    tx.insert(certificates, values)
 
 
-def get_certificate(conn: Connection, serial_hex: str) -> CertificateRecord | None:
-    row = conn.execute(select(certificates).where(certificates.c.serial == serial_hex)).first()
-    return _certificate(row) if row else None
+def get_certificate(tx: Tx, serial_hex: str) -> CertificateRecord | None:
+    row = tx.one(f"SELECT {_CERTIFICATE} FROM certificates WHERE serial = ?", (serial_hex,),
+                 certificates)
+    return None if row is None else _certificate(row)
 
 
-def list_certificates(conn: Connection, *, status: CertificateStatus | None = None,
+def list_certificates(tx: Tx, *, status: CertificateStatus | None = None,
                       ca: str | None = None, limit: int = 100) -> list[CertificateRecord]:
-    q = select(certificates).order_by(certificates.c.created_at.desc()).limit(limit)
+    conditions: list[str] = []
+    params: list[Any] = []
     if status is not None:
-        q = q.where(certificates.c.status == status.value)
+        conditions.append("status = ?")
+        params.append(status.value)
     if ca is not None:
-        q = q.where(certificates.c.ca == ca)
-    return [_certificate(r) for r in conn.execute(q)]
+        conditions.append("ca = ?")
+        params.append(ca)
+    where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
+    rows = tx.all(f"SELECT {_CERTIFICATE} FROM certificates {where}"
+                  f"ORDER BY created_at DESC LIMIT {int(limit)}", params, certificates)
+    return [_certificate(r) for r in rows]
 
 
-def count_certificates(conn: Connection) -> int:
-    return int(conn.execute(select(func.count()).select_from(certificates)).scalar_one())
+def count_certificates(tx: Tx) -> int:
+    return int(tx.scalar("SELECT count(*) FROM certificates"))
 
 
-def revoke_certificate(conn: Connection, serial_hex: str, reason: x509.ReasonFlags,
+def revoke_certificate(tx: Tx, serial_hex: str, reason: x509.ReasonFlags,
                        now: dt.datetime) -> bool:
-    result = conn.execute(update(certificates).where(and_(
-        certificates.c.serial == serial_hex,
-        certificates.c.status == CertificateStatus.VALID.value)).values(
-        status=CertificateStatus.REVOKED.value, revoked_at=now,
-        revocation_reason=reason.value))
-    return result.rowcount == 1
+    return tx.run("UPDATE certificates SET status = ?, revoked_at = ?, revocation_reason = ? "
+                  "WHERE serial = ? AND status = ?",
+                  (CertificateStatus.REVOKED.value, tx.when(now), reason.value, serial_hex,
+                   CertificateStatus.VALID.value)) == 1
 
 
-def revoked_entries(conn: Connection, ca: str,
+def revoked_entries(tx: Tx, ca: str,
                     now: dt.datetime) -> Iterator[tuple[str, dt.datetime, str | None]]:
     """(serial, revoked_at, reason) of revoked certificates of `ca` not yet expired."""
-    q = select(certificates.c.serial, certificates.c.revoked_at,
-               certificates.c.revocation_reason).where(and_(
-                   certificates.c.ca == ca,
-                   certificates.c.status == CertificateStatus.REVOKED.value,
-                   certificates.c.not_after > now))
-    for serial, revoked_at, reason in conn.execute(q):
-        yield serial, aware(revoked_at), reason  # type: ignore[misc]
+    rows = tx.all("SELECT serial, revoked_at, revocation_reason FROM certificates "
+                  "WHERE ca = ? AND status = ? AND not_after > ?",
+                  (ca, CertificateStatus.REVOKED.value, tx.when(now)), certificates)
+    for row in rows:
+        yield row["serial"], row["revoked_at"], row["revocation_reason"]
 
 
 # -- CRLs -------------------------------------------------------------------------------
 
-def get_crl(conn: Connection, ca: str) -> tuple[int, dt.datetime, dt.datetime, bytes] | None:
-    row = conn.execute(select(crls).where(crls.c.ca == ca)).first()
+def get_crl(tx: Tx, ca: str) -> tuple[int, dt.datetime, dt.datetime, bytes] | None:
+    row = tx.one("SELECT number, this_update, next_update, der FROM crls WHERE ca = ?",
+                 (ca,), crls)
     if row is None:
         return None
-    return row.number, aware(row.this_update), aware(row.next_update), bytes(row.der)  # type: ignore[return-value]
+    return int(row["number"]), row["this_update"], row["next_update"], row["der"]
 
 
-def put_crl(conn: Connection, ca: str, number: int, this_update: dt.datetime,
+def put_crl(tx: Tx, ca: str, number: int, this_update: dt.datetime,
             next_update: dt.datetime, der: bytes) -> bool:
     """Store CRL `number` if it is newer than the stored one (conditional, race-safe)."""
     values = {"number": number, "this_update": this_update, "next_update": next_update,
               "der": der}
-    existing = conn.execute(select(crls.c.number).where(crls.c.ca == ca)).scalar()
-    if existing is None:
-        conn.execute(insert(crls).values(ca=ca, **values))
+    if tx.scalar("SELECT number FROM crls WHERE ca = ?", (ca,)) is None:
+        tx.insert(crls, {"ca": ca, **values})
         return True
-    result = conn.execute(update(crls).where(and_(crls.c.ca == ca, crls.c.number < number))
-                          .values(**values))
-    return result.rowcount == 1
+    return tx.update(crls, values, "ca = ? AND number < ?", (ca, number),
+                     allowed=values.keys()) == 1
 
 
 # -- audit ------------------------------------------------------------------------------
 
-def add_audit(conn: Connection, *, at: dt.datetime, type: str, actor: str,
+def add_audit(tx: Tx, *, at: dt.datetime, type: str, actor: str,
               request_id: str | None = None, serial: str | None = None,
               details: Mapping[str, Any] | None = None) -> None:
-    conn.execute(_INSERT_AUDIT, {
-        "at": at, "type": type, "actor": actor, "request_id": request_id, "serial": serial,
-        "details": json.loads(json.dumps(details or {}, default=str))})
+    tx.insert(audit_events, {"at": at, "type": type, "actor": actor,
+                             "request_id": request_id, "serial": serial,
+                             "details": details or {}})
 
 
-def list_audit(conn: Connection, *, since: dt.datetime | None = None,
+def list_audit(tx: Tx, *, since: dt.datetime | None = None,
                request_id: str | None = None, limit: int | None = None) -> list[AuditEvent]:
-    q = select(audit_events).order_by(audit_events.c.id)
+    conditions: list[str] = []
+    params: list[Any] = []
     if since is not None:
-        q = q.where(audit_events.c.at >= since)
+        conditions.append("at >= ?")
+        params.append(tx.when(since))
     if request_id is not None:
-        q = q.where(audit_events.c.request_id == request_id)
-    if limit is not None:
-        q = q.limit(limit)
-    return [AuditEvent(id=r.id, at=aware(r.at), type=r.type, actor=r.actor,  # type: ignore[arg-type]
-                       request_id=r.request_id, serial_hex=r.serial, details=r.details or {})
-            for r in conn.execute(q)]
+        conditions.append("request_id = ?")
+        params.append(request_id)
+    where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
+    tail = f" LIMIT {int(limit)}" if limit is not None else ""
+    rows = tx.all("SELECT id, at, type, actor, request_id, serial, details FROM audit_events "
+                  f"{where}ORDER BY id{tail}", params, audit_events)
+    return [AuditEvent(id=r["id"], at=r["at"], type=r["type"], actor=r["actor"],
+                       request_id=r["request_id"], serial_hex=r["serial"],
+                       details=r["details"] or {}) for r in rows]

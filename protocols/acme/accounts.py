@@ -57,7 +57,7 @@ def authenticate(ep: AcmeEndpoint, jws: Jws, url: str, base: str, *, want: str) 
         prefix = f"{base}/acct/"
         if not isinstance(kid, str) or not kid.startswith(prefix) or len(kid) > 512:
             raise AcmeProblem("accountDoesNotExist", "unknown account", 400)
-        with store.read(ep.db) as conn:
+        with ep.db.read() as conn:
             account = store.get_account(conn, kid[len(prefix):])
         if account is None or account.endpoint != ep.label:
             raise AcmeProblem("accountDoesNotExist", "unknown account", 400)
@@ -76,7 +76,7 @@ def new_account(ep: AcmeEndpoint, v: Verified, url: str) -> tuple[store.Account,
     assert v.jwk is not None
     payload = v.jws.payload()
     thumb = thumbprint(v.jwk)
-    with store.read(ep.db) as conn:
+    with ep.db.read() as conn:
         existing = store.find_account(conn, ep.label, thumb)
     if existing is not None:
         if existing.status != "valid":
@@ -96,7 +96,7 @@ def new_account(ep: AcmeEndpoint, v: Verified, url: str) -> tuple[store.Account,
                             contact, None, None)
     now = ep.clock.now()
     try:
-        with store.write(ep.db) as conn:
+        with ep.db.write() as conn:
             if binding is not None:
                 row = eab.verify_binding(ep, conn, binding, v.jwk, url)
                 account = store.Account(account.id, ep.label, thumb, v.jwk, "valid",
@@ -108,7 +108,7 @@ def new_account(ep: AcmeEndpoint, v: Verified, url: str) -> tuple[store.Account,
                                   "bound", 403)
     except IntegrityError:
         # A concurrent newAccount with the same key won: answer with that account.
-        with store.read(ep.db) as conn:
+        with ep.db.read() as conn:
             existing = store.find_account(conn, ep.label, thumb)
         if existing is None:
             raise
@@ -132,10 +132,10 @@ def update_account(ep: AcmeEndpoint, v: Verified, account_id: str) -> store.Acco
             raise malformed("status can only be set to deactivated")
         values["status"] = "deactivated"
     if values:
-        with store.write(ep.db) as conn:
+        with ep.db.write() as conn:
             if not store.update_account(conn, account.id, **values):
                 raise unauthorized("account is deactivated")
-    with store.read(ep.db) as conn:
+    with ep.db.read() as conn:
         updated = store.get_account(conn, account.id)
     assert updated is not None
     return updated
@@ -169,7 +169,7 @@ def key_change(ep: AcmeEndpoint, v: Verified, url: str, base: str) -> store.Acco
     new_jwk = public_jwk(h["jwk"])
     new_thumb = thumbprint(new_jwk)
     try:
-        with store.write(ep.db) as conn:
+        with ep.db.write() as conn:
             other = store.find_account(conn, ep.label, new_thumb)
             if other is not None:
                 raise AcmeProblem("malformed", "the new key belongs to another account", 409,
@@ -178,7 +178,7 @@ def key_change(ep: AcmeEndpoint, v: Verified, url: str, base: str) -> store.Acco
                 raise unauthorized("account is deactivated")
     except IntegrityError:
         raise AcmeProblem("malformed", "the new key belongs to another account", 409) from None
-    with store.read(ep.db) as conn:
+    with ep.db.read() as conn:
         updated = store.get_account(conn, account.id)
     assert updated is not None
     return updated

@@ -16,7 +16,7 @@ NS = "urn:ietf:params:acme:error:"
 
 def load_authz(ep: AcmeEndpoint, v: Verified,
                authz_id: str) -> tuple[store.Authz, list[store.Challenge]]:
-    with store.read(ep.db) as conn:
+    with ep.db.read() as conn:
         authz = store.get_authz(conn, authz_id)
         if authz is None:
             raise not_found("no such authorization")
@@ -33,7 +33,7 @@ def update_authz(ep: AcmeEndpoint, v: Verified,
         return authz, challenges
     if v.jws.payload().get("status") != "deactivated":
         raise malformed("an authorization can only be deactivated")
-    with store.write(ep.db) as conn:
+    with ep.db.write() as conn:
         if not (store.set_authz(conn, authz.id, "pending", "deactivated")
                 or store.set_authz(conn, authz.id, "valid", "deactivated")):
             raise malformed(f"authorization is {authz.status}")
@@ -45,7 +45,7 @@ def respond(ep: AcmeEndpoint, v: Verified,
             challenge_id: str) -> tuple[store.Challenge, store.Authz, bool]:
     """§7.5.1: the client is ready. Moves pending -> processing once; returns the
     challenge, its authorization, and whether a validation should start now."""
-    with store.read(ep.db) as conn:
+    with ep.db.read() as conn:
         challenge = store.get_challenge(conn, challenge_id)
         authz = None if challenge is None else store.get_authz(conn, challenge.authz_id)
     if challenge is None or authz is None:
@@ -56,12 +56,12 @@ def respond(ep: AcmeEndpoint, v: Verified,
         return challenge, authz, False
     if authz.status != "pending":
         raise AcmeProblem("malformed", f"authorization is {authz.status}", 400)
-    with store.write(ep.db) as conn:
+    with ep.db.write() as conn:
         started = store.set_challenge(conn, challenge.id, "pending", "processing")
     if started and ep.validation.skip:
         # TEST ONLY (acme.skip_validation): pass without looking.
         record_result(ep, challenge.id, None)
-    with store.read(ep.db) as conn:
+    with ep.db.read() as conn:
         fresh = store.get_challenge(conn, challenge.id)
     assert fresh is not None
     return fresh, authz, started and not ep.validation.skip
@@ -71,7 +71,7 @@ def record_result(ep: AcmeEndpoint, challenge_id: str, error: dict[str, Any] | N
     """Store a validation result and move the authorization and order on (§7.1.6), in
     one transaction."""
     now = ep.clock.now()
-    with store.write(ep.db) as conn:
+    with ep.db.write() as conn:
         challenge = store.get_challenge(conn, challenge_id)
         if challenge is None:
             return

@@ -38,7 +38,7 @@ def _cmd_new(args: argparse.Namespace, opener: Any) -> int:
     if allow:
         names.check_patterns(allow, "--allow")
     kid = eab.new_kid()
-    with store.write(ctx.db) as conn:
+    with ctx.db.write() as conn:
         store.add_eab_key(conn, kid, args.endpoint, allow, ctx.clock.now())
     print(f"kid: {kid}")
     print(f"hmac: {eab.encoded_key(deployment_secret(ctx.db, 'eab'), kid)}")
@@ -47,7 +47,7 @@ def _cmd_new(args: argparse.Namespace, opener: Any) -> int:
 
 def _cmd_list(args: argparse.Namespace, opener: Any) -> int:
     ctx: AppContext = opener.context()
-    with store.read(ctx.db) as conn:
+    with ctx.db.read() as conn:
         for row in store.list_eab_keys(conn):
             allow = ",".join(row["allow"] or ["(endpoint policy)"])
             print(f"{row['kid']}\t{row['endpoint']}\t{allow}\t{row['account_id'] or '-'}")

@@ -36,10 +36,10 @@ class AcmeEndpoint:
 def deployment_secret(db: Database, name: str) -> bytes:
     """A per-deployment secret kept in the database, shared by every worker."""
     try:
-        with store.write(db) as conn:
+        with db.write() as conn:
             return store.get_or_create_secret(conn, name, secrets.token_bytes(32))
     except IntegrityError:
-        with store.write(db) as conn:  # another worker created it first
+        with db.write() as conn:  # another worker created it first
             return store.get_or_create_secret(conn, name, b"")
 
 

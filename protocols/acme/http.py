@@ -160,7 +160,7 @@ class AcmeHttp:
         def op(v: accounts.Verified, base: str, url: str) -> Reply:
             if v.account is None or v.account.id != account_id:
                 raise AcmeProblem("unauthorized", "not your account", 403)
-            with store.read(self.ep.db) as conn:
+            with self.ep.db.read() as conn:
                 ids = store.account_orders(conn, account_id)
             return Reply(200, {"orders": [f"{base}/order/{i}" for i in ids]})
         return await self._handle(request, "kid", f"/acct/{account_id}/orders", op)

@@ -55,7 +55,7 @@ class Nonces:
             raise bad_nonce("expired nonce")
         expires = dt.datetime.fromtimestamp(issued + LIFETIME, dt.UTC)
         try:
-            with store.write(self.db) as conn:
+            with self.db.write() as conn:
                 store.mark_nonce_used(conn, nonce, expires)
                 if secrets.randbelow(_PRUNE_ONE_IN) == 0:
                     store.prune_nonces(conn, now)

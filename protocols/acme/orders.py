@@ -63,7 +63,7 @@ def new_order(ep: AcmeEndpoint, v: Verified) -> tuple[store.Order, list[str]]:
     order = store.Order(secrets.token_urlsafe(12), ep.label, account.id, "pending", idents,
                         profile, replaces, None, None, None, now + ORDER_LIFETIME)
     authz_ids = []
-    with store.write(ep.db) as conn:
+    with ep.db.write() as conn:
         store.add_order(conn, order, now)
         for ident in idents:
             wildcard = ident["value"].startswith("*.")
@@ -92,7 +92,7 @@ def _replaced_serial(ep: AcmeEndpoint, account: store.Account, cert_id: object) 
         raise malformed("replaces names an unknown certificate")
     if not record.requester.endswith(f"/acct/{account.id}"):
         raise unauthorized("replaces names another account's certificate")
-    with store.read(ep.db) as conn:
+    with ep.db.read() as conn:
         taken = store.order_replacing(conn, serial)
     if taken is not None:
         raise AcmeProblem("alreadyReplaced", "this certificate was already replaced", 409)
@@ -101,7 +101,7 @@ def _replaced_serial(ep: AcmeEndpoint, account: store.Account, cert_id: object) 
 
 def load_order(ep: AcmeEndpoint, v: Verified, order_id: str) -> store.Order:
     """The order if it belongs to the signing account; polls a waiting core request."""
-    with store.read(ep.db) as conn:
+    with ep.db.read() as conn:
         order = store.get_order(conn, order_id)
     if order is None or order.endpoint != ep.label:
         raise not_found("no such order")
@@ -111,7 +111,7 @@ def load_order(ep: AcmeEndpoint, v: Verified, order_id: str) -> store.Order:
         order = _poll(ep, order)
     elif order.status in ("pending", "ready") and order.expires <= ep.clock.now():
         # RFC 8555 §7.1.6: an order that expires before it is finalized is invalid.
-        with store.write(ep.db) as conn:
+        with ep.db.write() as conn:
             store.set_order(conn, order.id, ("pending", "ready"), status="invalid", error={
                 "type": "urn:ietf:params:acme:error:malformed", "detail": "order expired"})
             order = store.get_order(conn, order.id) or order
@@ -119,7 +119,7 @@ def load_order(ep: AcmeEndpoint, v: Verified, order_id: str) -> store.Order:
 
 
 def authz_ids(ep: AcmeEndpoint, order_id: str) -> list[str]:
-    with store.read(ep.db) as conn:
+    with ep.db.read() as conn:
         return [a.id for a in store.order_authzs(conn, order_id)]
 
 
@@ -129,7 +129,7 @@ def _poll(ep: AcmeEndpoint, order: store.Order) -> store.Order:
     outcome = ep.authority.status(order.request_id)
     if isinstance(outcome, Pending):
         return order
-    with store.write(ep.db) as conn:
+    with ep.db.write() as conn:
         if isinstance(outcome, Issued):
             store.set_order(conn, order.id, "processing", status="valid",
                             certificate_serial=outcome.serial_hex)
@@ -181,7 +181,7 @@ def finalize(ep: AcmeEndpoint, v: Verified, order_id: str, base: str) -> store.O
     assert account is not None
     if _account_key(csr) == account.thumbprint:
         raise AcmeProblem("badCSR", "the certificate key must differ from the account key")
-    with store.write(ep.db) as conn:
+    with ep.db.write() as conn:
         if not store.set_order(conn, order.id, "ready", status="processing"):
             raise AcmeProblem("orderNotReady", "order is already being finalized", 403)
     request = EnrollmentRequest(
@@ -193,16 +193,16 @@ def finalize(ep: AcmeEndpoint, v: Verified, order_id: str, base: str) -> store.O
         outcome = ep.authority.submit(request)
     except (BadCSR, MalformedInput) as exc:
         # Nothing was stored for a CSR the profile refuses: the client may retry.
-        with store.write(ep.db) as conn:
+        with ep.db.write() as conn:
             store.set_order(conn, order.id, "processing", status="ready")
         raise from_error(exc) from None
     except EnrollError as exc:
         problem = from_error(exc)
-        with store.write(ep.db) as conn:
+        with ep.db.write() as conn:
             store.set_order(conn, order.id, "processing", status="invalid",
                             error=problem.document())
         raise problem from None
-    with store.write(ep.db) as conn:
+    with ep.db.write() as conn:
         if isinstance(outcome, Issued):
             store.set_order(conn, order.id, "processing", status="valid",
                             request_id=outcome.request_id,

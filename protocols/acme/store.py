@@ -6,8 +6,9 @@ Exactly-once rules are conditional UPDATEs and primary keys: a nonce is accepted
 (INSERT into ``acme_used_nonces``), an order leaves ``ready`` once, an EAB key binds one
 account (UPDATE ... WHERE account_id IS NULL)."""
 
-# ruff: noqa: S608 - the SQL below interpolates only constant column lists and column
-# names checked against a fixed tuple; every value is a bound parameter.
+# ruff: noqa: S608 - the SQL below interpolates only constant column lists and int()
+# limits; column names in SET clauses go through `Tx.update`, which refuses any name
+# outside a fixed list. Every value is a bound parameter.
 from __future__ import annotations
 
 import datetime as dt
@@ -18,7 +19,6 @@ from typing import Any
 from sqlalchemy import (
     Boolean,
     Column,
-    DateTime,
     Index,
     LargeBinary,
     String,
@@ -27,13 +27,9 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+from enroll.store.columns import UTC_DT
 from enroll.store.schema import metadata
-
-from .transactions import Tx, read, write
-
-__all__ = ["Tx", "read", "write"]
-
-UTC_DT = DateTime(timezone=True)
+from enroll.store.transaction import Row, Tx
 
 acme_secrets = Table(
     "acme_secrets", metadata,
@@ -167,24 +163,31 @@ _AUTHZ = "id, order_id, account_id, type, value, wildcard, status, expires"
 _CHALLENGE = "id, authz_id, type, token, status, validated_at, error"
 
 
-def _account(row: Any) -> Account:
-    return Account(row[0], row[1], row[2], json.loads(row[3]), row[4], json.loads(row[5]),
-                   row[6], _loads(row[7]))
+def _account(row: Row) -> Account:
+    return Account(id=row["id"], endpoint=row["endpoint"], thumbprint=row["thumbprint"],
+                   jwk=json.loads(row["jwk"]), status=row["status"],
+                   contact=json.loads(row["contact"]), eab_kid=row["eab_kid"],
+                   allow=_loads(row["allow"]))
 
 
-def _order(tx: Tx, row: Any) -> Order:
-    return Order(row[0], row[1], row[2], row[3], json.loads(row[4]), row[5], row[6], row[7],
-                 row[8], _loads(row[9]), tx.parse_when(row[10]))  # type: ignore[arg-type]
+def _order(row: Row) -> Order:
+    return Order(id=row["id"], endpoint=row["endpoint"], account_id=row["account_id"],
+                 status=row["status"], identifiers=json.loads(row["identifiers"]),
+                 profile=row["profile"], replaces=row["replaces"],
+                 request_id=row["request_id"], certificate_serial=row["certificate_serial"],
+                 error=_loads(row["error"]), expires=row["expires"])
 
 
-def _authz(tx: Tx, row: Any) -> Authz:
-    return Authz(row[0], row[1], row[2], row[3], row[4], bool(row[5]), row[6],
-                 tx.parse_when(row[7]))  # type: ignore[arg-type]
+def _authz(row: Row) -> Authz:
+    return Authz(id=row["id"], order_id=row["order_id"], account_id=row["account_id"],
+                 type=row["type"], value=row["value"], wildcard=row["wildcard"],
+                 status=row["status"], expires=row["expires"])
 
 
-def _challenge(tx: Tx, row: Any) -> Challenge:
-    return Challenge(row[0], row[1], row[2], row[3], row[4], tx.parse_when(row[5]),
-                     _loads(row[6]))
+def _challenge(row: Row) -> Challenge:
+    return Challenge(id=row["id"], authz_id=row["authz_id"], type=row["type"],
+                     token=row["token"], status=row["status"],
+                     validated_at=row["validated_at"], error=_loads(row["error"]))
 
 
 # -- secrets and nonces -------------------------------------------------------------------
@@ -192,9 +195,9 @@ def _challenge(tx: Tx, row: Any) -> Challenge:
 def get_or_create_secret(tx: Tx, name: str, value: bytes) -> bytes:
     """The stored secret called `name`, creating it with `value` if absent (first worker
     to start wins; every worker reads the same one)."""
-    row = tx.one("SELECT value FROM acme_secrets WHERE name = ?", (name,))
+    row = tx.one("SELECT value FROM acme_secrets WHERE name = ?", (name,), acme_secrets)
     if row is not None:
-        return bytes(row[0])
+        return bytes(row["value"])
     tx.run("INSERT INTO acme_secrets (name, value) VALUES (?, ?)", (name, value))
     return value
 
@@ -220,17 +223,18 @@ def add_account(tx: Tx, account: Account, now: dt.datetime) -> None:
 
 
 def get_account(tx: Tx, account_id: str) -> Account | None:
-    row = tx.one(f"SELECT {_ACCOUNT} FROM acme_accounts WHERE id = ?", (account_id,))
+    row = tx.one(f"SELECT {_ACCOUNT} FROM acme_accounts WHERE id = ?", (account_id,),
+                 acme_accounts)
     return None if row is None else _account(row)
 
 
 def find_account(tx: Tx, endpoint: str, thumbprint: str) -> Account | None:
     row = tx.one(f"SELECT {_ACCOUNT} FROM acme_accounts WHERE endpoint = ? AND "
-                 "thumbprint = ?", (endpoint, thumbprint))
+                 "thumbprint = ?", (endpoint, thumbprint), acme_accounts)
     return None if row is None else _account(row)
 
 
-_ACCOUNT_UPDATABLE = ("contact", "jwk", "status", "thumbprint")
+_ACCOUNT_UPDATABLE = frozenset({"contact", "jwk", "status", "thumbprint"})
 
 
 def update_account(tx: Tx, account_id: str, **values: Any) -> bool:
@@ -239,10 +243,8 @@ def update_account(tx: Tx, account_id: str, **values: Any) -> bool:
         values["contact"] = json.dumps(values["contact"])
     if "jwk" in values:
         values["jwk"] = json.dumps(values["jwk"])
-    assert set(values) <= set(_ACCOUNT_UPDATABLE)
-    sets = ", ".join(f"{k} = ?" for k in values)
-    return tx.run(f"UPDATE acme_accounts SET {sets} WHERE id = ? AND status = 'valid'",
-                  (*values.values(), account_id)) > 0
+    return tx.update(acme_accounts, values, "id = ? AND status = 'valid'", (account_id,),
+                     allowed=_ACCOUNT_UPDATABLE) > 0
 
 
 # -- orders, authorizations, challenges ---------------------------------------------------
@@ -266,46 +268,47 @@ def add_authz(tx: Tx, authz: Authz, challenges: list[Challenge]) -> None:
 
 
 def get_order(tx: Tx, order_id: str) -> Order | None:
-    row = tx.one(f"SELECT {_ORDER} FROM acme_orders WHERE id = ?", (order_id,))
-    return None if row is None else _order(tx, row)
+    row = tx.one(f"SELECT {_ORDER} FROM acme_orders WHERE id = ?", (order_id,), acme_orders)
+    return None if row is None else _order(row)
 
 
 def order_authzs(tx: Tx, order_id: str) -> list[Authz]:
     rows = tx.all(f"SELECT {_AUTHZ} FROM acme_authzs WHERE order_id = ? ORDER BY id",
-                  (order_id,))
-    return [_authz(tx, r) for r in rows]
+                  (order_id,), acme_authzs)
+    return [_authz(r) for r in rows]
 
 
 def account_orders(tx: Tx, account_id: str, limit: int = 100) -> list[str]:
     rows = tx.all("SELECT id FROM acme_orders WHERE account_id = ? ORDER BY created_at DESC "
                   f"LIMIT {int(limit)}", (account_id,))
-    return [r[0] for r in rows]
+    return [r["id"] for r in rows]
 
 
 def order_replacing(tx: Tx, serial: str) -> str | None:
     """The live order that already replaces this certificate (RFC 9773 §5)."""
     row = tx.one("SELECT id FROM acme_orders WHERE replaces = ? AND status != 'invalid'",
                  (serial,))
-    return None if row is None else str(row[0])
+    return None if row is None else str(row["id"])
 
 
 def get_authz(tx: Tx, authz_id: str) -> Authz | None:
-    row = tx.one(f"SELECT {_AUTHZ} FROM acme_authzs WHERE id = ?", (authz_id,))
-    return None if row is None else _authz(tx, row)
+    row = tx.one(f"SELECT {_AUTHZ} FROM acme_authzs WHERE id = ?", (authz_id,), acme_authzs)
+    return None if row is None else _authz(row)
 
 
 def authz_challenges(tx: Tx, authz_id: str) -> list[Challenge]:
     rows = tx.all(f"SELECT {_CHALLENGE} FROM acme_challenges WHERE authz_id = ? "
-                  "ORDER BY type", (authz_id,))
-    return [_challenge(tx, r) for r in rows]
+                  "ORDER BY type", (authz_id,), acme_challenges)
+    return [_challenge(r) for r in rows]
 
 
 def get_challenge(tx: Tx, challenge_id: str) -> Challenge | None:
-    row = tx.one(f"SELECT {_CHALLENGE} FROM acme_challenges WHERE id = ?", (challenge_id,))
-    return None if row is None else _challenge(tx, row)
+    row = tx.one(f"SELECT {_CHALLENGE} FROM acme_challenges WHERE id = ?", (challenge_id,),
+                 acme_challenges)
+    return None if row is None else _challenge(row)
 
 
-_ORDER_UPDATABLE = ("status", "request_id", "certificate_serial", "error")
+_ORDER_UPDATABLE = frozenset({"status", "request_id", "certificate_serial", "error"})
 
 
 def set_order(tx: Tx, order_id: str, expect: str | tuple[str, ...], **values: Any) -> bool:
@@ -313,11 +316,9 @@ def set_order(tx: Tx, order_id: str, expect: str | tuple[str, ...], **values: An
     expected = (expect,) if isinstance(expect, str) else expect
     if values.get("error") is not None:
         values["error"] = json.dumps(values["error"])
-    assert set(values) <= set(_ORDER_UPDATABLE)
-    sets = ", ".join(f"{k} = ?" for k in values)
     marks = ", ".join("?" for _ in expected)
-    return tx.run(f"UPDATE acme_orders SET {sets} WHERE id = ? AND status IN ({marks})",
-                  (*values.values(), order_id, *expected)) > 0
+    return tx.update(acme_orders, values, f"id = ? AND status IN ({marks})",
+                     (order_id, *expected), allowed=_ORDER_UPDATABLE) > 0
 
 
 def set_authz(tx: Tx, authz_id: str, expect: str, status: str) -> bool:
@@ -342,12 +343,15 @@ def add_eab_key(tx: Tx, kid: str, endpoint: str, allow: list[str] | None,
            (kid, endpoint, None if allow is None else json.dumps(allow), tx.when(now)))
 
 
+def _eab_key(row: Row) -> dict[str, Any]:
+    return {"kid": row["kid"], "endpoint": row["endpoint"], "allow": _loads(row["allow"]),
+            "account_id": row["account_id"]}
+
+
 def get_eab_key(tx: Tx, kid: str) -> dict[str, Any] | None:
     row = tx.one("SELECT kid, endpoint, allow, account_id FROM acme_eab_keys WHERE kid = ?",
                  (kid,))
-    if row is None:
-        return None
-    return {"kid": row[0], "endpoint": row[1], "allow": _loads(row[2]), "account_id": row[3]}
+    return None if row is None else _eab_key(row)
 
 
 def bind_eab_key(tx: Tx, kid: str, account_id: str, now: dt.datetime) -> bool:
@@ -359,5 +363,4 @@ def bind_eab_key(tx: Tx, kid: str, account_id: str, now: dt.datetime) -> bool:
 def list_eab_keys(tx: Tx) -> list[dict[str, Any]]:
     rows = tx.all("SELECT kid, endpoint, allow, account_id FROM acme_eab_keys "
                   "ORDER BY created_at")
-    return [{"kid": r[0], "endpoint": r[1], "allow": _loads(r[2]), "account_id": r[3]}
-            for r in rows]
+    return [_eab_key(r) for r in rows]

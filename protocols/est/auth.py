@@ -178,8 +178,8 @@ class Authenticator:
         now = time.monotonic()
         if cached is not None and cached[0] > now:
             return cached[1]
-        with self._db.read() as conn:
-            found = store.get_user_hash(conn, self.endpoint.label, user)
+        with self._db.read() as tx:
+            found = store.get_user_hash(tx, self.endpoint.label, user)
         if len(self._db_users) > 10_000:
             self._db_users.clear()
         self._db_users[user] = (now + USER_CACHE_SECONDS, found)

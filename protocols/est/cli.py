@@ -78,8 +78,8 @@ def _cmd_user_add(args: argparse.Namespace, opener: Any) -> int:
         stored = passwords.hash_fast(password)
     if not password or len(args.username) > 128 or ":" in args.username:
         raise ConfigError("username", "user names are 1-128 characters without ':'")
-    with ctx.db.write() as conn:
-        store.put_user(conn, endpoint.label, args.username, stored, ctx.clock.now())
+    with ctx.db.write() as tx:
+        store.put_user(tx, endpoint.label, args.username, stored, ctx.clock.now())
     if not args.password_stdin:
         print(password)
     return 0
@@ -87,24 +87,24 @@ def _cmd_user_add(args: argparse.Namespace, opener: Any) -> int:
 
 def _cmd_user_remove(args: argparse.Namespace, opener: Any) -> int:
     ctx: AppContext = opener.context()
-    with ctx.db.write() as conn:
-        if not store.delete_user(conn, args.endpoint, args.username):
+    with ctx.db.write() as tx:
+        if not store.delete_user(tx, args.endpoint, args.username):
             raise NotFound(f"no user {args.username!r} on endpoint {args.endpoint!r}")
     return 0
 
 
 def _cmd_user_list(args: argparse.Namespace, opener: Any) -> int:
     ctx: AppContext = opener.context()
-    with ctx.db.read() as conn:
-        for label, user in store.list_users(conn):
+    with ctx.db.read() as tx:
+        for label, user in store.list_users(tx):
             print(f"{label}\t{user}")
     return 0
 
 
 def _cmd_archive_export(args: argparse.Namespace, opener: Any) -> int:
     ctx: AppContext = opener.context()
-    with ctx.db.read() as conn:
-        kept = store.get_key_by_serial(conn, args.serial.lower())
+    with ctx.db.read() as tx:
+        kept = store.get_key_by_serial(tx, args.serial.lower())
     if kept is None:
         raise NotFound("no archived key for this serial")
     der = KeyBox(ctx.config.ca_passphrase).open(kept.encrypted_key, kept.request_id)

@@ -231,8 +231,8 @@ class EstService:
             existing = self.authority.find_transaction(PROTOCOL, self.endpoint.label, tid)
             if existing is None:
                 return self._generate(template, requester, tid)
-            with self.db.read() as conn:
-                kept = store.get_key_by_request(conn, existing.id)
+            with self.db.read() as tx:
+                kept = store.get_key_by_request(tx, existing.id)
             if kept is not None:
                 return self._collect(kept)
             # Delivered already (and not kept): a new request starts a new transaction.
@@ -254,8 +254,8 @@ class EstService:
         if keep:
             serial = outcome.serial_hex if isinstance(outcome, Issued) else None
             sealed = self.keybox.seal(der, outcome.request_id)
-            with self.db.write() as conn:
-                store.insert_key(conn, request_id=outcome.request_id,
+            with self.db.write() as tx:
+                store.insert_key(tx, request_id=outcome.request_id,
                                  endpoint=self.endpoint.label, serial=serial,
                                  key_type=self.profile.server_key_type, encrypted_key=sealed,
                                  archived=self.endpoint.archive_keys, now=self.clock.now())
@@ -266,8 +266,8 @@ class EstService:
         if not isinstance(outcome, Issued):
             return KeyAndOutcome(None, outcome)
         der = self.keybox.open(kept.encrypted_key, kept.request_id)
-        with self.db.write() as conn:
-            store.set_key_serial(conn, kept.request_id, outcome.serial_hex)
-            store.forget_delivered_key(conn, kept.request_id)
+        with self.db.write() as tx:
+            store.set_key_serial(tx, kept.request_id, outcome.serial_hex)
+            store.forget_delivered_key(tx, kept.request_id)
         return KeyAndOutcome(der, outcome)
 

@@ -7,7 +7,8 @@
   endpoint archives keys (``archive_keys = true``) so an operator can recover it with
   ``enroll est archive export``.
 
-Certificates and requests never live here: they go through the core's pipeline.
+Certificates and requests never live here: they go through the core's pipeline. Every
+function takes a `Tx` from `Database.write()` / `Database.read()`.
 """
 
 from __future__ import annotations
@@ -15,24 +16,11 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import (
-    Boolean,
-    Column,
-    Connection,
-    DateTime,
-    LargeBinary,
-    String,
-    Table,
-    delete,
-    insert,
-    select,
-    update,
-)
+from sqlalchemy import Boolean, Column, LargeBinary, String, Table
 
-from enroll.store.db import aware
+from enroll.store.columns import UTC_DT
 from enroll.store.schema import metadata
-
-UTC_DT = DateTime(timezone=True)
+from enroll.store.transaction import Row, Tx
 
 est_users = Table(
     "est_users", metadata,
@@ -65,76 +53,74 @@ class StoredKey:
     created_at: dt.datetime
 
 
-def get_user_hash(conn: Connection, endpoint: str, username: str) -> str | None:
-    row = conn.execute(select(est_users.c.password_hash).where(
-        est_users.c.endpoint == endpoint, est_users.c.username == username)).first()
-    return None if row is None else str(row[0])
+def get_user_hash(tx: Tx, endpoint: str, username: str) -> str | None:
+    value = tx.scalar("SELECT password_hash FROM est_users WHERE endpoint = ? AND "
+                      "username = ?", (endpoint, username))
+    return None if value is None else str(value)
 
 
-def put_user(conn: Connection, endpoint: str, username: str, password_hash: str,
+def put_user(tx: Tx, endpoint: str, username: str, password_hash: str,
              now: dt.datetime) -> bool:
     """Add a user or replace its password; True if it was new."""
-    result = conn.execute(update(est_users).where(
-        est_users.c.endpoint == endpoint, est_users.c.username == username).values(
-        password_hash=password_hash))
-    if result.rowcount == 1:
+    if tx.run("UPDATE est_users SET password_hash = ? WHERE endpoint = ? AND username = ?",
+              (password_hash, endpoint, username)) == 1:
         return False
-    conn.execute(insert(est_users).values(endpoint=endpoint, username=username,
-                                          password_hash=password_hash, created_at=now))
+    tx.insert(est_users, {"endpoint": endpoint, "username": username,
+                          "password_hash": password_hash, "created_at": now})
     return True
 
 
-def delete_user(conn: Connection, endpoint: str, username: str) -> bool:
-    result = conn.execute(delete(est_users).where(est_users.c.endpoint == endpoint,
-                                                  est_users.c.username == username))
-    return result.rowcount == 1
+def delete_user(tx: Tx, endpoint: str, username: str) -> bool:
+    return tx.run("DELETE FROM est_users WHERE endpoint = ? AND username = ?",
+                  (endpoint, username)) == 1
 
 
-def list_users(conn: Connection, endpoint: str | None = None) -> list[tuple[str, str]]:
-    query = select(est_users.c.endpoint, est_users.c.username).order_by(
-        est_users.c.endpoint, est_users.c.username)
-    if endpoint is not None:
-        query = query.where(est_users.c.endpoint == endpoint)
-    return [(str(r[0]), str(r[1])) for r in conn.execute(query)]
+def list_users(tx: Tx, endpoint: str | None = None) -> list[tuple[str, str]]:
+    where, params = ("WHERE endpoint = ? ", (endpoint,)) if endpoint is not None else ("", ())
+    rows = tx.all(f"SELECT endpoint, username FROM est_users {where}"  # noqa: S608 - constant
+                  "ORDER BY endpoint, username", params)
+    return [(str(r["endpoint"]), str(r["username"])) for r in rows]
 
 
-def _key(row: object) -> StoredKey:
-    return StoredKey(row.request_id, row.endpoint, row.serial, row.key_type,  # type: ignore[attr-defined]
-                     bytes(row.encrypted_key), bool(row.archived),  # type: ignore[attr-defined]
-                     aware(row.created_at))  # type: ignore[attr-defined, arg-type]
+_KEY = "request_id, endpoint, serial, key_type, encrypted_key, archived, created_at"
 
 
-def insert_key(conn: Connection, *, request_id: str, endpoint: str, serial: str | None,
+def _key(row: Row) -> StoredKey:
+    return StoredKey(request_id=row["request_id"], endpoint=row["endpoint"],
+                     serial=row["serial"], key_type=row["key_type"],
+                     encrypted_key=row["encrypted_key"], archived=row["archived"],
+                     created_at=row["created_at"])
+
+
+def insert_key(tx: Tx, *, request_id: str, endpoint: str, serial: str | None,
                key_type: str, encrypted_key: bytes, archived: bool, now: dt.datetime) -> None:
-    conn.execute(insert(est_server_keys).values(
-        request_id=request_id, endpoint=endpoint, serial=serial, key_type=key_type,
-        encrypted_key=encrypted_key, archived=archived, created_at=now))
+    tx.insert(est_server_keys, {
+        "request_id": request_id, "endpoint": endpoint, "serial": serial,
+        "key_type": key_type, "encrypted_key": encrypted_key, "archived": archived,
+        "created_at": now})
 
 
-def get_key_by_request(conn: Connection, request_id: str) -> StoredKey | None:
-    row = conn.execute(select(est_server_keys).where(
-        est_server_keys.c.request_id == request_id)).first()
+def get_key_by_request(tx: Tx, request_id: str) -> StoredKey | None:
+    row = tx.one(f"SELECT {_KEY} FROM est_server_keys WHERE request_id = ?",  # noqa: S608
+                 (request_id,), est_server_keys)
     return None if row is None else _key(row)
 
 
-def get_key_by_serial(conn: Connection, serial: str) -> StoredKey | None:
-    row = conn.execute(select(est_server_keys).where(
-        est_server_keys.c.serial == serial, est_server_keys.c.archived.is_(True))).first()
+def get_key_by_serial(tx: Tx, serial: str) -> StoredKey | None:
+    row = tx.one(f"SELECT {_KEY} FROM est_server_keys WHERE serial = ? AND "  # noqa: S608
+                 "archived = ?", (serial, True), est_server_keys)
     return None if row is None else _key(row)
 
 
-def set_key_serial(conn: Connection, request_id: str, serial: str) -> None:
-    conn.execute(update(est_server_keys).where(
-        est_server_keys.c.request_id == request_id).values(serial=serial))
+def set_key_serial(tx: Tx, request_id: str, serial: str) -> None:
+    tx.run("UPDATE est_server_keys SET serial = ? WHERE request_id = ?", (serial, request_id))
 
 
-def forget_delivered_key(conn: Connection, request_id: str) -> None:
+def forget_delivered_key(tx: Tx, request_id: str) -> None:
     """Drop a key that was only kept until its client collected it (not archived)."""
-    conn.execute(delete(est_server_keys).where(est_server_keys.c.request_id == request_id,
-                                               est_server_keys.c.archived.is_(False)))
+    tx.run("DELETE FROM est_server_keys WHERE request_id = ? AND archived = ?",
+           (request_id, False))
 
 
-def count_keys(conn: Connection) -> int:
-    from sqlalchemy import func
-
-    return int(conn.execute(select(func.count()).select_from(est_server_keys)).scalar_one())
+def count_keys(tx: Tx) -> int:
+    return int(tx.scalar("SELECT count(*) FROM est_server_keys"))

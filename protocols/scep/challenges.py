@@ -47,14 +47,14 @@ class OneTimeChallenges:
         challenge = generate()
         now = self._clock.now()
         expires = now + dt.timedelta(seconds=ttl_seconds)
-        with self._db.write() as conn:
-            store.insert_challenge(conn, digest=digest(challenge), endpoint=endpoint,
+        with self._db.write() as tx:
+            store.insert_challenge(tx, digest=digest(challenge), endpoint=endpoint,
                                    created_by=created_by[:256], now=now, expires_at=expires)
         return challenge, expires
 
     def consume(self, endpoint: str, challenge: str, used_by: str) -> bool:
-        with self._db.write() as conn:
-            return store.consume_challenge(conn, digest=digest(challenge), endpoint=endpoint,
+        with self._db.write() as tx:
+            return store.consume_challenge(tx, digest=digest(challenge), endpoint=endpoint,
                                            now=self._clock.now(), used_by=used_by)
 
 

@@ -82,8 +82,8 @@ def load_or_create(frontend: FrontEnd, endpoint: EndpointSettings, ca: str) -> R
     """The endpoint's RA for `ca`, issuing (or renewing) it on first use. Safe when
     several workers start at once: one wins, the others wait for its row."""
     now = frontend.clock.now()
-    with frontend.db.read() as conn:
-        stored = store.get_ra(conn, endpoint.label, ca)
+    with frontend.db.read() as tx:
+        stored = store.get_ra(tx, endpoint.label, ca)
     if stored is not None:
         ra = _unseal(stored, frontend.passphrase)
         assert ra is not None
@@ -97,10 +97,10 @@ def load_or_create(frontend: FrontEnd, endpoint: EndpointSettings, ca: str) -> R
     row = store.StoredRA(endpoint.label, ca, generation, cert.public_bytes(PEM).decode(),
                          _seal(key, frontend.passphrase))
     try:
-        with frontend.db.write() as conn:
+        with frontend.db.write() as tx:
             if stored is None:
-                store.insert_ra(conn, row, now)
-            elif not store.replace_ra(conn, row, stored.generation, now):
+                store.insert_ra(tx, row, now)
+            elif not store.replace_ra(tx, row, stored.generation, now):
                 raise IntegrityError("replace", None, Exception("renewed concurrently"))
     except IntegrityError:
         return _wait_for_other_worker(frontend, endpoint, ca, generation)
@@ -111,8 +111,8 @@ def _wait_for_other_worker(frontend: FrontEnd, endpoint: EndpointSettings, ca: s
                            generation: int) -> RA:
     deadline = time.monotonic() + WAIT_FOR_OTHER_WORKER
     while time.monotonic() < deadline:
-        with frontend.db.read() as conn:
-            stored = store.get_ra(conn, endpoint.label, ca)
+        with frontend.db.read() as tx:
+            stored = store.get_ra(tx, endpoint.label, ca)
         if stored is not None and stored.generation >= generation:
             ra = _unseal(stored, frontend.passphrase)
             assert ra is not None

@@ -1,7 +1,12 @@
 """SCEP's own tables: RA keys (one per endpoint and CA, shared by every worker) and
 one-time challenges. Certificates and requests never live here: they go through the
 core's pipeline. Exactly-once rules are enforced by the database (primary keys and a
-conditional UPDATE), not by locks in Python.
+conditional UPDATE), not by locks in Python. Every function takes a `Tx` from
+`Database.write()` / `Database.read()`.
+
+One-time challenges are kept until they expire and are then deleted: each insert
+purges a bounded batch of expired rows (used or not), so the table stays as small as
+the challenges still live, without a scheduler.
 """
 
 from __future__ import annotations
@@ -9,25 +14,15 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import (
-    Column,
-    Connection,
-    DateTime,
-    Index,
-    Integer,
-    LargeBinary,
-    String,
-    Table,
-    Text,
-    func,
-    insert,
-    select,
-    update,
-)
+from sqlalchemy import Column, Index, Integer, LargeBinary, String, Table, Text
 
+from enroll.store.columns import UTC_DT
 from enroll.store.schema import metadata
+from enroll.store.transaction import Tx
 
-UTC_DT = DateTime(timezone=True)
+PURGE_BATCH = 100
+"""Expired challenges deleted per insert at most: bounded work on the request path,
+and still faster than any operator or MDM can create them."""
 
 scep_ra_keys = Table(
     "scep_ra_keys", metadata,
@@ -61,63 +56,68 @@ class StoredRA:
     key_blob: bytes
 
 
-def get_ra(conn: Connection, endpoint: str, ca: str) -> StoredRA | None:
-    row = conn.execute(select(scep_ra_keys).where(
-        scep_ra_keys.c.endpoint == endpoint, scep_ra_keys.c.ca == ca)).first()
+def get_ra(tx: Tx, endpoint: str, ca: str) -> StoredRA | None:
+    row = tx.one("SELECT endpoint, ca, generation, certificate_pem, key_blob "
+                 "FROM scep_ra_keys WHERE endpoint = ? AND ca = ?", (endpoint, ca),
+                 scep_ra_keys)
     if row is None:
         return None
-    return StoredRA(row.endpoint, row.ca, row.generation, row.certificate_pem,
-                    bytes(row.key_blob))
+    return StoredRA(endpoint=row["endpoint"], ca=row["ca"], generation=row["generation"],
+                    certificate_pem=row["certificate_pem"], key_blob=row["key_blob"])
 
 
-def insert_ra(conn: Connection, ra: StoredRA, now: dt.datetime) -> None:
+def insert_ra(tx: Tx, ra: StoredRA, now: dt.datetime) -> None:
     """Raises IntegrityError if another worker stored one first."""
-    conn.execute(insert(scep_ra_keys).values(
-        endpoint=ra.endpoint, ca=ra.ca, generation=ra.generation,
-        certificate_pem=ra.certificate_pem, key_blob=ra.key_blob, created_at=now))
+    tx.insert(scep_ra_keys, {
+        "endpoint": ra.endpoint, "ca": ra.ca, "generation": ra.generation,
+        "certificate_pem": ra.certificate_pem, "key_blob": ra.key_blob, "created_at": now})
 
 
-def replace_ra(conn: Connection, ra: StoredRA, previous_generation: int,
-               now: dt.datetime) -> bool:
+def replace_ra(tx: Tx, ra: StoredRA, previous_generation: int, now: dt.datetime) -> bool:
     """Swap in a renewed RA only if nobody renewed it first."""
-    result = conn.execute(update(scep_ra_keys).where(
-        scep_ra_keys.c.endpoint == ra.endpoint, scep_ra_keys.c.ca == ra.ca,
-        scep_ra_keys.c.generation == previous_generation).values(
-        generation=ra.generation, certificate_pem=ra.certificate_pem,
-        key_blob=ra.key_blob, created_at=now))
-    return result.rowcount == 1
+    return tx.run("UPDATE scep_ra_keys SET generation = ?, certificate_pem = ?, "
+                  "key_blob = ?, created_at = ? WHERE endpoint = ? AND ca = ? AND "
+                  "generation = ?",
+                  (ra.generation, ra.certificate_pem, ra.key_blob, tx.when(now),
+                   ra.endpoint, ra.ca, previous_generation)) == 1
 
 
-def insert_challenge(conn: Connection, *, digest: str, endpoint: str, created_by: str,
+def insert_challenge(tx: Tx, *, digest: str, endpoint: str, created_by: str,
                      now: dt.datetime, expires_at: dt.datetime) -> None:
-    conn.execute(insert(scep_challenges).values(
-        digest=digest, endpoint=endpoint, created_by=created_by, created_at=now,
-        expires_at=expires_at, used_at=None, used_by=None))
+    """Store a one-time challenge, and purge up to `PURGE_BATCH` expired ones."""
+    purge_expired_challenges(tx, now, limit=PURGE_BATCH)
+    tx.insert(scep_challenges, {
+        "digest": digest, "endpoint": endpoint, "created_by": created_by,
+        "created_at": now, "expires_at": expires_at, "used_at": None, "used_by": None})
 
 
-def consume_challenge(conn: Connection, *, digest: str, endpoint: str, now: dt.datetime,
+def consume_challenge(tx: Tx, *, digest: str, endpoint: str, now: dt.datetime,
                       used_by: str) -> bool:
     """Mark a one-time challenge used; True for exactly one caller, however many race."""
-    result = conn.execute(update(scep_challenges).where(
-        scep_challenges.c.digest == digest, scep_challenges.c.endpoint == endpoint,
-        scep_challenges.c.used_at.is_(None),
-        scep_challenges.c.expires_at > now).values(used_at=now, used_by=used_by[:256]))
-    return result.rowcount == 1
+    return tx.run("UPDATE scep_challenges SET used_at = ?, used_by = ? WHERE digest = ? "
+                  "AND endpoint = ? AND used_at IS NULL AND expires_at > ?",
+                  (tx.when(now), used_by[:256], digest, endpoint, tx.when(now))) == 1
 
 
-def count_challenges(conn: Connection, endpoint: str | None = None,
-                     unused_only: bool = False) -> int:
-    query = select(func.count()).select_from(scep_challenges)
+def count_challenges(tx: Tx, endpoint: str | None = None, unused_only: bool = False) -> int:
+    conditions = ["1 = 1"]
+    params: list[str] = []
     if endpoint is not None:
-        query = query.where(scep_challenges.c.endpoint == endpoint)
+        conditions.append("endpoint = ?")
+        params.append(endpoint)
     if unused_only:
-        query = query.where(scep_challenges.c.used_at.is_(None))
-    return int(conn.execute(query).scalar_one())
+        conditions.append("used_at IS NULL")
+    return int(tx.scalar("SELECT count(*) FROM scep_challenges WHERE "  # noqa: S608 - constant fragments
+                         + " AND ".join(conditions), params))
 
 
-def purge_expired_challenges(conn: Connection, before: dt.datetime) -> int:
-    from sqlalchemy import delete
-
-    result = conn.execute(delete(scep_challenges).where(scep_challenges.c.expires_at < before))
-    return int(result.rowcount)
-
+def purge_expired_challenges(tx: Tx, before: dt.datetime, limit: int | None = None) -> int:
+    """Delete challenges that expired before `before`, used or not (at most `limit` of
+    them, oldest first); returns how many. An expired challenge can never be consumed
+    again, so nothing reads it."""
+    if limit is None:
+        return tx.run("DELETE FROM scep_challenges WHERE expires_at < ?", (tx.when(before),))
+    # A bounded DELETE, portable: PostgreSQL has no DELETE ... LIMIT.
+    return tx.run("DELETE FROM scep_challenges WHERE digest IN (SELECT digest FROM "
+                  "scep_challenges WHERE expires_at < ? ORDER BY expires_at LIMIT ?)",
+                  (tx.when(before), int(limit)))

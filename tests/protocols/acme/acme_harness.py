@@ -127,7 +127,5 @@ class Harness:
                     queries.count_requests(conn) - self.baseline[1])
 
     def rows(self, table: str) -> list[Any]:
-        from sqlalchemy import text
-
-        with self.ctx.db.read() as conn:
-            return list(conn.execute(text(f"select * from {table}")))  # noqa: S608 - tests
+        with self.ctx.db.read() as tx:
+            return tx.all(f"select * from {table}")  # noqa: S608 - tests

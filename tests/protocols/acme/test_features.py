@@ -96,7 +96,7 @@ async def test_eab_required_with_name_policy_binds_once(make_harness: Any) -> No
     from enroll.protocols.acme.endpoint import deployment_secret
 
     kid = eab.new_kid()
-    with store.write(ctx.db) as conn:
+    with ctx.db.write() as conn:
         store.add_eab_key(conn, kid, "corp", ["dns:*.corp.example"], ctx.clock.now())
     hmac_key = eab.derive_key(deployment_secret(ctx.db, "eab"), kid)
     acme = harness.client(endpoint="corp")
@@ -221,14 +221,12 @@ async def test_skip_validation_is_an_explicit_test_switch(make_harness: Any) -> 
 
 
 async def test_expired_order_is_invalid_and_cannot_be_finalized(harness: Any) -> None:
-    from sqlalchemy import text
-
     acme = harness.client()
     await acme.register()
     order_url, order = await acme.new_order(["old.test.example"])
-    with harness.ctx.db.write() as conn:
-        conn.execute(text("update acme_orders set expires = :t"),
-                     {"t": harness.ctx.clock.now().replace(year=2000)})
+    with harness.ctx.db.write() as tx:
+        tx.run("update acme_orders set expires = ?",
+               (tx.when(harness.ctx.clock.now().replace(year=2000)),))
     body = (await acme.get(order_url)).json()
     assert body["status"] == "invalid" and "expired" in body["error"]["detail"]
     r = await acme.post(order["finalize"], {"csr": b64e(make_csr(["old.test.example"]))},

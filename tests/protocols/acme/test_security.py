@@ -121,8 +121,8 @@ async def test_account_b_cannot_touch_account_a_resources(harness: Any) -> None:
     leaf = x509.load_pem_x509_certificates(pem.encode())[0]
     problem(await mallory.post(d["revokeCert"], {"certificate": b64e(leaf.public_bytes(
         Encoding.DER))}, check=False), "unauthorized", 403)
-    assert [r.status for r in harness.rows("acme_challenges")
-            if r.authz_id == authz_url.rsplit("/", 1)[-1]] == ["pending"] * 3
+    assert [r["status"] for r in harness.rows("acme_challenges")
+            if r["authz_id"] == authz_url.rsplit("/", 1)[-1]] == ["pending"] * 3
     assert harness.ctx.authority.lookup(leaf).status.value == "valid"
     assert harness.counts() == (1, 1)
 

@@ -57,6 +57,44 @@ def test_expired_one_time_challenge_is_refused(make_scep: Any) -> None:
     assert scep.counts() == (0, 0)
 
 
+def test_expired_one_time_challenges_are_purged_when_a_new_one_is_made(
+        make_scep: Any) -> None:
+    from enroll.protocols.scep import store
+
+    clock = FrozenClock(dt.datetime.now(dt.UTC))
+    scep = make_scep(endpoints={"default": {}}, clock=clock)
+    challenges = OneTimeChallenges(scep.ctx.db, clock)
+    expired, _ = challenges.new("default", 60, "t")
+    used, _ = challenges.new("default", 120, "t")
+    assert challenges.consume("default", used, "r1")
+    live, _ = challenges.new("default", 3600, "t")
+    clock.advance(dt.timedelta(minutes=5))
+    challenges.new("default", 3600, "t")  # purges on insert
+    with scep.ctx.db.read() as tx:
+        digests = {r["digest"] for r in tx.all("SELECT digest FROM scep_challenges")}
+        assert store.count_challenges(tx, "default") == 2
+    assert digest(expired) not in digests and digest(used) not in digests
+    assert digest(live) in digests
+    assert challenges.consume("default", live, "r2")
+
+
+def test_purging_expired_challenges_is_bounded(make_scep: Any) -> None:
+    from enroll.protocols.scep import store
+
+    clock = FrozenClock(dt.datetime.now(dt.UTC))
+    scep = make_scep(endpoints={"default": {}}, clock=clock)
+    now = clock.now()
+    with scep.ctx.db.write() as tx:
+        for i in range(5):
+            store.insert_challenge(tx, digest=f"d{i}", endpoint="default", created_by="t",
+                                   now=now, expires_at=now + dt.timedelta(seconds=i + 1))
+    with scep.ctx.db.write() as tx:
+        later = now + dt.timedelta(minutes=1)
+        assert store.purge_expired_challenges(tx, later, limit=3) == 3
+        assert [r["digest"] for r in tx.all("SELECT digest FROM scep_challenges "
+                                            "ORDER BY digest")] == ["d3", "d4"]
+
+
 def test_one_time_challenge_of_another_endpoint_is_refused(make_scep: Any) -> None:
     scep = make_scep(endpoints={"default": {}, "org-b": {}})
     challenge, _ = OneTimeChallenges(scep.ctx.db, scep.ctx.clock).new("org-b", 600, "t")

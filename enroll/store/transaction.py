@@ -1,0 +1,211 @@
+"""`Tx`: the one transaction API of the store, at DBAPI-driver level.
+
+Every repository function — the core's (`queries`) and each protocol's (``store.py``) —
+takes a `Tx` opened by `Database.write()` or `Database.read()`. SQL is text with ``?``
+placeholders (rewritten to ``%s`` for psycopg) and every value is a bound parameter.
+Rows come back as dicts keyed by column name; pass the `Table` a query reads and its
+timestamps, JSON, booleans and blobs come back decoded (`enroll.store.columns`).
+
+SQLAlchemy Core costs ~200 µs of Python per statement, and an enrollment runs several,
+so no statement here goes through its compiler; the SQLAlchemy tables are the schema
+(for alembic and the column types), not the query path.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Engine, Table
+from sqlalchemy.exc import IntegrityError
+
+from enroll.store import columns
+
+Row = dict[str, Any]
+"""One result row: column name -> value."""
+
+
+class UnknownColumn(ValueError):
+    """A column name that is not on the fixed list a statement may interpolate."""
+
+
+def checked(names: Collection[str], allowed: Collection[str], what: str) -> None:
+    """Refuse (raise `UnknownColumn`) any name outside `allowed`. Column names are the
+    only text ever interpolated into SQL; this check is what keeps that safe."""
+    unknown = [n for n in names if n not in allowed]
+    if unknown:
+        raise UnknownColumn(f"{what}: not an allowed column: {', '.join(sorted(unknown))}")
+
+
+_DECODERS: dict[tuple[str, bool], dict[str, columns.Decoder]] = {}
+_INSERTS: dict[tuple[str, tuple[str, ...], bool], tuple[str, tuple[str, ...], tuple[str, ...]]] = {}
+
+
+class Tx:
+    """One open transaction on a pooled driver connection."""
+
+    __slots__ = ("cursor", "sqlite", "_integrity_error")
+
+    def __init__(self, cursor: Any, sqlite: bool, integrity_error: type[Exception]) -> None:
+        self.cursor = cursor
+        self.sqlite = sqlite
+        self._integrity_error = integrity_error
+
+    # -- statements -----------------------------------------------------------------------
+
+    def run(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Execute one statement; returns the row count. A constraint violation is
+        raised as SQLAlchemy's `IntegrityError`, whatever the driver."""
+        if not self.sqlite:
+            sql = sql.replace("%", "%%").replace("?", "%s")
+        try:
+            self.cursor.execute(sql, tuple(params))
+        except self._integrity_error as exc:
+            raise IntegrityError(sql, params, exc) from exc
+        return int(self.cursor.rowcount)
+
+    def one(self, sql: str, params: Sequence[Any] = (), table: Table | None = None
+            ) -> Row | None:
+        """The first row, or None. With `table`, its typed columns are decoded."""
+        self.run(sql, params)
+        values = self.cursor.fetchone()
+        if values is None:
+            return None
+        row = dict(zip(self._names(), values, strict=True))
+        return self._decode(row, table) if table is not None else row
+
+    def all(self, sql: str, params: Sequence[Any] = (), table: Table | None = None
+            ) -> list[Row]:
+        """Every row. With `table`, its typed columns are decoded."""
+        self.run(sql, params)
+        names = self._names()
+        rows = [dict(zip(names, values, strict=True)) for values in self.cursor.fetchall()]
+        if table is not None:
+            for row in rows:
+                self._decode(row, table)
+        return rows
+
+    def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """The first column of the first row, or None."""
+        self.run(sql, params)
+        values = self.cursor.fetchone()
+        return None if values is None else values[0]
+
+    def insert(self, table: Table, values: Mapping[str, Any]) -> None:
+        """INSERT one row; keys must be columns of `table` (else `UnknownColumn`), and
+        values are encoded for their column type."""
+        names = tuple(values)
+        sql, times, jsons = self._insert_sql(table, names)
+        params = [values[n] for n in names]
+        if times or jsons:
+            for i, n in enumerate(names):
+                v = params[i]
+                if v is None:
+                    continue
+                if n in times:
+                    params[i] = columns.encode_time(v, self.sqlite)
+                elif n in jsons:
+                    params[i] = columns.encode_json(v)
+        self.run(sql, params)
+
+    def update(self, table: Table, values: Mapping[str, Any], where: str,
+               params: Sequence[Any] = (), *, allowed: Collection[str]) -> int:
+        """``UPDATE table SET <values> WHERE <where>``; returns the row count. The keys of
+        `values` must be in `allowed` (a fixed list of the caller's) and columns of
+        `table`, else `UnknownColumn`; values are encoded for their column type."""
+        checked(values, allowed, table.name)
+        checked(values, table.c.keys(), table.name)
+        sets = []
+        bound: list[Any] = []
+        for name, value in values.items():
+            if columns.is_json(table, name):
+                sets.append(f"{name} = {self.json_param}")
+                bound.append(None if value is None else columns.encode_json(value))
+            elif columns.is_time(table, name):
+                sets.append(f"{name} = ?")
+                bound.append(columns.encode_time(value, self.sqlite))
+            else:
+                sets.append(f"{name} = ?")
+                bound.append(value)
+        return self.run(f"UPDATE {table.name} SET {', '.join(sets)} WHERE {where}",  # noqa: S608
+                        (*bound, *params))
+
+    # -- values for hand-written statements -----------------------------------------------
+
+    def when(self, value: dt.datetime | None) -> Any:
+        """A datetime as a parameter for a `UTC_DT` column."""
+        return columns.encode_time(value, self.sqlite)
+
+    def json(self, value: Any) -> str:
+        """A value as a parameter for a JSON column (use `json_param` as its mark)."""
+        return columns.encode_json(value)
+
+    @property
+    def json_param(self) -> str:
+        """The placeholder of a JSON parameter."""
+        return "?" if self.sqlite else "CAST(? AS JSON)"
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _names(self) -> list[str]:
+        return [d[0] for d in self.cursor.description]
+
+    def _decode(self, row: Row, table: Table) -> Row:
+        key = (table.name, self.sqlite)
+        found = _DECODERS.get(key)
+        if found is None:
+            found = _DECODERS[key] = columns.decoders(table, self.sqlite)
+        for name, decode in found.items():
+            value = row.get(name)
+            if value is not None:
+                row[name] = decode(value)
+        return row
+
+    def _insert_sql(self, table: Table, names: tuple[str, ...]
+                    ) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+        key = (table.name, names, self.sqlite)
+        cached = _INSERTS.get(key)
+        if cached is None:
+            checked(names, table.c.keys(), table.name)
+            jsons = tuple(n for n in names if columns.is_json(table, n))
+            times = tuple(n for n in names if columns.is_time(table, n))
+            marks = ", ".join(self.json_param if n in jsons else "?" for n in names)
+            sql = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({marks})"  # noqa: S608
+            cached = _INSERTS[key] = (sql, times, jsons)
+        return cached
+
+
+@contextmanager
+def transaction(engine: Engine, sqlite: bool, write: bool) -> Iterator[Tx]:
+    """BEGIN IMMEDIATE (write) / DEFERRED (read) on SQLite, psycopg's implicit BEGIN on
+    PostgreSQL; COMMIT on success, ROLLBACK on error. Takes no lock (see `Database`)."""
+    # The pool's raw connection: no SQLAlchemy Connection object on this path.
+    pooled = engine.raw_connection()
+    try:
+        dbapi = pooled.driver_connection
+        module = engine.dialect.dbapi
+        if dbapi is None or module is None:
+            raise RuntimeError("the connection pool gave no driver connection")
+        cursor = dbapi.cursor()
+        tx = Tx(cursor, sqlite, module.IntegrityError)
+        if sqlite:
+            cursor.execute("BEGIN IMMEDIATE" if write else "BEGIN DEFERRED")
+        try:
+            yield tx
+        except BaseException:
+            if sqlite:
+                cursor.execute("ROLLBACK")
+            else:
+                dbapi.rollback()
+            raise
+        else:
+            if sqlite:
+                cursor.execute("COMMIT")
+            else:
+                dbapi.commit()
+        finally:
+            cursor.close()
+    finally:
+        pooled.close()
