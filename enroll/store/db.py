@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 from enroll.errors import ConfigError
-from enroll.store.transaction import Tx, transaction
+from enroll.store.transaction import ThreadConnections, Tx, transaction
 from enroll.store.writer_lock import WriterLock
 
 
@@ -58,6 +58,8 @@ class Database:
             WriterLock(sqlite_file) if self.is_sqlite else nullcontext())
         if self.is_sqlite:
             self._tune_sqlite()
+        self._connections = ThreadConnections(self.engine)
+        self._dbapi: Any = self.engine.dialect.dbapi
 
     def _tune_sqlite(self) -> None:
         @event.listens_for(self.engine, "connect")
@@ -78,16 +80,18 @@ class Database:
     def write(self) -> Iterator[Tx]:
         """A read-write transaction, committed on success, rolled back on error. On
         SQLite every writer (threads and worker processes) queues on `writer_lock`."""
-        with self.writer_lock, transaction(self.engine, self.is_sqlite, write=True) as tx:
+        with self.writer_lock, transaction(self._connections, self._dbapi, self.is_sqlite,
+                                           write=True) as tx:
             yield tx
 
     @contextmanager
     def read(self) -> Iterator[Tx]:
         """A read-only transaction (does not take SQLite's write lock)."""
-        with transaction(self.engine, self.is_sqlite, write=False) as tx:
+        with transaction(self._connections, self._dbapi, self.is_sqlite, write=False) as tx:
             yield tx
 
     def dispose(self) -> None:
+        self._connections.close_all()
         self.engine.dispose()
         if isinstance(self.writer_lock, WriterLock):
             self.writer_lock.close()
