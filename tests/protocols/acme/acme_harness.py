@@ -112,7 +112,7 @@ class Harness:
         self.baseline = self.counts()
 
     def client(self, key: Any = None, endpoint: str = "") -> Any:
-        from enroll.protocols.acme.client import AcmeClient
+        from enroll.testing.acme_client import AcmeClient
 
         path = f"/acme/{endpoint}/directory" if endpoint else "/acme/directory"
         return AcmeClient(self.http, f"https://acme.test{path}", key)

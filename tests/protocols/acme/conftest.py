@@ -35,9 +35,9 @@ def acme_server(tmp_path: Path, local_dns: LocalDns,
 async def make_harness(make_config: Callable[..., Any], local_dns: LocalDns) -> Any:
     """`await make_harness(**acme_section_overrides, extra_profiles=...)`."""
     import httpx
-    from enroll.protocols.acme.client import Http01Responder
 
     from enroll.app import create_app
+    from enroll.testing.acme_client import Http01Responder
 
     made: list[tuple[Any, Any, Any]] = []
 

@@ -11,7 +11,8 @@ from typing import Any
 import httpx
 import pytest
 from acme_harness import binary, interop_env, validator_env
-from enroll.protocols.acme.client import AcmeClient, Http01Responder
+
+from enroll.testing.acme_client import AcmeClient, Http01Responder
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 

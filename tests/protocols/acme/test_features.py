@@ -11,10 +11,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from enroll.protocols.acme import ari, eab
-from enroll.protocols.acme.client import AcmeClient, alg_of, jwk_of, jws, make_csr
 from enroll.protocols.acme.jws import b64e
 
 from enroll.config import default_raw_config
+from enroll.testing.acme_client import AcmeClient, alg_of, jwk_of, jws, make_csr
 
 
 def _leaf(pem: str) -> x509.Certificate:

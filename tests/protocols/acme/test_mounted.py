@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from enroll.protocols.acme.client import AcmeClient, Http01Responder
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from enroll.app import create_app
+from enroll.testing.acme_client import AcmeClient, Http01Responder
 
 
 async def test_mounted_app_issues_through_the_prefix(make_config: Any, local_dns: Any) -> None:

@@ -9,8 +9,9 @@ from typing import Any
 
 from acme_harness import problem
 from cryptography.hazmat.primitives.asymmetric import ec
-from enroll.protocols.acme.client import jwk_of, jws, make_csr
 from enroll.protocols.acme.jws import b64e
+
+from enroll.testing.acme_client import jwk_of, jws, make_csr
 
 
 async def _ready_order(harness: Any, acme: Any, names: list[str]) -> tuple[str, dict[str, Any]]:

@@ -16,9 +16,9 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from enroll.protocols.est import passwords
-from enroll.protocols.est.client import csr_body
 
 from enroll.testing import count_stored
+from enroll.testing.est_client import csr_body
 
 ALICE = ("alice", "alice-generated-secret-0f9e8d7c6b5a")
 BOB = ("bob", "bob chose this")

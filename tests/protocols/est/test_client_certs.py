@@ -11,12 +11,12 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import AttributeOID, NameOID
-from enroll.protocols.est.client import PKCS10_HEADERS as PKCS10
-from enroll.protocols.est.client import WELL_KNOWN as EST
-from enroll.protocols.est.client import certs_from, csr_body
 
 from enroll.clock import FrozenClock
 from enroll.testing import make_csr, make_key
+from enroll.testing.est_client import PKCS10_HEADERS as PKCS10
+from enroll.testing.est_client import WELL_KNOWN as EST
+from enroll.testing.est_client import certs_from, csr_body
 
 
 def _issue(h: Any, cn: str = "device-1", **kw: Any) -> tuple[Any, x509.Certificate]:

@@ -8,13 +8,13 @@ from typing import Any as Harness
 
 from asn1crypto import core
 from cryptography.x509.oid import ExtendedKeyUsageOID
-from enroll.protocols.est.client import PKCS10_HEADERS as PKCS10
-from enroll.protocols.est.client import WELL_KNOWN as EST
-from enroll.protocols.est.client import certs_from, csr_body
 from enroll.protocols.est.csrattrs import CsrAttrs
 
 from enroll.crypto.keys import spki_sha256
 from enroll.testing import make_csr, make_key
+from enroll.testing.est_client import PKCS10_HEADERS as PKCS10
+from enroll.testing.est_client import WELL_KNOWN as EST
+from enroll.testing.est_client import certs_from, csr_body
 
 
 def test_cacerts_returns_the_chain_as_certs_only_pkcs7(est: Harness) -> None:

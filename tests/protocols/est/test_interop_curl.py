@@ -20,9 +20,9 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import AttributeOID
-from enroll.protocols.est.client import csr_body
 
 from enroll.testing import make_csr, make_key
+from enroll.testing.est_client import csr_body
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
 
@@ -201,7 +201,8 @@ def test_refusals_over_real_tls(enroll_server: Any, tmp_path: Path,
 
 def _issue_with_python(url: str, user: str, password: str, ca: str) -> x509.Certificate:
     import httpx
-    from enroll.protocols.est.client import certs_from
+
+    from enroll.testing.est_client import certs_from
 
     r = httpx.post(f"{url}/simpleenroll", content=csr_body(make_csr(cn="py-device")),
                    headers={"content-type": "application/pkcs10"}, auth=(user, password),

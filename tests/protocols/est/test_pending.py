@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from enroll.protocols.est.client import certs_from
-
 from enroll.model import RequestStatus
 from enroll.testing import make_csr
+from enroll.testing.est_client import certs_from
 
 MANUAL = {"manual": {"ca": "issuing", "validity": "30d", "approval": "manual",
                      "subject": {"CN": "csr"}, "extended_key_usage": ["client_auth"]}}

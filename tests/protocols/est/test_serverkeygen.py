@@ -6,12 +6,12 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from enroll.protocols.est import store
-from enroll.protocols.est.client import serverkeygen_parts
 from enroll.protocols.est.serverkeygen import KeyBox
 
 from enroll.crypto.keys import key_type_of
 from enroll.model import RequestStatus
 from enroll.testing import make_csr
+from enroll.testing.est_client import serverkeygen_parts
 
 MANUAL = {"manual": {"ca": "issuing", "validity": "30d", "approval": "manual",
                      "subject": {"CN": "csr"}, "key_types": ["ec-p256"]}}

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 from enroll.protocols.est import wire
-from enroll.protocols.est.client import PKCS10_HEADERS, WELL_KNOWN, certs_from, serverkeygen_parts
 
 from enroll.errors import MalformedInput
 from enroll.testing import make_csr, make_key
+from enroll.testing.est_client import PKCS10_HEADERS, WELL_KNOWN, certs_from, serverkeygen_parts
 
 VECTORS = Path(__file__).resolve().parents[2] / "vectors" / "est"
 
@@ -72,7 +72,7 @@ def test_openssl_vectors_enroll_through_the_app(est: Any, name: str) -> None:
 
 
 def test_csr_body_helper_matches_what_the_server_reads() -> None:
-    from enroll.protocols.est.client import csr_body
+    from enroll.testing.est_client import csr_body
 
     csr = make_csr(cn="helper")
     assert wire.parse_csr(csr_body(csr)) == csr

@@ -10,9 +10,9 @@ import httpx
 import pytest
 from cryptography import x509
 from enroll.protocols.scep import signeddata
-from enroll.protocols.scep.client import ScepClient
 
 from enroll.testing import count_stored
+from enroll.testing.scep_client import ScepClient
 
 CHALLENGE = "static-test-challenge-7f3a9c2e5b1d"  # noqa: S105 - test value
 PKI = {"content-type": "application/x-pki-message"}

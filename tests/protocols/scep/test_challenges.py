@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 from enroll.protocols.scep.challenges import OneTimeChallenges, digest
-from enroll.protocols.scep.client import csr_with_challenge
 from enroll.protocols.scep.failinfo import FAIL_INFO, FailInfo, fail_info_for
 from enroll.protocols.scep.pkimessage import PKIStatus
 
 from enroll.clock import FrozenClock
 from enroll.errors import ALL_ERRORS, EnrollError
+from enroll.testing.scep_client import csr_with_challenge
 
 API_TOKEN = "mdm-api-token-for-tests-0123456789"  # noqa: S105 - test value
 

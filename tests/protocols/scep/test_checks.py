@@ -13,9 +13,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
-from enroll.protocols.scep.client import csr_with_challenge, self_signed
 from enroll.protocols.scep.failinfo import FailInfo
 from enroll.protocols.scep.pkimessage import MessageType, PKIStatus, build_request
+
+from enroll.testing.scep_client import csr_with_challenge, self_signed
 
 DER = serialization.Encoding.DER
 
@@ -166,7 +167,7 @@ def test_csr_the_profile_refuses_is_badrequest(scep: Harness) -> None:
 
 @pytest.mark.parametrize("curve", [ec.SECP256R1(), ec.SECP384R1()])
 def test_pkcsreq_with_an_ec_key_is_answered_by_ecdh(scep: Harness, curve: Any) -> None:
-    from enroll.protocols.scep.client import ScepClient
+    from enroll.testing.scep_client import ScepClient
 
     key = ec.generate_private_key(curve)
     client = ScepClient(scep.ra(), key=key)

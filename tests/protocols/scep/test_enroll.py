@@ -7,11 +7,11 @@ from typing import Any as Harness
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from enroll.protocols.scep.client import csr_with_challenge
 from enroll.protocols.scep.failinfo import FailInfo
 from enroll.protocols.scep.pkimessage import MessageType, PKIStatus
 
 from enroll.crypto.keys import spki_sha256
+from enroll.testing.scep_client import csr_with_challenge
 
 
 def test_pkcsreq_with_static_challenge_issues_a_certificate(scep: Harness) -> None:

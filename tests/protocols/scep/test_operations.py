@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from enroll.protocols.scep import signeddata
-from enroll.protocols.scep.client import ScepClient, csr_with_challenge
 from enroll.protocols.scep.pkimessage import PKIStatus
 
 from enroll.errors import ConfigError
+from enroll.testing.scep_client import ScepClient, csr_with_challenge
 
 
 def test_getcacaps_lists_what_the_endpoint_enables(scep: Any) -> None:
