@@ -15,6 +15,7 @@ import pytest
 from enroll.protocols.scep.challenges import OneTimeChallenges, digest
 from enroll.protocols.scep.failinfo import FAIL_INFO, FailInfo, fail_info_for
 from enroll.protocols.scep.pkimessage import PKIStatus
+from harness import scep_client, scep_operation
 
 from enroll.clock import FrozenClock
 from enroll.errors import ALL_ERRORS, EnrollError
@@ -24,9 +25,9 @@ API_TOKEN = "mdm-api-token-for-tests-0123456789"  # noqa: S105 - test value
 
 
 def _enroll(scep: Any, challenge: str | None, cn: str = "d") -> Any:
-    client = scep.client()
+    client = scep_client(scep)
     message, _ = client.pkcs_req(csr_with_challenge(client.key, cn, challenge))
-    return client.read(scep.operation(message).content)
+    return client.read(scep_operation(scep, message).content)
 
 
 def test_every_enroll_error_has_a_failinfo() -> None:
