@@ -2,12 +2,15 @@
 
 - ``db_url``: a fresh database per test, parametrised over a SQLite file and, when
   ``ENROLL_TEST_DATABASE_URL`` points at PostgreSQL, a fresh schema there.
-- ``make_config``: a validated `Config` in a temp data dir (tests pass overrides).
+- ``make_config``: a validated `Config` in a temp data dir (tests pass overrides), made
+  by `enroll.testing.test_config` on the parametrised database.
 - ``context`` / ``app`` / ``client``: the composed engine, its ASGI app, an httpx client
   over ASGI (no network).
+- ``harness_factory``: a `harness.Harness` (app, context, requests in-process) per call,
+  from `make_config`; the SCEP, EST and ACME suites' fixtures are thin calls to it.
 - ``enroll_server``: a real ``enroll serve`` subprocess on free loopback ports.
-- ``require_binary``: an interop client, skipped when missing unless
-  ``ENROLL_REQUIRE_INTEROP=1`` (CI), which turns the skip into a failure.
+- Helpers tests import (``harness.require_binary`` for interop clients, the protocol
+  conveniences) live in tests/harness.py, which has a unique module name.
 """
 
 from __future__ import annotations
@@ -16,8 +19,6 @@ import copy
 import json
 import os
 import secrets
-import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -27,10 +28,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from harness import Harness, child_env, free_port
 
 from enroll import config as config_mod
+from enroll.testing import test_config
 
-PASSPHRASE = "test passphrase for CA keys"  # noqa: S105 - tests only
 PG_URL = os.environ.get("ENROLL_TEST_DATABASE_URL", "")
 
 
@@ -86,19 +88,17 @@ ConfigFactory = Callable[..., config_mod.Config]
 
 @pytest.fixture
 def make_config(tmp_path: Path, db_url: str) -> ConfigFactory:
-    """`make_config(profiles={...}, scep={...}, ...)`: top-level tables are replaced or
-    merged into the embedded default; returns a validated Config."""
+    """`make_config(profiles={...}, scep={...}, extra_profiles={...}, ...)`: top-level
+    tables replace the embedded default's, `extra_profiles` are added to its profiles;
+    returns a validated Config."""
 
-    def factory(**overrides: Any) -> config_mod.Config:
-        raw = copy.deepcopy(config_mod.default_raw_config())
-        raw.update({"data_dir": str(tmp_path / "data"), "database_url": db_url,
-                    "ca_passphrase": PASSPHRASE, "http_port": 8080, "https_port": 8443})
-        for key, value in overrides.items():
-            if key == "extra_profiles":
-                raw["profiles"].update(value)
-            else:
-                raw[key] = value
-        return config_mod.from_raw(raw)
+    def factory(*, extra_profiles: dict[str, Any] | None = None,
+                **overrides: Any) -> config_mod.Config:
+        if extra_profiles:
+            profiles = overrides.get("profiles") or config_mod.default_raw_config()["profiles"]
+            overrides["profiles"] = {**copy.deepcopy(profiles), **extra_profiles}
+        return test_config(tmp_path / "data", db_url,
+                           **{"http_port": 8080, "https_port": 8443, **overrides})
 
     return factory
 
@@ -122,43 +122,32 @@ def app(make_config: ConfigFactory) -> Iterator[Any]:
 
 
 @pytest.fixture
-def client(app: Any) -> Iterator[Any]:
-    import httpx
-
-    transport = httpx.ASGITransport(app=app)
-
-    class SyncOverAsync:
-        """Tiny sync facade over httpx.AsyncClient + ASGITransport."""
-
-        def __init__(self) -> None:
-            import anyio
-
-            self._anyio = anyio
-
-        def request(self, method: str, url: str, **kw: Any) -> httpx.Response:
-            async def go() -> httpx.Response:
-                async with httpx.AsyncClient(transport=transport,
-                                             base_url="http://testserver") as c:
-                    return await c.request(method, url, **kw)
-
-            return self._anyio.run(go)
-
-        def get(self, url: str, **kw: Any) -> httpx.Response:
-            return self.request("GET", url, **kw)
-
-        def post(self, url: str, **kw: Any) -> httpx.Response:
-            return self.request("POST", url, **kw)
-
-        def head(self, url: str, **kw: Any) -> httpx.Response:
-            return self.request("HEAD", url, **kw)
-
-    yield SyncOverAsync()
+def client(app: Any) -> Iterator[Harness]:
+    """Requests through `app` in-process (the same client as the protocol suites')."""
+    h = Harness(app)
+    yield h
+    h.close()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+@pytest.fixture
+def harness_factory(make_config: ConfigFactory) -> Iterator[Callable[..., Harness]]:
+    """`harness_factory(clock=..., base_url=..., listener=..., **make_config_overrides)`:
+    the app built from `make_config(...)` in a `Harness`; every one is closed at
+    teardown. Protocol suites pass their section (`harness.scep_section(...)` …)."""
+    from enroll.app import create_app
+
+    made: list[Harness] = []
+
+    def factory(*, clock: Any = None, base_url: str = "http://testserver",
+                listener: bool = False, **overrides: Any) -> Harness:
+        h = Harness(create_app(make_config(**overrides), clock=clock), base_url,
+                    listener=listener)
+        made.append(h)
+        return h
+
+    yield factory
+    for h in made:
+        h.close()
 
 
 @dataclass
@@ -190,12 +179,7 @@ class RunningServer:
 
 
 def _child_env(data_dir: Path, extra: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("ENROLL_") and k not in
-           ("SSL_CERT_FILE", "CURL_CA_BUNDLE", "REQUESTS_CA_BUNDLE")}
-    env["ENROLL_DATA_DIR"] = str(data_dir)
-    env.update(extra)
-    return env
+    return child_env(**{"ENROLL_DATA_DIR": str(data_dir), **extra})
 
 
 def start_server(data_dir: Path, extra_env: dict[str, str] | None = None,
@@ -262,13 +246,3 @@ def server_factory() -> Iterator[Callable[..., RunningServer]]:
     yield factory
     for server in started:
         stop_server(server)
-
-
-def require_binary(name: str) -> str:
-    path = shutil.which(name)
-    if path:
-        return path
-    if os.environ.get("ENROLL_REQUIRE_INTEROP") == "1":
-        pytest.fail(f"interop client {name!r} is required (ENROLL_REQUIRE_INTEROP=1) "
-                    "but not installed")
-    pytest.skip(f"interop client {name!r} not installed")

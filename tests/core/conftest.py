@@ -3,7 +3,6 @@ on the data directory of a running `enroll serve`."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -11,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from harness import child_env
 
 from enroll import config as config_mod
 from enroll.context import AppContext, build_context
@@ -52,14 +52,6 @@ def open_data_dir() -> Iterator[Callable[..., AppContext]]:
         ctx.db.dispose()
 
 
-def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("ENROLL_") and k not in
-           ("SSL_CERT_FILE", "CURL_CA_BUNDLE", "REQUESTS_CA_BUNDLE")}
-    env.update(extra or {})
-    return env
-
-
 @pytest.fixture
 def run_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
     """`run_cli(data_dir, *args, env={})`: the `enroll` CLI as a subprocess."""
@@ -68,7 +60,7 @@ def run_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
             check: bool = True) -> subprocess.CompletedProcess[str]:
         done = subprocess.run([sys.executable, "-m", "enroll.cli.main", "--data-dir",
                                str(data_dir), *args], capture_output=True, text=True,
-                              timeout=120, env=clean_env(env), check=False)
+                              timeout=120, env=child_env(**(env or {})), check=False)
         if check:
             assert done.returncode == 0, (args, done.stdout, done.stderr)
         return done

@@ -142,3 +142,26 @@ def test_create_app_without_config_loads_the_data_dir(tmp_path: Any) -> None:
         assert isinstance(app.state.enroll.cas.get("issuing").certificate, x509.Certificate)
     finally:
         app.state.enroll.db.dispose()
+
+
+def test_the_server_imports_no_test_support(tmp_path: Any) -> None:
+    # The SCEP/EST/ACME test clients live in enroll.testing and import protocol wire
+    # modules; nothing `enroll serve` loads may import them (a fresh interpreter, since
+    # this one has imported enroll.testing already).
+    import subprocess
+    import sys
+
+    from enroll.testing import TEST_PASSPHRASE
+
+    code = (
+        "import sys\n"
+        "import enroll.cli.main, enroll.serve, enroll.embedded\n"
+        "from enroll.app import create_app\n"
+        f"app = create_app(data_dir={str(tmp_path)!r}, "
+        f"env={{'ENROLL_CA_PASSPHRASE': {TEST_PASSPHRASE!r}}})\n"
+        "app.state.enroll.db.dispose()\n"
+        "print(sorted(m for m in sys.modules if m.startswith('enroll.testing')))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -1,15 +1,18 @@
-"""ACME fixtures: a local DNS for the validator, an in-process app with a persistent
-event loop (so validation tasks finish), and a real `enroll serve` whose validator asks
-that DNS. Helpers live in `acme_harness`."""
+"""ACME fixtures: a local DNS for the validator, an http-01 responder on loopback, an
+in-process app (`harness.Harness` from the shared ``harness_factory``; async tests use
+its one AsyncClient, so validation tasks finish on the test's event loop), and a real
+`enroll serve` whose validator asks that DNS. Helpers live in tests/harness.py."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from acme_harness import Harness, LocalDns, free_tcp_port, validator_env
+from harness import ACME_BASE, Harness, LocalDns, acme_section, free_port, validator_env
+
+from enroll.testing.acme_client import Http01Responder
 
 
 @pytest.fixture
@@ -20,11 +23,20 @@ def local_dns() -> Iterator[LocalDns]:
 
 
 @pytest.fixture
+async def responder() -> AsyncIterator[Http01Responder]:
+    """Answers http-01 on loopback; `make_harness` points the validator at its port."""
+    http01 = Http01Responder()
+    await http01.start()
+    yield http01
+    await http01.close()
+
+
+@pytest.fixture
 def acme_server(tmp_path: Path, local_dns: LocalDns,
                 server_factory: Callable[..., Any]) -> Any:
     """`enroll serve` (embedded default) whose validator asks `local_dns` and connects
     to the ports in ``server.http01_port`` / ``server.tlsalpn01_port`` on loopback."""
-    http01, tlsalpn01 = free_tcp_port(), free_tcp_port()
+    http01, tlsalpn01 = free_port(), free_port()
     server = server_factory(tmp_path / "data", extra_env=validator_env(local_dns, http01,
                                                                       tlsalpn01))
     server.http01_port, server.tlsalpn01_port = http01, tlsalpn01
@@ -32,36 +44,17 @@ def acme_server(tmp_path: Path, local_dns: LocalDns,
 
 
 @pytest.fixture
-async def make_harness(make_config: Callable[..., Any], local_dns: LocalDns) -> Any:
-    """`await make_harness(**acme_section_overrides, extra_profiles=...)`."""
-    import httpx
-    from enroll.protocols.acme.client import Http01Responder
+def make_harness(harness_factory: Callable[..., Harness], local_dns: LocalDns,
+                 responder: Http01Responder) -> Callable[..., Harness]:
+    """`make_harness(**acme_section_overrides, extra_profiles=...)`."""
 
-    from enroll.app import create_app
+    def factory(extra_profiles: dict[str, Any] | None = None, **acme: Any) -> Harness:
+        return harness_factory(base_url=ACME_BASE, extra_profiles=extra_profiles,
+                               **acme_section(local_dns, responder.port, **acme))
 
-    made: list[tuple[Any, Any, Any]] = []
-
-    async def factory(extra_profiles: dict[str, Any] | None = None, **acme: Any) -> Harness:
-        responder = Http01Responder()
-        await responder.start()
-        section = {"resolver": local_dns.address, "http01_port": str(responder.port),
-                   "allow_loopback": "1", **acme}
-        overrides: dict[str, Any] = {"acme": section}
-        if extra_profiles:
-            overrides["extra_profiles"] = extra_profiles
-        app = create_app(make_config(**overrides))
-        http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="https://acme.test")
-        made.append((app, http, responder))
-        return Harness(app, http, responder, local_dns)
-
-    yield factory
-    for app, http, responder in made:
-        await http.aclose()
-        await responder.close()
-        app.state.enroll.db.dispose()
+    return factory
 
 
 @pytest.fixture
-async def harness(make_harness: Any) -> Harness:
-    return await make_harness()
+def harness(make_harness: Callable[..., Harness]) -> Harness:
+    return make_harness()

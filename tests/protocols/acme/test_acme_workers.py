@@ -10,8 +10,9 @@ from typing import Any
 
 import httpx
 import pytest
-from acme_harness import binary, interop_env, validator_env
-from enroll.protocols.acme.client import AcmeClient, Http01Responder
+from harness import child_env, require_binary, validator_env
+
+from enroll.testing.acme_client import AcmeClient, Http01Responder
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -42,10 +43,11 @@ async def test_two_workers_share_nonces_orders_and_validation(
 
     # The responder is closed: lego answers http-01 on the port the validator targets.
     result = subprocess.run(
-        [binary("lego"), "--server", directory, "--email", "ops@example.com", "--accept-tos",
+        [require_binary("lego"), "--server", directory, "--email", "ops@example.com",
+         "--accept-tos",
          "--path", str(tmp_path / "lego"), "--domains", "lego.test.example", "--http",
          "--http.port", f"127.0.0.1:{responder.port}", "run"],
-        env=interop_env(LEGO_CA_CERTIFICATES=server.tls_ca), capture_output=True, text=True,
+        env=child_env(LEGO_CA_CERTIFICATES=server.tls_ca), capture_output=True, text=True,
         timeout=120, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "lego" / "certificates" / "lego.test.example.crt").exists()

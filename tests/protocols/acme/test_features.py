@@ -6,23 +6,23 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from acme_harness import problem
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from enroll.protocols.acme import ari, eab
-from enroll.protocols.acme.client import AcmeClient, alg_of, jwk_of, jws, make_csr
 from enroll.protocols.acme.jws import b64e
+from harness import acme_client, problem
 
 from enroll.config import default_raw_config
+from enroll.testing.acme_client import AcmeClient, Http01Responder, alg_of, jwk_of, jws, make_csr
 
 
 def _leaf(pem: str) -> x509.Certificate:
     return x509.load_pem_x509_certificates(pem.encode())[0]
 
 
-async def test_key_change_rolls_the_account_key(harness: Any) -> None:
-    acme = harness.client()
+async def test_key_change_rolls_the_account_key(harness: Any, responder: Http01Responder) -> None:
+    acme = acme_client(harness)
     await acme.register()
     d = await acme.directory()
     new_key = ec.generate_private_key(ec.SECP256R1())
@@ -32,7 +32,7 @@ async def test_key_change_rolls_the_account_key(harness: Any) -> None:
     assert r.json()["key"] == jwk_of(new_key)
     old = acme.key
     acme.key = new_key
-    await acme.issue(["rolled.test.example"], harness.responder)
+    await acme.issue(["rolled.test.example"], responder)
     acme.key = old
     r = await acme.post(d["newOrder"], {"identifiers": [{"type": "dns", "value": "x.example"}]},
                         check=False)
@@ -40,7 +40,7 @@ async def test_key_change_rolls_the_account_key(harness: Any) -> None:
 
 
 async def test_key_change_to_a_key_in_use_is_409_with_location(harness: Any) -> None:
-    alice, bob = harness.client(), harness.client()
+    alice, bob = acme_client(harness), acme_client(harness)
     await alice.register()
     await bob.register()
     d = await alice.directory()
@@ -51,23 +51,23 @@ async def test_key_change_to_a_key_in_use_is_409_with_location(harness: Any) -> 
     assert r.headers["Location"] == bob.kid
 
 
-async def test_renewal_info_and_replaces(harness: Any) -> None:
-    acme = harness.client()
+async def test_renewal_info_and_replaces(harness: Any, responder: Http01Responder) -> None:
+    acme = acme_client(harness)
     await acme.register()
-    leaf = _leaf(await acme.issue(["ari.test.example"], harness.responder))
+    leaf = _leaf(await acme.issue(["ari.test.example"], responder))
     d = await acme.directory()
     cert_id = ari.cert_id(leaf)
     r = await harness.http.get(f"{d['renewalInfo']}/{cert_id}")
     assert r.status_code == 200 and "suggestedWindow" in r.json()
     assert r.headers["Retry-After"]
-    renewed = _leaf(await acme.issue(["ari.test.example"], harness.responder,
+    renewed = _leaf(await acme.issue(["ari.test.example"], responder,
                                      replaces=cert_id))
     record = harness.ctx.authority.lookup(renewed)
     assert record.replaces == format(leaf.serial_number, "x")
     r = await acme.post(d["newOrder"], {"identifiers": [{"type": "dns", "value":
                                         "ari.test.example"}], "replaces": cert_id}, check=False)
     problem(r, "alreadyReplaced", 409)
-    other = harness.client()
+    other = acme_client(harness)
     await other.register()
     r = await other.post(d["newOrder"], {"identifiers": [{"type": "dns", "value":
                                          "ari.test.example"}], "replaces": ari.cert_id(renewed)},
@@ -75,21 +75,23 @@ async def test_renewal_info_and_replaces(harness: Any) -> None:
     problem(r, "unauthorized", 403)
 
 
-async def test_profiles_extension_maps_onto_enroll_profiles(make_harness: Any) -> None:
-    harness = await make_harness(endpoints={"default": {"profiles": ["server", "device"]}})
+async def test_profiles_extension_maps_onto_enroll_profiles(make_harness: Any,
+                                                            responder: Http01Responder) -> None:
+    harness = make_harness(endpoints={"default": {"profiles": ["server", "device"]}})
     d = (await harness.http.get("/acme/directory")).json()
     assert set(d["meta"]["profiles"]) == {"server", "device"}
-    acme = harness.client()
+    acme = acme_client(harness)
     await acme.register()
-    leaf = _leaf(await acme.issue(["dev.test.example"], harness.responder, profile="device"))
+    leaf = _leaf(await acme.issue(["dev.test.example"], responder, profile="device"))
     assert harness.ctx.authority.lookup(leaf).profile == "device"
     r = await acme.post(d["newOrder"], {"identifiers": [{"type": "dns", "value": "a.example"}],
                                         "profile": "tls-listener"}, check=False)
     problem(r, "invalidProfile", 400)
 
 
-async def test_eab_required_with_name_policy_binds_once(make_harness: Any) -> None:
-    harness = await make_harness(endpoints={
+async def test_eab_required_with_name_policy_binds_once(make_harness: Any,
+                                                        responder: Http01Responder) -> None:
+    harness = make_harness(endpoints={
         "default": {}, "corp": {"eab_required": True, "allow": ["dns:*"]}})
     ctx = harness.ctx
     from enroll.protocols.acme import store
@@ -99,7 +101,7 @@ async def test_eab_required_with_name_policy_binds_once(make_harness: Any) -> No
     with ctx.db.write() as conn:
         store.add_eab_key(conn, kid, "corp", ["dns:*.corp.example"], ctx.clock.now())
     hmac_key = eab.derive_key(deployment_secret(ctx.db, "eab"), kid)
-    acme = harness.client(endpoint="corp")
+    acme = acme_client(harness, endpoint="corp")
     d = await acme.directory()
     assert d["meta"]["externalAccountRequired"] is True
     r = await acme.post(d["newAccount"], {"termsOfServiceAgreed": True}, use_jwk=True,
@@ -122,23 +124,23 @@ async def test_eab_required_with_name_policy_binds_once(make_harness: Any) -> No
     assert harness.rows("acme_accounts") == []
     r = await acme.register(externalAccountBinding=binding(acme, hmac_key))
     assert r.json()["externalAccountBinding"]["kid"] == kid
-    await acme.issue(["web.corp.example"], harness.responder)
+    await acme.issue(["web.corp.example"], responder)
     r = await acme.post(d["newOrder"], {"identifiers": [{"type": "dns",
                                                          "value": "evil.example"}]},
                         check=False)
     problem(r, "rejectedIdentifier", 400)
-    again = harness.client(endpoint="corp")
+    again = acme_client(harness, endpoint="corp")
     r = await again.post(d["newAccount"], {"externalAccountBinding": binding(again, hmac_key)},
                          use_jwk=True, check=False)
     problem(r, "unauthorized", 403)
     assert len(harness.rows("acme_accounts")) == 1
 
 
-async def test_revoke_with_the_certificate_key(harness: Any) -> None:
-    acme = harness.client()
+async def test_revoke_with_the_certificate_key(harness: Any, responder: Http01Responder) -> None:
+    acme = acme_client(harness)
     await acme.register()
     cert_key = ec.generate_private_key(ec.SECP256R1())
-    leaf = _leaf(await acme.issue(["rk.test.example"], harness.responder,
+    leaf = _leaf(await acme.issue(["rk.test.example"], responder,
                                   csr=make_csr(["rk.test.example"], cert_key)))
     d = await acme.directory()
     stranger = AcmeClient(harness.http, acme.directory_url, cert_key)
@@ -153,7 +155,7 @@ async def test_revoke_with_the_certificate_key(harness: Any) -> None:
 
 
 async def test_authorization_deactivation_invalidates_the_order(harness: Any) -> None:
-    acme = harness.client()
+    acme = acme_client(harness)
     await acme.register()
     order_url, order = await acme.new_order(["deact.test.example"])
     r = await acme.post(order["authorizations"][0], {"status": "deactivated"})
@@ -162,17 +164,18 @@ async def test_authorization_deactivation_invalidates_the_order(harness: Any) ->
     assert harness.counts() == (0, 0)
 
 
-async def test_manual_approval_keeps_the_order_processing(make_harness: Any) -> None:
+async def test_manual_approval_keeps_the_order_processing(make_harness: Any,
+                                                          responder: Http01Responder) -> None:
     manual = copy.deepcopy(default_raw_config()["profiles"]["server"])
     manual["approval"] = "manual"
-    harness = await make_harness(extra_profiles={"manual": manual},
+    harness = make_harness(extra_profiles={"manual": manual},
                                  endpoints={"default": {"profile": "manual"}})
-    acme = harness.client()
+    acme = acme_client(harness)
     await acme.register()
     order_url, order = await acme.new_order(["wait.test.example"])
     chall = next(c for c in (await acme.get(order["authorizations"][0])).json()["challenges"]
                  if c["type"] == "http-01")
-    harness.responder.tokens[chall["token"]] = acme.key_authorization(chall["token"])
+    responder.tokens[chall["token"]] = acme.key_authorization(chall["token"])
     await acme.post(chall["url"], {})
     order = await acme.poll(order_url, ("ready",))
     r = await acme.post(order["finalize"], {"csr": b64e(make_csr(["wait.test.example"]))})
@@ -193,10 +196,10 @@ async def test_manual_approval_keeps_the_order_processing(make_harness: Any) -> 
     assert len(x509.load_pem_x509_certificates(longer.content)) == 3
 
 
-async def test_identifier_rules(make_harness: Any) -> None:
-    harness = await make_harness(endpoints={"default": {
+async def test_identifier_rules(make_harness: Any, responder: Http01Responder) -> None:
+    harness = make_harness(endpoints={"default": {
         "challenges": ["http-01"], "allow": ["dns:*.test.example", "ip:127.0.0.0/8"]}})
-    acme = harness.client()
+    acme = acme_client(harness)
     await acme.register()
     d = await acme.directory()
     for value in ("outside.example", "*.test.example"):
@@ -207,21 +210,21 @@ async def test_identifier_rules(make_harness: Any) -> None:
                         check=False)
     problem(r, "unsupportedIdentifier", 400)
     assert harness.rows("acme_orders") == []
-    leaf = _leaf(await acme.issue(["127.0.0.1"], harness.responder))
+    leaf = _leaf(await acme.issue(["127.0.0.1"], responder))
     san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert [str(ip) for ip in san.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
 
 
 async def test_skip_validation_is_an_explicit_test_switch(make_harness: Any) -> None:
-    harness = await make_harness(skip_validation="1")
-    acme = harness.client()
+    harness = make_harness(skip_validation="1")
+    acme = acme_client(harness)
     await acme.register()
     await acme.issue(["nobody-answers.test.example"])  # no responder token at all
     assert harness.counts() == (1, 1)
 
 
 async def test_expired_order_is_invalid_and_cannot_be_finalized(harness: Any) -> None:
-    acme = harness.client()
+    acme = acme_client(harness)
     await acme.register()
     order_url, order = await acme.new_order(["old.test.example"])
     with harness.ctx.db.write() as tx:

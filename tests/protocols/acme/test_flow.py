@@ -6,12 +6,16 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
+from harness import LocalDns, acme_client
+
+from enroll.testing.acme_client import Http01Responder
 
 
-async def test_http01_flow_issues_a_server_certificate(harness: Any) -> None:
-    acme = harness.client()
+async def test_http01_flow_issues_a_server_certificate(harness: Any,
+                                                       responder: Http01Responder) -> None:
+    acme = acme_client(harness)
     await acme.register(contact=["mailto:ops@example.com"])
-    pem = await acme.issue(["host.test.example", "alt.test.example"], harness.responder)
+    pem = await acme.issue(["host.test.example", "alt.test.example"], responder)
     chain = x509.load_pem_x509_certificates(pem.encode())
     leaf = chain[0]
     sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
@@ -26,15 +30,15 @@ async def test_http01_flow_issues_a_server_certificate(harness: Any) -> None:
     assert record.requester == f"acme-account:{acme.kid}"
 
 
-async def test_dns01_flow_issues_a_wildcard(harness: Any) -> None:
-    acme = harness.client()
+async def test_dns01_flow_issues_a_wildcard(harness: Any, local_dns: LocalDns) -> None:
+    acme = acme_client(harness)
     await acme.register()
     order_url, order = await acme.new_order(["*.wild.test.example"])
     authz = (await acme.get(order["authorizations"][0])).json()
     assert authz["wildcard"] is True and authz["identifier"]["value"] == "wild.test.example"
     assert [c["type"] for c in authz["challenges"]] == ["dns-01"]
     chall = authz["challenges"][0]
-    harness.dns.txt["_acme-challenge.wild.test.example"] = [acme.dns01_value(chall["token"])]
+    local_dns.txt["_acme-challenge.wild.test.example"] = [acme.dns01_value(chall["token"])]
     await acme.post(chall["url"], {})
     assert (await acme.poll(order["authorizations"][0], ("valid", "invalid")))["status"] == \
         "valid"
@@ -42,13 +46,13 @@ async def test_dns01_flow_issues_a_wildcard(harness: Any) -> None:
 
 
 async def test_wrong_http01_answer_makes_the_order_invalid_and_issues_nothing(
-        harness: Any) -> None:
-    acme = harness.client()
+        harness: Any, responder: Http01Responder) -> None:
+    acme = acme_client(harness)
     await acme.register()
     order_url, order = await acme.new_order(["bad.test.example"])
     authz = (await acme.get(order["authorizations"][0])).json()
     chall = next(c for c in authz["challenges"] if c["type"] == "http-01")
-    harness.responder.tokens[chall["token"]] = "wrong"
+    responder.tokens[chall["token"]] = "wrong"
     await acme.post(chall["url"], {})
     final = await acme.poll(order_url, ("invalid", "ready"))
     assert final["status"] == "invalid"
@@ -58,14 +62,15 @@ async def test_wrong_http01_answer_makes_the_order_invalid_and_issues_nothing(
     assert harness.counts() == (0, 0)
 
 
-async def test_loopback_is_refused_unless_allowed(make_harness: Any) -> None:
-    harness = await make_harness(allow_loopback="0")
-    acme = harness.client()
+async def test_loopback_is_refused_unless_allowed(make_harness: Any,
+                                                  responder: Http01Responder) -> None:
+    harness = make_harness(allow_loopback="0")
+    acme = acme_client(harness)
     await acme.register()
     order_url, order = await acme.new_order(["loop.test.example"])
     authz = (await acme.get(order["authorizations"][0])).json()
     chall = next(c for c in authz["challenges"] if c["type"] == "http-01")
-    harness.responder.tokens[chall["token"]] = acme.key_authorization(chall["token"])
+    responder.tokens[chall["token"]] = acme.key_authorization(chall["token"])
     await acme.post(chall["url"], {})
     assert (await acme.poll(order_url, ("invalid", "ready")))["status"] == "invalid"
     chall = (await acme.get(chall["url"])).json()

@@ -9,16 +9,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from acme_harness import binary, interop_env
 from cryptography import x509
+from harness import child_env, require_binary
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
 
 
 def _certbot(server: Any, tmp: Path, *args: str) -> str:
-    env = interop_env(REQUESTS_CA_BUNDLE=server.tls_ca)
+    env = child_env(REQUESTS_CA_BUNDLE=server.tls_ca)
     result = subprocess.run(
-        [binary("certbot"), "--non-interactive", "--server",
+        [require_binary("certbot"), "--non-interactive", "--server",
          server.endpoints["acme"]["directory"], "--config-dir", str(tmp / "cfg"),
          "--work-dir", str(tmp / "work"), "--logs-dir", str(tmp / "logs"), *args],
         env=env, capture_output=True, text=True, timeout=120, check=False)

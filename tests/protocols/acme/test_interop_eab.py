@@ -8,14 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from acme_harness import binary, free_tcp_port, interop_env, validator_env
+from harness import child_env, free_port, require_binary, validator_env
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
 
 
 def test_lego_with_eab_key_and_name_policy(tmp_path: Path, local_dns: Any,
                                            server_factory: Any) -> None:
-    http01 = free_tcp_port()
+    http01 = free_port()
     env = validator_env(local_dns, http01) | {"ENROLL_ACME__ENDPOINTS__CORP__EAB_REQUIRED": "1"}
     server = server_factory(tmp_path / "data", extra_env=env)
     directory = server.endpoints["acme"]["directory"]
@@ -28,10 +28,10 @@ def test_lego_with_eab_key_and_name_policy(tmp_path: Path, local_dns: Any,
 
     def lego(name: str, *extra: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [binary("lego"), "--server", directory, "--email", "ops@corp.example",
+            [require_binary("lego"), "--server", directory, "--email", "ops@corp.example",
              "--accept-tos", "--path", str(tmp_path / "lego"), *extra, "--domains", name,
              "--http", "--http.port", f"127.0.0.1:{http01}", "run"],
-            env=interop_env(LEGO_CA_CERTIFICATES=server.tls_ca), capture_output=True,
+            env=child_env(LEGO_CA_CERTIFICATES=server.tls_ca), capture_output=True,
             text=True, timeout=120, check=False)
 
     refused = lego("www.corp.example")

@@ -9,16 +9,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from acme_harness import binary, interop_env
 from cryptography import x509
+from harness import child_env, require_binary
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
 
 
 def _lego(server: Any, tmp: Path, *args: str) -> str:
-    env = interop_env(LEGO_CA_CERTIFICATES=server.tls_ca)
+    env = child_env(LEGO_CA_CERTIFICATES=server.tls_ca)
     result = subprocess.run(
-        [binary("lego"), "--server", server.endpoints["acme"]["directory"],
+        [require_binary("lego"), "--server", server.endpoints["acme"]["directory"],
          "--email", "ops@example.com", "--accept-tos", "--path", str(tmp / "lego"), *args],
         env=env, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stdout + result.stderr[-4000:]

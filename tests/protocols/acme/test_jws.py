@@ -9,8 +9,9 @@ import josepy
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from enroll.protocols.acme import jws
-from enroll.protocols.acme.client import jwk_of, sign
 from enroll.protocols.acme.problems import AcmeProblem
+
+from enroll.testing.acme_client import jwk_of, sign
 
 
 def _josepy_signed(key: object, alg: josepy.JWASignature, payload: bytes) -> bytes:

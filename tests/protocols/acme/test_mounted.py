@@ -6,18 +6,17 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from enroll.protocols.acme.client import AcmeClient, Http01Responder
+from harness import acme_section
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from enroll.app import create_app
+from enroll.testing.acme_client import AcmeClient, Http01Responder
 
 
-async def test_mounted_app_issues_through_the_prefix(make_config: Any, local_dns: Any) -> None:
-    responder = Http01Responder()
-    await responder.start()
-    inner = create_app(make_config(acme={"resolver": local_dns.address, "allow_loopback": "1",
-                                         "http01_port": str(responder.port)}))
+async def test_mounted_app_issues_through_the_prefix(make_config: Any, local_dns: Any,
+                                                     responder: Http01Responder) -> None:
+    inner = create_app(make_config(**acme_section(local_dns, responder.port)))
     outer = Starlette(routes=[Mount("/pki", app=inner)])
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=outer),
@@ -31,5 +30,4 @@ async def test_mounted_app_issues_through_the_prefix(make_config: Any, local_dns
             pem = await acme.issue(["mounted.test.example"], responder)
             assert "BEGIN CERTIFICATE" in pem
     finally:
-        await responder.close()
         inner.state.enroll.db.dispose()

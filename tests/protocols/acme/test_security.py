@@ -7,24 +7,26 @@ import asyncio
 import json
 from typing import Any
 
-from acme_harness import problem
 from cryptography.hazmat.primitives.asymmetric import ec
-from enroll.protocols.acme.client import jwk_of, jws, make_csr
 from enroll.protocols.acme.jws import b64e
+from harness import acme_client, problem
+
+from enroll.testing.acme_client import Http01Responder, jwk_of, jws, make_csr
 
 
-async def _ready_order(harness: Any, acme: Any, names: list[str]) -> tuple[str, dict[str, Any]]:
+async def _ready_order(responder: Http01Responder, acme: Any,
+                       names: list[str]) -> tuple[str, dict[str, Any]]:
     order_url, order = await acme.new_order(names)
     for authz_url in order["authorizations"]:
         authz = (await acme.get(authz_url)).json()
         chall = next(c for c in authz["challenges"] if c["type"] == "http-01")
-        harness.responder.tokens[chall["token"]] = acme.key_authorization(chall["token"])
+        responder.tokens[chall["token"]] = acme.key_authorization(chall["token"])
         await acme.post(chall["url"], {})
     return order_url, await acme.poll(order_url, ("ready", "invalid"))
 
 
 async def test_replayed_nonce_is_badNonce_and_creates_nothing(harness: Any) -> None:
-    acme = harness.client()
+    acme = acme_client(harness)
     await acme.register()
     d = await acme.directory()
     nonce = await acme.nonce()
@@ -39,7 +41,7 @@ async def test_replayed_nonce_is_badNonce_and_creates_nothing(harness: Any) -> N
 
 
 async def test_url_mismatch_is_unauthorized(harness: Any) -> None:
-    acme = harness.client()
+    acme = acme_client(harness)
     await acme.register()
     d = await acme.directory()
     r = await acme.post(d["newOrder"], {"identifiers": [{"type": "dns", "value": "x.example"}]},
@@ -49,7 +51,7 @@ async def test_url_mismatch_is_unauthorized(harness: Any) -> None:
 
 
 async def test_wrong_alg_is_badSignatureAlgorithm(harness: Any) -> None:
-    acme = harness.client()
+    acme = acme_client(harness)
     d = await acme.directory()
     for alg in ("ES384", "RS256", "none", "HS256"):
         r = await acme.post(d["newAccount"], {"termsOfServiceAgreed": True}, use_jwk=True,
@@ -59,7 +61,7 @@ async def test_wrong_alg_is_badSignatureAlgorithm(harness: Any) -> None:
 
 
 async def test_bad_signature_kid_jwk_and_media_type_rules(harness: Any) -> None:
-    acme = harness.client()
+    acme = acme_client(harness)
     d = await acme.directory()
     body = await acme.signed(d["newAccount"], {"termsOfServiceAgreed": True}, use_jwk=True)
     body["signature"] = b64e(b"\x00" * 64)
@@ -86,7 +88,7 @@ async def test_bad_signature_kid_jwk_and_media_type_rules(harness: Any) -> None:
 
 
 async def test_unprotected_header_and_general_serialization_are_refused(harness: Any) -> None:
-    acme = harness.client()
+    acme = acme_client(harness)
     d = await acme.directory()
     body: dict[str, Any] = await acme.signed(d["newAccount"], {}, use_jwk=True)
     body["header"] = {"kid": "x"}
@@ -96,11 +98,12 @@ async def test_unprotected_header_and_general_serialization_are_refused(harness:
     assert harness.rows("acme_accounts") == []
 
 
-async def test_account_b_cannot_touch_account_a_resources(harness: Any) -> None:
-    alice, mallory = harness.client(), harness.client()
+async def test_account_b_cannot_touch_account_a_resources(harness: Any,
+                                                          responder: Http01Responder) -> None:
+    alice, mallory = acme_client(harness), acme_client(harness)
     await alice.register()
     await mallory.register()
-    pem = await alice.issue(["mine.test.example"], harness.responder)
+    pem = await alice.issue(["mine.test.example"], responder)
     order_url, order = await alice.new_order(["other.test.example"])
     authz_url = order["authorizations"][0]
     chall_url = (await alice.get(authz_url)).json()["challenges"][0]["url"]
@@ -127,10 +130,11 @@ async def test_account_b_cannot_touch_account_a_resources(harness: Any) -> None:
     assert harness.counts() == (1, 1)
 
 
-async def test_finalize_with_other_names_is_badCSR_and_issues_nothing(harness: Any) -> None:
-    acme = harness.client()
+async def test_finalize_with_other_names_is_badCSR_and_issues_nothing(
+        harness: Any, responder: Http01Responder) -> None:
+    acme = acme_client(harness)
     await acme.register()
-    order_url, order = await _ready_order(harness, acme, ["one.test.example"])
+    order_url, order = await _ready_order(responder, acme, ["one.test.example"])
     for names in (["two.test.example"], ["one.test.example", "two.test.example"]):
         r = await acme.post(order["finalize"], {"csr": b64e(make_csr(names))}, check=False)
         problem(r, "badCSR", 400)
@@ -141,7 +145,7 @@ async def test_finalize_with_other_names_is_badCSR_and_issues_nothing(harness: A
 
 
 async def test_finalize_before_ready_is_orderNotReady(harness: Any) -> None:
-    acme = harness.client()
+    acme = acme_client(harness)
     await acme.register()
     order_url, order = await acme.new_order(["early.test.example"])
     r = await acme.post(order["finalize"], {"csr": b64e(make_csr(["early.test.example"]))},
@@ -150,10 +154,11 @@ async def test_finalize_before_ready_is_orderNotReady(harness: Any) -> None:
     assert harness.counts() == (0, 0)
 
 
-async def test_racing_finalize_calls_issue_one_certificate(harness: Any) -> None:
-    acme = harness.client()
+async def test_racing_finalize_calls_issue_one_certificate(harness: Any,
+                                                           responder: Http01Responder) -> None:
+    acme = acme_client(harness)
     await acme.register()
-    order_url, order = await _ready_order(harness, acme, ["race.test.example"])
+    order_url, order = await _ready_order(responder, acme, ["race.test.example"])
     csr = b64e(make_csr(["race.test.example"]))
     nonces = [(await acme.http.head((await acme.directory())["newNonce"]))
               .headers["Replay-Nonce"] for _ in range(8)]
@@ -169,7 +174,7 @@ async def test_racing_finalize_calls_issue_one_certificate(harness: Any) -> None
 
 
 async def test_deactivated_account_cannot_act(harness: Any) -> None:
-    acme = harness.client()
+    acme = acme_client(harness)
     await acme.register()
     r = await acme.post(acme.kid, {"status": "deactivated"})
     assert r.json()["status"] == "deactivated"
@@ -194,10 +199,11 @@ async def test_oversized_and_garbage_bodies_are_malformed(harness: Any) -> None:
     assert harness.rows("acme_accounts") == []
 
 
-async def test_account_key_cannot_be_the_certificate_key(harness: Any) -> None:
-    acme = harness.client()
+async def test_account_key_cannot_be_the_certificate_key(harness: Any,
+                                                         responder: Http01Responder) -> None:
+    acme = acme_client(harness)
     await acme.register()
-    order_url, order = await _ready_order(harness, acme, ["same.test.example"])
+    order_url, order = await _ready_order(responder, acme, ["same.test.example"])
     csr = make_csr(["same.test.example"], acme.key)
     problem(await acme.post(order["finalize"], {"csr": b64e(csr)}, check=False), "badCSR", 400)
     assert (await acme.get(order_url)).json()["status"] == "ready"

@@ -10,11 +10,11 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from enroll.protocols.est import passwords
-from enroll.protocols.est.client import PKCS10_HEADERS, WELL_KNOWN, csr_body, serverkeygen_parts
 
 from enroll.app import create_app
 from enroll.cli.main import main
 from enroll.testing import make_csr
+from enroll.testing.est_client import PKCS10_HEADERS, WELL_KNOWN, csr_body, serverkeygen_parts
 
 ARCHIVE_ENV = {"ENROLL_EST__ENDPOINTS__DEFAULT__ARCHIVE_KEYS": "true"}
 

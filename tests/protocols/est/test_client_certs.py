@@ -11,17 +11,18 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import AttributeOID, NameOID
-from enroll.protocols.est.client import PKCS10_HEADERS as PKCS10
-from enroll.protocols.est.client import WELL_KNOWN as EST
-from enroll.protocols.est.client import certs_from, csr_body
+from harness import est_enroll
 
 from enroll.clock import FrozenClock
 from enroll.testing import make_csr, make_key
+from enroll.testing.est_client import PKCS10_HEADERS as PKCS10
+from enroll.testing.est_client import WELL_KNOWN as EST
+from enroll.testing.est_client import certs_from, csr_body
 
 
 def _issue(h: Any, cn: str = "device-1", **kw: Any) -> tuple[Any, x509.Certificate]:
     key = make_key()
-    r = h.enroll(make_csr(key, cn=cn, **kw))
+    r = est_enroll(h, make_csr(key, cn=cn, **kw))
     assert r.status_code == 200, r.text
     return key, certs_from(r.content)[0]
 
@@ -40,7 +41,7 @@ def _self_signed(cn: str = "device-1") -> tuple[Any, x509.Certificate]:
 def test_reenroll_with_the_current_certificate_records_replaces(est: Any) -> None:
     _, old = _issue(est, dns=["d1.example.com"])
     new_key = make_key()
-    r = est.enroll(make_csr(new_key, cn="device-1", dns=["d1.example.com"]),
+    r = est_enroll(est, make_csr(new_key, cn="device-1", dns=["d1.example.com"]),
                    op="simplereenroll", auth=None, client_cert=old)
     assert r.status_code == 200, r.text
     [new] = certs_from(r.content)
@@ -53,11 +54,11 @@ def test_reenroll_with_the_current_certificate_records_replaces(est: Any) -> Non
 
 def test_reenroll_with_another_subject_or_names_is_400(est: Any) -> None:
     _, old = _issue(est, dns=["d1.example.com"])
-    other_cn = est.enroll(make_csr(cn="device-2", dns=["d1.example.com"]),
+    other_cn = est_enroll(est, make_csr(cn="device-2", dns=["d1.example.com"]),
                           op="simplereenroll", auth=None, client_cert=old)
     assert other_cn.status_code == 400
     assert "subject" in other_cn.text
-    other_san = est.enroll(make_csr(cn="device-1", dns=["evil.example.com"]),
+    other_san = est_enroll(est, make_csr(cn="device-1", dns=["evil.example.com"]),
                            op="simplereenroll", auth=None, client_cert=old)
     assert other_san.status_code == 400
     assert "subjectAltName" in other_san.text
@@ -65,7 +66,7 @@ def test_reenroll_with_another_subject_or_names_is_400(est: Any) -> None:
 
 
 def test_reenroll_without_a_client_certificate_is_401(est: Any) -> None:
-    r = est.enroll(make_csr(cn="device-1"), op="simplereenroll")
+    r = est_enroll(est, make_csr(cn="device-1"), op="simplereenroll")
     assert r.status_code == 401
     assert r.content == b""
     assert est.counts() == (0, 0)
@@ -74,9 +75,9 @@ def test_reenroll_without_a_client_certificate_is_401(est: Any) -> None:
 def test_revoked_certificate_cannot_reenroll_or_authenticate(est: Any) -> None:
     _, old = _issue(est)
     est.ctx.authority.revoke(old.serial_number, x509.ReasonFlags.key_compromise, "test")
-    r = est.enroll(make_csr(cn="device-1"), op="simplereenroll", auth=None, client_cert=old)
+    r = est_enroll(est, make_csr(cn="device-1"), op="simplereenroll", auth=None, client_cert=old)
     assert r.status_code == 401
-    r = est.enroll(make_csr(cn="other"), auth=None, client_cert=old)
+    r = est_enroll(est, make_csr(cn="other"), auth=None, client_cert=old)
     assert r.status_code == 401
     assert est.counts() == (1, 1)
 
@@ -86,7 +87,7 @@ def test_expired_certificate_is_refused(make_est: Any) -> None:
     h = make_est(clock=clock)
     _, old = _issue(h)
     clock.advance(dt.timedelta(days=400))
-    r = h.enroll(make_csr(cn="device-1"), op="simplereenroll", auth=None, client_cert=old)
+    r = est_enroll(h, make_csr(cn="device-1"), op="simplereenroll", auth=None, client_cert=old)
     assert r.status_code == 401
     assert h.counts() == (1, 1)
 
@@ -94,7 +95,7 @@ def test_expired_certificate_is_refused(make_est: Any) -> None:
 def test_certificate_from_an_untrusted_ca_is_401_and_stores_nothing(est: Any) -> None:
     _, stranger = _self_signed()
     for op in ("simpleenroll", "simplereenroll"):
-        r = est.enroll(make_csr(cn="device-1"), op=op, auth=None, client_cert=stranger)
+        r = est_enroll(est, make_csr(cn="device-1"), op=op, auth=None, client_cert=stranger)
         assert r.status_code == 401, op
         assert r.content == b""
     assert est.counts() == (0, 0)
@@ -102,7 +103,7 @@ def test_certificate_from_an_untrusted_ca_is_401_and_stores_nothing(est: Any) ->
 
 def test_client_certificate_authenticates_simpleenroll(est: Any) -> None:
     _, cert = _issue(est)
-    r = est.enroll(make_csr(cn="second-identity"), auth=None, client_cert=cert)
+    r = est_enroll(est, make_csr(cn="second-identity"), auth=None, client_cert=cert)
     assert r.status_code == 200, r.text
     [new] = certs_from(r.content)
     assert est.ctx.authority.lookup(new).requester == f"cert:{cert.serial_number:x}"
@@ -121,19 +122,19 @@ def test_external_anchor_authenticates_directly_issued_certificates(make_est: An
     path = tmp_path / "anchor.pem"
     path.write_bytes(anchor.public_bytes(serialization.Encoding.PEM))
     h = make_est(client_cert_cas=[str(path)])
-    r = h.enroll(make_csr(cn="sn-0042"), auth=None, client_cert=idevid)
+    r = est_enroll(h, make_csr(cn="sn-0042"), auth=None, client_cert=idevid)
     assert r.status_code == 200, r.text
     _, forged = _self_signed("sn-0042")
-    assert h.enroll(make_csr(cn="x"), auth=None, client_cert=forged).status_code == 401
+    assert est_enroll(h, make_csr(cn="x"), auth=None, client_cert=forged).status_code == 401
     # An anchor-authenticated certificate was not issued here: no re-enrollment.
-    r = h.enroll(make_csr(cn="sn-0042"), op="simplereenroll", auth=None, client_cert=idevid)
+    r = est_enroll(h, make_csr(cn="sn-0042"), op="simplereenroll", auth=None, client_cert=idevid)
     assert r.status_code == 401
 
 
 def test_basic_only_endpoint_ignores_client_certificates(make_est: Any) -> None:
     h = make_est(auth=["basic"])
     _, cert = _issue(h)
-    r = h.enroll(make_csr(cn="x"), auth=None, client_cert=cert)
+    r = est_enroll(h, make_csr(cn="x"), auth=None, client_cert=cert)
     assert r.status_code == 401
 
 
@@ -184,20 +185,20 @@ def _pop_csr(binding: bytes | None, cn: str = "pop") -> x509.CertificateSigningR
 def test_tls_unique_in_challenge_password_binds_the_request(make_est: Any) -> None:
     h = make_est(tls_unique="required")
     binding = bytes(range(12))
-    ok = h.enroll(_pop_csr(binding), tls_unique=binding)
+    ok = est_enroll(h, _pop_csr(binding), tls_unique=binding)
     assert ok.status_code == 200, ok.text
-    wrong = h.enroll(_pop_csr(b"another session"), tls_unique=binding)
+    wrong = est_enroll(h, _pop_csr(b"another session"), tls_unique=binding)
     assert wrong.status_code == 400
     assert "tls-unique" in wrong.text
-    missing = h.enroll(_pop_csr(None, "nopop"), tls_unique=binding)
+    missing = est_enroll(h, _pop_csr(None, "nopop"), tls_unique=binding)
     assert missing.status_code == 400
-    no_binding = h.enroll(_pop_csr(binding, "tls13"), tls_unique=None)
+    no_binding = est_enroll(h, _pop_csr(binding, "tls13"), tls_unique=None)
     assert no_binding.status_code == 400
     assert h.counts() == (1, 1)
 
 
 def test_optional_tls_unique_checks_only_when_both_sides_have_it(est: Any) -> None:
     binding = b"session-binding!"
-    assert est.enroll(_pop_csr(None, "a"), tls_unique=binding).status_code == 200
-    assert est.enroll(_pop_csr(binding, "b"), tls_unique=None).status_code == 200
-    assert est.enroll(_pop_csr(b"mismatch", "c"), tls_unique=binding).status_code == 400
+    assert est_enroll(est, _pop_csr(None, "a"), tls_unique=binding).status_code == 200
+    assert est_enroll(est, _pop_csr(binding, "b"), tls_unique=None).status_code == 200
+    assert est_enroll(est, _pop_csr(b"mismatch", "c"), tls_unique=binding).status_code == 400

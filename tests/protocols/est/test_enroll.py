@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import base64
 from typing import Any
-from typing import Any as Harness
 
 from asn1crypto import core
 from cryptography.x509.oid import ExtendedKeyUsageOID
-from enroll.protocols.est.client import PKCS10_HEADERS as PKCS10
-from enroll.protocols.est.client import WELL_KNOWN as EST
-from enroll.protocols.est.client import certs_from, csr_body
 from enroll.protocols.est.csrattrs import CsrAttrs
+from harness import ALICE, Harness, est_enroll
 
 from enroll.crypto.keys import spki_sha256
 from enroll.testing import make_csr, make_key
+from enroll.testing.est_client import PKCS10_HEADERS as PKCS10
+from enroll.testing.est_client import WELL_KNOWN as EST
+from enroll.testing.est_client import certs_from, csr_body
 
 
 def test_cacerts_returns_the_chain_as_certs_only_pkcs7(est: Harness) -> None:
@@ -50,7 +50,7 @@ def test_csrattrs_lists_key_type_and_required_names_from_the_profile(make_est: A
 
 def test_simpleenroll_with_basic_auth_issues_a_certificate(est: Harness) -> None:
     key = make_key()
-    r = est.enroll(make_csr(key, cn="device-1"))
+    r = est_enroll(est, make_csr(key, cn="device-1"))
     assert r.status_code == 200, r.text
     assert r.headers["content-type"].startswith("application/pkcs7-mime")
     [cert] = certs_from(r.content)
@@ -70,25 +70,25 @@ def test_base64_with_line_breaks_and_pem_armour_is_accepted(est: Harness) -> Non
 
     pem = csr.public_bytes(serialization.Encoding.PEM)
     r = est.request("POST", f"{EST}/simpleenroll", content=pem, headers=PKCS10,
-                    auth=est.auth)
+                    auth=ALICE)
     assert r.status_code == 200, r.text
     spaced = b"\r\n  ".join(base64.b64encode(csr.public_bytes(serialization.Encoding.DER))
                             [i:i + 10] for i in range(0, 400, 10))
     r = est.request("POST", f"{EST}/simpleenroll", content=spaced, headers=PKCS10,
-                    auth=est.auth)
+                    auth=ALICE)
     assert r.status_code == 200, r.text
 
 
 def test_operator_chosen_password_is_checked_with_scrypt(est: Harness, bob: Any) -> None:
-    r = est.enroll(make_csr(cn="bob-device"), auth=bob)
+    r = est_enroll(est, make_csr(cn="bob-device"), auth=bob)
     assert r.status_code == 200, r.text
-    again = est.enroll(make_csr(cn="bob-device-2"), auth=bob)  # from the verified cache
+    again = est_enroll(est, make_csr(cn="bob-device-2"), auth=bob)  # from the verified cache
     assert again.status_code == 200
-    assert est.enroll(make_csr(cn="x"), auth=(bob[0], "wrong")).status_code == 401
+    assert est_enroll(est, make_csr(cn="x"), auth=(bob[0], "wrong")).status_code == 401
 
 
 def test_no_credentials_is_401_with_challenge_and_empty_body(est: Harness) -> None:
-    r = est.enroll(make_csr(), auth=None)
+    r = est_enroll(est, make_csr(), auth=None)
     assert r.status_code == 401
     assert r.headers["www-authenticate"].startswith("Basic realm=")
     assert r.content == b""
@@ -97,7 +97,7 @@ def test_no_credentials_is_401_with_challenge_and_empty_body(est: Harness) -> No
 
 def test_wrong_password_and_unknown_user_are_401_and_store_nothing(est: Harness) -> None:
     for creds in (("alice", "wrong"), ("mallory", "alice-generated-secret-0f9e8d7c6b5a")):
-        r = est.enroll(make_csr(), auth=creds)
+        r = est_enroll(est, make_csr(), auth=creds)
         assert r.status_code == 401
         assert r.content == b""
         assert "www-authenticate" in r.headers
@@ -107,7 +107,7 @@ def test_wrong_password_and_unknown_user_are_401_and_store_nothing(est: Harness)
 def test_garbage_body_is_400_and_stores_nothing(est: Harness) -> None:
     for body in (b"not base64 at all!!", base64.b64encode(b"\x30\x03\x02\x01\x01"), b""):
         r = est.request("POST", f"{EST}/simpleenroll", content=body, headers=PKCS10,
-                        auth=est.auth)
+                        auth=ALICE)
         assert r.status_code == 400, body
         assert b"not base64 at all" not in r.content
         assert b"alice" not in r.content
@@ -117,16 +117,16 @@ def test_garbage_body_is_400_and_stores_nothing(est: Harness) -> None:
 def test_wrong_content_type_is_415(est: Harness) -> None:
     r = est.request("POST", f"{EST}/simpleenroll", content=csr_body(make_csr()),
                     headers={"content-type": "application/x-www-form-urlencoded"},
-                    auth=est.auth)
+                    auth=ALICE)
     assert r.status_code == 415
     assert est.counts() == (0, 0)
 
 
 def test_csr_violating_the_profile_is_400_with_a_short_reason(est: Harness) -> None:
-    weak = est.enroll(make_csr(make_key("rsa-1024"), cn="weak"))
+    weak = est_enroll(est, make_csr(make_key("rsa-1024"), cn="weak"))
     assert weak.status_code == 400
     assert "too weak" in weak.text and len(weak.text) < 200
-    ca = est.enroll(make_csr(cn="sub-ca", ca=True))
+    ca = est_enroll(est, make_csr(cn="sub-ca", ca=True))
     assert ca.status_code == 400
     assert "CA:TRUE" in ca.text
     assert est.counts() == (0, 0)
@@ -137,14 +137,14 @@ def test_bad_csr_signature_is_400(est: Harness) -> None:
 
     vector = Path(__file__).parents[2] / "vectors" / "core" / "rsa2048_bad_signature.csr.der"
     r = est.request("POST", f"{EST}/simpleenroll", content=base64.encodebytes(
-        vector.read_bytes()), headers=PKCS10, auth=est.auth)
+        vector.read_bytes()), headers=PKCS10, auth=ALICE)
     assert r.status_code == 400
     assert "signature" in r.text
     assert est.counts() == (0, 0)
 
 
 def test_plain_http_is_refused_before_credentials_are_read(est: Harness) -> None:
-    r = est.enroll(make_csr(), tls=False)
+    r = est_enroll(est, make_csr(), tls=False)
     assert r.status_code == 403
     assert "HTTPS" in r.text
     assert est.counts() == (0, 0)
@@ -159,16 +159,16 @@ def test_fullcmc_answers_501_with_a_clear_body(est: Harness) -> None:
 
 def test_oversized_body_is_413(est: Harness) -> None:
     r = est.request("POST", f"{EST}/simpleenroll", content=b"A" * 300_000, headers=PKCS10,
-                    auth=est.auth)
+                    auth=ALICE)
     assert r.status_code == 413
     assert est.counts() == (0, 0)
 
 
 def test_labelled_endpoint_uses_its_own_profile(make_est: Any) -> None:
     h = make_est(labels={"web": {"profile": "server"}})
-    no_san = h.enroll(make_csr(cn="www.example.com"), path=f"{EST}/web")
+    no_san = est_enroll(h, make_csr(cn="www.example.com"), path=f"{EST}/web")
     assert no_san.status_code == 400
-    ok = h.enroll(make_csr(cn="www.example.com", dns=["www.example.com"]),
+    ok = est_enroll(h, make_csr(cn="www.example.com", dns=["www.example.com"]),
                   path=f"{EST}/web")
     assert ok.status_code == 200, ok.text
     [cert] = certs_from(ok.content)
@@ -179,8 +179,8 @@ def test_labelled_endpoint_uses_its_own_profile(make_est: Any) -> None:
 
 def test_resubmitting_the_same_csr_returns_the_same_certificate(est: Harness) -> None:
     csr = make_csr(cn="retry")
-    first = est.enroll(csr)
-    second = est.enroll(csr)
+    first = est_enroll(est, csr)
+    second = est_enroll(est, csr)
     assert first.status_code == second.status_code == 200
     assert certs_from(first.content) == certs_from(second.content)
     assert est.counts() == (1, 1)
@@ -196,10 +196,10 @@ def test_same_key_after_revocation_gets_a_new_certificate(make_est: Any) -> None
     clock = FrozenClock(dt.datetime.now(dt.UTC))
     h = make_est(clock=clock)
     csr = make_csr(cn="revoked-then-back")
-    [first] = certs_from(h.enroll(csr).content)
+    [first] = certs_from(est_enroll(h, csr).content)
     h.ctx.authority.revoke(first.serial_number, x509.ReasonFlags.superseded, "test")
     clock.advance(dt.timedelta(hours=1))
-    r = h.enroll(csr)
+    r = est_enroll(h, csr)
     assert r.status_code == 200
     [second] = certs_from(r.content)
     assert second.serial_number != first.serial_number

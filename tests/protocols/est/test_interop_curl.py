@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import socket
 import ssl
 import subprocess
@@ -20,21 +19,17 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import AttributeOID
-from enroll.protocols.est.client import csr_body
+from harness import child_env
 
 from enroll.testing import make_csr, make_key
+from enroll.testing.est_client import csr_body
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
 
 
-def _env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("ENROLL_")
-            and k not in ("SSL_CERT_FILE", "CURL_CA_BUNDLE", "REQUESTS_CA_BUNDLE")}
-
-
 def sh(cmd: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
     """Run a shell pipeline of curl/openssl in `cwd`."""
-    result = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], cwd=cwd, env=_env(),
+    result = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], cwd=cwd, env=child_env(),
                             capture_output=True, text=True, timeout=60, check=False)
     if check and result.returncode != 0:
         raise AssertionError(f"{cmd}\nrc={result.returncode}\n{result.stdout}\n{result.stderr}")
@@ -201,7 +196,8 @@ def test_refusals_over_real_tls(enroll_server: Any, tmp_path: Path,
 
 def _issue_with_python(url: str, user: str, password: str, ca: str) -> x509.Certificate:
     import httpx
-    from enroll.protocols.est.client import certs_from
+
+    from enroll.testing.est_client import certs_from
 
     r = httpx.post(f"{url}/simpleenroll", content=csr_body(make_csr(cn="py-device")),
                    headers={"content-type": "application/pkcs10"}, auth=(user, password),

@@ -8,7 +8,6 @@ forwarding the client certificate in a header from 127.0.0.2, the only address
 from __future__ import annotations
 
 import json
-import os
 import string
 import subprocess
 import time
@@ -19,26 +18,14 @@ from typing import Any
 
 import httpx
 import pytest
+from harness import child_env, free_port
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "nginx_est" / "nginx.conf"
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("ENROLL_")
-            and k not in ("SSL_CERT_FILE", "CURL_CA_BUNDLE", "REQUESTS_CA_BUNDLE")}
-
-
 def sh(cmd: str, cwd: Path) -> str:
-    r = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], cwd=cwd, env=_env(),
+    r = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], cwd=cwd, env=child_env(),
                        capture_output=True, text=True, timeout=60, check=False)
     assert r.returncode == 0, f"{cmd}\n{r.stdout}\n{r.stderr}"
     return r.stdout
@@ -51,7 +38,7 @@ def behind_nginx(server_factory: Any, tmp_path: Path, nginx_binary: str,
                             extra_env={"ENROLL_TRUSTED_PROXIES": "127.0.0.2"})
     prefix = tmp_path / "nginx"
     prefix.mkdir()
-    port = _free_port()
+    port = free_port()
     data = server.data_dir / "tls"
     conf = string.Template(EXAMPLE.read_text()).safe_substitute(
         PREFIX=str(prefix), LISTEN=f"127.0.0.1:{port}",

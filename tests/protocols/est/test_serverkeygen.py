@@ -6,12 +6,13 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from enroll.protocols.est import store
-from enroll.protocols.est.client import serverkeygen_parts
 from enroll.protocols.est.serverkeygen import KeyBox
+from harness import est_enroll
 
 from enroll.crypto.keys import key_type_of
 from enroll.model import RequestStatus
 from enroll.testing import make_csr
+from enroll.testing.est_client import serverkeygen_parts
 
 MANUAL = {"manual": {"ca": "issuing", "validity": "30d", "approval": "manual",
                      "subject": {"CN": "csr"}, "key_types": ["ec-p256"]}}
@@ -23,7 +24,7 @@ def _keys(h: Any) -> int:
 
 
 def test_serverkeygen_returns_a_pkcs8_key_matching_the_certificate(est: Any) -> None:
-    r = est.enroll(make_csr(cn="keyless", dns=["keyless.example.com"]), op="serverkeygen")
+    r = est_enroll(est, make_csr(cn="keyless", dns=["keyless.example.com"]), op="serverkeygen")
     assert r.status_code == 200, r.text
     assert r.headers["content-type"].startswith("multipart/mixed")
     key_der, [cert] = serverkeygen_parts(r.content, r.headers["content-type"])
@@ -37,7 +38,7 @@ def test_serverkeygen_returns_a_pkcs8_key_matching_the_certificate(est: Any) -> 
 
 def test_serverkeygen_uses_the_profile_key_type_and_archives_when_asked(make_est: Any) -> None:
     h = make_est(profile="tls-listener", archive_keys=True)
-    r = h.enroll(make_csr(cn="archived"), op="serverkeygen")
+    r = est_enroll(h, make_csr(cn="archived"), op="serverkeygen")
     assert r.status_code == 200, r.text
     key_der, [cert] = serverkeygen_parts(r.content, r.headers["content-type"])
     assert key_type_of(cert.public_key()) == "ec-p256"
@@ -52,23 +53,23 @@ def test_serverkeygen_uses_the_profile_key_type_and_archives_when_asked(make_est
 def test_pending_serverkeygen_keeps_the_key_until_collected(make_est: Any) -> None:
     h = make_est(extra_profiles=MANUAL, profile="manual")
     csr = make_csr(cn="wait-for-key")
-    assert h.enroll(csr, op="serverkeygen").status_code == 202
-    assert h.enroll(csr, op="serverkeygen").status_code == 202
+    assert est_enroll(h, csr, op="serverkeygen").status_code == 202
+    assert est_enroll(h, csr, op="serverkeygen").status_code == 202
     assert _keys(h) == 1 and h.counts() == (0, 1)
     [pending] = h.ctx.authority.list_requests(RequestStatus.PENDING)
     h.ctx.authority.approve(pending.id, "officer")
-    r = h.enroll(csr, op="serverkeygen")
+    r = est_enroll(h, csr, op="serverkeygen")
     assert r.status_code == 200
     key_der, [cert] = serverkeygen_parts(r.content, r.headers["content-type"])
     assert serialization.load_der_private_key(key_der, None).public_key() == cert.public_key()
     assert _keys(h) == 0  # delivered, not archived: forgotten
     # The next call is a new request with a new key.
-    assert h.enroll(csr, op="serverkeygen").status_code == 202
+    assert est_enroll(h, csr, op="serverkeygen").status_code == 202
     assert h.counts() == (1, 2)
 
 
 def test_serverkeygen_refuses_bad_credentials_and_stores_nothing(est: Any) -> None:
-    r = est.enroll(make_csr(cn="x"), op="serverkeygen", auth=("alice", "nope"))
+    r = est_enroll(est, make_csr(cn="x"), op="serverkeygen", auth=("alice", "nope"))
     assert r.status_code == 401
     assert r.content == b""
     assert est.counts() == (0, 0) and _keys(est) == 0
@@ -76,5 +77,5 @@ def test_serverkeygen_refuses_bad_credentials_and_stores_nothing(est: Any) -> No
 
 def test_serverkeygen_can_be_disabled(make_est: Any) -> None:
     h = make_est(serverkeygen=False)
-    assert h.enroll(make_csr(cn="x"), op="serverkeygen").status_code == 404
+    assert est_enroll(h, make_csr(cn="x"), op="serverkeygen").status_code == 404
     assert h.counts() == (0, 0)

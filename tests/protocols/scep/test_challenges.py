@@ -13,20 +13,21 @@ from typing import Any
 
 import pytest
 from enroll.protocols.scep.challenges import OneTimeChallenges, digest
-from enroll.protocols.scep.client import csr_with_challenge
 from enroll.protocols.scep.failinfo import FAIL_INFO, FailInfo, fail_info_for
 from enroll.protocols.scep.pkimessage import PKIStatus
+from harness import scep_client, scep_operation
 
 from enroll.clock import FrozenClock
 from enroll.errors import ALL_ERRORS, EnrollError
+from enroll.testing.scep_client import csr_with_challenge
 
 API_TOKEN = "mdm-api-token-for-tests-0123456789"  # noqa: S105 - test value
 
 
 def _enroll(scep: Any, challenge: str | None, cn: str = "d") -> Any:
-    client = scep.client()
+    client = scep_client(scep)
     message, _ = client.pkcs_req(csr_with_challenge(client.key, cn, challenge))
-    return client.read(scep.operation(message).content)
+    return client.read(scep_operation(scep, message).content)
 
 
 def test_every_enroll_error_has_a_failinfo() -> None:

@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import base64
-from typing import Any as Harness
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from enroll.protocols.scep.client import csr_with_challenge
 from enroll.protocols.scep.failinfo import FailInfo
 from enroll.protocols.scep.pkimessage import MessageType, PKIStatus
+from harness import CHALLENGE, Harness, scep_client, scep_operation
 
 from enroll.crypto.keys import spki_sha256
+from enroll.testing.scep_client import csr_with_challenge
 
 
 def test_pkcsreq_with_static_challenge_issues_a_certificate(scep: Harness) -> None:
-    client = scep.client()
-    csr = csr_with_challenge(client.key, "device-1", scep.challenge)
+    client = scep_client(scep)
+    csr = csr_with_challenge(client.key, "device-1", CHALLENGE)
     message, nonce = client.pkcs_req(csr, "tid-1")
-    r = scep.operation(message)
+    r = scep_operation(scep, message)
     assert r.status_code == 200
     assert r.headers["content-type"] == "application/x-pki-message"
     reply = client.read(r.content)
@@ -35,8 +35,8 @@ def test_pkcsreq_with_static_challenge_issues_a_certificate(scep: Harness) -> No
 
 
 def test_pkioperation_by_get_with_base64_message(scep: Harness) -> None:
-    client = scep.client()
-    message, _ = client.pkcs_req(csr_with_challenge(client.key, "device-get", scep.challenge))
+    client = scep_client(scep)
+    message, _ = client.pkcs_req(csr_with_challenge(client.key, "device-get", CHALLENGE))
     r = scep.get("/scep", params={"operation": "PKIOperation",
                                   "message": base64.b64encode(message).decode()})
     assert r.status_code == 200
@@ -44,47 +44,47 @@ def test_pkioperation_by_get_with_base64_message(scep: Harness) -> None:
 
 
 def test_wrong_challenge_answers_badrequest_and_stores_nothing(scep: Harness) -> None:
-    client = scep.client()
+    client = scep_client(scep)
     message, _ = client.pkcs_req(csr_with_challenge(client.key, "device-1", "wrong"))
-    reply = client.read(scep.operation(message).content)
+    reply = client.read(scep_operation(scep, message).content)
     assert reply.status is PKIStatus.FAILURE
     assert reply.certrep.fail_info is FailInfo.BAD_REQUEST
     assert scep.counts() == (0, 0)
 
 
 def test_missing_challenge_answers_badrequest_and_stores_nothing(scep: Harness) -> None:
-    client = scep.client()
+    client = scep_client(scep)
     message, _ = client.pkcs_req(csr_with_challenge(client.key, "device-1", None))
-    reply = client.read(scep.operation(message).content)
+    reply = client.read(scep_operation(scep, message).content)
     assert reply.certrep.fail_info is FailInfo.BAD_REQUEST
     assert scep.counts() == (0, 0)
 
 
 def test_retries_of_one_transaction_return_the_same_certificate(scep: Harness) -> None:
-    client = scep.client()
-    csr = csr_with_challenge(client.key, "device-1", scep.challenge)
-    first = client.read(scep.operation(client.pkcs_req(csr, "tid-r")[0]).content)
-    second = client.read(scep.operation(client.pkcs_req(csr, "tid-r")[0]).content)
+    client = scep_client(scep)
+    csr = csr_with_challenge(client.key, "device-1", CHALLENGE)
+    first = client.read(scep_operation(scep, client.pkcs_req(csr, "tid-r")[0]).content)
+    second = client.read(scep_operation(scep, client.pkcs_req(csr, "tid-r")[0]).content)
     assert first.certificate == second.certificate
     assert scep.counts() == (1, 1)
 
 
 def test_same_transaction_with_another_key_is_refused(scep: Harness) -> None:
-    one, two = scep.client(), scep.client()
-    ok = one.read(scep.operation(one.pkcs_req(
-        csr_with_challenge(one.key, "a", scep.challenge), "shared")[0]).content)
+    one, two = scep_client(scep), scep_client(scep)
+    ok = one.read(scep_operation(scep, one.pkcs_req(
+        csr_with_challenge(one.key, "a", CHALLENGE), "shared")[0]).content)
     assert ok.status is PKIStatus.SUCCESS
-    refused = two.read(scep.operation(two.pkcs_req(
-        csr_with_challenge(two.key, "b", scep.challenge), "shared")[0]).content)
+    refused = two.read(scep_operation(scep, two.pkcs_req(
+        csr_with_challenge(two.key, "b", CHALLENGE), "shared")[0]).content)
     assert refused.status is PKIStatus.FAILURE
     assert refused.certrep.fail_info is FailInfo.BAD_REQUEST
     assert scep.counts() == (1, 1)
 
 
 def _enrolled(scep: Harness) -> tuple[object, x509.Certificate]:
-    client = scep.client()
-    reply = client.read(scep.operation(client.pkcs_req(
-        csr_with_challenge(client.key, "device-r", scep.challenge), "tid-e")[0]).content)
+    client = scep_client(scep)
+    reply = client.read(scep_operation(scep, client.pkcs_req(
+        csr_with_challenge(client.key, "device-r", CHALLENGE), "tid-e")[0]).content)
     assert reply.certificate is not None
     return client, reply.certificate
 
@@ -94,7 +94,7 @@ def test_renewalreq_signed_by_the_current_certificate_records_replaces(scep: Har
     client.signer = cert  # type: ignore[attr-defined]
     csr = csr_with_challenge(client.key, "device-r", None)  # type: ignore[attr-defined]
     message, _ = client.pkcs_req(csr, "tid-e", MessageType.RENEWAL_REQ)  # type: ignore[attr-defined]
-    reply = client.read(scep.operation(message).content)  # type: ignore[attr-defined]
+    reply = client.read(scep_operation(scep, message).content)  # type: ignore[attr-defined]
     assert reply.status is PKIStatus.SUCCESS, reply.certrep.fail_text
     assert reply.certificate is not None and reply.certificate != cert
     record = scep.ctx.authority.lookup(reply.certificate)
@@ -108,16 +108,16 @@ def test_renewal_of_a_revoked_certificate_is_refused(scep: Harness) -> None:
     client.signer = cert  # type: ignore[attr-defined]
     message, _ = client.pkcs_req(csr_with_challenge(client.key, "device-r", None),  # type: ignore[attr-defined]
                                  "tid-e", MessageType.RENEWAL_REQ)
-    reply = client.read(scep.operation(message).content)  # type: ignore[attr-defined]
+    reply = client.read(scep_operation(scep, message).content)  # type: ignore[attr-defined]
     assert reply.certrep.fail_info is FailInfo.BAD_REQUEST
     assert scep.counts() == (1, 1)
 
 
 def test_renewal_signed_by_an_unknown_certificate_is_refused(scep: Harness) -> None:
-    client = scep.client()
+    client = scep_client(scep)
     message, _ = client.pkcs_req(csr_with_challenge(client.key, "x", None), "t",
                                  MessageType.RENEWAL_REQ)
-    reply = client.read(scep.operation(message).content)
+    reply = client.read(scep_operation(scep, message).content)
     assert reply.certrep.fail_info is FailInfo.BAD_REQUEST
     assert scep.counts() == (0, 0)
 
@@ -127,7 +127,7 @@ def test_renewal_changing_the_subject_is_refused(scep: Harness) -> None:
     client.signer = cert  # type: ignore[attr-defined]
     message, _ = client.pkcs_req(csr_with_challenge(client.key, "someone-else", None),  # type: ignore[attr-defined]
                                  "tid-e", MessageType.RENEWAL_REQ)
-    reply = client.read(scep.operation(message).content)  # type: ignore[attr-defined]
+    reply = client.read(scep_operation(scep, message).content)  # type: ignore[attr-defined]
     assert reply.certrep.fail_info is FailInfo.BAD_REQUEST
     assert scep.counts() == (1, 1)
 
@@ -138,17 +138,17 @@ def test_manual_approval_pending_then_certpoll_success(make_scep) -> None:  # ty
                           "extended_key_usage": ["client_auth"], "subject": {"CN": "csr"},
                           "key_types": ["rsa-2048"]}}
     scep = make_scep(extra_profiles=manual, profile="officer")
-    client = scep.client()
-    csr = csr_with_challenge(client.key, "laptop", scep.challenge)
-    reply = client.read(scep.operation(client.pkcs_req(csr, "tid-p")[0]).content)
+    client = scep_client(scep)
+    csr = csr_with_challenge(client.key, "laptop", CHALLENGE)
+    reply = client.read(scep_operation(scep, client.pkcs_req(csr, "tid-p")[0]).content)
     assert reply.status is PKIStatus.PENDING
     assert scep.counts() == (0, 1)
     issuer = scep.ctx.authority.chain("issuing")[0].subject
-    poll = client.read(scep.operation(client.cert_poll(issuer, csr.subject, "tid-p")).content)
+    poll = client.read(scep_operation(scep, client.cert_poll(issuer, csr.subject, "tid-p")).content)
     assert poll.status is PKIStatus.PENDING
     record = scep.ctx.authority.find_transaction("scep", "default", "tid-p")
     scep.ctx.authority.approve(record.id, "officer")
-    poll = client.read(scep.operation(client.cert_poll(issuer, csr.subject, "tid-p")).content)
+    poll = client.read(scep_operation(scep, client.cert_poll(issuer, csr.subject, "tid-p")).content)
     assert poll.status is PKIStatus.SUCCESS
     assert poll.certificate is not None
     assert scep.counts() == (1, 1)
@@ -159,40 +159,41 @@ def test_certpoll_after_rejection_answers_failure(make_scep) -> None:  # type: i
                           "subject": {"CN": "csr"}, "key_types": ["rsa-2048"],
                           "key_usage": ["digital_signature", "key_encipherment"]}}
     scep = make_scep(extra_profiles=manual, profile="officer")
-    client = scep.client()
-    csr = csr_with_challenge(client.key, "laptop", scep.challenge)
-    assert client.read(scep.operation(client.pkcs_req(csr, "tid-x")[0]).content).status \
+    client = scep_client(scep)
+    csr = csr_with_challenge(client.key, "laptop", CHALLENGE)
+    assert client.read(scep_operation(scep, client.pkcs_req(csr, "tid-x")[0]).content).status \
         is PKIStatus.PENDING
     record = scep.ctx.authority.find_transaction("scep", "default", "tid-x")
     scep.ctx.authority.reject(record.id, "officer", "not ours")
     issuer = scep.ctx.authority.chain("issuing")[0].subject
-    poll = client.read(scep.operation(client.cert_poll(issuer, csr.subject, "tid-x")).content)
+    poll = client.read(scep_operation(scep, client.cert_poll(issuer, csr.subject, "tid-x")).content)
     assert poll.status is PKIStatus.FAILURE
     assert poll.certrep.fail_info is FailInfo.BAD_REQUEST
     assert scep.counts() == (0, 1)
 
 
 def test_certpoll_for_an_unknown_transaction_answers_badcertid(scep: Harness) -> None:
-    client = scep.client()
+    client = scep_client(scep)
     issuer = scep.ctx.authority.chain("issuing")[0].subject
-    poll = client.read(scep.operation(client.cert_poll(issuer, issuer, "nope")).content)
+    poll = client.read(scep_operation(scep, client.cert_poll(issuer, issuer, "nope")).content)
     assert poll.certrep.fail_info is FailInfo.BAD_CERT_ID
 
 
 def test_getcert_returns_an_issued_certificate(scep: Harness) -> None:
     _client, cert = _enrolled(scep)
-    other = scep.client()
-    reply = other.read(scep.operation(other.get_cert(cert.issuer, cert.serial_number)).content)
+    other = scep_client(scep)
+    answer = scep_operation(scep, other.get_cert(cert.issuer, cert.serial_number))
+    reply = other.read(answer.content)
     assert reply.status is PKIStatus.SUCCESS
     assert reply.certificate == cert
-    missing = other.read(scep.operation(other.get_cert(cert.issuer, 12345)).content)
+    missing = other.read(scep_operation(scep, other.get_cert(cert.issuer, 12345)).content)
     assert missing.certrep.fail_info is FailInfo.BAD_CERT_ID
 
 
 def test_getcrl_returns_the_issuers_crl(scep: Harness) -> None:
     _client, cert = _enrolled(scep)
-    other = scep.client()
-    reply = other.read(scep.operation(other.get_cert(
+    other = scep_client(scep)
+    reply = other.read(scep_operation(scep, other.get_cert(
         cert.issuer, cert.serial_number, MessageType.GET_CRL)).content)
     assert reply.status is PKIStatus.SUCCESS
     crl = x509.load_der_x509_crl(reply.crls[0])
@@ -216,7 +217,7 @@ def test_renewal_to_an_ec_key_is_signed_with_the_current_rsa_certificate(scep: H
     csr = (x509.CertificateSigningRequestBuilder().subject_name(cert.subject)
            .sign(ec_key, hashes.SHA256()))
     message, _ = client.pkcs_req(csr, "tid-ec", MessageType.RENEWAL_REQ)
-    reply = client.read(scep.operation(message).content)
+    reply = client.read(scep_operation(scep, message).content)
     assert reply.status is PKIStatus.SUCCESS, reply.certrep.fail_text
     assert isinstance(reply.certificate.public_key(), ec.EllipticCurvePublicKey)
 
@@ -229,14 +230,14 @@ def test_expired_certificate_renews_only_within_the_grace(make_scep) -> None:  #
     for grace, expected in ((0, PKIStatus.FAILURE), ("30d", PKIStatus.SUCCESS)):
         clock = FrozenClock(dt.datetime.now(dt.UTC))
         scep = make_scep(clock=clock, renewal_grace=grace)
-        client = scep.client()
-        first = client.read(scep.operation(client.pkcs_req(
-            csr_with_challenge(client.key, f"old-{grace}", scep.challenge))[0]).content)
+        client = scep_client(scep)
+        first = client.read(scep_operation(scep, client.pkcs_req(
+            csr_with_challenge(client.key, f"old-{grace}", CHALLENGE))[0]).content)
         assert first.certificate is not None
         later = first.certificate.not_valid_after_utc + dt.timedelta(days=2)
         clock.advance(later - clock.now())
         client.signer = first.certificate
         message, _ = client.pkcs_req(csr_with_challenge(client.key, f"old-{grace}", None),
                                      f"renew-{grace}", MessageType.RENEWAL_REQ, now=later)
-        reply = client.read(scep.operation(message).content)
+        reply = client.read(scep_operation(scep, message).content)
         assert reply.status is expected, reply.certrep.fail_text

@@ -8,10 +8,11 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from enroll.protocols.scep import signeddata
-from enroll.protocols.scep.client import ScepClient, csr_with_challenge
 from enroll.protocols.scep.pkimessage import PKIStatus
+from harness import CHALLENGE, scep_client, scep_operation, scep_ra
 
 from enroll.errors import ConfigError
+from enroll.testing.scep_client import ScepClient, csr_with_challenge
 
 
 def test_getcacaps_lists_what_the_endpoint_enables(scep: Any) -> None:
@@ -37,18 +38,18 @@ def test_getcacert_chain_mode_returns_ra_and_ca_chain(make_scep: Any) -> None:
     certs, _ = signeddata.degenerate_contents(
         scep.get("/scep", params={"operation": "GetCACert"}).content)
     chain = scep.ctx.authority.chain("issuing")
-    assert set(certs) == {scep.ra(), *chain} and len(certs) == 3
+    assert set(certs) == {scep_ra(scep), *chain} and len(certs) == 3
 
 
 def test_endpoints_have_their_own_paths_cas_and_challenges(make_scep: Any) -> None:
     scep = make_scep(endpoints={"default": {"challenge": "secret-a"},
                                 "org-b": {"challenge": "secret-b"}})
-    a, b = scep.client("/scep"), scep.client("/scep/org-b")
+    a, b = scep_client(scep, "/scep"), scep_client(scep, "/scep/org-b")
     assert a.ra != b.ra
-    wrong = b.read(scep.operation(b.pkcs_req(csr_with_challenge(b.key, "x", "secret-a"))[0],
+    wrong = b.read(scep_operation(scep, b.pkcs_req(csr_with_challenge(b.key, "x", "secret-a"))[0],
                                   "/scep/org-b").content)
     assert wrong.status is PKIStatus.FAILURE
-    ok = b.read(scep.operation(b.pkcs_req(csr_with_challenge(b.key, "x", "secret-b"))[0],
+    ok = b.read(scep_operation(scep, b.pkcs_req(csr_with_challenge(b.key, "x", "secret-b"))[0],
                                "/scep/org-b").content)
     assert ok.status is PKIStatus.SUCCESS
     record = scep.ctx.authority.lookup(ok.certificate)
@@ -64,7 +65,7 @@ def test_getnextcacert_during_a_rollover(make_scep: Any) -> None:
     assert r.headers["content-type"] == "application/x-x509-next-ca-cert"
     signed = signeddata.parse(r.content)
     signeddata.verify(signed, ["sha256"])
-    assert signed.signer == scep.ra()
+    assert signed.signer == scep_ra(scep)
     certs, _ = signeddata.degenerate_contents(signed.content)
     root = scep.ctx.authority.chain("root")[0]
     assert root in certs
@@ -86,12 +87,12 @@ def test_bad_endpoint_settings_fail_start_up_with_the_key(make_scep: Any,
 
 
 def test_twenty_concurrent_pkcsreqs_all_succeed(scep: Any) -> None:
-    ra = scep.ra()
+    ra = scep_ra(scep)
     clients = [ScepClient(ra) for _ in range(20)]
-    messages = [c.pkcs_req(csr_with_challenge(c.key, f"d{i}", scep.challenge))[0]
+    messages = [c.pkcs_req(csr_with_challenge(c.key, f"d{i}", CHALLENGE))[0]
                 for i, c in enumerate(clients)]
     with ThreadPoolExecutor(20) as pool:
-        answers = list(pool.map(scep.operation, messages))
+        answers = list(pool.map(lambda m: scep_operation(scep, m), messages))
     replies = [c.read(a.content) for c, a in zip(clients, answers, strict=True)]
     assert all(r.status is PKIStatus.SUCCESS for r in replies)
     assert len({r.certificate.serial_number for r in replies}) == 20
@@ -99,11 +100,11 @@ def test_twenty_concurrent_pkcsreqs_all_succeed(scep: Any) -> None:
 
 
 def test_ten_concurrent_retries_of_one_transaction_issue_one_certificate(scep: Any) -> None:
-    client = scep.client()
-    csr = csr_with_challenge(client.key, "racer", scep.challenge)
+    client = scep_client(scep)
+    csr = csr_with_challenge(client.key, "racer", CHALLENGE)
     messages = [client.pkcs_req(csr, "one-tid")[0] for _ in range(10)]
     with ThreadPoolExecutor(10) as pool:
-        answers = list(pool.map(scep.operation, messages))
+        answers = list(pool.map(lambda m: scep_operation(scep, m), messages))
     replies = [client.read(a.content) for a in answers]
     assert all(r.status is PKIStatus.SUCCESS for r in replies), \
         [r.certrep.fail_text for r in replies]

@@ -11,7 +11,6 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from enroll.protocols.scep import der, envelope, signeddata
-from enroll.protocols.scep.client import ScepClient, self_signed
 from enroll.protocols.scep.failinfo import FailInfo, ScepFailure
 from enroll.protocols.scep.pkimessage import (
     MessageType,
@@ -20,6 +19,8 @@ from enroll.protocols.scep.pkimessage import (
     parse_certrep,
     parse_pkimessage,
 )
+
+from enroll.testing.scep_client import ScepClient, self_signed
 
 VECTORS = Path(__file__).resolve().parents[2] / "vectors" / "scep"
 ALL_DIGESTS = ("sha1", "sha256", "sha512")

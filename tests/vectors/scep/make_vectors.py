@@ -24,7 +24,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from enroll.protocols.scep import signeddata
-from enroll.protocols.scep.client import ScepClient, csr_with_challenge
+
+from enroll.testing.scep_client import ScepClient, csr_with_challenge
 
 HERE = Path(__file__).resolve().parent
 PEM = serialization.Encoding.PEM

@@ -3,6 +3,12 @@
     from enroll.testing import make_csr, make_key, test_config
     cfg = test_config(tmp_path, plugins=["my_policy"])
     ctx = build_context(cfg)
+
+The protocol clients the test suite uses live in submodules:
+`enroll.testing.scep_client` (`ScepClient`), `enroll.testing.est_client` (request bodies
+and answer readers) and `enroll.testing.acme_client` (`AcmeClient`, `Http01Responder`).
+They import the protocol front ends' wire modules, so this package is test support
+only: nothing under `enroll serve` imports it, and this module imports no submodule.
 """
 
 from __future__ import annotations

@@ -1,8 +1,12 @@
 """A minimal SCEP client, transport-agnostic: builds pkiMessages and reads CertReps.
 
-Used by the test suite; it is a second, independent reader of what
-the server writes (a server and client built from the same bug agree with each other,
-so interop is also checked with micromdm's scepclient).
+Used by the test suite and `tests/vectors/scep/make_vectors.py`; it is a second,
+independent reader of what the server writes (a server and client built from the same
+bug agree with each other, so interop is also checked with micromdm's scepclient).
+It reuses the SCEP front end's wire modules (`pkimessage`, `envelope`,
+`signeddata`): a test-support module may import a protocol, the core may not, and
+``enroll serve`` never imports `enroll.testing`. mypy checks `protocols/` under the name
+`protocols`, not `enroll.protocols`, so what those imports return is annotated here.
 """
 
 from __future__ import annotations
@@ -16,8 +20,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import AttributeOID, NameOID
 
-from . import envelope, signeddata
-from .pkimessage import (
+from enroll.protocols.scep import envelope, signeddata
+from enroll.protocols.scep.pkimessage import (
     CertRep,
     MessageType,
     PKIStatus,
@@ -95,15 +99,17 @@ class ScepClient:
 
     def cert_poll(self, issuer: x509.Name, subject: x509.Name,
                   transaction_id: str) -> bytes:
-        return build_request(MessageType.CERT_POLL, issuer_and_subject(issuer, subject),
-                             [self.ra], self.signer, self.key, transaction_id,
-                             cipher=self.cipher, digest=self.digest)
+        message: bytes = build_request(MessageType.CERT_POLL, issuer_and_subject(issuer, subject),
+                                       [self.ra], self.signer, self.key, transaction_id,
+                                       cipher=self.cipher, digest=self.digest)
+        return message
 
     def get_cert(self, issuer: x509.Name, serial: int,
                  message_type: MessageType = MessageType.GET_CERT) -> bytes:
-        return build_request(message_type, issuer_and_serial(issuer, serial), [self.ra],
-                             self.signer, self.key, os.urandom(8).hex(),
-                             cipher=self.cipher, digest=self.digest)
+        message: bytes = build_request(message_type, issuer_and_serial(issuer, serial),
+                                       [self.ra], self.signer, self.key, os.urandom(8).hex(),
+                                       cipher=self.cipher, digest=self.digest)
+        return message
 
     def read(self, answer: bytes) -> Reply:
         """Verify a CertRep against the RA and open its envelope."""

@@ -1,5 +1,7 @@
-"""A small async ACME client (RFC 8555) for tests, the benchmark and scripts: signs with
-`cryptography`, keeps one nonce, and can craft deliberately wrong requests.
+"""A small async ACME client (RFC 8555) for tests and scripts: signs with
+`cryptography`, keeps one nonce, and can craft deliberately wrong requests. It borrows
+`b64e` and the JWK thumbprint from the ACME front end's `jws` module (a test-support
+module may import a protocol; the core and ``enroll serve`` never import this one).
 
     async with httpx.AsyncClient(verify=ca_file) as http:
         acme = AcmeClient(http, "https://127.0.0.1:8443/acme/directory")
@@ -21,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
-from .jws import b64e, thumbprint
+from enroll.protocols.acme.jws import b64e, thumbprint
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
 
@@ -155,7 +157,9 @@ class AcmeClient:
         return f"{token}.{thumbprint(jwk_of(self.key))}"
 
     def dns01_value(self, token: str) -> str:
-        return b64e(hashlib.sha256(self.key_authorization(token).encode()).digest())
+        # mypy sees protocols/ as `protocols`, so b64e is untyped from here.
+        value: str = b64e(hashlib.sha256(self.key_authorization(token).encode()).digest())
+        return value
 
     async def signed(self, target: str, payload: Any, *, use_jwk: bool = False,
                      key: PrivateKey | None = None, **header: Any) -> dict[str, str]:
