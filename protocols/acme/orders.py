@@ -11,6 +11,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from enroll.csr import load_csr
 from enroll.errors import BadCSR, EnrollError, MalformedInput
 from enroll.model import EnrollmentRequest, Issued, Pending, Requester
 
@@ -21,7 +22,6 @@ from .jws import b64d, b64e, thumbprint
 from .problems import AcmeProblem, from_error, malformed, not_found, unauthorized
 
 ORDER_LIFETIME = dt.timedelta(days=7)
-MAX_CSR = 16 * 1024
 RETRY_AFTER = 3
 
 
@@ -168,12 +168,12 @@ def finalize(ep: AcmeEndpoint, v: Verified, order_id: str, base: str) -> store.O
     if order.status != "ready":
         raise AcmeProblem("orderNotReady", f"order is {order.status}, not ready", 403)
     der = b64d(v.jws.payload().get("csr"), "csr")
-    if len(der) > MAX_CSR:
-        raise AcmeProblem("badCSR", "CSR too large")
     try:
-        csr = x509.load_der_x509_csr(der)
-    except ValueError:
-        raise AcmeProblem("badCSR", "the CSR does not parse") from None
+        csr = load_csr(der)
+    except EnrollError as exc:
+        # RFC 8555 §7.4: a CSR the server cannot use is badCSR, even one that is too
+        # large or does not parse.
+        raise AcmeProblem("badCSR", exc.detail) from None
     wanted = {(i["type"], i["value"]) for i in order.identifiers}
     if _csr_names(csr) != wanted:
         raise AcmeProblem("badCSR", "the CSR must name exactly the order's identifiers")

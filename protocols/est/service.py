@@ -23,7 +23,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import AttributeOID
 
-from enroll.csr import check_csr_signature
+from enroll.csr import load_csr
 from enroll.door import Door, FrontEnd
 from enroll.errors import BadCSR, Conflict, Unauthorized, Unavailable
 from enroll.model import (
@@ -163,7 +163,7 @@ class EstService:
     def simpleenroll(self, authorization: str, transport: Transport, body: bytes) -> Outcome:
         """RFC 7030 §4.2.1."""
         requester = self.authenticate(authorization, transport)
-        csr = wire.parse_csr(body)
+        csr = load_csr(wire.decode_base64_body(body))
         self.check_pop(csr, transport)
         tid = transaction_id("enroll", requester.identity.encode(), _spki(csr),
                              csr.subject.public_bytes(), _names_bytes(csr))
@@ -182,7 +182,7 @@ class EstService:
                                          grace=self.endpoint.reenroll_grace)
         if identity.record is None:
             raise Unauthorized("only certificates issued here can be re-enrolled")
-        csr = wire.parse_csr(body)
+        csr = load_csr(wire.decode_base64_body(body))
         self.check_pop(csr, transport)
         self._check_same_names(csr, identity)
         requester = Requester(f"cert:{identity.record.serial_hex}", "renewal-cert")
@@ -222,8 +222,7 @@ class EstService:
 
             raise NotFound("server-side key generation is not enabled on this endpoint")
         requester = self.authenticate(authorization, transport)
-        template = wire.parse_csr(body)
-        check_csr_signature(template)
+        template = load_csr(wire.decode_base64_body(body))
         self.check_pop(template, transport)
         tid = transaction_id("serverkeygen", requester.identity.encode(), _spki(template),
                              template.subject.public_bytes(), _names_bytes(template))

@@ -202,3 +202,16 @@ async def test_account_key_cannot_be_the_certificate_key(harness: Any) -> None:
     problem(await acme.post(order["finalize"], {"csr": b64e(csr)}, check=False), "badCSR", 400)
     assert (await acme.get(order_url)).json()["status"] == "ready"
     assert harness.counts() == (0, 0)
+
+
+async def test_finalize_with_an_unparseable_or_oversized_csr_is_badCSR(harness: Any) -> None:
+    from enroll.csr import MAX_CSR_BYTES
+
+    acme = harness.client()
+    await acme.register()
+    order_url, order = await _ready_order(harness, acme, ["junk.test.example"])
+    for der in (b"\x30\x03\x02\x01\x01", b"\x30" * (MAX_CSR_BYTES + 1)):
+        r = await acme.post(order["finalize"], {"csr": b64e(der)}, check=False)
+        problem(r, "badCSR", 400)
+    assert (await acme.get(order_url)).json()["status"] == "ready"
+    assert harness.counts() == (0, 0)
