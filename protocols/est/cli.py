@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import Any
 
@@ -11,6 +10,7 @@ from cryptography.hazmat.primitives import serialization
 
 from enroll.context import AppContext
 from enroll.errors import ConfigError, NotFound
+from enroll.private_files import write_private
 
 from . import passwords, settings, store
 from .serverkeygen import KeyBox
@@ -112,9 +112,7 @@ def _cmd_archive_export(args: argparse.Namespace, opener: Any) -> int:
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
     if args.out:
-        fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(pem)
+        write_private(args.out, pem)
     else:
         sys.stdout.write(pem.decode())
     return 0
