@@ -9,8 +9,8 @@ from typing import Any
 
 from acme_harness import problem
 from cryptography.hazmat.primitives.asymmetric import ec
-from enroll.protocols.acme.client import jwk_of, jws, make_csr
-from enroll.protocols.acme.jws import b64e
+from enroll.protocols.acme.client import jws, make_csr
+from enroll.protocols.acme.jws import b64e, jwk_of
 
 
 async def _ready_order(harness: Any, acme: Any, names: list[str]) -> tuple[str, dict[str, Any]]:
@@ -188,7 +188,7 @@ async def test_oversized_and_garbage_bodies_are_malformed(harness: Any) -> None:
     r = await harness.http.post(d["newAccount"], content=b"x" * 70000, headers=headers)
     assert r.status_code in (400, 413)
     key = ec.generate_private_key(ec.SECP256R1())
-    body = jws(key, {"alg": "ES256", "jwk": jwk_of(key), "url": d["newAccount"]}, {})
+    body = jws(key, {"alg": "ES256", "jwk": jwk_of(key.public_key()), "url": d["newAccount"]}, {})
     r = await harness.http.post(d["newAccount"], content=json.dumps(body), headers=headers)
     problem(r, "badNonce", 400)  # no nonce at all
     assert harness.rows("acme_accounts") == []
