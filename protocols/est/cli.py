@@ -13,7 +13,7 @@ from enroll.errors import ConfigError, NotFound
 from enroll.private_files import write_private
 
 from . import passwords, settings, store
-from .serverkeygen import KeyBox
+from .serverkeygen import open_key
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -107,7 +107,7 @@ def _cmd_archive_export(args: argparse.Namespace, opener: Any) -> int:
         kept = store.get_key_by_serial(tx, args.serial.lower())
     if kept is None:
         raise NotFound("no archived key for this serial")
-    der = KeyBox(ctx.config.ca_passphrase).open(kept.encrypted_key, kept.request_id)
+    der = open_key(kept.encrypted_key, ctx.config.ca_passphrase, kept.request_id)
     key = serialization.load_der_private_key(der, password=None)
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())

@@ -32,15 +32,13 @@ def enroll_tables() -> Sequence[Table]:
 @hookimpl
 def enroll_routes(frontend: FrontEnd) -> Sequence[BaseRoute]:
     from . import auth, http
-    from .serverkeygen import KeyBox
     from .service import EstService
 
     parsed = settings.parse(frontend.config)
     if parsed is None:
         return []
     proxies = auth.parse_networks(frontend.config.trusted_proxies)
-    keybox = KeyBox(frontend.passphrase)
-    services = [EstService(frontend, endpoint, keybox) for endpoint in parsed.endpoints]
+    services = [EstService(frontend, endpoint) for endpoint in parsed.endpoints]
     return http.routes(parsed, services, proxies)
 
 

@@ -81,14 +81,13 @@ def _rdns(name: x509.Name) -> list[tuple[str, str]]:
 
 
 class EstService:
-    def __init__(self, frontend: FrontEnd, endpoint: EndpointSettings,
-                 keybox: serverkeygen.KeyBox) -> None:
+    def __init__(self, frontend: FrontEnd, endpoint: EndpointSettings) -> None:
         self.authority: Door = frontend.door
         self.db = frontend.db
         self.clock = frontend.clock
+        self.passphrase = frontend.passphrase
         self.endpoint = endpoint
         self.auth = Authenticator(endpoint, self.authority, frontend.db, frontend.clock)
-        self.keybox = keybox
         profile = self.authority.profile(endpoint.profile)
         self.profile = profile
         self.cacerts_body = wire.certs_only(list(self.authority.chain(endpoint.ca)))
@@ -240,7 +239,7 @@ class EstService:
 
     def _generate(self, template: x509.CertificateSigningRequest, requester: Requester,
                   tid: str) -> KeyAndOutcome:
-        if self.profile.approval == "manual" and not self.keybox.available:
+        if self.profile.approval == "manual" and self.passphrase is None:
             # The key would have to wait for the officer somewhere; refuse before
             # anything is stored rather than lose it.
             raise Unavailable("server-generated keys cannot wait for approval here "
@@ -252,7 +251,7 @@ class EstService:
                                                 and self.endpoint.archive_keys)
         if keep:
             serial = outcome.serial_hex if isinstance(outcome, Issued) else None
-            sealed = self.keybox.seal(der, outcome.request_id)
+            sealed = serverkeygen.seal_key(der, self.passphrase, outcome.request_id)
             with self.db.write() as tx:
                 store.insert_key(tx, request_id=outcome.request_id,
                                  endpoint=self.endpoint.label, serial=serial,
@@ -264,7 +263,7 @@ class EstService:
         outcome = self.authority.status(kept.request_id)
         if not isinstance(outcome, Issued):
             return KeyAndOutcome(None, outcome)
-        der = self.keybox.open(kept.encrypted_key, kept.request_id)
+        der = serverkeygen.open_key(kept.encrypted_key, self.passphrase, kept.request_id)
         with self.db.write() as tx:
             store.set_key_serial(tx, kept.request_id, outcome.serial_hex)
             store.forget_delivered_key(tx, kept.request_id)
