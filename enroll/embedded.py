@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import json
-import os
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
@@ -31,16 +30,10 @@ from enroll.context import AppContext
 from enroll.crypto.keys import generate_key
 from enroll.errors import ConfigError
 from enroll.model import EnrollmentRequest, Issued, Requester
+from enroll.private_files import write_private
 
 PEM = serialization.Encoding.PEM
 TLS_PROFILE = "tls-listener"
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
 
 
 def init_data_dir(data_dir: Path, pm: pluggy.PluginManager) -> Path | None:
@@ -51,7 +44,7 @@ def init_data_dir(data_dir: Path, pm: pluggy.PluginManager) -> Path | None:
     data_dir.mkdir(parents=True, exist_ok=True)
     passphrase = data_dir / "ca-passphrase"
     if not passphrase.exists():
-        _write_private(passphrase, secrets.token_urlsafe(32).encode() + b"\n")
+        write_private(passphrase, secrets.token_urlsafe(32).encode() + b"\n")
     config_path = data_dir / CONFIG_FILE_NAME
     if config_path.exists():
         return None
@@ -63,7 +56,7 @@ def init_data_dir(data_dir: Path, pm: pluggy.PluginManager) -> Path | None:
     header = ("# enroll configuration, generated on first start. Edit and restart.\n"
               "# Every value can be overridden by an ENROLL_* environment variable;\n"
               "# see docs/configuration.md.\n\n")
-    _write_private(config_path, header.encode() + tomli_w.dumps(raw).encode())
+    write_private(config_path, header.encode() + tomli_w.dumps(raw).encode())
     return config_path
 
 
@@ -108,7 +101,7 @@ def ensure_tls(ctx: AppContext) -> tuple[Path, Path, Path]:
         protocol="core"))
     if not isinstance(outcome, Issued):
         raise ConfigError(f"profiles.{TLS_PROFILE}", "must use automatic approval")
-    _write_private(key_path, key.private_bytes(PEM, serialization.PrivateFormat.PKCS8,
+    write_private(key_path, key.private_bytes(PEM, serialization.PrivateFormat.PKCS8,
                                                serialization.NoEncryption()))
     chain = [outcome.certificate, *outcome.chain[:-1]]
     cert_path.write_bytes(b"".join(c.public_bytes(PEM) for c in chain))
@@ -140,7 +133,7 @@ def write_endpoints(ctx: AppContext, http_url: str, https_url: str,
     for entry in ctx.pm.hook.enroll_endpoint_info(frontend=ctx.frontend, http_url=http_url,
                                                   https_url=https_url):
         info.update(dict(entry or {}))
-    _write_private(cfg.data_dir / "endpoints.json",
+    write_private(cfg.data_dir / "endpoints.json",
                    (json.dumps(info, indent=2) + "\n").encode())
     return info
 

@@ -27,6 +27,19 @@ class BadCSR(EnrollError):
     profile does not allow, a request for CA:TRUE."""
 
 
+class CSRSignatureInvalid(BadCSR):
+    """The CSR's self-signature does not verify.
+
+    A refinement of `BadCSR` (not in `ALL_ERRORS`): tables map it as `BadCSR` unless the
+    wire format has a better answer (SCEP: badMessageCheck)."""
+
+
+class CSRAlgorithmUnsupported(BadCSR):
+    """The CSR is signed with an algorithm or key we cannot verify.
+
+    A refinement of `BadCSR` (not in `ALL_ERRORS`); SCEP answers badAlg."""
+
+
 class Unauthorized(EnrollError):
     """The requester is not authenticated or not allowed to do this."""
 

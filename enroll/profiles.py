@@ -26,6 +26,7 @@ from enroll.config_values import (
     check_keys,
 )
 from enroll.errors import ConfigError
+from enroll.names import dns_pattern
 
 KEY_USAGES = (
     "digital_signature", "content_commitment", "key_encipherment", "data_encipherment",
@@ -145,14 +146,14 @@ def parse_profile(name: str, entry: Mapping[str, Any], cas: Mapping[str, int],
             networks.append(ipaddress.ip_network(net, strict=False))
         except ValueError as exc:
             raise ConfigError(f"{key}.san.ip", f"not an IP network: {net!r}") from exc
-    dns = as_str_list(san_tbl.get("dns", []), f"{key}.san.dns")
-    for pattern in dns:
-        body = pattern[2:] if pattern.startswith("*.") else pattern
-        if pattern != "*" and ("*" in body or not body or len(body) > 253):
-            raise ConfigError(f"{key}.san.dns",
-                              f"{pattern!r}: use '*', '*.suffix' or an exact name")
+    dns = []
+    for pattern in as_str_list(san_tbl.get("dns", []), f"{key}.san.dns"):
+        try:
+            dns.append(dns_pattern(pattern))
+        except ValueError as exc:
+            raise ConfigError(f"{key}.san.dns", f"{pattern[:80]!r}: {exc}") from None
     san = SanRules(
-        dns=tuple(p.lower().rstrip(".") for p in dns),
+        dns=tuple(dns),
         ip=tuple(networks),
         email=tuple(d.lower() for d in as_str_list(san_tbl.get("email", []),
                                                   f"{key}.san.email")),

@@ -23,24 +23,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
-from enroll.protocols.acme.jws import b64e, thumbprint
+from enroll.protocols.acme.jws import b64e, jwk_of, thumbprint
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
-
-
-def jwk_of(key: PrivateKey) -> dict[str, str]:
-    pub = key.public_key()
-    if isinstance(pub, ec.EllipticCurvePublicKey):
-        n = pub.public_numbers()
-        size = (pub.curve.key_size + 7) // 8
-        return {"kty": "EC", "crv": {256: "P-256", 384: "P-384"}[pub.curve.key_size],
-                "x": b64e(n.x.to_bytes(size, "big")), "y": b64e(n.y.to_bytes(size, "big"))}
-    if isinstance(pub, rsa.RSAPublicKey):
-        rn = pub.public_numbers()
-        return {"kty": "RSA", "n": b64e(rn.n.to_bytes((rn.n.bit_length() + 7) // 8, "big")),
-                "e": b64e(rn.e.to_bytes((rn.e.bit_length() + 7) // 8, "big"))}
-    raw = pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return {"kty": "OKP", "crv": "Ed25519", "x": b64e(raw)}
 
 
 def alg_of(key: PrivateKey) -> str:
@@ -154,7 +139,7 @@ class AcmeClient:
         return nonce
 
     def key_authorization(self, token: str) -> str:
-        return f"{token}.{thumbprint(jwk_of(self.key))}"
+        return f"{token}.{thumbprint(jwk_of(self.key.public_key()))}"
 
     def dns01_value(self, token: str) -> str:
         # mypy sees protocols/ as `protocols`, so b64e is untyped from here.
@@ -167,7 +152,7 @@ class AcmeClient:
         key = key or self.key
         protected: dict[str, Any] = {"alg": alg_of(key), "url": target}
         if use_jwk or self.kid is None:
-            protected["jwk"] = jwk_of(key)
+            protected["jwk"] = jwk_of(key.public_key())
         else:
             protected["kid"] = self.kid
         if "nonce" not in header:

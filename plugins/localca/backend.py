@@ -1,4 +1,5 @@
-"""The local software CA: keys generated here, encrypted in the shared database."""
+"""The local software CA: keys generated here, sealed with the CA passphrase
+(`enroll.crypto.sealing`) in the shared database; the clear key exists only in memory."""
 
 from __future__ import annotations
 
@@ -11,12 +12,14 @@ from cryptography.x509 import ocsp
 from enroll.ca import CABackend, CAStore
 from enroll.config import CASettings, Config
 from enroll.crypto.keys import PrivateKey, generate_key, signing_hash
+from enroll.crypto.sealing import UnsealError, seal_key, unseal_key
 from enroll.crypto.serials import new_serial
+from enroll.errors import ConfigError
 from enroll.model import IssuanceRequest, StoredCA
 
-from .keystore import seal, unseal
-
 BACKEND = "local"
+MISSING = ("CA private keys are encrypted at rest: set ca_passphrase_file in the "
+           "config or ENROLL_CA_PASSPHRASE")
 
 
 def _ca_hash(key_type: str) -> str:
@@ -102,13 +105,22 @@ def create(name: str, settings: CASettings, parent: CABackend | None,
 
 def open_ca(name: str, settings: CASettings, store: CAStore, parent: CABackend | None,
             config: Config) -> LocalCA:
+    passphrase = config.ca_passphrase
+    if passphrase is None:
+        raise ConfigError("ca_passphrase", MISSING)
+    context = f"localca/ca-key/{name}"
     stored = store.get(name)
     if stored is None:
         key, cert, chain = create(name, settings, parent, config)
         stored = store.put(StoredCA(name=name, backend=BACKEND, certificate=cert, chain=chain,
-                                    key_blob=seal(key, config.ca_passphrase),
+                                    key_blob=seal_key(key, passphrase, context=context),
                                     parent=settings.parent))
-    key = unseal(stored.key_blob, config.ca_passphrase, name)
+    try:
+        key = unseal_key(stored.key_blob, passphrase, context=context)
+    except UnsealError as exc:
+        # Fail start-up with a clear message rather than at the first signature.
+        raise ConfigError("ca_passphrase",
+                          f"cannot decrypt the key of CA {name!r}: wrong passphrase?") from exc
     return LocalCA(name, key, stored.certificate, stored.chain)
 
 

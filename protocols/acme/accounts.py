@@ -25,6 +25,23 @@ class Verified:
     jwk: dict[str, Any] | None
 
 
+_KEYS: dict[tuple[str, str], tuple[Any, str]] = {}
+_KEYS_MAX = 4096
+
+
+def _account_key(account: store.Account) -> tuple[Any, str]:
+    """The account's public key, built from its stored JWK once per (account, key):
+    a key change gives a new thumbprint and so a new entry."""
+    slot = (account.id, account.thumbprint)
+    found = _KEYS.get(slot)
+    if found is None:
+        found = key_from_jwk(account.jwk)
+        if len(_KEYS) >= _KEYS_MAX:
+            _KEYS.clear()
+        _KEYS[slot] = found
+    return found
+
+
 def account_url(base: str, account_id: str) -> str:
     return f"{base}/acct/{account_id}"
 
@@ -64,7 +81,7 @@ def authenticate(ep: AcmeEndpoint, jws: Jws, url: str, base: str, *, want: str) 
         if account.status != "valid":
             raise unauthorized("account is deactivated")
         jwk = account.jwk
-        key, key_alg = key_from_jwk(jwk)
+        key, key_alg = _account_key(account)
     verify(jws, key, key_alg)
     ep.nonces.consume(h.get("nonce"), ep.clock.now())
     return Verified(jws, account, jwk)

@@ -7,7 +7,8 @@ import datetime as dt
 import ipaddress
 from typing import Any
 
-from .names import valid_dns_name
+from enroll.names import normalise_dns
+
 from .problems import AcmeProblem, malformed
 
 MAX_IDENTIFIERS = 100
@@ -31,9 +32,10 @@ def identifiers(value: Any) -> list[dict[str, str]]:
         if len(text) > 253:
             raise AcmeProblem("rejectedIdentifier", "identifier too long")
         if kind == "dns":
-            text = text.lower().rstrip(".")
-            if not valid_dns_name(text):
-                raise AcmeProblem("rejectedIdentifier", f"not a DNS name: {text[:64]!r}")
+            try:
+                text = normalise_dns(text, allow_wildcard=True)
+            except ValueError as exc:
+                raise AcmeProblem("rejectedIdentifier", str(exc)) from None
         elif kind == "ip":
             try:
                 text = str(ipaddress.ip_address(text))

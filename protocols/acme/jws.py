@@ -21,6 +21,7 @@ MAX_JWS_BYTES = 64 * 1024
 PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
 _EC = {"P-256": (ec.SECP256R1(), "ES256", 32, hashes.SHA256()),
        "P-384": (ec.SECP384R1(), "ES384", 48, hashes.SHA384())}
+_CRV = {curve.name: crv for crv, (curve, *_) in _EC.items()}
 
 
 def b64d(text: Any, what: str = "value") -> bytes:
@@ -159,6 +160,28 @@ def verify_hmac(jws: Jws, secret: bytes) -> None:
 
 def unauthorized_eab() -> AcmeProblem:
     return AcmeProblem("unauthorized", "external account binding is invalid", 403)
+
+
+def jwk_of(public_key: object) -> dict[str, str]:
+    """The public JWK of a key (RFC 7518 §6, RFC 8037 §2), for the key types
+    `key_from_jwk` accepts. Raises `ValueError` for any other key: such a key can never be
+    an account key. The client signs with the same JWK the server computes."""
+    if isinstance(public_key, ec.EllipticCurvePublicKey):
+        crv = _CRV.get(public_key.curve.name)
+        if crv is None:
+            raise ValueError(f"no JWK for curve {public_key.curve.name}")
+        size = _EC[crv][2]
+        n = public_key.public_numbers()
+        return {"kty": "EC", "crv": crv, "x": b64e(n.x.to_bytes(size, "big")),
+                "y": b64e(n.y.to_bytes(size, "big"))}
+    if isinstance(public_key, rsa.RSAPublicKey):
+        rn = public_key.public_numbers()
+        # RFC 7518 §6.3.1: n and e as unsigned big-endian, no leading zero octets.
+        return {"kty": "RSA", "n": b64e(rn.n.to_bytes((rn.n.bit_length() + 7) // 8, "big")),
+                "e": b64e(rn.e.to_bytes((rn.e.bit_length() + 7) // 8, "big"))}
+    if isinstance(public_key, ed25519.Ed25519PublicKey):
+        return {"kty": "OKP", "crv": "Ed25519", "x": b64e(public_key.public_bytes_raw())}
+    raise ValueError(f"no JWK for a {type(public_key).__name__}")
 
 
 def thumbprint(jwk: dict[str, Any]) -> str:

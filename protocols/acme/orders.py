@@ -8,20 +8,18 @@ import ipaddress
 import secrets
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from enroll.csr import load_csr
 from enroll.errors import BadCSR, EnrollError, MalformedInput
 from enroll.model import EnrollmentRequest, Issued, Pending, Requester
 
 from . import ari, fields, names, store
 from .accounts import Verified, account_url
 from .endpoint import AcmeEndpoint
-from .jws import b64d, b64e, thumbprint
+from .jws import b64d, jwk_of, thumbprint
 from .problems import AcmeProblem, from_error, malformed, not_found, unauthorized
 
 ORDER_LIFETIME = dt.timedelta(days=7)
-MAX_CSR = 16 * 1024
 RETRY_AFTER = 3
 
 
@@ -168,18 +166,18 @@ def finalize(ep: AcmeEndpoint, v: Verified, order_id: str, base: str) -> store.O
     if order.status != "ready":
         raise AcmeProblem("orderNotReady", f"order is {order.status}, not ready", 403)
     der = b64d(v.jws.payload().get("csr"), "csr")
-    if len(der) > MAX_CSR:
-        raise AcmeProblem("badCSR", "CSR too large")
     try:
-        csr = x509.load_der_x509_csr(der)
-    except ValueError:
-        raise AcmeProblem("badCSR", "the CSR does not parse") from None
+        csr = load_csr(der)
+    except EnrollError as exc:
+        # RFC 8555 §7.4: a CSR the server cannot use is badCSR, even one that is too
+        # large or does not parse.
+        raise AcmeProblem("badCSR", exc.detail) from None
     wanted = {(i["type"], i["value"]) for i in order.identifiers}
     if _csr_names(csr) != wanted:
         raise AcmeProblem("badCSR", "the CSR must name exactly the order's identifiers")
     account = v.account
     assert account is not None
-    if _account_key(csr) == account.thumbprint:
+    if _same_key(csr, account.thumbprint):
         raise AcmeProblem("badCSR", "the certificate key must differ from the account key")
     with ep.db.write() as conn:
         if not store.set_order(conn, order.id, "ready", status="processing"):
@@ -219,23 +217,9 @@ def finalize(ep: AcmeEndpoint, v: Verified, order_id: str, base: str) -> store.O
     return fresh
 
 
-def _account_key(csr: x509.CertificateSigningRequest) -> str | None:
-    """The JWK thumbprint of the CSR's key, to refuse the account key as certificate key."""
-    key = csr.public_key()
-    if isinstance(key, ec.EllipticCurvePublicKey):
-        crv = {256: "P-256", 384: "P-384"}.get(key.curve.key_size)
-        if crv is None:
-            return None
-        n = key.public_numbers()
-        size = (key.curve.key_size + 7) // 8
-        return thumbprint({"kty": "EC", "crv": crv, "x": b64e(n.x.to_bytes(size, "big")),
-                           "y": b64e(n.y.to_bytes(size, "big"))})
-    if isinstance(key, rsa.RSAPublicKey):
-        rn = key.public_numbers()
-        return thumbprint({"kty": "RSA",
-                           "n": b64e(rn.n.to_bytes((rn.n.bit_length() + 7) // 8, "big")),
-                           "e": b64e(rn.e.to_bytes((rn.e.bit_length() + 7) // 8, "big"))})
-    if isinstance(key, ed25519.Ed25519PublicKey):
-        return thumbprint({"kty": "OKP", "crv": "Ed25519",
-                           "x": b64e(key.public_bytes(Encoding.Raw, PublicFormat.Raw))})
-    return None
+def _same_key(csr: x509.CertificateSigningRequest, account_thumbprint: str) -> bool:
+    """Is the CSR's key the account key? (RFC 8555 §11.1: they must differ.)"""
+    try:
+        return thumbprint(jwk_of(csr.public_key())) == account_thumbprint
+    except ValueError:  # a key JWK cannot express is never an account key
+        return False

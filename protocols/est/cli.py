@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import Any
 
@@ -11,9 +10,10 @@ from cryptography.hazmat.primitives import serialization
 
 from enroll.context import AppContext
 from enroll.errors import ConfigError, NotFound
+from enroll.private_files import write_private
 
 from . import passwords, settings, store
-from .serverkeygen import KeyBox
+from .serverkeygen import open_key
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -107,14 +107,12 @@ def _cmd_archive_export(args: argparse.Namespace, opener: Any) -> int:
         kept = store.get_key_by_serial(tx, args.serial.lower())
     if kept is None:
         raise NotFound("no archived key for this serial")
-    der = KeyBox(ctx.config.ca_passphrase).open(kept.encrypted_key, kept.request_id)
+    der = open_key(kept.encrypted_key, ctx.config.ca_passphrase, kept.request_id)
     key = serialization.load_der_private_key(der, password=None)
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
     if args.out:
-        fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(pem)
+        write_private(args.out, pem)
     else:
         sys.stdout.write(pem.decode())
     return 0

@@ -4,7 +4,6 @@ client CAs the HTTPS listener asks for, and CLI commands."""
 from __future__ import annotations
 
 import argparse
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from starlette.routing import BaseRoute
 
 from enroll.door import FrontEnd
 from enroll.hookspecs import hookimpl
+from enroll.private_files import write_private
 
 from . import passwords, settings
 
@@ -32,15 +32,13 @@ def enroll_tables() -> Sequence[Table]:
 @hookimpl
 def enroll_routes(frontend: FrontEnd) -> Sequence[BaseRoute]:
     from . import auth, http
-    from .serverkeygen import KeyBox
     from .service import EstService
 
     parsed = settings.parse(frontend.config)
     if parsed is None:
         return []
     proxies = auth.parse_networks(frontend.config.trusted_proxies)
-    keybox = KeyBox(frontend.passphrase)
-    services = [EstService(frontend, endpoint, keybox) for endpoint in parsed.endpoints]
+    services = [EstService(frontend, endpoint) for endpoint in parsed.endpoints]
     return http.routes(parsed, services, proxies)
 
 
@@ -54,9 +52,7 @@ def enroll_default_config(data_dir: Path) -> Mapping[str, Any]:
         password = path.read_text().strip()
     else:
         password = passwords.generate()
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(password + "\n")
+        write_private(path, password + "\n")
     return {"est": {"endpoints": {settings.DEFAULT_LABEL: {
         "profile": "device",
         "users": {DEFAULT_USER: passwords.hash_fast(password)},

@@ -6,26 +6,26 @@ generate a key of the profile's ``server_key_type``, put the client's subject an
 extensions into a CSR signed by that key, and send it through the normal pipeline.
 
 Keys we must keep (a request waiting for approval, whose client comes back for it, or an
-endpoint with ``archive_keys = true``) are stored AES-256-GCM encrypted under a key
-derived from the CA passphrase, bound to their request id.
+endpoint with ``archive_keys = true``) are sealed with the CA passphrase
+(`enroll.crypto.sealing`), bound to their request id.
 """
 
 from __future__ import annotations
 
 import hashlib
-import secrets
-import threading
 
 from cryptography import x509
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from enroll.config_values import Secret
+from enroll.crypto import sealing
 from enroll.crypto.keys import PrivateKey, generate_key
 from enroll.errors import BadCSR, Unavailable
 
-_KDF_SALT = b"enroll/est/server-generated-keys/v1"
+_PRE_V1_SALT = b"enroll/est/server-generated-keys/v1"
 
 
 def new_key_and_csr(key_type: str, template: x509.CertificateSigningRequest
@@ -47,33 +47,36 @@ def pkcs8_der(key: PrivateKey) -> bytes:
                              serialization.NoEncryption())
 
 
-class KeyBox:
-    """Encrypts server-generated keys for storage. The AES key is derived once (scrypt)
-    from the CA passphrase, lazily, so endpoints that never store a key never pay it."""
+def seal_key(der: bytes, passphrase: Secret | None, request_id: str) -> bytes:
+    """The PKCS#8 `der` sealed for the ``est_keys`` row of `request_id`."""
+    return sealing.seal(der, _require(passphrase), context=_context(request_id))
 
-    def __init__(self, passphrase: Secret | None) -> None:
-        self._passphrase = passphrase
-        self._aead: AESGCM | None = None
-        self._lock = threading.Lock()
 
-    @property
-    def available(self) -> bool:
-        return self._passphrase is not None
+def open_key(blob: bytes, passphrase: Secret | None, request_id: str) -> bytes:
+    """The PKCS#8 DER `seal_key` sealed, or a blob written before the shared format."""
+    if not sealing.is_sealed(blob):
+        return _open_before_v1(blob, _require(passphrase), request_id)
+    return sealing.unseal(blob, _require(passphrase), context=_context(request_id))
 
-    def _cipher(self) -> AESGCM:
-        if self._passphrase is None:
-            raise Unavailable("this server cannot keep server-generated keys "
-                              "(no ca_passphrase is configured)")
-        with self._lock:
-            if self._aead is None:
-                key = hashlib.scrypt(self._passphrase.reveal().encode(), salt=_KDF_SALT,
-                                     n=1 << 15, r=8, p=1, dklen=32, maxmem=128 * 1024 * 1024)
-                self._aead = AESGCM(key)
-            return self._aead
 
-    def seal(self, der: bytes, request_id: str) -> bytes:
-        nonce = secrets.token_bytes(12)
-        return nonce + self._cipher().encrypt(nonce, der, request_id.encode())
+def _require(passphrase: Secret | None) -> Secret:
+    if passphrase is None:
+        raise Unavailable("this server cannot keep server-generated keys "
+                          "(no ca_passphrase is configured)")
+    return passphrase
 
-    def open(self, blob: bytes, request_id: str) -> bytes:
-        return self._cipher().decrypt(blob[:12], blob[12:], request_id.encode())
+
+def _context(request_id: str) -> str:
+    return f"est/server-key/{request_id}"
+
+
+def _open_before_v1(blob: bytes, passphrase: Secret, request_id: str) -> bytes:
+    # The format EST wrote before enroll.crypto.sealing: nonce (12) | AES-256-GCM with
+    # the request id as associated data, under scrypt of the passphrase and a fixed salt.
+    key = hashlib.scrypt(passphrase.reveal().encode(), salt=_PRE_V1_SALT, n=1 << 15, r=8,
+                         p=1, dklen=32, maxmem=128 * 1024 * 1024)
+    try:
+        return AESGCM(key).decrypt(blob[:12], blob[12:], request_id.encode())
+    except InvalidTag:
+        raise sealing.UnsealError("wrong passphrase or request, or a damaged blob") \
+            from None

@@ -23,7 +23,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import AttributeOID
 
-from enroll.csr import check_csr_signature
+from enroll.csr import load_csr
 from enroll.door import Door, FrontEnd
 from enroll.errors import BadCSR, Conflict, Unauthorized, Unavailable
 from enroll.model import (
@@ -81,14 +81,13 @@ def _rdns(name: x509.Name) -> list[tuple[str, str]]:
 
 
 class EstService:
-    def __init__(self, frontend: FrontEnd, endpoint: EndpointSettings,
-                 keybox: serverkeygen.KeyBox) -> None:
+    def __init__(self, frontend: FrontEnd, endpoint: EndpointSettings) -> None:
         self.authority: Door = frontend.door
         self.db = frontend.db
         self.clock = frontend.clock
+        self.passphrase = frontend.passphrase
         self.endpoint = endpoint
         self.auth = Authenticator(endpoint, self.authority, frontend.db, frontend.clock)
-        self.keybox = keybox
         profile = self.authority.profile(endpoint.profile)
         self.profile = profile
         self.cacerts_body = wire.certs_only(list(self.authority.chain(endpoint.ca)))
@@ -163,7 +162,7 @@ class EstService:
     def simpleenroll(self, authorization: str, transport: Transport, body: bytes) -> Outcome:
         """RFC 7030 §4.2.1."""
         requester = self.authenticate(authorization, transport)
-        csr = wire.parse_csr(body)
+        csr = load_csr(wire.decode_base64_body(body))
         self.check_pop(csr, transport)
         tid = transaction_id("enroll", requester.identity.encode(), _spki(csr),
                              csr.subject.public_bytes(), _names_bytes(csr))
@@ -182,7 +181,7 @@ class EstService:
                                          grace=self.endpoint.reenroll_grace)
         if identity.record is None:
             raise Unauthorized("only certificates issued here can be re-enrolled")
-        csr = wire.parse_csr(body)
+        csr = load_csr(wire.decode_base64_body(body))
         self.check_pop(csr, transport)
         self._check_same_names(csr, identity)
         requester = Requester(f"cert:{identity.record.serial_hex}", "renewal-cert")
@@ -222,8 +221,7 @@ class EstService:
 
             raise NotFound("server-side key generation is not enabled on this endpoint")
         requester = self.authenticate(authorization, transport)
-        template = wire.parse_csr(body)
-        check_csr_signature(template)
+        template = load_csr(wire.decode_base64_body(body))
         self.check_pop(template, transport)
         tid = transaction_id("serverkeygen", requester.identity.encode(), _spki(template),
                              template.subject.public_bytes(), _names_bytes(template))
@@ -241,7 +239,7 @@ class EstService:
 
     def _generate(self, template: x509.CertificateSigningRequest, requester: Requester,
                   tid: str) -> KeyAndOutcome:
-        if self.profile.approval == "manual" and not self.keybox.available:
+        if self.profile.approval == "manual" and self.passphrase is None:
             # The key would have to wait for the officer somewhere; refuse before
             # anything is stored rather than lose it.
             raise Unavailable("server-generated keys cannot wait for approval here "
@@ -253,7 +251,7 @@ class EstService:
                                                 and self.endpoint.archive_keys)
         if keep:
             serial = outcome.serial_hex if isinstance(outcome, Issued) else None
-            sealed = self.keybox.seal(der, outcome.request_id)
+            sealed = serverkeygen.seal_key(der, self.passphrase, outcome.request_id)
             with self.db.write() as tx:
                 store.insert_key(tx, request_id=outcome.request_id,
                                  endpoint=self.endpoint.label, serial=serial,
@@ -265,7 +263,7 @@ class EstService:
         outcome = self.authority.status(kept.request_id)
         if not isinstance(outcome, Issued):
             return KeyAndOutcome(None, outcome)
-        der = self.keybox.open(kept.encrypted_key, kept.request_id)
+        der = serverkeygen.open_key(kept.encrypted_key, self.passphrase, kept.request_id)
         with self.db.write() as tx:
             store.set_key_serial(tx, kept.request_id, outcome.serial_hex)
             store.forget_delivered_key(tx, kept.request_id)

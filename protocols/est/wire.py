@@ -45,15 +45,6 @@ def decode_base64_body(body: bytes, limit: int = MAX_CSR_BODY) -> bytes:
         raise MalformedInput("request body is not base64") from None
 
 
-def parse_csr(body: bytes) -> x509.CertificateSigningRequest:
-    """A PKCS#10 request from an EST body. The signature is checked by the core."""
-    der = decode_base64_body(body)
-    try:
-        return x509.load_der_x509_csr(der)
-    except ValueError:
-        raise MalformedInput("body is not a DER PKCS#10 certificate request") from None
-
-
 def b64(der: bytes) -> bytes:
     """Base64 with line breaks every 76 characters (what openssl and curl users see)."""
     return base64.encodebytes(der)

@@ -37,6 +37,10 @@ class ScepFailure(Exception):
 FAIL_INFO: dict[type[errors.EnrollError], FailInfo] = {
     errors.MalformedInput: FailInfo.BAD_REQUEST,
     errors.BadCSR: FailInfo.BAD_REQUEST,
+    # RFC 8894 §3.2.1.4: the PKCS#10's own signature is a message check (badMessageCheck);
+    # a signature we cannot verify is an unsupported algorithm (badAlg).
+    errors.CSRSignatureInvalid: FailInfo.BAD_MESSAGE_CHECK,
+    errors.CSRAlgorithmUnsupported: FailInfo.BAD_ALG,
     errors.Unauthorized: FailInfo.BAD_REQUEST,
     errors.PolicyDenied: FailInfo.BAD_REQUEST,
     # RFC 8894 §3.3.3: no certificate matches the CertPoll/GetCert/GetCRL criteria.

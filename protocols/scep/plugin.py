@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from enroll.door import FrontEnd
 from enroll.errors import ConfigError
 from enroll.hookspecs import hookimpl
 from enroll.model import ChallengeContext
+from enroll.private_files import write_private
 
 from . import challenges, ra, settings
 
@@ -54,9 +54,7 @@ def enroll_default_config(data_dir: Path) -> Mapping[str, Any]:
         challenge = path.read_text().strip()
     else:
         challenge = challenges.generate()
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(challenge + "\n")
+        write_private(path, challenge + "\n")
     return {"scep": {"endpoints": {"default": {
         "path": settings.DEFAULT_PATH, "profile": "device",
         "challenge_sha256": challenges.digest(challenge),

@@ -3,8 +3,8 @@
 The default CA is EC P-256, which cannot do RSA key transport, so every endpoint gets
 its own RSA RA certificate issued by its CA through the core pipeline (it is in the
 inventory and can be revoked like any certificate). The key is kept in
-``scep_ra_keys`` encrypted with the CA passphrase, so every worker shares it. A new
-generation is issued when the current one is within `RENEW_BEFORE` of expiry.
+``scep_ra_keys`` sealed with the CA passphrase (`enroll.crypto.sealing`), so every worker
+shares it. A new generation is issued when the current one is within `RENEW_BEFORE` of expiry.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from cryptography.x509.oid import NameOID
 from sqlalchemy.exc import IntegrityError
 
 from enroll.config_values import Secret
+from enroll.crypto.sealing import UnsealError, seal_key, unseal_key
 from enroll.door import FrontEnd
 from enroll.errors import ConfigError, Conflict
 from enroll.model import EnrollmentRequest, Issued, Requester
@@ -40,19 +41,21 @@ class RA:
     """The CA's chain: the issuing CA first, the root last."""
 
 
-def _seal(key: rsa.RSAPrivateKey, passphrase: Secret | None) -> bytes:
+def _passphrase(passphrase: Secret | None) -> Secret:
     if passphrase is None:
         raise ConfigError("ca_passphrase", "SCEP RA keys are encrypted with the CA passphrase")
-    return key.private_bytes(PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.BestAvailableEncryption(passphrase.reveal().encode()))
+    return passphrase
 
 
-def _unseal(stored: store.StoredRA, passphrase: Secret | None) -> RA | None:
-    if passphrase is None:
-        raise ConfigError("ca_passphrase", "SCEP RA keys are encrypted with the CA passphrase")
+def _context(endpoint: str, ca: str) -> str:
+    return f"scep/ra-key/{endpoint}/{ca}"
+
+
+def _unseal(stored: store.StoredRA, passphrase: Secret | None) -> RA:
     try:
-        key = serialization.load_pem_private_key(stored.key_blob, passphrase.reveal().encode())
-    except (ValueError, TypeError) as exc:
+        key = unseal_key(stored.key_blob, _passphrase(passphrase),
+                         context=_context(stored.endpoint, stored.ca))
+    except UnsealError as exc:
         raise ConfigError("ca_passphrase", f"cannot decrypt the SCEP RA key of endpoint "
                           f"{stored.endpoint!r}: wrong passphrase?") from exc
     assert isinstance(key, rsa.RSAPrivateKey)
@@ -86,7 +89,6 @@ def load_or_create(frontend: FrontEnd, endpoint: EndpointSettings, ca: str) -> R
         stored = store.get_ra(tx, endpoint.label, ca)
     if stored is not None:
         ra = _unseal(stored, frontend.passphrase)
-        assert ra is not None
         if ra.certificate.not_valid_after_utc - now > RENEW_BEFORE:
             return RA(ra.certificate, ra.key, frontend.door.chain(ca))
     generation = stored.generation + 1 if stored else 1
@@ -95,7 +97,8 @@ def load_or_create(frontend: FrontEnd, endpoint: EndpointSettings, ca: str) -> R
     except Conflict:
         return _wait_for_other_worker(frontend, endpoint, ca, generation)
     row = store.StoredRA(endpoint.label, ca, generation, cert.public_bytes(PEM).decode(),
-                         _seal(key, frontend.passphrase))
+                         seal_key(key, _passphrase(frontend.passphrase),
+                                  context=_context(endpoint.label, ca)))
     try:
         with frontend.db.write() as tx:
             if stored is None:
@@ -115,7 +118,6 @@ def _wait_for_other_worker(frontend: FrontEnd, endpoint: EndpointSettings, ca: s
             stored = store.get_ra(tx, endpoint.label, ca)
         if stored is not None and stored.generation >= generation:
             ra = _unseal(stored, frontend.passphrase)
-            assert ra is not None
             return RA(ra.certificate, ra.key, frontend.door.chain(ca))
         time.sleep(0.1)
     raise ConfigError(f"scep.endpoints.{endpoint.label}",

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import AttributeOID
 
 from enroll.crypto.keys import spki_sha256
+from enroll.csr import load_csr
 from enroll.door import FrontEnd
 from enroll.errors import BadCSR, EnrollError, NotFound, Unauthorized
 from enroll.model import (
@@ -49,7 +50,6 @@ from .settings import EndpointSettings
 log = logging.getLogger("enroll.scep")
 DER = serialization.Encoding.DER
 PROTOCOL = "scep"
-MAX_CSR_BYTES = 32 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,24 +171,8 @@ class ScepService:
 
     # -- message types -----------------------------------------------------------------------
 
-    def _load_csr(self, payload: bytes) -> x509.CertificateSigningRequest:
-        if len(payload) > MAX_CSR_BYTES:
-            raise ScepFailure(FailInfo.BAD_REQUEST, "CSR too large")
-        try:
-            csr = x509.load_der_x509_csr(payload)
-        except ValueError as exc:
-            raise ScepFailure(FailInfo.BAD_REQUEST, "content is not a PKCS#10 request") from exc
-        try:
-            valid = csr.is_signature_valid
-        except Exception as exc:  # noqa: BLE001 - unsupported algorithm
-            raise ScepFailure(FailInfo.BAD_ALG, "CSR signature algorithm not supported") \
-                from exc
-        if not valid:
-            raise ScepFailure(FailInfo.BAD_MESSAGE_CHECK, "CSR signature does not verify")
-        return csr
-
     def _pkcs_req(self, message: PKIMessage, payload: bytes) -> _Result:
-        csr = self._load_csr(payload)
+        csr = load_csr(payload)
         fingerprint = spki_sha256(csr.public_key())
         if spki_sha256(message.signer.public_key()) != fingerprint:
             raise ScepFailure(FailInfo.BAD_MESSAGE_CHECK,
@@ -219,7 +203,7 @@ class ScepService:
         return self._answer(self.door.submit(request))
 
     def _renewal_req(self, message: PKIMessage, payload: bytes) -> _Result:
-        csr = self._load_csr(payload)
+        csr = load_csr(payload)
         record = self.door.lookup(message.signer)
         if record is None:
             raise Unauthorized("RenewalReq must be signed by a certificate issued here")

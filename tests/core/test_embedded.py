@@ -13,6 +13,7 @@ import httpx
 from cryptography import x509
 
 from enroll.context import AppContext
+from enroll.crypto.sealing import is_sealed
 from enroll.store import queries
 
 
@@ -68,7 +69,7 @@ def test_data_dir_keeps_secrets_private_and_ca_keys_encrypted(
         stored = queries.list_cas(conn)
     assert {ca.name for ca in stored} == {"root", "issuing"}
     for ca in stored:
-        assert ca.key_blob.startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
+        assert is_sealed(ca.key_blob)
     passphrase = (data / "ca-passphrase").read_bytes().strip()
     db_bytes = (data / "enroll.db").read_bytes()
     assert b"BEGIN PRIVATE KEY" not in db_bytes and passphrase not in db_bytes

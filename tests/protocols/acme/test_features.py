@@ -10,11 +10,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from enroll.protocols.acme import ari, eab
-from enroll.protocols.acme.jws import b64e
+from enroll.protocols.acme.jws import b64e, jwk_of
 from harness import acme_client, problem
 
 from enroll.config import default_raw_config
-from enroll.testing.acme_client import AcmeClient, Http01Responder, alg_of, jwk_of, jws, make_csr
+from enroll.testing.acme_client import AcmeClient, Http01Responder, alg_of, jws, make_csr
 
 
 def _leaf(pem: str) -> x509.Certificate:
@@ -26,10 +26,11 @@ async def test_key_change_rolls_the_account_key(harness: Any, responder: Http01R
     await acme.register()
     d = await acme.directory()
     new_key = ec.generate_private_key(ec.SECP256R1())
-    inner = jws(new_key, {"alg": alg_of(new_key), "jwk": jwk_of(new_key), "url": d["keyChange"]},
-                {"account": acme.kid, "oldKey": jwk_of(acme.key)})
+    inner = jws(new_key, {"alg": alg_of(new_key), "jwk": jwk_of(new_key.public_key()),
+                          "url": d["keyChange"]},
+                {"account": acme.kid, "oldKey": jwk_of(acme.key.public_key())})
     r = await acme.post(d["keyChange"], inner)
-    assert r.json()["key"] == jwk_of(new_key)
+    assert r.json()["key"] == jwk_of(new_key.public_key())
     old = acme.key
     acme.key = new_key
     await acme.issue(["rolled.test.example"], responder)
@@ -44,8 +45,9 @@ async def test_key_change_to_a_key_in_use_is_409_with_location(harness: Any) -> 
     await alice.register()
     await bob.register()
     d = await alice.directory()
-    inner = jws(bob.key, {"alg": "ES256", "jwk": jwk_of(bob.key), "url": d["keyChange"]},
-                {"account": alice.kid, "oldKey": jwk_of(alice.key)})
+    inner = jws(bob.key, {"alg": "ES256", "jwk": jwk_of(bob.key.public_key()),
+                          "url": d["keyChange"]},
+                {"account": alice.kid, "oldKey": jwk_of(alice.key.public_key())})
     r = await alice.post(d["keyChange"], inner, check=False)
     problem(r, "malformed", 409)
     assert r.headers["Location"] == bob.kid
@@ -114,7 +116,7 @@ async def test_eab_required_with_name_policy_binds_once(make_harness: Any,
         import json
 
         p64 = b64e(json.dumps({"alg": "HS256", "kid": kid, "url": d["newAccount"]}).encode())
-        body = b64e(json.dumps(jwk_of(client.key)).encode())
+        body = b64e(json.dumps(jwk_of(client.key.public_key())).encode())
         sig = hmac.new(key, f"{p64}.{body}".encode(), hashlib.sha256).digest()
         return {"protected": p64, "payload": body, "signature": b64e(sig)}
 

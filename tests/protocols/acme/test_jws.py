@@ -4,14 +4,15 @@ refusals RFC 8555 §6.2 requires. Pure functions: no app, no database."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import josepy
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from enroll.protocols.acme import jws
 from enroll.protocols.acme.problems import AcmeProblem
 
-from enroll.testing.acme_client import jwk_of, sign
+from enroll.testing.acme_client import sign
 
 
 def _josepy_signed(key: object, alg: josepy.JWASignature, payload: bytes) -> bytes:
@@ -45,14 +46,14 @@ def test_josepy_signatures_verify_and_thumbprints_agree(make: object, alg: objec
     assert pinned == name
     jws.verify(parsed, public, pinned)
     assert parsed.payload() == {"hello": "acme"}
-    ours = jws.thumbprint(jwk_of(key))
+    ours = jws.thumbprint(jws.jwk_of(key.public_key()))
     theirs = josepy.b64encode(josepy.JWK.load(_pem(key)).public_key().thumbprint()).decode()
     assert ours == theirs
 
 
 def test_eddsa_is_pinned_and_verified() -> None:
     key = ed25519.Ed25519PrivateKey.generate()
-    protected = jws.b64e(json.dumps({"alg": "EdDSA", "jwk": jwk_of(key)}).encode())
+    protected = jws.b64e(json.dumps({"alg": "EdDSA", "jwk": jws.jwk_of(key.public_key())}).encode())
     payload = jws.b64e(b"{}")
     sig = jws.b64e(sign(key, f"{protected}.{payload}".encode()))
     parsed = jws.parse({"protected": protected, "payload": payload, "signature": sig})
@@ -75,7 +76,7 @@ def test_malformed_jws_is_refused(body: bytes) -> None:
 def test_small_rsa_and_unknown_curves_are_badPublicKey() -> None:
     small = rsa.generate_private_key(65537, 1024)  # noqa: S505 - refused on purpose
     with pytest.raises(AcmeProblem) as info:
-        jws.key_from_jwk(jwk_of(small))
+        jws.key_from_jwk(jws.jwk_of(small.public_key()))
     assert info.value.typ == "badPublicKey"
     with pytest.raises(AcmeProblem) as info:
         jws.key_from_jwk({"kty": "EC", "crv": "P-521", "x": "AA", "y": "AA"})
@@ -97,3 +98,48 @@ def test_certbot_vectors_verify(name: str, alg: str) -> None:
                        parsed.signature)
     with pytest.raises(AcmeProblem):
         jws.verify(tampered, public, pinned)
+
+
+# RFC 7638 §3.1: the example RSA key and its SHA-256 thumbprint.
+_RFC7638_N = ("0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6t"
+              "Soc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v"
+              "-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD0"
+              "8qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU"
+              "8awapJzKnqDKgw")
+
+
+def test_rfc7638_example_key_gives_the_rfc_jwk_and_thumbprint() -> None:
+    n = int.from_bytes(jws.b64d(_RFC7638_N), "big")
+    jwk = jws.jwk_of(rsa.RSAPublicNumbers(65537, n).public_key())
+    assert jwk == {"kty": "RSA", "n": _RFC7638_N, "e": "AQAB"}
+    assert jws.thumbprint(jwk) == "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+
+
+@pytest.mark.parametrize("make", [
+    lambda: ec.generate_private_key(ec.SECP256R1()),
+    lambda: ec.generate_private_key(ec.SECP384R1()),
+    lambda: rsa.generate_private_key(65537, 2048),
+    ed25519.Ed25519PrivateKey.generate,
+])
+def test_the_jwk_of_a_key_reads_back_as_the_same_key(make: Any) -> None:
+    public = make().public_key()
+    jwk = jws.jwk_of(public)
+    assert jws.key_from_jwk(jwk)[0] == public
+    assert jws.public_jwk(jwk) == jwk
+
+
+def test_ec_coordinates_keep_their_leading_zero_octets() -> None:
+    # RFC 7518 §6.2.1.2: x and y are the full coordinate length, even with leading zeros.
+    for _ in range(64):
+        public = ec.generate_private_key(ec.SECP256R1()).public_key()
+        if public.public_numbers().x < 1 << 248:
+            break
+    jwk = jws.jwk_of(public)
+    assert len(jws.b64d(jwk["x"])) == len(jws.b64d(jwk["y"])) == 32
+
+
+def test_keys_jwk_cannot_express_are_refused_with_value_error() -> None:
+    with pytest.raises(ValueError, match="secp521r1"):
+        jws.jwk_of(ec.generate_private_key(ec.SECP521R1()).public_key())
+    with pytest.raises(ValueError, match="Ed448"):
+        jws.jwk_of(ed448.Ed448PrivateKey.generate().public_key())

@@ -8,10 +8,10 @@ import json
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
-from enroll.protocols.acme.jws import b64e
+from enroll.protocols.acme.jws import b64e, jwk_of
 from harness import acme_client, problem
 
-from enroll.testing.acme_client import Http01Responder, jwk_of, jws, make_csr
+from enroll.testing.acme_client import Http01Responder, jws, make_csr
 
 
 async def _ready_order(responder: Http01Responder, acme: Any,
@@ -193,7 +193,7 @@ async def test_oversized_and_garbage_bodies_are_malformed(harness: Any) -> None:
     r = await harness.http.post(d["newAccount"], content=b"x" * 70000, headers=headers)
     assert r.status_code in (400, 413)
     key = ec.generate_private_key(ec.SECP256R1())
-    body = jws(key, {"alg": "ES256", "jwk": jwk_of(key), "url": d["newAccount"]}, {})
+    body = jws(key, {"alg": "ES256", "jwk": jwk_of(key.public_key()), "url": d["newAccount"]}, {})
     r = await harness.http.post(d["newAccount"], content=json.dumps(body), headers=headers)
     problem(r, "badNonce", 400)  # no nonce at all
     assert harness.rows("acme_accounts") == []
@@ -206,5 +206,19 @@ async def test_account_key_cannot_be_the_certificate_key(harness: Any,
     order_url, order = await _ready_order(responder, acme, ["same.test.example"])
     csr = make_csr(["same.test.example"], acme.key)
     problem(await acme.post(order["finalize"], {"csr": b64e(csr)}, check=False), "badCSR", 400)
+    assert (await acme.get(order_url)).json()["status"] == "ready"
+    assert harness.counts() == (0, 0)
+
+
+async def test_finalize_with_an_unparseable_or_oversized_csr_is_badCSR(
+        harness: Any, responder: Http01Responder) -> None:
+    from enroll.csr import MAX_CSR_BYTES
+
+    acme = acme_client(harness)
+    await acme.register()
+    order_url, order = await _ready_order(responder, acme, ["junk.test.example"])
+    for der in (b"\x30\x03\x02\x01\x01", b"\x30" * (MAX_CSR_BYTES + 1)):
+        r = await acme.post(order["finalize"], {"csr": b64e(der)}, check=False)
+        problem(r, "badCSR", 400)
     assert (await acme.get(order_url)).json()["status"] == "ready"
     assert harness.counts() == (0, 0)

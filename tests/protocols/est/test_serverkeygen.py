@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import pytest
 from cryptography.hazmat.primitives import serialization
 from enroll.protocols.est import store
-from enroll.protocols.est.serverkeygen import KeyBox
+from enroll.protocols.est.serverkeygen import open_key, seal_key
 from harness import est_enroll
 
+from enroll.config import Secret
 from enroll.crypto.keys import key_type_of
+from enroll.crypto.sealing import UnsealError, is_sealed
+from enroll.errors import Unavailable
 from enroll.model import RequestStatus
-from enroll.testing import make_csr
+from enroll.testing import TEST_PASSPHRASE, make_csr
 from enroll.testing.est_client import serverkeygen_parts
 
 MANUAL = {"manual": {"ca": "issuing", "validity": "30d", "approval": "manual",
@@ -46,7 +51,7 @@ def test_serverkeygen_uses_the_profile_key_type_and_archives_when_asked(make_est
         kept = store.get_key_by_serial(conn, format(cert.serial_number, "x"))
     assert kept is not None and kept.archived
     assert key_der not in kept.encrypted_key
-    assert KeyBox(h.ctx.config.ca_passphrase).open(kept.encrypted_key, kept.request_id) \
+    assert open_key(kept.encrypted_key, h.ctx.config.ca_passphrase, kept.request_id) \
         == key_der
 
 
@@ -79,3 +84,28 @@ def test_serverkeygen_can_be_disabled(make_est: Any) -> None:
     h = make_est(serverkeygen=False)
     assert est_enroll(h, make_csr(cn="x"), op="serverkeygen").status_code == 404
     assert h.counts() == (0, 0)
+
+
+_CORE_VECTORS = Path(__file__).resolve().parents[2] / "vectors" / "core"
+_PASS = Secret(TEST_PASSPHRASE)
+
+
+def test_a_key_kept_before_the_shared_sealing_format_still_opens() -> None:
+    # Sealed by KeyBox.seal as of commit 937c3c1 (tests/vectors/core/README.md).
+    blob = (_CORE_VECTORS / "sealed_pre_v1_est_req-pre-v1.bin").read_bytes()
+    expected = serialization.load_pem_public_key(
+        (_CORE_VECTORS / "sealed_pre_v1.pub.pem").read_bytes())
+    der = open_key(blob, _PASS, "req-pre-v1")
+    assert serialization.load_der_private_key(der, None).public_key() == expected
+    with pytest.raises(UnsealError):
+        open_key(blob, _PASS, "another-request")
+
+
+def test_kept_keys_are_sealed_in_the_shared_format_bound_to_their_request() -> None:
+    blob = seal_key(b"pkcs8 bytes", _PASS, "req-1")
+    assert is_sealed(blob)
+    assert open_key(blob, _PASS, "req-1") == b"pkcs8 bytes"
+    with pytest.raises(UnsealError):
+        open_key(blob, _PASS, "req-2")
+    with pytest.raises(Unavailable):
+        seal_key(b"pkcs8 bytes", None, "req-1")
