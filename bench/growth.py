@@ -273,7 +273,10 @@ class RowMaker:
         serial = format(serial_int, "x")
         self.previous[host] = serial
         template = rng.choice(self.pools.templates[(ca, profile)])
-        csr_pem, fingerprint = rng.choice(self.pools.csrs)
+        # Every certificate its own key (the fingerprint index gets random keys, as in
+        # the field); the CSR text is one of the templates'.
+        csr_pem, _template_fingerprint = rng.choice(self.pools.csrs)
+        fingerprint = f"{rng.getrandbits(256):064x}"
         request_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
         issued_at = created + dt.timedelta(milliseconds=rng.randrange(2, 40))
         batch.requests.append((
