@@ -16,6 +16,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 from enroll.store.columns import UTC_DT
@@ -28,6 +29,10 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 metadata = MetaData(naming_convention=NAMING)
+
+REVOKED = "status = 'revoked'"
+"""The predicate of the partial index of revoked certificates; a query that should use
+that index must carry it literally (a bound parameter does not match it)."""
 
 cas = Table(
     "cas", metadata,
@@ -64,7 +69,9 @@ requests = Table(
     Column("updated_at", UTC_DT, nullable=False),
     # One answer per transaction, however often a client retries (SCEP transactionID…).
     UniqueConstraint("protocol", "endpoint", "transaction_id", name="uq_requests_transaction"),
-    Index("ix_requests_status", "status"),
+    # `requests list` (newest first, optionally by status) reads these in order.
+    Index("ix_requests_status_created_at", "status", "created_at"),
+    Index("ix_requests_created_at", "created_at"),
 )
 
 certificates = Table(
@@ -86,7 +93,15 @@ certificates = Table(
     Column("replaces", String(40), nullable=True),
     Column("der", LargeBinary, nullable=False),
     Column("created_at", UTC_DT, nullable=False),
-    Index("ix_certificates_ca_status", "ca", "status"),
+    # `certs list` (newest first, by status and/or CA) reads one of these in order.
+    Index("ix_certificates_ca_status_created_at", "ca", "status", "created_at"),
+    Index("ix_certificates_status_created_at", "status", "created_at"),
+    Index("ix_certificates_ca_created_at", "ca", "created_at"),
+    Index("ix_certificates_created_at", "created_at"),
+    # The CRL's entries, read from the index alone (no row lookups): revoked rows only,
+    # so issuance never writes to it.
+    Index("ix_certificates_revoked", "ca", "not_after", "serial", "revoked_at",
+          "revocation_reason", sqlite_where=text(REVOKED), postgresql_where=text(REVOKED)),
     Index("ix_certificates_key_fingerprint", "key_fingerprint"),
     Index("ix_certificates_replaces", "replaces"),
 )
