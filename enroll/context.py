@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import pluggy
 
+from enroll.asgi.blocking import BlockingPool, threads_for
 from enroll.authority import Authority
 from enroll.ca_registry import CARegistry
 from enroll.clock import Clock, SystemClock
@@ -48,6 +49,7 @@ def build_context(config: Config, *, clock: Clock | None = None,
     authority = Authority(db=db, pm=pm, cas=cas, profiles=dict(config.profiles), clock=clock,
                           crls=crls)
     frontend = FrontEnd(door=authority, config=config, clock=clock, db=db,
-                        passphrase=config.ca_passphrase)
+                        passphrase=config.ca_passphrase,
+                        blocking=BlockingPool(threads_for(db.is_sqlite)))
     return AppContext(config=config, db=db, pm=pm, cas=cas, authority=authority, crls=crls,
                       ocsp=OCSPResponder(db, cas, clock), clock=clock, frontend=frontend)

@@ -14,7 +14,6 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from enroll import metrics
-from enroll.asgi.blocking import run_blocking
 from enroll.context import AppContext
 from enroll.errors import MalformedInput, NotFound
 
@@ -63,7 +62,7 @@ def core_routes(ctx: AppContext) -> list[BaseRoute]:
     async def crl(request: Request) -> Response:
         name, fmt = request.path_params["name"], request.path_params["fmt"]
         try:
-            der = await run_blocking(ctx.crls.current, name)
+            der = await ctx.frontend.blocking.run(ctx.crls.current, name)
         except NotFound:
             return PlainTextResponse("no such CA\n", status_code=404)
         if fmt == "pem":
@@ -89,7 +88,7 @@ def core_routes(ctx: AppContext) -> list[BaseRoute]:
 
     async def _ocsp(body: bytes) -> Response:
         try:
-            der = await run_blocking(ctx.ocsp.respond, body)
+            der = await ctx.frontend.blocking.run(ctx.ocsp.respond, body)
         except MalformedInput:
             return PlainTextResponse("malformed OCSP request\n", status_code=400)
         return Response(der, media_type="application/ocsp-response")

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 from cryptography import x509
 
 if TYPE_CHECKING:
+    from enroll.asgi.blocking import BlockingPool
     from enroll.clock import Clock
     from enroll.config import Config, Secret
     from enroll.model import (
@@ -100,3 +101,5 @@ class FrontEnd:
     """For the tables the protocol owns (``protocols/<name>/store.py``) only."""
     passphrase: Secret | None
     """What the protocol's own secrets (SCEP RA keys, EST key archive) are sealed with."""
+    blocking: BlockingPool
+    """Where handlers run their blocking work (``await frontend.blocking.run(fn, ...)``)."""

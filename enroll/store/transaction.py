@@ -184,7 +184,7 @@ class ThreadConnections:
 
     Checking a connection out of SQLAlchemy's pool and back in costs ~0.4 ms of Python
     per transaction (two per issuance); a worker has a fixed set of threads (the
-    event loop's and `run_blocking`'s pool), so each keeps its own connection instead.
+    event loop's and the `BlockingPool`'s), so each keeps its own connection instead.
     The connections are detached from the pool (SQLAlchemy's connect listeners, e.g.
     SQLite's PRAGMAs, have run on them); `close_all` closes them, and a connection that
     failed at the driver level is dropped so the thread's next transaction reconnects.

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
 
+from enroll.asgi.blocking import BlockingPool
 from enroll.clock import Clock
 from enroll.door import Door, FrontEnd
 from enroll.store.db import Database
@@ -27,6 +28,7 @@ class AcmeEndpoint:
     eab_secret: bytes
     profile_cas: dict[str, str]
     """profile name -> CA name, to pick the chain of a certificate."""
+    blocking: BlockingPool
 
     @property
     def label(self) -> str:
@@ -52,4 +54,5 @@ def build_endpoints(frontend: FrontEnd) -> list[AcmeEndpoint]:
     eab_secret = deployment_secret(frontend.db, "eab")
     profile_cas = {name: p.ca for name, p in frontend.config.profiles.items()}
     return [AcmeEndpoint(e, parsed.validation, frontend.db, frontend.door, frontend.clock,
-                         nonces, eab_secret, profile_cas) for e in parsed.endpoints]
+                         nonces, eab_secret, profile_cas, frontend.blocking)
+            for e in parsed.endpoints]

@@ -18,7 +18,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from enroll.asgi.blocking import run_blocking
 from enroll.errors import EnrollError
 
 from . import accounts, ari, authorizations, certificates, messages, orders, store
@@ -90,7 +89,7 @@ class AcmeHttp:
                 v = accounts.authenticate(self.ep, parse(body), url, base, want=want)
                 return op(v, base, url)
 
-            reply = await run_blocking(work)
+            reply = await self.ep.blocking.run(work)
         except AcmeProblem as exc:
             return self._problem(exc, base)
         except EnrollError as exc:
@@ -132,7 +131,7 @@ class AcmeHttp:
                          {"Retry-After": str(ari.RETRY_AFTER)})
 
         try:
-            return self._render(await run_blocking(work), base)
+            return self._render(await self.ep.blocking.run(work), base)
         except AcmeProblem as exc:
             return self._problem(exc, base)
 
@@ -234,7 +233,7 @@ class AcmeHttp:
                         log.exception("validation crashed")
                         error = {"type": authorizations.NS + "serverInternal",
                                  "detail": "validation failed internally", "status": 500}
-                    await run_blocking(authorizations.record_result, self.ep,
+                    await self.ep.blocking.run(authorizations.record_result, self.ep,
                                             challenge.id, error)
                 reply.after = run
             return reply

@@ -13,7 +13,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from enroll.asgi.blocking import run_blocking
 from enroll.errors import EnrollError, PolicyDenied
 from enroll.model import Issued, Outcome, Pending
 
@@ -91,12 +90,12 @@ def _endpoint_routes(settings: EstSettings, service: EstService,
         authorization = request.headers.get("authorization", "")
         try:
             if operation == "serverkeygen":
-                result: KeyAndOutcome = await run_blocking(
+                result: KeyAndOutcome = await service.blocking.run(
                     service.serverkeygen, authorization, transport, body)
                 return _keygen_answer(result)
             method = service.simpleenroll if operation == "simpleenroll" \
                 else service.simplereenroll
-            outcome = await run_blocking(method, authorization, transport, body)
+            outcome = await service.blocking.run(method, authorization, transport, body)
         except Exception as exc:  # noqa: BLE001 - mapped in statuses, logged there
             _log_refusal(request, operation, exc)
             return statuses.error_response(exc, _request_id(request))

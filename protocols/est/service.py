@@ -85,6 +85,7 @@ class EstService:
         self.authority: Door = frontend.door
         self.db = frontend.db
         self.clock = frontend.clock
+        self.blocking = frontend.blocking
         self.passphrase = frontend.passphrase
         self.endpoint = endpoint
         self.auth = Authenticator(endpoint, self.authority, frontend.db, frontend.clock)

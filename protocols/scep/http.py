@@ -1,7 +1,7 @@
 """SCEP over HTTP (RFC 8894 §4.1): ``GET|POST <path>?operation=...``.
 
 Transport only: decoding the query or body, calling `ScepService` through
-`run_blocking` (signing and database work never block the event loop), and encoding
+`FrontEnd.blocking` (signing and database work never block the event loop), and encoding
 the answer.
 """
 
@@ -16,8 +16,6 @@ import logging
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
-
-from enroll.asgi.blocking import run_blocking
 
 from .challenges import OneTimeChallenges, digest
 from .failinfo import ScepFailure
@@ -46,7 +44,7 @@ def routes(service: ScepService, one_time: OneTimeChallenges) -> list[BaseRoute]
             body, media_type = service.ca_cert()
             return Response(body, media_type=media_type)
         if operation == "GetNextCACert":
-            next_body = await run_blocking(service.next_ca_cert)
+            next_body = await service.frontend.blocking.run(service.next_ca_cert)
             if next_body is None:
                 return _bad("no CA rollover is configured for this endpoint", 404)
             return Response(next_body, media_type="application/x-x509-next-ca-cert")
@@ -66,7 +64,7 @@ def routes(service: ScepService, one_time: OneTimeChallenges) -> list[BaseRoute]
             except (binascii.Error, ValueError):
                 return _bad("message is not base64")
         try:
-            answer = await run_blocking(service.pki_operation, message)
+            answer = await service.frontend.blocking.run(service.pki_operation, message)
         except ScepFailure as exc:
             return _bad(f"not a SCEP pkiMessage: {exc.detail}")
         return Response(answer, media_type=PKI_MESSAGE)
@@ -83,7 +81,7 @@ def routes(service: ScepService, one_time: OneTimeChallenges) -> list[BaseRoute]
         if not token or not hmac.compare_digest(digest(token), expected):
             return Response("unauthorized\n", status_code=401, media_type="text/plain",
                             headers={"www-authenticate": 'Bearer realm="enroll-scep"'})
-        challenge, expires = await run_blocking(
+        challenge, expires = await service.frontend.blocking.run(
             one_time.new, service.endpoint.label, service.endpoint.one_time_ttl, "api")
         return Response(json.dumps({"challenge": challenge, "expires": expires.isoformat(),
                                     "endpoint": service.endpoint.label}),
