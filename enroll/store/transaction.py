@@ -233,8 +233,16 @@ class ThreadConnections:
 def transaction(connections: ThreadConnections, module: Any, sqlite: bool,
                 write: bool) -> Iterator[Tx]:
     """BEGIN IMMEDIATE (write) / DEFERRED (read) on SQLite, psycopg's implicit BEGIN on
-    PostgreSQL; COMMIT on success, ROLLBACK on error. Takes no lock (see `Database`)."""
+    PostgreSQL; COMMIT on success, ROLLBACK on error. Takes no lock (see `Database`).
+
+    A read on PostgreSQL runs in autocommit: under READ COMMITTED every statement takes
+    its own snapshot anyway, so BEGIN and COMMIT would only add two round trips (each a
+    GIL hand-off) and give no consistency a read-only block could use. On SQLite a read
+    transaction does hold one snapshot for all its statements (WAL)."""
     dbapi = connections.get()
+    autocommit = not sqlite and not write
+    if autocommit:
+        dbapi.autocommit = True
     cursor = dbapi.cursor()
     tx = Tx(cursor, sqlite, module.IntegrityError)
     try:
@@ -245,16 +253,18 @@ def transaction(connections: ThreadConnections, module: Any, sqlite: bool,
         except BaseException:
             if sqlite:
                 cursor.execute("ROLLBACK")
-            else:
+            elif not autocommit:
                 dbapi.rollback()
             raise
         else:
             if sqlite:
                 cursor.execute("COMMIT")
-            else:
+            elif not autocommit:
                 dbapi.commit()
         finally:
             cursor.close()
+            if autocommit:
+                dbapi.autocommit = False
     except (module.OperationalError, module.InterfaceError):
         # The connection itself may be gone (server restart, network): do not reuse it.
         connections.drop(dbapi)
