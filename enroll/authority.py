@@ -15,7 +15,7 @@ and the audit trail shows a request approved with a reserved serial and no
 from __future__ import annotations
 
 import logging
-import time
+import threading
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -87,6 +87,10 @@ class Authority:
         self.crls = crls
         # Test seam: called between signing and storing to simulate a crash.
         self._crash_after_sign = crash_after_sign
+        # Requests this process is signing right now: a concurrent retry of the same
+        # transaction waits on the event instead of polling the database.
+        self._signing: dict[str, threading.Event] = {}
+        self._signing_lock = threading.Lock()
 
     # -- queries ------------------------------------------------------------------------
 
@@ -200,6 +204,10 @@ class Authority:
             "csr_pem": request.csr.public_bytes(PEM).decode(),
             "attributes": dict(request.attributes), "created_at": now, "updated_at": now,
         }
+        signing = threading.Event()
+        if status is RequestStatus.APPROVED:
+            with self._signing_lock:
+                self._signing[request_id] = signing
         try:
             with self.db.write() as tx:
                 queries.insert_request(tx, row)
@@ -211,6 +219,7 @@ class Authority:
                              "reserved_serial": serial_hex(serial)
                              if status is RequestStatus.APPROVED else None})
         except IntegrityError:
+            self._done_signing(request_id, signing)
             # A concurrent retry of the same transaction won the insert: answer as it did.
             if request.transaction_id is None:
                 raise
@@ -219,25 +228,37 @@ class Authority:
             if existing is None:
                 raise
             return self._retry(existing, fingerprint)
+        except BaseException:
+            self._done_signing(request_id, signing)
+            raise
         record = queries.record_from_row(row)
         if status is RequestStatus.PENDING:
             self._emit("enroll_request_pending", request=record)
             return Pending(request_id, PENDING_RETRY_AFTER, decision.reason)
-        return self._sign_and_store(record, request, profile, backend.name, serial, accepted)
+        try:
+            return self._sign_and_store(record, request, profile, backend.name, serial,
+                                        accepted)
+        finally:
+            self._done_signing(request_id, signing)
+
+    def _done_signing(self, request_id: str, signing: threading.Event) -> None:
+        with self._signing_lock:
+            self._signing.pop(request_id, None)
+        signing.set()
 
     def _retry(self, existing: RequestRecord, fingerprint: str) -> Issued | Pending | Rejected:
         if existing.key_fingerprint != fingerprint:
             raise Conflict("this transaction id was already used with another key")
-        # A concurrent attempt is signing right now (milliseconds): wait for its answer
-        # rather than telling the client to poll. Bounded; a request left `approved` by
-        # a crash answers Pending after the wait.
-        deadline = time.monotonic() + RETRY_WAIT_SECONDS
-        while existing.status is RequestStatus.APPROVED and time.monotonic() < deadline:
-            time.sleep(0.02)
-            current = self.request(existing.id)
-            if current is None:
-                break
-            existing = current
+        if existing.status is RequestStatus.APPROVED:
+            # A concurrent attempt is signing right now (milliseconds). In this process:
+            # wait for its answer (bounded) rather than telling the client to poll. In
+            # another worker, or after a crash left the request `approved`: Pending, and
+            # the client polls as its protocol says.
+            with self._signing_lock:
+                signing = self._signing.get(existing.id)
+            if signing is not None:
+                signing.wait(RETRY_WAIT_SECONDS)
+            existing = self.request(existing.id) or existing
         return self._outcome(existing)
 
     def _outcome(self, record: RequestRecord) -> Issued | Pending | Rejected:
