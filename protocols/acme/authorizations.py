@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from enroll.store.transaction import Tx
+
 from . import store, validation
 from .accounts import Verified
 from .endpoint import AcmeEndpoint
@@ -67,29 +69,36 @@ def respond(ep: AcmeEndpoint, v: Verified,
     return fresh, authz, started and not ep.validation.skip
 
 
-def record_result(ep: AcmeEndpoint, challenge_id: str, error: dict[str, Any] | None) -> None:
+def record_result(ep: AcmeEndpoint, challenge_id: str,
+                  error: dict[str, Any] | None) -> store.Challenge | None:
     """Store a validation result and move the authorization and order on (§7.1.6), in
-    one transaction."""
+    one transaction. Returns the challenge as it stands afterwards."""
     now = ep.clock.now()
     with ep.db.write() as conn:
-        challenge = store.get_challenge(conn, challenge_id)
-        if challenge is None:
-            return
-        authz = store.get_authz(conn, challenge.authz_id)
-        assert authz is not None
-        status = "invalid" if error else "valid"
-        if not store.set_challenge(conn, challenge.id, "processing", status,
-                                   validated_at=now if not error else None, error=error):
-            return
-        if not store.set_authz(conn, authz.id, "pending", status):
-            return
-        if error:
-            store.set_order(conn, authz.order_id, "pending", status="invalid", error={
-                "type": NS + "unauthorized", "detail": f"authorization for {authz.value} "
-                "failed", "subproblems": [dict(error, identifier={
-                    "type": authz.type, "value": authz.value})]})
-        elif all(a.status == "valid" for a in store.order_authzs(conn, authz.order_id)):
-            store.set_order(conn, authz.order_id, "pending", status="ready")
+        _record(conn, challenge_id, error, now)
+        return store.get_challenge(conn, challenge_id)
+
+
+def _record(conn: Tx, challenge_id: str, error: dict[str, Any] | None,
+            now: Any) -> None:
+    challenge = store.get_challenge(conn, challenge_id)
+    if challenge is None:
+        return
+    authz = store.get_authz(conn, challenge.authz_id)
+    assert authz is not None
+    status = "invalid" if error else "valid"
+    if not store.set_challenge(conn, challenge.id, "processing", status,
+                               validated_at=now if not error else None, error=error):
+        return
+    if not store.set_authz(conn, authz.id, "pending", status):
+        return
+    if error:
+        store.set_order(conn, authz.order_id, "pending", status="invalid", error={
+            "type": NS + "unauthorized", "detail": f"authorization for {authz.value} "
+            "failed", "subproblems": [dict(error, identifier={
+                "type": authz.type, "value": authz.value})]})
+    elif all(a.status == "valid" for a in store.order_authzs(conn, authz.order_id)):
+        store.set_order(conn, authz.order_id, "pending", status="ready")
 
 
 async def validate(ep: AcmeEndpoint, challenge: store.Challenge, authz: store.Authz,
