@@ -62,3 +62,49 @@ async def test_fastapi_example_serves_enroll_under_pki(tmp_path: Path,
         pem = await client.get(cas[0]["pem"].removeprefix("http://svc"))
         assert pem.status_code == 200 and pem.text.startswith("-----BEGIN CERTIFICATE-----")
     module.pki.state.enroll.db.dispose()
+
+
+async def test_token_door_example_is_a_whole_protocol_plugin(
+        tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    from enroll.app import create_app
+    from enroll.store.schema import metadata
+
+    monkeypatch.syspath_prepend(str(EXAMPLES / "protocol_plugin"))
+    digest = hashlib.sha256(b"s3cret-token").hexdigest()
+    cfg = test_config(tmp_path, db_url, plugins=["enroll_token_door"],
+                      token_door={"endpoints": {"lab": {"token_sha256": digest}}})
+    app = create_app(cfg)
+    ctx = app.state.enroll
+    try:
+        def stored() -> tuple[int, int]:
+            with ctx.db.read() as tx:
+                uses = tx.one("SELECT COUNT(*) AS n FROM token_door_uses")
+                return queries.count_certificates(tx), (uses or {"n": 0})["n"]
+
+        before = stored()
+        der = make_csr(cn="lab-1", dns=[]).public_bytes(serialization.Encoding.DER)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://pki") as client:
+            refused = await client.post("/token-door/lab", content=der,
+                                        headers={"authorization": "Bearer wrong"})
+            garbage = await client.post("/token-door/lab", content=b"\x30\x03\x02\x01\x01",
+                                        headers={"authorization": "Bearer s3cret-token"})
+            assert (refused.status_code, garbage.status_code) == (401, 400)
+            assert stored() == before
+            ok = await client.post("/token-door/lab", content=der,
+                                   headers={"authorization": "Bearer s3cret-token"})
+            metrics = (await client.get("/metrics")).text
+        assert ok.status_code == 200, ok.text
+        cert = x509.load_pem_x509_certificate(ok.content)
+        assert cert.subject.rfc4514_string() == "CN=lab-1"
+        assert stored() == (before[0] + 1, before[1] + 1)
+        assert 'protocol="enroll_token_door",status="2xx"' in metrics
+    finally:
+        ctx.db.dispose()
+        metadata.remove(metadata.tables["token_door_uses"])
+        sys.modules.pop("enroll_token_door", None)
