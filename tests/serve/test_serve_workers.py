@@ -64,3 +64,36 @@ def test_two_workers_on_postgresql_share_certificates_and_revocations(
                if "worker=" in line}
     assert len(workers) == 2, f"expected both workers to answer, saw {workers}"
     ctx.db.dispose()
+
+
+async def test_two_workers_on_sqlite_share_the_writer_and_the_connections(
+        tmp_path: Path, server_factory: Any) -> None:
+    """The embedded default with `--workers 2`: connections reach both workers
+    (`SO_REUSEPORT`), their writes queue on the one lock file, nothing fails."""
+    import asyncio
+
+    from enroll.testing.est_client import certs_from, csr_body
+
+    server = server_factory(tmp_path / "data", extra_env={"ENROLL_LOG_REQUESTS": "1"},
+                            args=("--workers", "2"))
+    est = server.endpoints["est"]
+    auth = (est["username"], est["password"])
+    headers = {"content-type": "application/pkcs10", "content-transfer-encoding": "base64"}
+
+    async def enroll(i: int) -> x509.Certificate:
+        # A new connection per request, so the kernel spreads them over the workers.
+        async with httpx.AsyncClient(verify=server.tls_ca, trust_env=False,
+                                     timeout=30) as client:
+            r = await client.post(f"{est['url']}/simpleenroll", auth=auth, headers=headers,
+                                  content=csr_body(make_csr(cn=f"w{i}", dns=[])))
+            assert r.status_code == 200, r.text
+            return certs_from(r.content)[0]
+
+    certs = await asyncio.gather(*(enroll(i) for i in range(24)))
+    assert len({c.serial_number for c in certs}) == 24
+    log = server.log_path.read_text()
+    workers = {line.split("worker=")[1].split()[0] for line in log.splitlines()
+               if "simpleenroll" in line and "status=200" in line and "worker=" in line}
+    assert len(workers) == 2, f"expected both workers to enroll, saw {workers}"
+    assert "database is locked" not in log and "status=500" not in log
+    assert (tmp_path / "data" / "enroll.db-writer.lock").exists()
