@@ -76,6 +76,12 @@ class AcmeHttp:
                         headers=self._headers(base, problem.headers),
                         media_type="application/problem+json")
 
+    def _internal(self, request: Request, base: str, what: str) -> Response:
+        """Log the exception being handled; answer serverInternal with the request id."""
+        request_id = request.scope.get("state", {}).get("request_id", "-")
+        log.exception(what, extra={"request_id": request_id})
+        return self._problem(internal(request_id), base)
+
     async def _handle(self, request: Request, want: str, suffix: str,
                       op: Callable[[accounts.Verified, str, str], Reply]) -> Response:
         base = self.base(request)
@@ -97,14 +103,17 @@ class AcmeHttp:
         except EnrollError as exc:
             return self._problem(from_error(exc), base)
         except Exception:
-            request_id = request.scope.get("state", {}).get("request_id", "-")
-            log.exception("ACME request failed", extra={"request_id": request_id})
-            return self._problem(internal(request_id), base)
+            return self._internal(request, base, "ACME request failed")
         if reply.after is not None:
             task = asyncio.get_running_loop().create_task(reply.after())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-            fresh = await asyncio.shield(task)
+            try:
+                fresh = await asyncio.shield(task)
+            except Exception:
+                # Storing the result failed (the database): a problem document, not a
+                # bare 500; the challenge stays `processing` for the client to poll.
+                return self._internal(request, base, "ACME validation result not stored")
             if fresh is not None:
                 reply = fresh
         return self._render(reply, base)

@@ -222,3 +222,29 @@ async def test_finalize_with_an_unparseable_or_oversized_csr_is_badCSR(
         problem(r, "badCSR", 400)
     assert (await acme.get(order_url)).json()["status"] == "ready"
     assert harness.counts() == (0, 0)
+
+
+async def test_challenge_answers_valid_and_a_failed_result_store_is_serverInternal(
+        harness: Any, responder: Http01Responder, monkeypatch: Any) -> None:
+    from enroll.protocols.acme import authorizations
+
+    acme = acme_client(harness)
+    await acme.register()
+    for name, broken in (("ok.test.example", False), ("db.test.example", True)):
+        _, order = await acme.new_order([name])
+        authz = (await acme.get(order["authorizations"][0])).json()
+        chall = next(c for c in authz["challenges"] if c["type"] == "http-01")
+        responder.tokens[chall["token"]] = acme.key_authorization(chall["token"])
+        if broken:
+            def fail(*_args: Any) -> None:
+                raise RuntimeError("database gone")
+
+            monkeypatch.setattr(authorizations, "record_result", fail)
+        r = await acme.post(chall["url"], {}, check=False)
+        if broken:
+            # Not a bare 500: a problem document whose detail names only the request id.
+            problem(r, "serverInternal", 500)
+            assert "database gone" not in r.text
+        else:
+            # RFC 8555 §7.5.1: validated before the answer.
+            assert r.status_code == 200 and r.json()["status"] == "valid"
