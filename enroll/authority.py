@@ -204,44 +204,46 @@ class Authority:
             "csr_pem": request.csr.public_bytes(PEM).decode(),
             "attributes": dict(request.attributes), "created_at": now, "updated_at": now,
         }
-        signing = threading.Event()
-        if status is RequestStatus.APPROVED:
-            with self._signing_lock:
-                self._signing[request_id] = signing
+        signing = self._start_signing(request_id) if status is RequestStatus.APPROVED \
+            else None
         try:
-            with self.db.write() as tx:
-                queries.insert_request(tx, row)
-                queries.add_audit(
-                    tx, at=now, type=f"request.{status.value}",
-                    actor=request.requester.identity, request_id=request_id,
-                    details={"profile": profile.name, "protocol": request.protocol,
-                             "endpoint": request.endpoint, "reason": decision.reason,
-                             "reserved_serial": serial_hex(serial)
-                             if status is RequestStatus.APPROVED else None})
-        except IntegrityError:
-            self._done_signing(request_id, signing)
-            # A concurrent retry of the same transaction won the insert: answer as it did.
-            if request.transaction_id is None:
-                raise
-            existing = self.find_transaction(request.protocol, request.endpoint,
-                                             request.transaction_id)
-            if existing is None:
-                raise
-            return self._retry(existing, fingerprint)
-        except BaseException:
-            self._done_signing(request_id, signing)
-            raise
-        record = queries.record_from_row(row)
-        if status is RequestStatus.PENDING:
-            self._emit("enroll_request_pending", request=record)
-            return Pending(request_id, PENDING_RETRY_AFTER, decision.reason)
-        try:
+            try:
+                with self.db.write() as tx:
+                    queries.insert_request(tx, row)
+                    queries.add_audit(
+                        tx, at=now, type=f"request.{status.value}",
+                        actor=request.requester.identity, request_id=request_id,
+                        details={"profile": profile.name, "protocol": request.protocol,
+                                 "endpoint": request.endpoint, "reason": decision.reason,
+                                 "reserved_serial": serial_hex(serial)
+                                 if status is RequestStatus.APPROVED else None})
+            except IntegrityError:
+                # A concurrent retry of the same transaction won the insert: answer as
+                # it did.
+                if request.transaction_id is None:
+                    raise
+                existing = self.find_transaction(request.protocol, request.endpoint,
+                                                 request.transaction_id)
+                if existing is None:
+                    raise
+                return self._retry(existing, fingerprint)
+            record = queries.record_from_row(row)
+            if status is RequestStatus.PENDING:
+                self._emit("enroll_request_pending", request=record)
+                return Pending(request_id, PENDING_RETRY_AFTER, decision.reason)
             return self._sign_and_store(record, request, profile, backend.name, serial,
                                         accepted)
         finally:
-            self._done_signing(request_id, signing)
+            if signing is not None:
+                self._end_signing(request_id, signing)
 
-    def _done_signing(self, request_id: str, signing: threading.Event) -> None:
+    def _start_signing(self, request_id: str) -> threading.Event:
+        signing = threading.Event()
+        with self._signing_lock:
+            self._signing[request_id] = signing
+        return signing
+
+    def _end_signing(self, request_id: str, signing: threading.Event) -> None:
         with self._signing_lock:
             self._signing.pop(request_id, None)
         signing.set()
