@@ -41,9 +41,10 @@ def build_context(config: Config, *, clock: Clock | None = None,
     clock = clock or SystemClock()
     pm = pm or build_plugin_manager(config.plugins, config.disable_plugins, extra_plugins)
     db = Database(config.database_url)
-    migrate.plugin_schema(pm)  # protocols' tables on the shared metadata
     if run_migrations:
         migrate.upgrade(db, pm)
+    else:
+        migrate.plugin_schema(pm)  # protocols' tables on the shared metadata
     cas = CARegistry.open(config, db, pm, clock)
     crls = CRLService(db, cas, config.cas, clock)
     authority = Authority(db=db, pm=pm, cas=cas, profiles=dict(config.profiles), clock=clock,

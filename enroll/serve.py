@@ -34,6 +34,7 @@ from enroll.asgi import tls_client_cert
 from enroll.config import Config, from_raw
 
 log = logging.getLogger("enroll.serve")
+BACKLOG = 2048
 
 
 @dataclass(frozen=True)
@@ -53,13 +54,8 @@ def bind(host: str, port: int, *, listen: bool = True) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
     if listen:
-        sock.listen(2048)
+        sock.listen(BACKLOG)
     return sock
-
-
-def listen(sock: socket.socket) -> None:
-    """Start listening on a socket `bind` left unlistened (the single-worker case)."""
-    sock.listen(2048)
 
 
 def with_bound_ports(config: Config, listeners: Listeners) -> Config:
@@ -90,8 +86,7 @@ def uvicorn_configs(app: Any, tls: TLSFiles, log_level: str) -> tuple[uvicorn.Co
     # X-Forwarded-For sent by loopback peers; enroll's own `trusted_proxies` decides.
     common: dict[str, Any] = {"lifespan": "off", "log_config": None, "access_log": False,
                               "log_level": log_level, "timeout_keep_alive": 30,
-                              "server_header": False, "date_header": False,
-                              "proxy_headers": False}
+                              "server_header": False, "proxy_headers": False}
     # The TLS peer certificate and the real socket peer reach the app as ASGI scope
     # extensions (enroll/asgi/tls_client_cert.py); EST client-cert auth needs them.
     common["http"] = tls_client_cert.protocol_class()
@@ -138,6 +133,7 @@ def run_worker(config: Config, listeners: Listeners, tls: TLSFiles,
             runner.run(_serve(app, listeners, tls, config.log_level))
     finally:
         stop.set()
+        ctx.frontend.blocking.close()
         ctx.db.dispose()
 
 
@@ -150,8 +146,8 @@ def run(config: Config, listeners: Listeners, tls: TLSFiles) -> None:
     """Run `config.workers` workers until SIGINT/SIGTERM. `listeners` come from
     ``bind(..., listen=False)``: bound, holding the ports, not yet listening."""
     if config.workers == 1:
-        listen(listeners.http)
-        listen(listeners.https)
+        listeners.http.listen(BACKLOG)
+        listeners.https.listen(BACKLOG)
         run_worker(config, listeners, tls)
         return
     ctx = multiprocessing.get_context("spawn")
