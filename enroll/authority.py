@@ -14,6 +14,7 @@ and the audit trail shows a request approved with a reserved serial and no
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import uuid
@@ -25,7 +26,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy.exc import IntegrityError
 
-from enroll import metrics, profile_rules, templates
+from enroll import metrics, profile_rules, renewal, templates
 from enroll.ca_registry import CARegistry
 from enroll.clock import Clock
 from enroll.crypto.keys import spki_sha256
@@ -37,6 +38,7 @@ from enroll.errors import (
     MalformedInput,
     NotFound,
     PolicyDenied,
+    Unauthorized,
     Unavailable,
 )
 from enroll.model import (
@@ -55,7 +57,7 @@ from enroll.model import (
     Vote,
 )
 from enroll.names import names_as_strings
-from enroll.profiles import Profile
+from enroll.profiles import REQUESTER, Profile
 from enroll.revocation import CRLService
 from enroll.store import queries
 from enroll.store.db import Database
@@ -176,11 +178,11 @@ class Authority:
             existing = self.find_transaction(request.protocol, request.endpoint,
                                              request.transaction_id)
             if existing is not None:
-                return self._retry(existing, fingerprint)
+                answer = self._retry(existing, fingerprint)
+                if answer is not None:
+                    return answer
         check_csr_signature(request.csr)
-        accepted = profile_rules.accept(profile, request.csr)
-        if request.replaces is not None and self.certificate(request.replaces) is None:
-            raise NotFound("the certificate to be replaced is not known here")
+        accepted = self._accept(request, profile)
         decision = combine(self.pm.hook.enroll_policy_vote(request=request, profile=profile))
         if decision.vote is Vote.DENY:
             self._record_denial(request, decision.reason)
@@ -200,6 +202,7 @@ class Authority:
             "transaction_id": request.transaction_id, "key_fingerprint": fingerprint,
             "subject": accepted.subject.rfc4514_string(),
             "sans": names_as_strings(accepted.names), "replaces": request.replaces,
+            "identity": accepted.identity,
             "reason": decision.reason, "certificate_serial": None,
             "csr_pem": request.csr.public_bytes(PEM).decode(),
             "attributes": dict(request.attributes), "created_at": now, "updated_at": now,
@@ -224,9 +227,11 @@ class Authority:
                     raise
                 existing = self.find_transaction(request.protocol, request.endpoint,
                                                  request.transaction_id)
-                if existing is None:
-                    raise
-                return self._retry(existing, fingerprint)
+                answer = self._retry(existing, fingerprint) if existing is not None else None
+                if answer is None:
+                    raise Conflict("this transaction is being retried concurrently") \
+                        from None
+                return answer
             record = queries.record_from_row(row)
             if status is RequestStatus.PENDING:
                 self._emit("enroll_request_pending", request=record)
@@ -236,6 +241,60 @@ class Authority:
         finally:
             if signing is not None:
                 self._end_signing(request_id, signing)
+
+    def _accept(self, request: EnrollmentRequest,
+                profile: Profile) -> profile_rules.AcceptedRequest:
+        """The profile's rules, bound by what the front-end proved and by the
+        certificates the request renews or was authenticated with (`enroll.renewal`)."""
+        now = self.clock.now()
+        proven = request.authorized is not None
+        bound: list[CertificateRecord] = []
+        authorized = request.authorized
+        if request.credential is not None:
+            credential = renewal.bound_record(self.certificate(request.credential),
+                                              request.credential)
+            renewal.check_live(credential, now, request.renewal_grace)
+            renewal.check_profile(credential, profile, self.profiles)
+            bound.append(credential)
+            if authorized is None:
+                authorized = renewal.authorization_of(credential)
+        if request.replaces is not None:
+            replaced = renewal.bound_record(self.certificate(request.replaces),
+                                            request.replaces)
+            if not proven:
+                # Without names proven by the front-end, the replaced certificate is the
+                # credential: live, and it bounds the names.
+                if request.credential not in (None, replaced.serial_hex):
+                    raise Unauthorized("a renewal must be authenticated by the "
+                                       "certificate it replaces")
+                renewal.check_live(replaced, now, request.renewal_grace)
+                authorized = authorized or renewal.authorization_of(replaced)
+            renewal.check_not_replaced(replaced)
+            renewal.check_profile(replaced, profile, self.profiles)
+            if replaced.serial_hex != request.credential:
+                bound.append(replaced)
+        requester = request.requester.identity
+        if profile.identity == REQUESTER and bound and (bound[0].identity or "").startswith(
+                f"{REQUESTER}:"):
+            requester = (bound[0].identity or "").partition(":")[2]
+        accepted = profile_rules.accept(profile, request.csr, authorized, requester)
+        names = names_as_strings(accepted.names)
+        for record in bound:
+            renewal.check_identity(record, self._identity(record), accepted.identity, names,
+                                   proven=proven)
+        return accepted
+
+    def _identity(self, record: CertificateRecord) -> str:
+        if record.identity is not None:
+            return record.identity
+        profile = self.profiles.get(record.profile)
+        if profile is None:
+            return ""
+        try:
+            return profile_rules.identity_of_certificate(profile, record.certificate,
+                                                         record.requester)
+        except EnrollError:
+            return ""
 
     def _start_signing(self, request_id: str) -> threading.Event:
         signing = threading.Event()
@@ -248,7 +307,10 @@ class Authority:
             self._signing.pop(request_id, None)
         signing.set()
 
-    def _retry(self, existing: RequestRecord, fingerprint: str) -> Issued | Pending | Rejected:
+    def _retry(self, existing: RequestRecord, fingerprint: str) -> Outcome | None:
+        """The answer to a retried transaction, or None when it is to be treated as a
+        new request: its certificate is no longer live (revoked or expired), so the
+        transaction id is released (the old request keeps its history)."""
         if existing.key_fingerprint != fingerprint:
             raise Conflict("this transaction id was already used with another key")
         if existing.status is RequestStatus.APPROVED:
@@ -261,7 +323,22 @@ class Authority:
             if signing is not None:
                 signing.wait(RETRY_WAIT_SECONDS)
             existing = self.request(existing.id) or existing
+        if existing.status is RequestStatus.ISSUED and existing.certificate_serial:
+            cert = self.certificate(existing.certificate_serial)
+            if cert is None or cert.status is not CertificateStatus.VALID \
+                    or cert.not_after <= self.clock.now():
+                self._release(existing, "the certificate is no longer live")
+                return None
         return self._outcome(existing)
+
+    def _release(self, record: RequestRecord, reason: str) -> None:
+        now = self.clock.now()
+        with self.db.write() as tx:
+            if queries.release_transaction(tx, record.id, now):
+                queries.add_audit(tx, at=now, type="request.transaction_released",
+                                  actor="system", request_id=record.id,
+                                  details={"transaction_id": record.transaction_id,
+                                           "reason": reason})
 
     def _outcome(self, record: RequestRecord) -> Issued | Pending | Rejected:
         if record.status is RequestStatus.ISSUED and record.certificate_serial:
@@ -282,7 +359,11 @@ class Authority:
             try:
                 if accepted is None:
                     # Approval later than submission: the profile may have changed since.
-                    accepted = profile_rules.accept(profile, request.csr)
+                    # The names were bound at submission; the identity recorded then stays.
+                    accepted = profile_rules.accept(profile, request.csr,
+                                                    requester=record.requester)
+                    if record.identity:
+                        accepted = dataclasses.replace(accepted, identity=record.identity)
                 draft = templates.draft(profile, accepted, public_key, ca_name,
                                         backend.certificate, now)
                 self.pm.hook.enroll_amend_certificate(draft=draft, request=request,
@@ -295,12 +376,19 @@ class Authority:
                 raise
             except Exception as exc:
                 log.exception("CA %s failed to sign request %s", ca_name, record.id)
-                self._fail(record, f"CA backend error: {type(exc).__name__}")
-                raise Unavailable("the CA could not sign the certificate") from exc
+                # Transient: the request is closed but its transaction id is released,
+                # so the client's retry is a new attempt, not a refusal.
+                self._fail(record, f"CA backend error: {type(exc).__name__}", retryable=True)
+                raise Unavailable("the CA could not sign the certificate; retry later") \
+                    from exc
             if self._crash_after_sign is not None:
                 self._crash_after_sign()
             try:
-                self._store_issued(record, cert, profile, ca_name, issuance)
+                self._store_issued(record, cert, profile, ca_name, issuance,
+                                   accepted.identity)
+            except Conflict as exc:
+                self._fail(record, exc.detail)
+                raise
             except IntegrityError:
                 # A duplicate serial (or a racing approval) – never hand out this one.
                 with self.db.read() as tx:
@@ -318,7 +406,7 @@ class Authority:
         raise Unavailable("could not allocate a unique serial")
 
     def _store_issued(self, record: RequestRecord, cert: x509.Certificate, profile: Profile,
-                      ca_name: str, issuance: IssuanceRequest) -> None:
+                      ca_name: str, issuance: IssuanceRequest, identity: str) -> None:
         now = self.clock.now()
         serial = serial_hex(cert.serial_number)
         # The names signed are those of the issuance request (no need to re-parse).
@@ -338,7 +426,16 @@ class Authority:
                 "not_before": cert.not_valid_before_utc, "not_after": cert.not_valid_after_utc,
                 "revoked_at": None, "revocation_reason": None, "replaces": record.replaces,
                 "der": cert.public_bytes(serialization.Encoding.DER), "created_at": now,
+                "identity": identity, "superseded_by": None,
             })
+            if record.replaces is not None:
+                # In the same transaction as the new certificate: of two racing renewals
+                # of one certificate, exactly one is stored.
+                if not queries.supersede(tx, record.replaces, serial):
+                    raise Conflict(f"certificate {record.replaces} was already replaced")
+                queries.add_audit(tx, at=now, type="certificate.superseded",
+                                  actor=record.requester, request_id=record.id,
+                                  serial=record.replaces, details={"by": serial})
             queries.add_audit(tx, at=now, type="certificate.issued", actor=record.requester,
                               request_id=record.id, serial=serial,
                               details={"profile": profile.name, "ca": ca_name,
@@ -347,13 +444,16 @@ class Authority:
                                        "replaces": record.replaces,
                                        "not_after": cert.not_valid_after_utc.isoformat()})
 
-    def _fail(self, record: RequestRecord, reason: str) -> None:
+    def _fail(self, record: RequestRecord, reason: str, *, retryable: bool = False) -> None:
         now = self.clock.now()
         with self.db.write() as tx:
             queries.set_request_status(tx, record.id, expect=(RequestStatus.APPROVED,),
                                        status=RequestStatus.FAILED, now=now, reason=reason)
+            if retryable:
+                queries.release_transaction(tx, record.id, now)
             queries.add_audit(tx, at=now, type="request.failed", actor="system",
-                              request_id=record.id, details={"reason": reason})
+                              request_id=record.id,
+                              details={"reason": reason, "retryable": retryable})
 
     def _record_denial(self, request: EnrollmentRequest, reason: str) -> None:
         now = self.clock.now()

@@ -118,6 +118,7 @@ def default_raw_config() -> dict[str, Any]:
                 "ca": "issuing", "validity": "365d",
                 "key_usage": ["digital_signature", "key_encipherment"],
                 "extended_key_usage": ["client_auth"],
+                "identity": "subject.CN",
                 "subject": {"CN": "csr", "O": "csr", "OU": "csr"},
                 "san": {"dns": ["*"], "email": ["*"], "uri": ["*"], "ip": ["0.0.0.0/0", "::/0"],
                         "max_names": 10},
@@ -136,7 +137,7 @@ def default_raw_config() -> dict[str, Any]:
                 "crl": True, "ocsp": True, "aia": True,
             },
             "tls-listener": {
-                "ca": "issuing", "validity": "365d",
+                "ca": "issuing", "validity": "365d", "identity": "requester",
                 "key_usage": ["digital_signature"],
                 "extended_key_usage": ["server_auth"],
                 "subject": {"CN": "csr"},

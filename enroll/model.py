@@ -56,13 +56,38 @@ class Requester:
 
 
 @dataclass(frozen=True, slots=True)
+class Authorization:
+    """What the front-end proved the requester may name, beyond the profile's rules.
+
+    ACME hands the core the order's validated identifiers; a renewal or a client
+    certificate of this engine is turned into one by the core (`enroll.renewal`). A
+    request carrying an `Authorization` gets a certificate with no name outside it: every
+    subject alternative name must be in `names` and every subject value taken from the
+    CSR must be among `subject` (the CN may also be one of `names`).
+    """
+
+    names: frozenset[str]
+    """``dns:host.example``, ``ip:192.0.2.1``, ``email:…``, ``uri:…`` (as stored)."""
+    subject: frozenset[tuple[str, str]] = frozenset()
+    """(attribute OID dotted string, value) pairs the CSR may put in the subject."""
+    source: str = ""
+    """For refusals: ``the order's identifiers``, ``certificate 1a2b…``."""
+
+
+@dataclass(frozen=True, slots=True)
 class EnrollmentRequest:
     """One request for a certificate, whichever protocol it came through.
 
     `transaction_id` makes retries idempotent: the same (protocol, endpoint,
     transaction_id) with the same public key returns the first answer; with a different
-    key it is a `Conflict`. `replaces` is the serial (hex) of the certificate this one
-    renews. `ca` overrides the profile's CA (an endpoint bound to its own intermediate).
+    key it is a `Conflict`; a retry whose certificate is no longer live (revoked or
+    expired) or whose signing failed transiently is a new request. `replaces` is the
+    serial (hex) of the certificate this one renews: the core applies the renewal rule
+    (`enroll.renewal`) and marks it superseded. `credential` is the serial of a
+    certificate of this engine that authenticated the request (a renewal's signer, an
+    EST client certificate): the new certificate is bound to its identity, profile and
+    names. `authorized` narrows the names to what the front-end proved (ACME). `ca`
+    overrides the profile's CA (an endpoint bound to its own intermediate).
     `attributes` carries protocol details worth keeping with the request (ACME order id,
     SCEP message type); it is stored as JSON, so values must be JSON-serialisable.
     """
@@ -76,6 +101,11 @@ class EnrollmentRequest:
     replaces: str | None = None
     ca: str | None = None
     attributes: Mapping[str, Any] = field(default_factory=dict)
+    credential: str | None = None
+    authorized: Authorization | None = None
+    renewal_grace: int = 0
+    """Seconds after its expiry a `credential` / `replaces` certificate still counts as
+    live (the endpoint's setting)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +170,11 @@ class CertificateRecord:
     revocation_reason: x509.ReasonFlags | None
     subject: str
     sans: tuple[str, ...]
+    identity: str | None = None
+    """What identifies the subject (``san.dns:host.example``, ``subject.CN:dev-42``);
+    None for certificates stored before identities were recorded."""
+    superseded_by: str | None = None
+    """The serial of the certificate that renewed this one."""
 
     @property
     def serial(self) -> int:
@@ -167,6 +202,7 @@ class RequestRecord:
     updated_at: dt.datetime
     csr_pem: str
     attributes: Mapping[str, Any]
+    identity: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,6 +51,40 @@ SUBJECT_ATTRS: Mapping[str, x509.ObjectIdentifier] = {
 HASHES = ("sha256", "sha384", "sha512")
 FROM_CSR = "csr"
 REQUIRED_FROM_CSR = "required"
+FIXED = "fixed"
+ANY_SAN = "san"
+REQUESTER = "requester"
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectField:
+    """One attribute of the subject template: taken from the CSR (``csr``: when present;
+    ``required``) and then only if it matches one of `allow`, or a fixed value."""
+
+    attr: str
+    source: str
+    """``csr``, ``required`` or ``fixed``."""
+    value: str = ""
+    """The fixed value (``fixed`` only)."""
+    allow: tuple[str, ...] = ("*",)
+    """Patterns a CSR value must match: ``*`` anything, ``text*`` a prefix, ``*text`` a
+    suffix, else the exact text; case-insensitive."""
+
+    @property
+    def from_csr(self) -> bool:
+        return self.source != FIXED
+
+
+def value_matches(value: str, pattern: str) -> bool:
+    """Does a subject `pattern` (see `SubjectField.allow`) admit `value`?"""
+    v, p = value.casefold(), pattern.casefold()
+    if p == "*":
+        return True
+    if p.endswith("*"):
+        return v.startswith(p[:-1])
+    if p.startswith("*"):
+        return len(v) > len(p) - 1 and v.endswith(p[1:])
+    return v == p
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,8 +112,8 @@ class Profile:
     extended_key_usage: tuple[str, ...]
     is_ca: bool
     path_length: int | None
-    subject: tuple[tuple[str, str], ...]
-    """(attribute, ``csr`` | ``required`` | fixed value) in certificate order."""
+    subject: tuple[SubjectField, ...]
+    """The subject template, in certificate order."""
     san: SanRules
     key_types: tuple[str, ...]
     signature_hash: str
@@ -88,7 +122,13 @@ class Profile:
     aia: bool
     approval: str
     """``auto`` or ``manual``."""
-    cn_in_sans: bool
+    identity: str
+    """What identifies a certificate's subject: ``san`` (its first name of any type),
+    ``san.dns``, ``san.ip``, ``san.email``, ``san.uri`` (its first such name),
+    ``subject.<attr>`` (e.g. ``subject.CN``) or
+    ``requester`` (the authenticated requester). Renewals must keep it."""
+    successor: str | None
+    """The profile certificates of this one renew into, if not this one."""
     server_key_type: str
     """Key type generated when the server makes the key (EST serverkeygen)."""
     public_http_url: str
@@ -97,7 +137,7 @@ class Profile:
 _PROFILE_KEYS = {
     "ca", "validity", "backdate", "key_usage", "extended_key_usage", "is_ca", "path_length",
     "subject", "san", "key_types", "signature_hash", "crl", "ocsp", "aia", "approval",
-    "cn_in_sans", "server_key_type",
+    "server_key_type", "identity", "successor",
 }
 _SAN_KEYS = {"dns", "ip", "email", "uri", "max_names", "require", "allow_wildcards"}
 
@@ -105,14 +145,22 @@ _SAN_KEYS = {"dns", "ip", "email", "uri", "max_names", "require", "allow_wildcar
 def parse_profiles(table: Mapping[str, Any], cas: Mapping[str, int],
                    public_http_url: str) -> dict[str, Profile]:
     """`cas` maps each CA's name to its validity in days (a profile cannot outlive it)."""
-    return {name: parse_profile(name, as_table(value, f"profiles.{name}"), cas,
-                                public_http_url)
-            for name, value in table.items()}
+    profiles = {name: parse_profile(name, as_table(value, f"profiles.{name}"), cas,
+                                    public_http_url)
+                for name, value in table.items()}
+    for profile in profiles.values():
+        if profile.successor is not None and profile.successor not in profiles:
+            raise ConfigError(f"profiles.{profile.name}.successor",
+                              f"no profile named {profile.successor!r}")
+    return profiles
 
 
 def parse_profile(name: str, entry: Mapping[str, Any], cas: Mapping[str, int],
                   public_http_url: str) -> Profile:
     key = f"profiles.{name}"
+    if "cn_in_sans" in entry:
+        raise ConfigError(f"{key}.cn_in_sans", "removed: the CN must always be one of the "
+                          "certificate's names unless identity = \"subject.CN\"")
     check_keys(entry, _PROFILE_KEYS, key)
     ca = as_str(entry.get("ca", next(iter(cas), "")), f"{key}.ca")
     if ca not in cas:
@@ -131,13 +179,8 @@ def parse_profile(name: str, entry: Mapping[str, Any], cas: Mapping[str, int],
         if e not in EKU_NAMES:
             raise ConfigError(f"{key}.extended_key_usage",
                               f"unknown EKU {e!r} (expected {', '.join(EKU_NAMES)})")
-    subject_tbl = as_table(entry.get("subject", {"CN": FROM_CSR}), f"{key}.subject")
-    subject: list[tuple[str, str]] = []
-    for attr, value in subject_tbl.items():
-        if attr not in SUBJECT_ATTRS:
-            raise ConfigError(f"{key}.subject.{attr}",
-                              f"unknown attribute (expected {', '.join(SUBJECT_ATTRS)})")
-        subject.append((attr, as_str(value, f"{key}.subject.{attr}")))
+    subject = _parse_subject(as_table(entry.get("subject", {"CN": FROM_CSR}), f"{key}.subject"),
+                             f"{key}.subject")
     san_tbl = as_table(entry.get("san", {}), f"{key}.san")
     check_keys(san_tbl, _SAN_KEYS, f"{key}.san")
     networks = []
@@ -191,13 +234,84 @@ def parse_profile(name: str, entry: Mapping[str, Any], cas: Mapping[str, int],
         key_usage=key_usage, extended_key_usage=eku, is_ca=is_ca,
         path_length=as_int(path_length, f"{key}.path_length", minimum=0, maximum=10)
         if path_length is not None else None,
-        subject=tuple(subject), san=san, key_types=key_types,
+        subject=subject, san=san, key_types=key_types,
         signature_hash=signature_hash,
         crl=as_bool(entry.get("crl", False), f"{key}.crl"),
         ocsp=as_bool(entry.get("ocsp", False), f"{key}.ocsp"),
         aia=as_bool(entry.get("aia", False), f"{key}.aia"),
         approval=approval,
-        cn_in_sans=as_bool(entry.get("cn_in_sans", False), f"{key}.cn_in_sans"),
+        identity=_parse_identity(entry.get("identity"), subject, san, f"{key}.identity"),
+        successor=as_str(entry["successor"], f"{key}.successor")
+        if entry.get("successor") is not None else None,
         server_key_type=server_key_type,
         public_http_url=public_http_url,
     )
+
+
+_SUBJECT_FIELD_KEYS = {"from", "allow"}
+
+
+def _parse_subject(table: Mapping[str, Any], key: str) -> tuple[SubjectField, ...]:
+    """``CN = "csr"`` / ``"required"`` / a fixed value, or ``CN = { from = "csr",
+    allow = ["*.devices.example"] }``."""
+    fields: list[SubjectField] = []
+    for attr, value in table.items():
+        where = f"{key}.{attr}"
+        if attr not in SUBJECT_ATTRS:
+            raise ConfigError(where, f"unknown attribute (expected {', '.join(SUBJECT_ATTRS)})")
+        if isinstance(value, Mapping):
+            check_keys(value, _SUBJECT_FIELD_KEYS, where)
+            source = as_str(value.get("from", FROM_CSR), f"{where}.from")
+            if source not in (FROM_CSR, REQUIRED_FROM_CSR):
+                raise ConfigError(f"{where}.from", "expected 'csr' or 'required'")
+            allow = as_str_list(value.get("allow", ["*"]), f"{where}.allow")
+            if not allow:
+                raise ConfigError(f"{where}.allow", "at least one pattern is needed")
+            for pattern in allow:
+                stars = pattern.count("*")
+                if not pattern or stars > 1 or stars == 1 and pattern[0] != "*" \
+                        and pattern[-1] != "*":
+                    raise ConfigError(f"{where}.allow", f"{pattern[:80]!r}: use '*', "
+                                      "'prefix*', '*suffix' or an exact value")
+            fields.append(SubjectField(attr, source, allow=allow))
+            continue
+        text = as_str(value, where)
+        if text in (FROM_CSR, REQUIRED_FROM_CSR):
+            fields.append(SubjectField(attr, text))
+        else:
+            fields.append(SubjectField(attr, FIXED, value=text))
+    return tuple(fields)
+
+
+def _parse_identity(value: Any, subject: tuple[SubjectField, ...], san: SanRules,
+                    key: str) -> str:
+    """The profile's identity: as configured, else its names when it allows any
+    (``san.<type>`` when it allows one type, ``san`` when several: the CN must then be
+    one of the certificate's names), else ``subject.CN`` when the CN comes from the CSR,
+    else ``requester``."""
+    allowed = {"san.dns": bool(san.dns), "san.ip": bool(san.ip),
+               "san.email": bool(san.email), "san.uri": bool(san.uri)}
+    csr_attrs = {f.attr for f in subject if f.from_csr}
+    if value is None:
+        kinds = [k for k, ok in allowed.items() if ok]
+        if kinds:
+            return kinds[0] if len(kinds) == 1 else ANY_SAN
+        return "subject.CN" if "CN" in csr_attrs else REQUESTER
+    identity = as_str(value, key)
+    if identity == ANY_SAN:
+        if not any(allowed.values()):
+            raise ConfigError(key, "the profile allows no subject alternative names")
+        return identity
+    if identity in allowed:
+        if not allowed[identity]:
+            raise ConfigError(key, f"the profile allows no {identity[4:]} names")
+        return identity
+    if identity.startswith("subject."):
+        if identity[8:] not in csr_attrs:
+            raise ConfigError(key, f"{identity[8:]!r} is not a subject attribute taken "
+                              "from the CSR")
+        return identity
+    if identity == REQUESTER:
+        return identity
+    raise ConfigError(key, "expected san, san.dns, san.ip, san.email, san.uri, "
+                      "subject.<attribute> or requester")

@@ -68,7 +68,7 @@ def list_cas(tx: Tx) -> list[StoredCA]:
 
 _REQUEST = ("id, status, profile, ca, protocol, endpoint, requester, auth_method, "
             "transaction_id, key_fingerprint, subject, sans, replaces, reason, "
-            "certificate_serial, csr_pem, attributes, created_at, updated_at")
+            "certificate_serial, csr_pem, attributes, created_at, updated_at, identity")
 
 
 def _request(row: Row) -> RequestRecord:
@@ -80,7 +80,8 @@ def _request(row: Row) -> RequestRecord:
         subject=row["subject"], sans=tuple(row["sans"] or ()), replaces=row["replaces"],
         reason=row["reason"] or "", certificate_serial=row["certificate_serial"],
         created_at=row["created_at"], updated_at=row["updated_at"],
-        csr_pem=row["csr_pem"], attributes=row["attributes"] or {})
+        csr_pem=row["csr_pem"], attributes=row["attributes"] or {},
+        identity=row.get("identity"))
 
 
 def insert_request(tx: Tx, values: Mapping[str, Any]) -> None:
@@ -133,6 +134,14 @@ def set_request_status(tx: Tx, request_id: str, *, expect: tuple[RequestStatus, 
                      allowed=_REQUEST_SETTABLE) == 1
 
 
+def release_transaction(tx: Tx, request_id: str, now: dt.datetime) -> bool:
+    """Free a request's transaction id, so a retry under it is a new request (its
+    certificate is no longer live, or its signing failed transiently)."""
+    return tx.run("UPDATE requests SET transaction_id = NULL, updated_at = ? "
+                  "WHERE id = ? AND transaction_id IS NOT NULL",
+                  (tx.when(now), request_id)) == 1
+
+
 def list_requests(tx: Tx, status: RequestStatus | None = None,
                   limit: int = 100) -> list[RequestRecord]:
     where, params = ("WHERE status = ? ", (status.value,)) if status is not None else ("", ())
@@ -148,7 +157,8 @@ def count_requests(tx: Tx) -> int:
 # -- certificates -----------------------------------------------------------------------
 
 _CERTIFICATE = ("serial, ca, request_id, status, profile, protocol, requester, subject, "
-                "sans, not_before, not_after, revoked_at, revocation_reason, replaces, der")
+                "sans, not_before, not_after, revoked_at, revocation_reason, replaces, der, "
+                "identity, superseded_by")
 
 
 def _certificate(row: Row) -> CertificateRecord:
@@ -162,7 +172,8 @@ def _certificate(row: Row) -> CertificateRecord:
         revoked_at=row["revoked_at"],
         revocation_reason=x509.ReasonFlags(row["revocation_reason"])
         if row["revocation_reason"] else None,
-        subject=row["subject"], sans=tuple(row["sans"] or ()))
+        subject=row["subject"], sans=tuple(row["sans"] or ()),
+        identity=row["identity"], superseded_by=row["superseded_by"])
 
 
 def insert_certificate(tx: Tx, values: Mapping[str, Any]) -> None:
@@ -193,6 +204,12 @@ def list_certificates(tx: Tx, *, status: CertificateStatus | None = None,
 
 def count_certificates(tx: Tx) -> int:
     return int(tx.scalar("SELECT count(*) FROM certificates"))
+
+
+def supersede(tx: Tx, serial_hex: str, by: str) -> bool:
+    """Mark a certificate replaced by `by`, once: False if it already was."""
+    return tx.run("UPDATE certificates SET superseded_by = ? WHERE serial = ? "
+                  "AND superseded_by IS NULL", (by, serial_hex)) == 1
 
 
 def revoke_certificate(tx: Tx, serial_hex: str, reason: x509.ReasonFlags,

@@ -67,6 +67,7 @@ requests = Table(
     Column("decided_by", String(256), nullable=True),
     Column("created_at", UTC_DT, nullable=False),
     Column("updated_at", UTC_DT, nullable=False),
+    Column("identity", String(600), nullable=True),
     # One answer per transaction, however often a client retries (SCEP transactionID…).
     UniqueConstraint("protocol", "endpoint", "transaction_id", name="uq_requests_transaction"),
     # `requests list` (newest first, optionally by status) reads these in order.
@@ -93,6 +94,8 @@ certificates = Table(
     Column("replaces", String(40), nullable=True),
     Column("der", LargeBinary, nullable=False),
     Column("created_at", UTC_DT, nullable=False),
+    Column("identity", String(600), nullable=True),
+    Column("superseded_by", String(40), nullable=True),
     # `certs list` (newest first, by status and/or CA) reads one of these in order.
     Index("ix_certificates_ca_status_created_at", "ca", "status", "created_at"),
     Index("ix_certificates_status_created_at", "status", "created_at"),
@@ -104,6 +107,8 @@ certificates = Table(
           "revocation_reason", sqlite_where=text(REVOKED), postgresql_where=text(REVOKED)),
     Index("ix_certificates_key_fingerprint", "key_fingerprint"),
     Index("ix_certificates_replaces", "replaces"),
+    # A subject's certificates, across protocols (renewals, the inventory's lineage).
+    Index("ix_certificates_identity", "identity"),
 )
 
 audit_events = Table(

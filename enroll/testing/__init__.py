@@ -39,15 +39,23 @@ def make_key(key_type: str = "ec-p256") -> PrivateKey:
     return generate_key(key_type)
 
 
-def make_csr(key: PrivateKey | None = None, *, cn: str | None = "device.example.com",
+_FIRST_NAME = "first name"
+
+
+def make_csr(key: PrivateKey | None = None, *, cn: str | None = _FIRST_NAME,
              dns: Iterable[str] = (), ips: Iterable[str] = (), emails: Iterable[str] = (),
              uris: Iterable[str] = (), subject: Sequence[tuple[Any, str]] = (),
              key_usage: x509.KeyUsage | None = None, eku: Sequence[x509.ObjectIdentifier] = (),
              ca: bool | None = None,
              attributes: Sequence[tuple[x509.ObjectIdentifier, bytes]] = ()
              ) -> x509.CertificateSigningRequest:
-    """A signed PKCS#10 request with the given names and requested extensions."""
+    """A signed PKCS#10 request with the given names and requested extensions. The CN
+    is, unless given, the first DNS name (as ACME clients do), else
+    ``device.example.com``."""
     key = key or make_key()
+    dns, ips = list(dns), list(ips)
+    if cn == _FIRST_NAME:
+        cn = dns[0] if dns else ips[0] if ips else "device.example.com"
     attrs = [x509.NameAttribute(NameOID.COMMON_NAME, cn)] if cn else []
     attrs += [x509.NameAttribute(oid, value) for oid, value in subject]
     builder = x509.CertificateSigningRequestBuilder().subject_name(x509.Name(attrs))

@@ -10,8 +10,8 @@ import secrets
 from cryptography import x509
 
 from enroll.csr import load_csr
-from enroll.errors import BadCSR, EnrollError, MalformedInput
-from enroll.model import EnrollmentRequest, Issued, Pending, Requester
+from enroll.errors import BadCSR, EnrollError, MalformedInput, Unavailable
+from enroll.model import Authorization, EnrollmentRequest, Issued, Pending, Requester
 
 from . import ari, fields, names, store
 from .accounts import Verified, account_url
@@ -182,15 +182,21 @@ def finalize(ep: AcmeEndpoint, v: Verified, order_id: str, base: str) -> store.O
     with ep.db.write() as conn:
         if not store.set_order(conn, order.id, "ready", status="processing"):
             raise AcmeProblem("orderNotReady", "order is already being finalized", 403)
+    # The core issues only what the order's validated identifiers name: an e-mail or URI
+    # name, or a subject field the CSR adds, is refused (not silently issued).
+    authorized = Authorization(
+        names=frozenset(f"{i['type']}:{i['value']}" for i in order.identifiers),
+        source="the order's identifiers")
     request = EnrollmentRequest(
         csr=csr, profile=order.profile, protocol="acme", endpoint=ep.label,
         requester=Requester(f"acme-account:{account_url(base, account.id)}", "jws"),
         transaction_id=order.id, replaces=order.replaces, ca=ep.settings.ca,
-        attributes={"acme_order": order.id})
+        attributes={"acme_order": order.id}, authorized=authorized)
     try:
         outcome = ep.authority.submit(request)
-    except (BadCSR, MalformedInput) as exc:
-        # Nothing was stored for a CSR the profile refuses: the client may retry.
+    except (BadCSR, MalformedInput, Unavailable) as exc:
+        # Nothing was stored for a CSR the profile refuses, nor kept for a transient CA
+        # failure: the client may finalize again.
         with ep.db.write() as conn:
             store.set_order(conn, order.id, "processing", status="ready")
         raise from_error(exc) from None

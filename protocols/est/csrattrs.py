@@ -64,9 +64,10 @@ def _key_items(key_types: tuple[str, ...]) -> list[_AttrOrOID]:
 def build(profile: Profile, require_tls_unique: bool) -> bytes | None:
     """DER CsrAttrs for this profile, or None when there is nothing to say."""
     items = _key_items(profile.key_types)
-    for attr, mode in profile.subject:
-        if mode == "required":
-            items.append(_AttrOrOID(name="oid", value=SUBJECT_ATTRS[attr].dotted_string))
+    for field in profile.subject:
+        if field.source == "required":
+            items.append(_AttrOrOID(name="oid",
+                                    value=SUBJECT_ATTRS[field.attr].dotted_string))
     if profile.san.require:
         items.append(_AttrOrOID(name="oid", value=SUBJECT_ALT_NAME))
     if require_tls_unique:

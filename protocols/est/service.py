@@ -7,27 +7,27 @@ Idempotency (RFC 7030 §4.2.3: a client told 202 resubmits the same request): th
 transaction id is a digest of who asks, the public key and the requested names, so the
 core's (protocol, endpoint, transaction id) rule answers a resubmission with the first
 request's outcome: the certificate once approved, an error once rejected. A finished
-transaction whose certificate has since expired or been revoked does not block a new
-enrollment with the same key: the id is chained to a fresh one.
+transaction whose certificate has since expired or been revoked is a new request (the
+core releases its id).
 """
 
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import hashlib
 import hmac
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import AttributeOID
 
+from enroll import renewal
 from enroll.csr import load_csr
 from enroll.door import Door, FrontEnd
 from enroll.errors import BadCSR, Conflict, Unauthorized, Unavailable
 from enroll.model import (
-    CertificateStatus,
     EnrollmentRequest,
     Issued,
     Outcome,
@@ -40,7 +40,6 @@ from .auth import Authenticator, CertIdentity, Transport, basic_credentials
 from .settings import EndpointSettings
 
 PROTOCOL = "est"
-_STALE_AFTER = dt.timedelta(minutes=5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,11 +97,25 @@ class EstService:
 
     def authenticate(self, authorization: str, transport: Transport) -> Requester:
         """Basic credentials when sent (they must be right), else the client cert."""
+        return self._authenticate(authorization, transport)[0]
+
+    def _authenticate(self, authorization: str,
+                      transport: Transport) -> tuple[Requester, dict[str, Any]]:
+        """The requester, and how a client certificate binds the request
+        (`EnrollmentRequest.credential` / `authorized`): with ``client_cert_scope =
+        "identity"`` (the default) a certificate authenticates only its own identity and
+        names; with ``"profile"`` anything the endpoint's profile allows."""
         credentials = basic_credentials(authorization)
         if credentials is not None:
-            return self.auth.basic(*credentials)
+            return self.auth.basic(*credentials), {}
         if transport.client_cert is not None and "client-cert" in self.endpoint.auth:
-            return self.auth.certificate(transport.client_cert).requester
+            identity = self.auth.certificate(transport.client_cert)
+            if self.endpoint.client_cert_scope == "profile":
+                return identity.requester, {}
+            if identity.record is not None:
+                return identity.requester, {"credential": identity.record.serial_hex}
+            return identity.requester, {"authorized": renewal.certificate_authorization(
+                identity.certificate, "the names of the client certificate")}
         raise Unauthorized("authentication required")
 
     def check_pop(self, csr: x509.CertificateSigningRequest, transport: Transport) -> None:
@@ -129,45 +142,20 @@ class EstService:
     # -- operations ---------------------------------------------------------------------
 
     def _request(self, csr: x509.CertificateSigningRequest, requester: Requester, tid: str,
-                 replaces: str | None = None, kind: str = "simpleenroll") -> EnrollmentRequest:
+                 kind: str = "simpleenroll", **binding: Any) -> EnrollmentRequest:
         return EnrollmentRequest(
             csr=csr, profile=self.endpoint.profile, requester=requester, protocol=PROTOCOL,
-            endpoint=self.endpoint.label, transaction_id=tid, replaces=replaces,
-            ca=self.endpoint.ca, attributes={"operation": kind})
-
-    def _stale(self, issued: Issued) -> bool:
-        """An answer replayed from an old transaction whose certificate is no longer
-        usable (expired or revoked)."""
-        now = self.clock.now()
-        cert = issued.certificate
-        if cert.not_valid_after_utc <= now:
-            return True
-        if cert.not_valid_before_utc > now - _STALE_AFTER - \
-                dt.timedelta(seconds=self.profile.backdate):
-            return False  # issued just now: not a replay
-        record = self.authority.certificate(cert.serial_number)
-        return record is None or record.status is not CertificateStatus.VALID
-
-    def _submit(self, request: EnrollmentRequest) -> Outcome:
-        outcome = self.authority.submit(request)
-        for _ in range(8):
-            if not isinstance(outcome, Issued) or not self._stale(outcome):
-                return outcome
-            tid = transaction_id("next", (request.transaction_id or "").encode(),
-                                 outcome.serial_hex.encode())
-            request = self._request(request.csr, request.requester, tid, request.replaces,
-                                    str(request.attributes.get("operation", "")))
-            outcome = self.authority.submit(request)
-        return outcome
+            endpoint=self.endpoint.label, transaction_id=tid, ca=self.endpoint.ca,
+            attributes={"operation": kind}, **binding)
 
     def simpleenroll(self, authorization: str, transport: Transport, body: bytes) -> Outcome:
         """RFC 7030 §4.2.1."""
-        requester = self.authenticate(authorization, transport)
+        requester, binding = self._authenticate(authorization, transport)
         csr = load_csr(wire.decode_base64_body(body))
         self.check_pop(csr, transport)
         tid = transaction_id("enroll", requester.identity.encode(), _spki(csr),
                              csr.subject.public_bytes(), _names_bytes(csr))
-        return self._submit(self._request(csr, requester, tid))
+        return self.authority.submit(self._request(csr, requester, tid, **binding))
 
     def simplereenroll(self, authorization: str, transport: Transport,
                        body: bytes) -> Outcome:
@@ -188,9 +176,10 @@ class EstService:
         requester = Requester(f"cert:{identity.record.serial_hex}", "renewal-cert")
         tid = transaction_id("reenroll", identity.record.serial_hex.encode(), _spki(csr),
                              csr.subject.public_bytes(), _names_bytes(csr))
-        return self._submit(self._request(csr, requester, tid,
-                                          replaces=identity.record.serial_hex,
-                                          kind="simplereenroll"))
+        serial = identity.record.serial_hex
+        return self.authority.submit(self._request(
+            csr, requester, tid, "simplereenroll", replaces=serial, credential=serial,
+            renewal_grace=self.endpoint.reenroll_grace))
 
     @staticmethod
     def _check_same_names(csr: x509.CertificateSigningRequest, identity: CertIdentity) -> None:
@@ -221,7 +210,7 @@ class EstService:
             from enroll.errors import NotFound
 
             raise NotFound("server-side key generation is not enabled on this endpoint")
-        requester = self.authenticate(authorization, transport)
+        requester, binding = self._authenticate(authorization, transport)
         template = load_csr(wire.decode_base64_body(body))
         self.check_pop(template, transport)
         tid = transaction_id("serverkeygen", requester.identity.encode(), _spki(template),
@@ -229,7 +218,7 @@ class EstService:
         for _ in range(8):
             existing = self.authority.find_transaction(PROTOCOL, self.endpoint.label, tid)
             if existing is None:
-                return self._generate(template, requester, tid)
+                return self._generate(template, requester, tid, binding)
             with self.db.read() as tx:
                 kept = store.get_key_by_request(tx, existing.id)
             if kept is not None:
@@ -239,7 +228,7 @@ class EstService:
         raise Conflict("too many server-generated keys for this request")
 
     def _generate(self, template: x509.CertificateSigningRequest, requester: Requester,
-                  tid: str) -> KeyAndOutcome:
+                  tid: str, binding: dict[str, Any]) -> KeyAndOutcome:
         if self.profile.approval == "manual" and self.passphrase is None:
             # The key would have to wait for the officer somewhere; refuse before
             # anything is stored rather than lose it.
@@ -247,7 +236,8 @@ class EstService:
                               "(no ca_passphrase is configured)")
         key, csr = serverkeygen.new_key_and_csr(self.profile.server_key_type, template)
         der = serverkeygen.pkcs8_der(key)
-        outcome = self.authority.submit(self._request(csr, requester, tid, kind="serverkeygen"))
+        outcome = self.authority.submit(self._request(csr, requester, tid, "serverkeygen",
+                                                      **binding))
         keep = isinstance(outcome, Pending) or (isinstance(outcome, Issued)
                                                 and self.endpoint.archive_keys)
         if keep:

@@ -15,6 +15,7 @@
     serverkeygen = true
     archive_keys = false               # keep server-generated keys, encrypted
     reenroll_grace = "0s"              # accept just-expired certs for simplereenroll
+    client_cert_scope = "identity"     # a client cert names only itself; or "profile"
 
 Any other label ``x`` is served at ``<path>/x/``.
 """
@@ -44,8 +45,9 @@ OPERATIONS = ("cacerts", "csrattrs", "simpleenroll", "simplereenroll", "serverke
 _SECTION_KEYS = {"enabled", "path", "client_cert_header", "endpoints"}
 _ENDPOINT_KEYS = {
     "profile", "ca", "auth", "users", "password_file", "client_cert_cas", "tls_unique",
-    "serverkeygen", "archive_keys", "reenroll_grace",
+    "serverkeygen", "archive_keys", "reenroll_grace", "client_cert_scope",
 }
+CLIENT_CERT_SCOPES = ("identity", "profile")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +67,10 @@ class EndpointSettings:
     serverkeygen: bool
     archive_keys: bool
     reenroll_grace: int
+    client_cert_scope: str
+    """``identity``: a client certificate authenticates only its own identity and names
+    (of this engine's certificates: only on an endpoint of the same profile line);
+    ``profile``: anything the endpoint's profile allows."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +126,8 @@ def _endpoint(label: str, table: Mapping[str, Any], base: str,
         archive_keys=archive,
         reenroll_grace=as_duration(table.get("reenroll_grace", 0), f"{key}.reenroll_grace",
                                    minimum=0, maximum=90 * 86400),
+        client_cert_scope=endpoints.choice(table.get("client_cert_scope", "identity"),
+                                           f"{key}.client_cert_scope", CLIENT_CERT_SCOPES),
     )
 
 

@@ -23,7 +23,6 @@ from enroll.csr import load_csr
 from enroll.door import FrontEnd
 from enroll.errors import BadCSR, EnrollError, NotFound, Unauthorized
 from enroll.model import (
-    CertificateStatus,
     ChallengeContext,
     EnrollmentRequest,
     Issued,
@@ -203,15 +202,20 @@ class ScepService:
         return self._answer(self.door.submit(request))
 
     def _renewal_req(self, message: PKIMessage, payload: bytes) -> _Result:
+        """RFC 8894 §3.3.1.2: signed with the certificate being renewed. The core's
+        renewal rule (`enroll.renewal`) decides: live, this profile's line, same identity,
+        no added name; the renewed certificate is marked superseded."""
         csr = load_csr(payload)
         record = self.door.lookup(message.signer)
         if record is None:
             raise Unauthorized("RenewalReq must be signed by a certificate issued here")
-        if record.status is CertificateStatus.REVOKED:
-            raise Unauthorized("the certificate being renewed is revoked")
-        grace = dt.timedelta(seconds=self.endpoint.renewal_grace)
-        if self.clock.now() > record.not_after + grace:
-            raise Unauthorized("the certificate being renewed has expired")
+        if self.endpoint.renewal_challenge and not self.door.verify_challenge(
+                ChallengeContext(protocol=PROTOCOL, endpoint=self.endpoint.label,
+                                 challenge=_challenge_password(csr), csr=csr,
+                                 settings=self._challenge_settings,
+                                 transaction_id=message.transaction_id)):
+            raise Unauthorized("this endpoint requires a valid challenge password for "
+                               "renewals too")
         request = EnrollmentRequest(
             csr=csr, profile=self.endpoint.profile,
             requester=Requester(f"cert:{record.serial_hex}", "renewal-cert"),
@@ -219,11 +223,9 @@ class ScepService:
             # The same client key gives the same transactionID (micromdm derives it from
             # the key), so a renewal transaction is scoped by the certificate it renews.
             transaction_id=_renewal_tid(message.transaction_id, record.serial_hex),
-            replaces=record.serial_hex, ca=self.endpoint.ca,
+            replaces=record.serial_hex, credential=record.serial_hex,
+            renewal_grace=self.endpoint.renewal_grace, ca=self.endpoint.ca,
             attributes={"scep_message_type": "RenewalReq"})
-        accepted = self.door.check(request)
-        if accepted.subject != record.certificate.subject:
-            raise Unauthorized("a renewal must keep the certificate's subject")
         return self._answer(self.door.submit(request))
 
     def _cert_poll(self, message: PKIMessage, payload: bytes) -> _Result:

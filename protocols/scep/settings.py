@@ -33,7 +33,8 @@ _ENDPOINT_KEYS = {
     "path", "profile", "ca", "next_ca", "challenge", "challenge_sha256", "challenge_file",
     "one_time_challenges", "one_time_ttl", "webhook_url", "webhook_timeout",
     "webhook_token", "api_token_sha256", "legacy_algorithms", "signing_time_skew",
-    "renewal_grace", "max_message_bytes", "ra_profile", "ra_key_size", "getcacert",
+    "renewal_grace", "renewal_challenge", "max_message_bytes", "ra_profile", "ra_key_size",
+    "getcacert",
 }
 _SECTION_KEYS = {"enabled", "endpoints"}
 
@@ -58,6 +59,8 @@ class EndpointSettings:
     legacy: bool
     signing_time_skew: int
     renewal_grace: int
+    renewal_challenge: bool
+    """RenewalReq must carry a valid challenge password as well."""
     max_message_bytes: int
     ra_profile: str
     ra_key_size: int
@@ -135,6 +138,8 @@ def _endpoint(label: str, table: Mapping[str, Any], config: Config) -> EndpointS
                                       f"{key}.signing_time_skew", minimum=60),
         renewal_grace=as_duration(table.get("renewal_grace", 0), f"{key}.renewal_grace",
                                   minimum=0),
+        renewal_challenge=as_bool(table.get("renewal_challenge", False),
+                                  f"{key}.renewal_challenge"),
         max_message_bytes=as_int(table.get("max_message_bytes", MAX_MESSAGE_BYTES),
                                  f"{key}.max_message_bytes", minimum=2048,
                                  maximum=1024 * 1024),

@@ -31,10 +31,10 @@ def test_several_named_cas_each_sign_their_own_profiles(build: Build) -> None:
         "b": {"ca": "org-b", "san": {"dns": ["*"]}}})
     assert isinstance(ctx.cas.get("root").certificate.public_key(), ec.EllipticCurvePublicKey)
     assert isinstance(ctx.cas.get("org-b").certificate.public_key(), rsa.RSAPublicKey)
-    a = ctx.authority.submit(request(make_csr(), "a"))
-    b = ctx.authority.submit(request(make_csr(), "b"))
+    a = ctx.authority.submit(request(make_csr(dns=["a.example"]), "a"))
+    b = ctx.authority.submit(request(make_csr(dns=["b.example"]), "b"))
     # An endpoint may bind its own intermediate, overriding the profile's CA.
-    c = ctx.authority.submit(request(make_csr(), "a", ca="org-b"))
+    c = ctx.authority.submit(request(make_csr(dns=["c.example"]), "a", ca="org-b"))
     assert isinstance(a, Issued) and isinstance(b, Issued) and isinstance(c, Issued)
     assert a.certificate.issuer.rfc4514_string() == "CN=Org A Issuing,O=A"
     assert b.certificate.issuer == c.certificate.issuer

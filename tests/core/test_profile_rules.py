@@ -10,10 +10,11 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed448
+from cryptography.x509.name import _ASN1Type
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from enroll import config as config_mod
-from enroll.errors import BadCSR
+from enroll.errors import BadCSR, ConfigError
 from enroll.profile_rules import AcceptedRequest, accept
 from enroll.profiles import SUBJECT_ATTRS, Profile
 from enroll.testing import make_csr, make_key
@@ -185,16 +186,16 @@ def test_ip_addresses_must_fall_in_an_allowed_network() -> None:
 
 def test_email_addresses_must_be_in_an_allowed_domain() -> None:
     p = profile(san={"email": ["example.com"]})
-    accept(p, make_csr(emails=["alice@EXAMPLE.com"]))
-    assert refused(p, make_csr(emails=["mallory@example.net"])) == (
+    accept(p, make_csr(cn=None, emails=["alice@EXAMPLE.com"]))
+    assert refused(p, make_csr(cn=None, emails=["mallory@example.net"])) == (
         "e-mail domain 'example.net' is not allowed by profile 'p'")
-    assert refused(p, make_csr(emails=["no-at-sign"])) == "malformed e-mail address"
+    assert refused(p, make_csr(cn=None, emails=["no-at-sign"])) == "malformed e-mail address"
 
 
 def test_uris_must_start_with_an_allowed_prefix() -> None:
     p = profile(san={"uri": ["spiffe://corp.example/"]})
-    accept(p, make_csr(uris=["spiffe://corp.example/svc/api"]))
-    assert refused(p, make_csr(uris=["https://evil.example/"])) == (
+    accept(p, make_csr(cn=None, uris=["spiffe://corp.example/svc/api"]))
+    assert refused(p, make_csr(cn=None, uris=["https://evil.example/"])) == (
         "URI 'https://evil.example/' is not allowed by profile 'p'")
 
 
@@ -276,8 +277,48 @@ def test_csr_with_neither_subject_nor_names_is_refused() -> None:
         "the certificate would have neither a subject nor any names")
 
 
-def test_cn_must_be_among_the_names_when_the_profile_says_so() -> None:
-    p = profile(cn_in_sans=True, san={"dns": ["*"]})
-    accept(p, make_csr(cn="a.example.com", dns=["a.example.com"]))
-    assert refused(p, make_csr(cn="other.example.com", dns=["a.example.com"])) == (
-        "common name 'other.example.com' is not among the requested names")
+def test_the_cn_must_be_one_of_the_names_unless_it_is_the_identity() -> None:
+    p = profile(san={"dns": ["*.corp.example"]})
+    assert p.identity == "san.dns"
+    ok = accept(p, make_csr(cn="A.corp.example.", dns=["a.corp.example"]))
+    assert _subject(ok) == [("CN", "a.corp.example")]  # written as the SAN is
+    assert ok.identity == "san.dns:a.corp.example"
+    # The issue's finding: under san.dns = ["*.corp.example"], CN=www.bank.example.
+    assert refused(p, make_csr(cn="www.bank.example", dns=["a.corp.example"])) == (
+        "common name 'www.bank.example' must also be one of the certificate's subject "
+        "alternative names (profile 'p')")
+    # A CN-only certificate on a profile identified by DNS names.
+    assert refused(p, make_csr(cn="a.corp.example")) == (
+        "common name 'a.corp.example' must also be one of the certificate's subject "
+        "alternative names (profile 'p')")
+    # identity = subject.CN: CN-only device certificates, only for the allowed CNs.
+    d = profile(identity="subject.CN", san={"dns": ["*.corp.example"]},
+                subject={"CN": {"from": "csr", "allow": ["dev-*"]}})
+    assert accept(d, make_csr(cn="dev-42")).identity == "subject.CN:dev-42"
+    assert refused(d, make_csr(cn="www.bank.example")) == (
+        "subject CN 'www.bank.example' is not allowed by profile 'p'")
+
+
+def test_control_characters_and_bad_strings_in_the_subject_are_a_bad_csr() -> None:
+    p = profile(identity="subject.CN", subject={"CN": "csr", "serialNumber": "csr",
+                                                 "C": "csr"})
+    assert refused(p, make_csr(cn="dev\x00.corp.example")) == (
+        "subject CN contains control characters")
+    assert refused(p, make_csr(cn="dev\x9b1")) == "subject CN contains control characters"
+    # A device may send serialNumber as a UTF8String; the certificate may only carry a
+    # PrintableString (X.520), so the CSR is refused, not failed at signing time.
+    utf8 = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "d"), x509.NameAttribute(
+        NameOID.SERIAL_NUMBER, "a@b", _type=_ASN1Type.UTF8String)])
+    bad = x509.CertificateSigningRequestBuilder().subject_name(utf8).sign(
+        make_key(), hashes.SHA256())  # type: ignore[arg-type]
+    assert refused(p, bad) == (
+        "subject serialNumber may only hold PrintableString characters (letters, digits, "
+        "space and '()+,-./:=?)")
+    ok = accept(p, make_csr(cn="Gerät-7", subject=[(NameOID.SERIAL_NUMBER, "A-1")]))
+    cn = ok.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0]
+    assert cn.value == "Gerät-7" and cn._type.name == "UTF8String"
+
+
+def test_cn_in_sans_is_a_removed_setting() -> None:
+    with pytest.raises(ConfigError, match="removed"):
+        profile(cn_in_sans=True)

@@ -53,7 +53,7 @@ def test_key_usage_is_adapted_to_the_key_type(sqlite_context: AppContext) -> Non
 
 
 def test_certificate_carries_the_profile_not_the_csr(sqlite_context: AppContext) -> None:
-    cert = issue(sqlite_context, "server", cn="web", dns=["web.example.com"],
+    cert = issue(sqlite_context, "server", cn="web.example.com", dns=["web.example.com"],
                  ca=False).certificate
     bc = cert.extensions.get_extension_for_class(x509.BasicConstraints)
     assert bc.critical and bc.value.ca is False and bc.value.path_length is None

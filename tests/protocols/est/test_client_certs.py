@@ -101,12 +101,27 @@ def test_certificate_from_an_untrusted_ca_is_401_and_stores_nothing(est: Any) ->
     assert est.counts() == (0, 0)
 
 
-def test_client_certificate_authenticates_simpleenroll(est: Any) -> None:
+def test_client_certificate_authenticates_simpleenroll_for_its_own_identity(est: Any) -> None:
     _, cert = _issue(est)
-    r = est_enroll(est, make_csr(cn="second-identity"), auth=None, client_cert=cert)
+    r = est_enroll(est, make_csr(cn="device-1"), auth=None, client_cert=cert)
     assert r.status_code == 200, r.text
     [new] = certs_from(r.content)
     assert est.ctx.authority.lookup(new).requester == f"cert:{cert.serial_number:x}"
+    # Not for another identity, nor with a name the certificate does not carry.
+    for csr in (make_csr(cn="second-identity"),
+                make_csr(cn="device-1", dns=["added.example.com"])):
+        r = est_enroll(est, csr, auth=None, client_cert=cert)
+        assert r.status_code == 400, r.text
+        assert f"names of certificate {cert.serial_number:x}" in r.text
+    assert est.counts() == (2, 2)
+
+
+def test_client_cert_scope_profile_lets_a_certificate_enroll_any_allowed_name(
+        make_est: Any) -> None:
+    h = make_est(client_cert_scope="profile")
+    _, cert = _issue(h)
+    r = est_enroll(h, make_csr(cn="second-identity"), auth=None, client_cert=cert)
+    assert r.status_code == 200, r.text
 
 
 def test_external_anchor_authenticates_directly_issued_certificates(make_est: Any,

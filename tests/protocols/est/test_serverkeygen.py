@@ -43,7 +43,7 @@ def test_serverkeygen_returns_a_pkcs8_key_matching_the_certificate(est: Any) -> 
 
 def test_serverkeygen_uses_the_profile_key_type_and_archives_when_asked(make_est: Any) -> None:
     h = make_est(profile="tls-listener", archive_keys=True)
-    r = est_enroll(h, make_csr(cn="archived"), op="serverkeygen")
+    r = est_enroll(h, make_csr(dns=["archived.example"]), op="serverkeygen")
     assert r.status_code == 200, r.text
     key_der, [cert] = serverkeygen_parts(r.content, r.headers["content-type"])
     assert key_type_of(cert.public_key()) == "ec-p256"
