@@ -15,6 +15,7 @@ and the audit trail shows a request approved with a reserved serial and no
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import logging
 import threading
 import uuid
@@ -151,9 +152,10 @@ class Authority:
     # -- the pipeline -------------------------------------------------------------------
 
     def check(self, request: EnrollmentRequest) -> profile_rules.AcceptedRequest:
-        """Run the profile's rules only (no policy, nothing stored)."""
+        """Run the profile's rules, and the bindings of the renewal rule, only (no
+        policy, nothing stored)."""
         check_csr_signature(request.csr)
-        return profile_rules.accept(self.profile(request.profile), request.csr)
+        return self._accept(request, self.profile(request.profile))
 
     def submit(self, request: EnrollmentRequest) -> Issued | Pending | Rejected:
         """Run the whole pipeline. Raises an `EnrollError` for a refused request, in
@@ -397,6 +399,8 @@ class Authority:
                     return self._outcome(current)  # type: ignore[return-value]
                 serial = new_serial()
                 continue
+            if record.replaces is not None and profile.revoke_superseded_after == 0:
+                self._revoke_superseded(record.replaces)
             if self.pm.hook.enroll_certificate_issued.get_hookimpls():
                 stored = self.certificate(cert.serial_number)
                 issued_record = self.request(record.id)
@@ -547,6 +551,28 @@ class Authority:
         metrics.REVOCATIONS.labels(revoked.protocol).inc()
         self._emit("enroll_certificate_revoked", certificate=revoked, actor=actor)
         return revoked
+
+    def revoke_superseded(self) -> list[str]:
+        """Revoke (reason superseded) the certificates each profile's
+        ``revoke_superseded_after`` says are due; the serials revoked. Run it from cron
+        (``enroll certs revoke-superseded``) when a profile sets a grace period."""
+        done: list[str] = []
+        now = self.clock.now()
+        for profile in self.profiles.values():
+            if profile.revoke_superseded_after is None:
+                continue
+            cutoff = now - dt.timedelta(seconds=profile.revoke_superseded_after)
+            with self.db.read() as tx:
+                due = queries.superseded_due(tx, profile.name, cutoff)
+            done += [s for s in due if self._revoke_superseded(s)]
+        return done
+
+    def _revoke_superseded(self, serial: str) -> bool:
+        try:
+            self.revoke(serial, x509.ReasonFlags.superseded, "system:renewal")
+        except Conflict:  # revoked meanwhile
+            return False
+        return True
 
     # -- events -------------------------------------------------------------------------
 

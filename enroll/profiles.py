@@ -129,6 +129,9 @@ class Profile:
     ``requester`` (the authenticated requester). Renewals must keep it."""
     successor: str | None
     """The profile certificates of this one renew into, if not this one."""
+    revoke_superseded_after: int | None
+    """Seconds after its renewal that a certificate this profile renewed is revoked
+    (reason superseded); None: superseded certificates stay valid until they expire."""
     server_key_type: str
     """Key type generated when the server makes the key (EST serverkeygen)."""
     public_http_url: str
@@ -137,7 +140,7 @@ class Profile:
 _PROFILE_KEYS = {
     "ca", "validity", "backdate", "key_usage", "extended_key_usage", "is_ca", "path_length",
     "subject", "san", "key_types", "signature_hash", "crl", "ocsp", "aia", "approval",
-    "server_key_type", "identity", "successor",
+    "server_key_type", "identity", "successor", "revoke_superseded_after",
 }
 _SAN_KEYS = {"dns", "ip", "email", "uri", "max_names", "require", "allow_wildcards"}
 
@@ -243,6 +246,10 @@ def parse_profile(name: str, entry: Mapping[str, Any], cas: Mapping[str, int],
         identity=_parse_identity(entry.get("identity"), subject, san, f"{key}.identity"),
         successor=as_str(entry["successor"], f"{key}.successor")
         if entry.get("successor") is not None else None,
+        revoke_superseded_after=as_duration(entry["revoke_superseded_after"],
+                                            f"{key}.revoke_superseded_after", minimum=0,
+                                            maximum=365 * 86400)
+        if entry.get("revoke_superseded_after") is not None else None,
         server_key_type=server_key_type,
         public_http_url=public_http_url,
     )

@@ -100,6 +100,10 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
                    choices=[r.name for r in x509.ReasonFlags if r.name != "remove_from_crl"])
     p.add_argument("--actor", default="operator")
     p.set_defaults(func=cmd_certs_revoke)
+    p = certs.add_parser("revoke-superseded",
+                         help="revoke renewed certificates past their profile's "
+                              "revoke_superseded_after (run from cron)")
+    p.set_defaults(func=cmd_certs_revoke_superseded)
 
     reqs = sub.add_parser("requests", help="enrollment requests and the approval queue") \
         .add_subparsers(dest="requests_command")
@@ -303,6 +307,14 @@ def cmd_certs_revoke(args: argparse.Namespace, opener: Opener) -> int:
     rec = opener.context().authority.revoke(_serial(args.serial), x509.ReasonFlags[args.reason],
                                             args.actor)
     _out(f"revoked {rec.serial_hex} ({args.reason})")
+    return 0
+
+
+def cmd_certs_revoke_superseded(args: argparse.Namespace, opener: Opener) -> int:
+    revoked = opener.context().authority.revoke_superseded()
+    for serial in revoked:
+        _out(f"revoked {serial} (superseded)")
+    _out(f"{len(revoked)} superseded certificate(s) revoked")
     return 0
 
 

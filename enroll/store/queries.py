@@ -212,6 +212,17 @@ def supersede(tx: Tx, serial_hex: str, by: str) -> bool:
                   "AND superseded_by IS NULL", (by, serial_hex)) == 1
 
 
+def superseded_due(tx: Tx, profile: str, renewed_before: dt.datetime,
+                   limit: int = 1000) -> list[str]:
+    """Serials of still-valid certificates whose renewal under `profile` was stored
+    before `renewed_before`."""
+    rows = tx.all("SELECT old.serial FROM certificates old JOIN certificates new "
+                  "ON new.serial = old.superseded_by WHERE old.status = 'valid' "
+                  f"AND new.profile = ? AND new.created_at < ? LIMIT {int(limit)}",
+                  (profile, tx.when(renewed_before)))
+    return [r["serial"] for r in rows]
+
+
 def revoke_certificate(tx: Tx, serial_hex: str, reason: x509.ReasonFlags,
                        now: dt.datetime) -> bool:
     return tx.run("UPDATE certificates SET status = ?, revoked_at = ?, revocation_reason = ? "

@@ -4,13 +4,16 @@ was stored."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
-from door_drivers import DOORS, REFUSED, UNAUTHORIZED, DoorDriver
+from door_drivers import CHALLENGE_OID, DOORS, REFUSED, UNAUTHORIZED, DoorDriver
+from harness import CHALLENGE
 
+from enroll.clock import FrozenClock
 from enroll.testing import make_key, request
 
 # A server profile identified by its names, with one subject field besides the CN that
@@ -229,3 +232,58 @@ async def test_a_transient_ca_failure_is_retryable(door: str, make_driver: Any,
         retry = await d.enroll(key=key, transaction_id="tid-flaky", **names)
         assert retry.ok, retry
     assert d.h.counts() == (1, 2)  # the failed attempt stays on record, released
+
+
+@pytest.mark.parametrize("door", DOORS)
+async def test_a_profile_revokes_what_a_renewal_superseded(door: str,
+                                                           make_driver: Any) -> None:
+    clock = FrozenClock(dt.datetime.now(dt.UTC))
+    d = make_driver(door, {**SERVER, "revoke_superseded_after": "1h"}, clock=clock)
+    names: dict[str, Any] = {"cn": "a.corp.example", "dns": ["a.corp.example"]}
+    first = await d.enroll(**names)
+    renewed = await d.renew(first.cert, **names)
+    assert renewed.ok, renewed
+    authority = d.h.ctx.authority
+    assert authority.revoke_superseded() == []  # inside the grace
+    clock.advance(dt.timedelta(hours=2))
+    assert authority.revoke_superseded() == [serial(first.cert)]
+    old = record(d, first.cert)
+    assert old.status.value == "revoked"
+    assert old.revocation_reason is x509.ReasonFlags.superseded
+    assert record(d, renewed.cert).status.value == "valid"
+    assert authority.revoke_superseded() == []
+
+
+@pytest.mark.parametrize("door", DOORS)
+async def test_revoke_superseded_after_zero_revokes_at_renewal(door: str,
+                                                               make_driver: Any) -> None:
+    d = make_driver(door, {**SERVER, "revoke_superseded_after": "0s"})
+    names: dict[str, Any] = {"cn": "a.corp.example", "dns": ["a.corp.example"]}
+    first = await d.enroll(**names)
+    assert (await d.renew(first.cert, **names)).ok
+    assert record(d, first.cert).revocation_reason is x509.ReasonFlags.superseded
+
+
+async def test_acme_replaces_needs_a_name_in_common(make_driver: Any) -> None:
+    """RFC 9773: the order replacing a certificate shares at least one identifier."""
+    d = make_driver("acme", SERVER)
+    first = await d.enroll(cn="a.corp.example", dns=["a.corp.example"])
+    disjoint = await d.renew(first.cert, cn="b.corp.example", dns=["b.corp.example"])
+    assert disjoint.error == "unauthorized", disjoint
+    assert "shares no name" in disjoint.detail
+    wider = await d.renew(first.cert, cn="a.corp.example",
+                          dns=["a.corp.example", "b.corp.example"])
+    assert wider.ok, wider  # proven names may grow
+    assert d.h.counts() == (2, 2)
+
+
+async def test_scep_renewal_challenge_is_required_when_the_endpoint_says_so(
+        make_driver: Any) -> None:
+    d = make_driver("scep", SERVER, scep={"renewal_challenge": True})
+    names: dict[str, Any] = {"cn": "a.corp.example", "dns": ["a.corp.example"]}
+    first = await d.enroll(**names)
+    without = await d.renew(first.cert, **names)
+    assert without.error == "BAD_REQUEST" and "challenge" in without.detail, without
+    with_challenge = await d.renew(first.cert, attributes=[(CHALLENGE_OID, CHALLENGE.encode())],
+                                   **names)
+    assert with_challenge.ok, with_challenge
