@@ -39,7 +39,6 @@ from enroll.errors import (
     MalformedInput,
     NotFound,
     PolicyDenied,
-    Unauthorized,
     Unavailable,
 )
 from enroll.model import (
@@ -58,7 +57,7 @@ from enroll.model import (
     Vote,
 )
 from enroll.names import names_as_strings
-from enroll.profiles import REQUESTER, Profile
+from enroll.profiles import Profile
 from enroll.revocation import CRLService
 from enroll.store import queries
 from enroll.store.db import Database
@@ -247,56 +246,9 @@ class Authority:
     def _accept(self, request: EnrollmentRequest,
                 profile: Profile) -> profile_rules.AcceptedRequest:
         """The profile's rules, bound by what the front-end proved and by the
-        certificates the request renews or was authenticated with (`enroll.renewal`)."""
-        now = self.clock.now()
-        proven = request.authorized is not None
-        bound: list[CertificateRecord] = []
-        authorized = request.authorized
-        if request.credential is not None:
-            credential = renewal.bound_record(self.certificate(request.credential),
-                                              request.credential)
-            renewal.check_live(credential, now, request.renewal_grace)
-            renewal.check_profile(credential, profile, self.profiles)
-            bound.append(credential)
-            if authorized is None:
-                authorized = renewal.authorization_of(credential)
-        if request.replaces is not None:
-            replaced = renewal.bound_record(self.certificate(request.replaces),
-                                            request.replaces)
-            if not proven:
-                # Without names proven by the front-end, the replaced certificate is the
-                # credential: live, and it bounds the names.
-                if request.credential not in (None, replaced.serial_hex):
-                    raise Unauthorized("a renewal must be authenticated by the "
-                                       "certificate it replaces")
-                renewal.check_live(replaced, now, request.renewal_grace)
-                authorized = authorized or renewal.authorization_of(replaced)
-            renewal.check_not_replaced(replaced)
-            renewal.check_profile(replaced, profile, self.profiles)
-            if replaced.serial_hex != request.credential:
-                bound.append(replaced)
-        requester = request.requester.identity
-        if profile.identity == REQUESTER and bound and (bound[0].identity or "").startswith(
-                f"{REQUESTER}:"):
-            requester = (bound[0].identity or "").partition(":")[2]
-        accepted = profile_rules.accept(profile, request.csr, authorized, requester)
-        names = names_as_strings(accepted.names)
-        for record in bound:
-            renewal.check_identity(record, self._identity(record), accepted.identity, names,
-                                   proven=proven)
-        return accepted
-
-    def _identity(self, record: CertificateRecord) -> str:
-        if record.identity is not None:
-            return record.identity
-        profile = self.profiles.get(record.profile)
-        if profile is None:
-            return ""
-        try:
-            return profile_rules.identity_of_certificate(profile, record.certificate,
-                                                         record.requester)
-        except EnrollError:
-            return ""
+        certificates the request renews or was authenticated with."""
+        return renewal.accept_bound(request, profile, self.profiles, self.certificate,
+                                    self.clock.now())
 
     def _start_signing(self, request_id: str) -> threading.Event:
         signing = threading.Event()

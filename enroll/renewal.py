@@ -21,13 +21,16 @@ the new one (as RFC 9773 servers check) and keep the profile line.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 from cryptography import x509
 
-from enroll.errors import Conflict, NotFound, Unauthorized
-from enroll.model import Authorization, CertificateRecord, CertificateStatus
+from enroll import profile_rules
+from enroll.errors import Conflict, EnrollError, NotFound, Unauthorized
+from enroll.model import Authorization, CertificateRecord, CertificateStatus, EnrollmentRequest
 from enroll.names import names_as_strings
-from enroll.profiles import Profile
+from enroll.profile_rules import AcceptedRequest
+from enroll.profiles import REQUESTER, Profile
 
 
 def authorization_of(record: CertificateRecord) -> Authorization:
@@ -93,3 +96,59 @@ def bound_record(record: CertificateRecord | None, serial: str) -> CertificateRe
     if record is None:
         raise NotFound(f"certificate {serial} was not issued here")
     return record
+
+
+def accept_bound(request: EnrollmentRequest, profile: Profile, profiles: dict[str, Profile],
+                 certificate: Callable[[str], CertificateRecord | None],
+                 now: dt.datetime) -> AcceptedRequest:
+    """The profile's rules (`enroll.profile_rules.accept`), bound by what the front-end
+    proved (`request.authorized`) and by the certificates the request was authenticated
+    with (`credential`) or renews (`replaces`), as the module docstring says."""
+    proven = request.authorized is not None
+    bound: list[CertificateRecord] = []
+    authorized = request.authorized
+    if request.credential is not None:
+        credential = bound_record(certificate(request.credential), request.credential)
+        check_live(credential, now, request.renewal_grace)
+        check_profile(credential, profile, profiles)
+        bound.append(credential)
+        authorized = authorized or authorization_of(credential)
+    if request.replaces is not None:
+        replaced = bound_record(certificate(request.replaces), request.replaces)
+        if not proven:
+            # Without names proven by the front-end, the replaced certificate is the
+            # credential: live, and it bounds the names.
+            if request.credential not in (None, replaced.serial_hex):
+                raise Unauthorized("a renewal must be authenticated by the certificate "
+                                   "it replaces")
+            check_live(replaced, now, request.renewal_grace)
+            authorized = authorized or authorization_of(replaced)
+        check_not_replaced(replaced)
+        check_profile(replaced, profile, profiles)
+        if replaced.serial_hex != request.credential:
+            bound.append(replaced)
+    requester = request.requester.identity
+    kept = bound[0].identity if bound else None
+    if profile.identity == REQUESTER and kept and kept.startswith(f"{REQUESTER}:"):
+        requester = kept.partition(":")[2]  # a renewal keeps the original requester
+    accepted = profile_rules.accept(profile, request.csr, authorized, requester)
+    names = names_as_strings(accepted.names)
+    for record in bound:
+        check_identity(record, identity_of_record(record, profiles), accepted.identity,
+                       names, proven=proven)
+    return accepted
+
+
+def identity_of_record(record: CertificateRecord, profiles: dict[str, Profile]) -> str:
+    """The recorded identity, or for certificates stored before identities were
+    recorded, the one their profile gives them now ("" if it cannot)."""
+    if record.identity is not None:
+        return record.identity
+    profile = profiles.get(record.profile)
+    if profile is None:
+        return ""
+    try:
+        return profile_rules.identity_of_certificate(profile, record.certificate,
+                                                     record.requester)
+    except EnrollError:
+        return ""
