@@ -108,3 +108,40 @@ async def test_token_door_example_is_a_whole_protocol_plugin(
         ctx.db.dispose()
         metadata.remove(metadata.tables["token_door_uses"])
         sys.modules.pop("enroll_token_door", None)
+
+
+def test_identity_profiles_example_issues_only_what_each_profile_identifies(
+        tmp_path: Path, db_url: str) -> None:
+    from enroll import config as config_mod
+    from enroll.errors import BadCSR, Unauthorized
+
+    cfg = config_mod.load(EXAMPLES / "identity_profiles" / "enroll.toml",
+                          {"ENROLL_CA_PASSPHRASE": "example-passphrase",
+                           "ENROLL_DATABASE_URL": db_url}, data_dir=tmp_path)
+    ctx = build_context(cfg)
+    try:
+        authority = ctx.authority
+        phone = authority.submit(request(make_csr(cn="dev-42"), "mdm"))
+        assert phone.certificate.subject.rfc4514_string() == "O=Example Corp,CN=dev-42"  # type: ignore[union-attr]
+        for cn in ("www.bank.example", "dev-\x00"):
+            with pytest.raises(BadCSR):
+                authority.submit(request(make_csr(cn=cn), "mdm"))
+        with pytest.raises(BadCSR, match="must also be one of"):
+            authority.submit(request(make_csr(cn="www.bank.example",
+                                              dns=["a.corp.example"]), "server"))
+        record = authority.lookup(phone.certificate)  # type: ignore[union-attr]
+        assert record is not None and record.identity == "subject.CN:dev-42"
+        # mdm's successor is mdm-v2: a renewal moves there, keeping the CN, adding nothing.
+        with pytest.raises(BadCSR, match="not among the names of certificate"):
+            authority.submit(request(make_csr(cn="dev-42", emails=["ceo@corp.example"]),
+                                     "mdm-v2", replaces=record.serial_hex))
+        with pytest.raises(Unauthorized, match="issued under profile 'mdm'"):
+            authority.submit(request(make_csr(cn="dev-42"), "server",
+                                     replaces=record.serial_hex))
+        renewed = authority.submit(request(make_csr(cn="dev-42"), "mdm-v2",
+                                           replaces=record.serial_hex))
+        new = authority.lookup(renewed.certificate)  # type: ignore[union-attr]
+        assert new is not None and new.profile == "mdm-v2"
+        assert new.identity == "subject.CN:dev-42"
+    finally:
+        ctx.db.dispose()
