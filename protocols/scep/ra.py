@@ -5,6 +5,13 @@ its own RSA RA certificate issued by its CA through the core pipeline (it is in 
 inventory and can be revoked like any certificate). The key is kept in
 ``scep_ra_keys`` sealed with the CA passphrase (`enroll.crypto.sealing`), so every worker
 shares it. A new generation is issued when the current one is within `RENEW_BEFORE` of expiry.
+
+The RA's request is made under its own protocol name, `RA_PROTOCOL` (``scep-ra``), with
+the endpoint's label: the core scopes transactions by (protocol, endpoint,
+transactionID) and a client's PKCSReq is always ``scep``, so no client can squat the
+transactionID of a future RA generation. Until v1 the RA was requested as ``scep``
+itself; such an RA is still found (it is read from ``scep_ra_keys``, never through
+its request), and its next generation is requested under ``scep-ra``.
 """
 
 from __future__ import annotations
@@ -31,6 +38,8 @@ from .settings import EndpointSettings
 PEM = serialization.Encoding.PEM
 RENEW_BEFORE = dt.timedelta(days=30)
 WAIT_FOR_OTHER_WORKER = 15.0
+RA_PROTOCOL = "scep-ra"
+"""The request namespace of RA certificates: no client message is ever this protocol."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +82,7 @@ def _issue(frontend: FrontEnd, endpoint: EndpointSettings, ca: str,
     outcome = frontend.door.submit(EnrollmentRequest(
         csr=csr, profile=endpoint.ra_profile,
         requester=Requester(f"system:scep-ra:{endpoint.label}", "operator"),
-        protocol="scep", endpoint=endpoint.label, transaction_id=f"ra:{ca}:{generation}",
+        protocol=RA_PROTOCOL, endpoint=endpoint.label, transaction_id=f"ra:{ca}:{generation}",
         ca=ca, attributes={"scep": "ra-certificate"}))
     if not isinstance(outcome, Issued):
         raise ConfigError(f"scep.endpoints.{endpoint.label}.ra_profile",
