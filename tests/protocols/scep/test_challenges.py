@@ -202,7 +202,13 @@ def test_unreachable_or_slow_webhook_fails_closed(make_scep: Any, verifier: str)
 
 
 class DenyByName:
-    """A policy plugin that denies CN=denied (and sends CN=review to approval)."""
+    """A policy plugin that denies CN=denied (and sends CN=review to approval); signing
+    CN=ca-fails fails as a broken CA backend does."""
+
+    @hookimpl
+    def enroll_amend_certificate(self, draft: Any, request: Any, profile: Any) -> None:
+        if request.csr.subject.rfc4514_string() == "CN=ca-fails":
+            raise RuntimeError("the CA backend is down")
 
     @hookimpl
     def enroll_policy_vote(self, request: Any, profile: Any) -> Decision | None:
@@ -247,6 +253,17 @@ def test_a_one_time_challenge_refused_by_policy_is_not_spent(harness_factory: An
     assert _enroll(scep, challenge, "other").certrep.fail_info is FailInfo.BAD_REQUEST
     assert scep.counts() == (1, 1)
     assert _challenge_row(scep, challenge)["used_by"] == "transaction:tid-good"
+
+
+def test_a_one_time_challenge_is_not_spent_when_signing_fails(harness_factory: Any) -> None:
+    scep, challenge = _one_time_with_policy(harness_factory)
+    failed = _enroll(scep, challenge, "ca-fails")
+    assert failed.status is PKIStatus.FAILURE
+    assert scep.counts()[0] == 0  # no certificate (the core may record the attempt)
+    assert _challenge_row(scep, challenge)["used_at"] is None
+    assert _enroll(scep, challenge, "good").status is PKIStatus.SUCCESS
+    assert scep.counts()[0] == 1
+    assert _challenge_row(scep, challenge)["used_at"] is not None
 
 
 def test_a_one_time_challenge_is_spent_by_a_request_that_goes_pending(
