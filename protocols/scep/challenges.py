@@ -81,10 +81,6 @@ class Reservation:
         self._challenges = challenges
         self._held: tuple[str, str, str] | None = None
 
-    @property
-    def held(self) -> bool:
-        return self._held is not None
-
     def consume(self, endpoint: str, challenge: str, used_by: str) -> bool:
         if self._held is not None:
             return False
