@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from enroll.protocols.scep import ra, settings, store
@@ -114,3 +115,25 @@ def test_an_ra_requested_under_the_old_scheme_is_found_and_renewed(make_scep: An
             if r["transaction_id"].startswith("ra:")}
     assert rows == {("scep", f"ra:{endpoint.ca}:1"), ("scep", f"ra:{endpoint.ca}:2"),
                     (ra.RA_PROTOCOL, f"ra:{endpoint.ca}:2")}
+
+
+def test_an_ra_issued_by_a_start_that_died_before_storing_its_key_is_issued_again(
+        make_scep: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ra, "WAIT_FOR_OTHER_WORKER", 0.3)
+    clock = FrozenClock(dt.datetime.now(dt.UTC))
+    scep = make_scep(clock=clock)
+    endpoint = settings.parse(scep.ctx.config)[0]
+    first = scep_ra(scep)
+    _near_expiry(clock, first)
+    # What a start that died after the core issued generation 2 left: its request and
+    # certificate, no scep_ra_keys row (the key was only in that process's memory).
+    ra._issue(scep.ctx.frontend, endpoint, endpoint.ca, f"ra:{endpoint.ca}:2")
+    restarted = make_scep(clock=clock)
+    _fresh_ra_serves(restarted, clock, first)
+    with restarted.ctx.db.read() as tx:
+        stored = store.get_ra(tx, endpoint.label, endpoint.ca)
+    assert stored is not None and stored.generation == 2
+    tids = sorted(r["transaction_id"] for r in restarted.rows("requests")
+                  if r["protocol"] == ra.RA_PROTOCOL)
+    assert tids[:2] == [f"ra:{endpoint.ca}:1", f"ra:{endpoint.ca}:2"]
+    assert len(tids) == 3 and tids[2].startswith(f"ra:{endpoint.ca}:2:")
