@@ -131,7 +131,8 @@ def client(app: Any) -> Iterator[Harness]:
 
 @pytest.fixture
 def harness_factory(make_config: ConfigFactory) -> Iterator[Callable[..., Harness]]:
-    """`harness_factory(clock=..., base_url=..., listener=..., **make_config_overrides)`:
+    """`harness_factory(clock=..., base_url=..., listener=..., extra_plugins=...,
+    **make_config_overrides)`:
     the app built from `make_config(...)` in a `Harness`; every one is closed at
     teardown. Protocol suites pass their section (`harness.scep_section(...)` …)."""
     from enroll.app import create_app
@@ -139,9 +140,10 @@ def harness_factory(make_config: ConfigFactory) -> Iterator[Callable[..., Harnes
     made: list[Harness] = []
 
     def factory(*, clock: Any = None, base_url: str = "http://testserver",
-                listener: bool = False, **overrides: Any) -> Harness:
-        h = Harness(create_app(make_config(**overrides), clock=clock), base_url,
-                    listener=listener)
+                listener: bool = False, extra_plugins: tuple[object, ...] = (),
+                **overrides: Any) -> Harness:
+        h = Harness(create_app(make_config(**overrides), clock=clock,
+                               extra_plugins=extra_plugins), base_url, listener=listener)
         made.append(h)
         return h
 

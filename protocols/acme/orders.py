@@ -8,10 +8,12 @@ import ipaddress
 import secrets
 
 from cryptography import x509
+from sqlalchemy.exc import IntegrityError
 
 from enroll.csr import load_csr
 from enroll.errors import BadCSR, EnrollError, MalformedInput, Unavailable
 from enroll.model import Authorization, EnrollmentRequest, Issued, Pending, Requester
+from enroll.store.transaction import Tx
 
 from . import ari, fields, names, store
 from .accounts import Verified, account_url
@@ -20,6 +22,7 @@ from .jws import b64d, jwk_of, thumbprint
 from .problems import AcmeProblem, from_error, malformed, not_found, unauthorized
 
 ORDER_LIFETIME = dt.timedelta(days=7)
+ORDER_EXPIRED = {"type": "urn:ietf:params:acme:error:malformed", "detail": "order expired"}
 RETRY_AFTER = 3
 
 
@@ -61,25 +64,51 @@ def new_order(ep: AcmeEndpoint, v: Verified) -> tuple[store.Order, list[str]]:
     order = store.Order(secrets.token_urlsafe(12), ep.label, account.id, "pending", idents,
                         profile, replaces, None, None, None, now + ORDER_LIFETIME)
     authz_ids = []
-    with ep.db.write() as conn:
-        store.add_order(conn, order, now)
-        for ident in idents:
-            wildcard = ident["value"].startswith("*.")
-            if wildcard:
-                types: tuple[str, ...] = ("dns-01",)
-            elif ident["type"] == "ip":
-                types = tuple(t for t in offered if t != "dns-01")
-            else:
-                types = offered
-            authz = store.Authz(secrets.token_urlsafe(12), order.id, account.id,
-                                ident["type"], ident["value"], wildcard, "pending",
-                                order.expires)
-            token = _token()  # one token per authorization, shared by its challenges
-            store.add_authz(conn, authz, [
-                store.Challenge(secrets.token_urlsafe(12), authz.id, t, token, "pending",
-                                None, None) for t in types])
-            authz_ids.append(authz.id)
+    try:
+        with ep.db.write() as conn:
+            if replaces is not None:
+                _claim_replacement(conn, replaces, now)
+            store.add_order(conn, order, now)
+            for ident in idents:
+                authz_ids.append(_add_authz(conn, order, ident, offered))
+    except IntegrityError:
+        # A concurrent newOrder committed its claim on `replaces` first (the partial
+        # unique index on acme_orders.replaces).
+        if replaces is None:
+            raise
+        raise _already_replaced() from None
     return order, sorted(authz_ids)
+
+
+def _add_authz(conn: Tx, order: store.Order, ident: dict[str, str],
+               offered: tuple[str, ...]) -> str:
+    wildcard = ident["value"].startswith("*.")
+    if wildcard:
+        types: tuple[str, ...] = ("dns-01",)
+    elif ident["type"] == "ip":
+        types = tuple(t for t in offered if t != "dns-01")
+    else:
+        types = offered
+    authz = store.Authz(secrets.token_urlsafe(12), order.id, order.account_id,
+                        ident["type"], ident["value"], wildcard, "pending", order.expires)
+    token = _token()  # one token per authorization, shared by its challenges
+    store.add_authz(conn, authz, [
+        store.Challenge(secrets.token_urlsafe(12), authz.id, t, token, "pending",
+                        None, None) for t in types])
+    return authz.id
+
+
+def _claim_replacement(conn: Tx, serial: str, now: dt.datetime) -> None:
+    """RFC 9773 §5, in the transaction that inserts the order: the certificate must not
+    be replaced by another order that is not invalid. An order that expired unfinalized
+    is made invalid here first (it could never be finalized), releasing its claim."""
+    store.expire_replacing(conn, serial, now, ORDER_EXPIRED)
+    if store.order_replacing(conn, serial) is not None:
+        raise _already_replaced()
+
+
+def _already_replaced() -> AcmeProblem:
+    return AcmeProblem("alreadyReplaced", "this certificate was already replaced", 409)
 
 
 def _replaced_serial(ep: AcmeEndpoint, account: store.Account, cert_id: object) -> str:
@@ -90,11 +119,7 @@ def _replaced_serial(ep: AcmeEndpoint, account: store.Account, cert_id: object) 
         raise malformed("replaces names an unknown certificate")
     if not record.requester.endswith(f"/acct/{account.id}"):
         raise unauthorized("replaces names another account's certificate")
-    with ep.db.read() as conn:
-        taken = store.order_replacing(conn, serial)
-    if taken is not None:
-        raise AcmeProblem("alreadyReplaced", "this certificate was already replaced", 409)
-    return serial
+    return serial  # not yet replaced: checked in newOrder's write (_claim_replacement)
 
 
 def load_order(ep: AcmeEndpoint, v: Verified, order_id: str) -> store.Order:
@@ -110,8 +135,8 @@ def load_order(ep: AcmeEndpoint, v: Verified, order_id: str) -> store.Order:
     elif order.status in ("pending", "ready") and order.expires <= ep.clock.now():
         # RFC 8555 §7.1.6: an order that expires before it is finalized is invalid.
         with ep.db.write() as conn:
-            store.set_order(conn, order.id, ("pending", "ready"), status="invalid", error={
-                "type": "urn:ietf:params:acme:error:malformed", "detail": "order expired"})
+            store.set_order(conn, order.id, ("pending", "ready"), status="invalid",
+                            error=ORDER_EXPIRED)
             order = store.get_order(conn, order.id) or order
     return order
 

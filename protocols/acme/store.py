@@ -4,7 +4,8 @@ core's pipeline); an order only records the request id and serial the core gave 
 
 Exactly-once rules are conditional UPDATEs and primary keys: a nonce is accepted once
 (INSERT into ``acme_used_nonces``), an order leaves ``ready`` once, an EAB key binds one
-account (UPDATE ... WHERE account_id IS NULL)."""
+account (UPDATE ... WHERE account_id IS NULL), a certificate is replaced by one live
+order (the partial unique index ``uq_acme_orders_replaces``)."""
 
 # ruff: noqa: S608 - the SQL below interpolates only constant column lists and int()
 # limits; column names in SET clauses go through `Tx.update`, which refuses any name
@@ -25,11 +26,14 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 from enroll.store.columns import UTC_DT
 from enroll.store.schema import metadata
 from enroll.store.transaction import Row, Tx
+
+LIVE_REPLACEMENT = "replaces IS NOT NULL AND status != 'invalid'"
 
 acme_secrets = Table(
     "acme_secrets", metadata,
@@ -68,6 +72,11 @@ acme_orders = Table(
     Column("error", Text, nullable=True),
     Column("expires", UTC_DT, nullable=False),
     Column("created_at", UTC_DT, nullable=False),
+    # RFC 9773 §5: at most one order that is not invalid replaces a certificate. An
+    # order that becomes invalid (failed validation, deactivated, expired, refused)
+    # leaves the index, so the certificate can be replaced by a new order.
+    Index("uq_acme_orders_replaces", "replaces", unique=True,
+          sqlite_where=text(LIVE_REPLACEMENT), postgresql_where=text(LIVE_REPLACEMENT)),
 )
 acme_authzs = Table(
     "acme_authzs", metadata,
@@ -289,6 +298,14 @@ def order_replacing(tx: Tx, serial: str) -> str | None:
     row = tx.one("SELECT id FROM acme_orders WHERE replaces = ? AND status != 'invalid'",
                  (serial,))
     return None if row is None else str(row["id"])
+
+
+def expire_replacing(tx: Tx, serial: str, now: dt.datetime, error: dict[str, Any]) -> int:
+    """Mark invalid the orders replacing this certificate that expired unfinalized
+    (RFC 8555 §7.1.6), so they no longer hold its replacement."""
+    return tx.run("UPDATE acme_orders SET status = 'invalid', error = ? WHERE replaces = ? "
+                  "AND status IN ('pending', 'ready') AND expires <= ?",
+                  (json.dumps(error), serial, tx.when(now)))
 
 
 def get_authz(tx: Tx, authz_id: str) -> Authz | None:

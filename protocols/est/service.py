@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,8 +27,9 @@ from cryptography.x509.oid import AttributeOID
 from enroll import renewal
 from enroll.csr import load_csr
 from enroll.door import Door, FrontEnd
-from enroll.errors import BadCSR, Conflict, Unauthorized, Unavailable
+from enroll.errors import BadCSR, Unauthorized, Unavailable
 from enroll.model import (
+    CertificateStatus,
     EnrollmentRequest,
     Issued,
     Outcome,
@@ -205,7 +207,14 @@ class EstService:
 
     def serverkeygen(self, authorization: str, transport: Transport,
                      body: bytes) -> KeyAndOutcome:
-        """RFC 7030 §4.4: a key made here, returned with its certificate."""
+        """RFC 7030 §4.4: a key made here, returned with its certificate.
+
+        A server-generated key goes over the wire once, to the requester who asked (the
+        same authenticated identity), and never for a certificate that is revoked or
+        expired. The same template again (a client polling after 202, RFC 7030 §4.2.3)
+        collects a key still waiting for it; once a key was delivered, the same
+        template is a new request for a new key pair. Archived keys stay in the archive
+        for ``enroll est archive export``."""
         if not self.endpoint.serverkeygen:
             from enroll.errors import NotFound
 
@@ -213,22 +222,23 @@ class EstService:
         requester, binding = self._authenticate(authorization, transport)
         template = load_csr(wire.decode_base64_body(body))
         self.check_pop(template, transport)
-        tid = transaction_id("serverkeygen", requester.identity.encode(), _spki(template),
-                             template.subject.public_bytes(), _names_bytes(template))
-        for _ in range(8):
-            existing = self.authority.find_transaction(PROTOCOL, self.endpoint.label, tid)
-            if existing is None:
-                return self._generate(template, requester, tid, binding)
-            with self.db.read() as tx:
-                kept = store.get_key_by_request(tx, existing.id)
-            if kept is not None:
-                return self._collect(kept)
-            # Delivered already (and not kept): a new request starts a new transaction.
-            tid = transaction_id("next", tid.encode(), existing.id.encode())
-        raise Conflict("too many server-generated keys for this request")
+        asked = transaction_id("serverkeygen", requester.identity.encode(), _spki(template),
+                               template.subject.public_bytes(), _names_bytes(template))
+        with self.db.read() as tx:
+            waiting = store.undelivered_keys(tx, self.endpoint.label, asked,
+                                             requester.identity)
+        for kept in waiting:
+            answer = self._collect(kept)
+            if answer is not None:
+                return answer
+        tid = asked
+        if self.authority.find_transaction(PROTOCOL, self.endpoint.label, asked) is not None:
+            # That request's key was delivered (or can no longer be): a new one.
+            tid = transaction_id("next", asked.encode(), secrets.token_bytes(16))
+        return self._generate(template, requester, asked, tid, binding)
 
     def _generate(self, template: x509.CertificateSigningRequest, requester: Requester,
-                  tid: str, binding: dict[str, Any]) -> KeyAndOutcome:
+                  asked: str, tid: str, binding: dict[str, Any]) -> KeyAndOutcome:
         if self.profile.approval == "manual" and self.passphrase is None:
             # The key would have to wait for the officer somewhere; refuse before
             # anything is stored rather than lose it.
@@ -241,22 +251,42 @@ class EstService:
         keep = isinstance(outcome, Pending) or (isinstance(outcome, Issued)
                                                 and self.endpoint.archive_keys)
         if keep:
+            # Issued now: archived, and delivered by this very answer.
             serial = outcome.serial_hex if isinstance(outcome, Issued) else None
+            now = self.clock.now()
             sealed = serverkeygen.seal_key(der, self.passphrase, outcome.request_id)
             with self.db.write() as tx:
                 store.insert_key(tx, request_id=outcome.request_id,
                                  endpoint=self.endpoint.label, serial=serial,
                                  key_type=self.profile.server_key_type, encrypted_key=sealed,
-                                 archived=self.endpoint.archive_keys, now=self.clock.now())
+                                 archived=self.endpoint.archive_keys, now=now,
+                                 client_request=asked, requester=requester.identity,
+                                 delivered_at=now if serial is not None else None)
         return KeyAndOutcome(der if isinstance(outcome, Issued) else None, outcome)
 
-    def _collect(self, kept: store.StoredKey) -> KeyAndOutcome:
+    def _collect(self, kept: store.StoredKey) -> KeyAndOutcome | None:
+        """A kept key's answer: still waiting, refused, or the key itself, delivered
+        once. None when it can no longer be delivered (someone collected it first, or
+        its certificate was revoked or has expired): the caller makes a new key."""
         outcome = self.authority.status(kept.request_id)
         if not isinstance(outcome, Issued):
             return KeyAndOutcome(None, outcome)
+        if not self._deliverable(outcome):
+            with self.db.write() as tx:  # an archived key stays for the operator
+                store.set_key_serial(tx, kept.request_id, outcome.serial_hex)
+                store.forget_delivered_key(tx, kept.request_id)
+            return None
         der = serverkeygen.open_key(kept.encrypted_key, self.passphrase, kept.request_id)
         with self.db.write() as tx:
-            store.set_key_serial(tx, kept.request_id, outcome.serial_hex)
+            if not store.mark_delivered(tx, kept.request_id, outcome.serial_hex,
+                                        self.clock.now()):
+                return None
             store.forget_delivered_key(tx, kept.request_id)
         return KeyAndOutcome(der, outcome)
 
+    def _deliverable(self, issued: Issued) -> bool:
+        """Is the certificate of a kept key still one to hand its key out with?"""
+        if issued.certificate.not_valid_after_utc <= self.clock.now():
+            return False
+        record = self.authority.certificate(issued.certificate.serial_number)
+        return record is not None and record.status is CertificateStatus.VALID

@@ -5,7 +5,11 @@
 - ``est_server_keys``: a key made by /serverkeygen, AES-GCM encrypted. Kept while its
   request waits for approval (the client comes back for it), and for good when the
   endpoint archives keys (``archive_keys = true``) so an operator can recover it with
-  ``enroll est archive export``.
+  ``enroll est archive export``. ``client_request`` is what identifies the client's
+  request (requester, template key and names; see `service.transaction_id`),
+  ``requester`` who asked, and ``delivered_at`` when the key went over the wire: a key
+  is sent once, to its requester (`mark_delivered` is a conditional UPDATE), and an
+  archived key is never sent again.
 
 Certificates and requests never live here: they go through the core's pipeline. Every
 function takes a `Tx` from `Database.write()` / `Database.read()`.
@@ -16,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import Boolean, Column, LargeBinary, String, Table
+from sqlalchemy import Boolean, Column, Index, LargeBinary, String, Table
 
 from enroll.store.columns import UTC_DT
 from enroll.store.schema import metadata
@@ -39,6 +43,10 @@ est_server_keys = Table(
     Column("encrypted_key", LargeBinary, nullable=False),
     Column("archived", Boolean, nullable=False),
     Column("created_at", UTC_DT, nullable=False),
+    Column("client_request", String(256), nullable=True),
+    Column("requester", String(512), nullable=True),
+    Column("delivered_at", UTC_DT, nullable=True),
+    Index("ix_est_server_keys_client_request", "endpoint", "client_request"),
 )
 
 
@@ -51,6 +59,9 @@ class StoredKey:
     encrypted_key: bytes
     archived: bool
     created_at: dt.datetime
+    client_request: str | None = None
+    requester: str | None = None
+    delivered_at: dt.datetime | None = None
 
 
 def get_user_hash(tx: Tx, endpoint: str, username: str) -> str | None:
@@ -82,22 +93,45 @@ def list_users(tx: Tx, endpoint: str | None = None) -> list[tuple[str, str]]:
     return [(str(r["endpoint"]), str(r["username"])) for r in rows]
 
 
-_KEY = "request_id, endpoint, serial, key_type, encrypted_key, archived, created_at"
+_KEY = ("request_id, endpoint, serial, key_type, encrypted_key, archived, created_at, "
+        "client_request, requester, delivered_at")
 
 
 def _key(row: Row) -> StoredKey:
     return StoredKey(request_id=row["request_id"], endpoint=row["endpoint"],
                      serial=row["serial"], key_type=row["key_type"],
                      encrypted_key=row["encrypted_key"], archived=row["archived"],
-                     created_at=row["created_at"])
+                     created_at=row["created_at"], client_request=row["client_request"],
+                     requester=row["requester"], delivered_at=row["delivered_at"])
 
 
 def insert_key(tx: Tx, *, request_id: str, endpoint: str, serial: str | None,
-               key_type: str, encrypted_key: bytes, archived: bool, now: dt.datetime) -> None:
+               key_type: str, encrypted_key: bytes, archived: bool, now: dt.datetime,
+               client_request: str | None = None, requester: str | None = None,
+               delivered_at: dt.datetime | None = None) -> None:
     tx.insert(est_server_keys, {
         "request_id": request_id, "endpoint": endpoint, "serial": serial,
         "key_type": key_type, "encrypted_key": encrypted_key, "archived": archived,
-        "created_at": now})
+        "created_at": now, "client_request": client_request, "requester": requester,
+        "delivered_at": delivered_at})
+
+
+def undelivered_keys(tx: Tx, endpoint: str, client_request: str,
+                     requester: str) -> list[StoredKey]:
+    """Keys made for this client request and not sent yet (waiting for approval, or
+    issued while the client was away), newest first."""
+    rows = tx.all(f"SELECT {_KEY} FROM est_server_keys WHERE endpoint = ? AND "  # noqa: S608
+                  "client_request = ? AND requester = ? AND delivered_at IS NULL "
+                  "ORDER BY created_at DESC, request_id", (endpoint, client_request, requester),
+                  est_server_keys)
+    return [_key(r) for r in rows]
+
+
+def mark_delivered(tx: Tx, request_id: str, serial: str, now: dt.datetime) -> bool:
+    """Record that the key of `request_id` is being sent; True for exactly one caller."""
+    return tx.run("UPDATE est_server_keys SET delivered_at = ?, serial = ? WHERE "
+                  "request_id = ? AND delivered_at IS NULL",
+                  (tx.when(now), serial, request_id)) == 1
 
 
 def get_key_by_request(tx: Tx, request_id: str) -> StoredKey | None:
@@ -113,11 +147,13 @@ def get_key_by_serial(tx: Tx, serial: str) -> StoredKey | None:
 
 
 def set_key_serial(tx: Tx, request_id: str, serial: str) -> None:
+    """The certificate a kept key belongs to, once issued (for ``archive export``)."""
     tx.run("UPDATE est_server_keys SET serial = ? WHERE request_id = ?", (serial, request_id))
 
 
 def forget_delivered_key(tx: Tx, request_id: str) -> None:
-    """Drop a key that was only kept until its client collected it (not archived)."""
+    """Drop a key that was only kept until its client collected it (not archived), or
+    whose certificate can no longer be collected (revoked or expired before that)."""
     tx.run("DELETE FROM est_server_keys WHERE request_id = ? AND archived = ?",
            (request_id, False))
 

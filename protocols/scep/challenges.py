@@ -1,6 +1,13 @@
 """SCEP challenge passwords: static (per endpoint, stored as SHA-256), one-time (issued
 by an operator or fetched by an MDM, consumed atomically), and webhook-verified.
 
+A one-time challenge is spent only by a request that is issued or goes pending. Each
+PKCSReq verifies through its own `Reservation`: verifying marks the challenge used by
+the transaction (one conditional UPDATE, so of two requests racing with it exactly one
+holds it), and a request then refused (policy, CSR, CA) releases it again, so the same
+challenge works for the device's next attempt. A crash between the two leaves the
+challenge spent, never usable twice; an operator makes a new one.
+
 Verification runs through the core's `enroll_verify_challenge` hook (see `plugin.py`);
 this module holds the logic. Challenges are generated with 256 bits of entropy, so a
 fast hash is enough (a slow KDF would cap throughput); comparisons are constant-time.
@@ -57,11 +64,42 @@ class OneTimeChallenges:
             return store.consume_challenge(tx, digest=digest(challenge), endpoint=endpoint,
                                            now=self._clock.now(), used_by=used_by)
 
+    def release(self, endpoint: str, challenge: str, used_by: str) -> bool:
+        """Make a challenge `used_by` spent unused again (its request was refused)."""
+        with self._db.write() as tx:
+            return store.release_challenge(tx, digest=digest(challenge), endpoint=endpoint,
+                                           used_by=used_by)
+
+
+class Reservation:
+    """One request's use of a one-time challenge: `consume` holds it for the request
+    (exactly one of racing requests wins), `release` gives it back if the request is
+    then refused. Only what this reservation consumed is ever released, so a retry of
+    a transaction that already spent its challenge cannot un-spend it."""
+
+    def __init__(self, challenges: OneTimeChallenges) -> None:
+        self._challenges = challenges
+        self._held: tuple[str, str, str] | None = None
+
+    def consume(self, endpoint: str, challenge: str, used_by: str) -> bool:
+        if self._held is not None:
+            return False
+        if not self._challenges.consume(endpoint, challenge, used_by):
+            return False
+        self._held = (endpoint, challenge, used_by)
+        return True
+
+    def release(self) -> None:
+        if self._held is not None:
+            endpoint, challenge, used_by = self._held
+            self._held = None
+            self._challenges.release(endpoint, challenge, used_by)
+
 
 def settings_for(endpoint: EndpointSettings,
-                 one_time: OneTimeChallenges | None) -> Mapping[str, Any]:
-    """The `ChallengeContext.settings` this front-end passes to the hook. ``one_time``
-    carries the repository the verifier consumes challenges from."""
+                 one_time: Reservation | None) -> Mapping[str, Any]:
+    """The `ChallengeContext.settings` this front-end passes to the hook, per request.
+    ``one_time`` is the request's reservation the verifier consumes challenges through."""
     return {
         "kind": KIND,
         "static_sha256": endpoint.static_sha256,
@@ -83,7 +121,7 @@ def verify(context: ChallengeContext) -> bool | None:
     if static and hmac.compare_digest(digest(challenge), static):
         return True
     one_time = settings.get("one_time")
-    if isinstance(one_time, OneTimeChallenges) and one_time.consume(
+    if isinstance(one_time, Reservation) and one_time.consume(
             context.endpoint, challenge, used_by=f"transaction:{context.transaction_id}"):
         return True
     if settings.get("webhook"):

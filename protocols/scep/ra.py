@@ -5,11 +5,20 @@ its own RSA RA certificate issued by its CA through the core pipeline (it is in 
 inventory and can be revoked like any certificate). The key is kept in
 ``scep_ra_keys`` sealed with the CA passphrase (`enroll.crypto.sealing`), so every worker
 shares it. A new generation is issued when the current one is within `RENEW_BEFORE` of expiry.
+
+The RA's request is made under its own protocol name, `RA_PROTOCOL` (``scep-ra``), with
+the endpoint's label: the core scopes transactions by (protocol, endpoint,
+transactionID) and a client's PKCSReq is always ``scep``, so no client can squat the
+transactionID of a future RA generation. Until v1 the RA was requested as ``scep``
+itself; such an RA is still found (it is read from ``scep_ra_keys``, never through
+its request), and its next generation is requested under ``scep-ra``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import secrets
 import time
 from dataclasses import dataclass
 
@@ -28,9 +37,12 @@ from enroll.model import EnrollmentRequest, Issued, Requester
 from . import store
 from .settings import EndpointSettings
 
+log = logging.getLogger("enroll.scep")
 PEM = serialization.Encoding.PEM
 RENEW_BEFORE = dt.timedelta(days=30)
 WAIT_FOR_OTHER_WORKER = 15.0
+RA_PROTOCOL = "scep-ra"
+"""The request namespace of RA certificates: no client message is ever this protocol."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +75,7 @@ def _unseal(stored: store.StoredRA, passphrase: Secret | None) -> RA:
 
 
 def _issue(frontend: FrontEnd, endpoint: EndpointSettings, ca: str,
-           generation: int) -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
+           transaction_id: str) -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=endpoint.ra_key_size)
     csr = (x509.CertificateSigningRequestBuilder()
            .subject_name(x509.Name([
@@ -73,7 +85,7 @@ def _issue(frontend: FrontEnd, endpoint: EndpointSettings, ca: str,
     outcome = frontend.door.submit(EnrollmentRequest(
         csr=csr, profile=endpoint.ra_profile,
         requester=Requester(f"system:scep-ra:{endpoint.label}", "operator"),
-        protocol="scep", endpoint=endpoint.label, transaction_id=f"ra:{ca}:{generation}",
+        protocol=RA_PROTOCOL, endpoint=endpoint.label, transaction_id=transaction_id,
         ca=ca, attributes={"scep": "ra-certificate"}))
     if not isinstance(outcome, Issued):
         raise ConfigError(f"scep.endpoints.{endpoint.label}.ra_profile",
@@ -92,10 +104,19 @@ def load_or_create(frontend: FrontEnd, endpoint: EndpointSettings, ca: str) -> R
         if ra.certificate.not_valid_after_utc - now > RENEW_BEFORE:
             return RA(ra.certificate, ra.key, frontend.door.chain(ca))
     generation = stored.generation + 1 if stored else 1
+    tid = f"ra:{ca}:{generation}"
     try:
-        key, cert = _issue(frontend, endpoint, ca, generation)
+        key, cert = _issue(frontend, endpoint, ca, tid)
     except Conflict:
-        return _wait_for_other_worker(frontend, endpoint, ca, generation)
+        other = _wait_for_other_worker(frontend, endpoint, ca, generation)
+        if other is not None:
+            return other
+        # Nobody stored this generation: an earlier start died between issuing its
+        # certificate and storing the key (that key is lost). Issue it again under a
+        # fresh transactionID; the orphaned certificate stays in the inventory.
+        log.warning("SCEP %s: the RA certificate of transaction %s has no stored key; "
+                    "issuing another", endpoint.label, tid)
+        key, cert = _issue(frontend, endpoint, ca, f"{tid}:{secrets.token_hex(8)}")
     row = store.StoredRA(endpoint.label, ca, generation, cert.public_bytes(PEM).decode(),
                          seal_key(key, _passphrase(frontend.passphrase),
                                   context=_context(endpoint.label, ca)))
@@ -106,12 +127,17 @@ def load_or_create(frontend: FrontEnd, endpoint: EndpointSettings, ca: str) -> R
             elif not store.replace_ra(tx, row, stored.generation, now):
                 raise IntegrityError("replace", None, Exception("renewed concurrently"))
     except IntegrityError:
-        return _wait_for_other_worker(frontend, endpoint, ca, generation)
+        other = _wait_for_other_worker(frontend, endpoint, ca, generation)
+        if other is None:
+            raise ConfigError(f"scep.endpoints.{endpoint.label}", "another worker is "
+                              "issuing the RA certificate and did not finish") from None
+        return other
     return RA(cert, key, frontend.door.chain(ca))
 
 
 def _wait_for_other_worker(frontend: FrontEnd, endpoint: EndpointSettings, ca: str,
-                           generation: int) -> RA:
+                           generation: int) -> RA | None:
+    """The RA another worker stores for `generation` (None if none did in time)."""
     deadline = time.monotonic() + WAIT_FOR_OTHER_WORKER
     while time.monotonic() < deadline:
         with frontend.db.read() as tx:
@@ -120,5 +146,4 @@ def _wait_for_other_worker(frontend: FrontEnd, endpoint: EndpointSettings, ca: s
             ra = _unseal(stored, frontend.passphrase)
             return RA(ra.certificate, ra.key, frontend.door.chain(ca))
         time.sleep(0.1)
-    raise ConfigError(f"scep.endpoints.{endpoint.label}",
-                      "another worker is issuing the RA certificate and did not finish")
+    return None

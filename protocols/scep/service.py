@@ -28,11 +28,12 @@ from enroll.model import (
     Issued,
     Outcome,
     Pending,
+    Rejected,
     Requester,
 )
 
 from . import caps, envelope, keyagreement, signeddata
-from .challenges import OneTimeChallenges, digest, settings_for
+from .challenges import OneTimeChallenges, Reservation, digest, settings_for
 from .failinfo import FailInfo, ScepFailure, fail_info_for
 from .pkimessage import (
     MessageType,
@@ -70,7 +71,7 @@ class ScepService:
         self.clock = frontend.clock
         self.endpoint = endpoint
         self.ra: RA = load_or_create(frontend, endpoint, endpoint.ca)
-        self._challenge_settings = settings_for(endpoint, one_time)
+        self._one_time = one_time
         self._ca_cert_body = signeddata.degenerate(self._getcacert_certificates())
         self._handlers: dict[MessageType, Callable[[PKIMessage, bytes], _Result]] = {
             MessageType.PKCS_REQ: self._pkcs_req,
@@ -186,20 +187,30 @@ class ScepService:
         static = self.endpoint.static_sha256
         if not (static and hmac.compare_digest(digest(challenge), static)):
             # The challenge may be one-time or checked remotely: run the profile's rules
-            # first, so a CSR the profile refuses does not spend it.
+            # first, so a CSR the profile refuses does not even reserve it.
             self.door.check(request)
-        if not self.door.verify_challenge(ChallengeContext(
-                protocol=PROTOCOL, endpoint=self.endpoint.label, challenge=challenge,
-                csr=csr, settings=self._challenge_settings,
-                transaction_id=message.transaction_id)):
-            # A retry of a transaction whose one-time challenge the first attempt spent
-            # gets the first answer; the core checks it is the same key (RFC 8894
-            # §3.2.1.1: a retried request keeps its transactionID).
-            existing = self.door.find_transaction(PROTOCOL, self.endpoint.label,
-                                                           message.transaction_id)
-            if existing is None:
-                raise Unauthorized("the challenge password is not valid")
-        return self._answer(self.door.submit(request))
+        # A one-time challenge is held for this request and spent only if it is issued
+        # or goes pending; any refusal from here on gives it back (challenges.py).
+        reservation = Reservation(self._one_time)
+        try:
+            if not self.door.verify_challenge(ChallengeContext(
+                    protocol=PROTOCOL, endpoint=self.endpoint.label, challenge=challenge,
+                    csr=csr, settings=settings_for(self.endpoint, reservation),
+                    transaction_id=message.transaction_id)):
+                # A retry of a transaction whose one-time challenge the first attempt
+                # spent gets the first answer; the core checks it is the same key
+                # (RFC 8894 §3.2.1.1: a retried request keeps its transactionID).
+                existing = self.door.find_transaction(PROTOCOL, self.endpoint.label,
+                                                      message.transaction_id)
+                if existing is None:
+                    raise Unauthorized("the challenge password is not valid")
+            outcome = self.door.submit(request)
+        except BaseException:
+            reservation.release()
+            raise
+        if isinstance(outcome, Rejected):
+            reservation.release()
+        return self._answer(outcome)
 
     def _renewal_req(self, message: PKIMessage, payload: bytes) -> _Result:
         """RFC 8894 §3.3.1.2: signed with the certificate being renewed. The core's
@@ -209,10 +220,11 @@ class ScepService:
         record = self.door.lookup(message.signer)
         if record is None:
             raise Unauthorized("RenewalReq must be signed by a certificate issued here")
+        reservation = Reservation(self._one_time)
         if self.endpoint.renewal_challenge and not self.door.verify_challenge(
                 ChallengeContext(protocol=PROTOCOL, endpoint=self.endpoint.label,
                                  challenge=_challenge_password(csr), csr=csr,
-                                 settings=self._challenge_settings,
+                                 settings=settings_for(self.endpoint, reservation),
                                  transaction_id=message.transaction_id)):
             raise Unauthorized("this endpoint requires a valid challenge password for "
                                "renewals too")
@@ -226,7 +238,14 @@ class ScepService:
             replaces=record.serial_hex, credential=record.serial_hex,
             renewal_grace=self.endpoint.renewal_grace, ca=self.endpoint.ca,
             attributes={"scep_message_type": "RenewalReq"})
-        return self._answer(self.door.submit(request))
+        try:
+            outcome = self.door.submit(request)
+        except BaseException:
+            reservation.release()
+            raise
+        if isinstance(outcome, Rejected):
+            reservation.release()
+        return self._answer(outcome)
 
     def _cert_poll(self, message: PKIMessage, payload: bytes) -> _Result:
         parse_issuer_and_subject(payload)

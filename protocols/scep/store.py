@@ -99,6 +99,14 @@ def consume_challenge(tx: Tx, *, digest: str, endpoint: str, now: dt.datetime,
                   (tx.when(now), used_by[:256], digest, endpoint, tx.when(now))) == 1
 
 
+def release_challenge(tx: Tx, *, digest: str, endpoint: str, used_by: str) -> bool:
+    """Undo `consume_challenge` for the request that consumed it and was then refused;
+    the challenge keeps its expiry."""
+    return tx.run("UPDATE scep_challenges SET used_at = NULL, used_by = NULL WHERE "
+                  "digest = ? AND endpoint = ? AND used_by = ? AND used_at IS NOT NULL",
+                  (digest, endpoint, used_by[:256])) == 1
+
+
 def count_challenges(tx: Tx, endpoint: str | None = None, unused_only: bool = False) -> int:
     conditions = ["1 = 1"]
     params: list[str] = []

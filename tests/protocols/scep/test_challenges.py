@@ -15,11 +15,13 @@ import pytest
 from enroll.protocols.scep.challenges import OneTimeChallenges, digest
 from enroll.protocols.scep.failinfo import FAIL_INFO, FailInfo, fail_info_for
 from enroll.protocols.scep.pkimessage import PKIStatus
-from harness import scep_client, scep_operation
+from harness import scep_client, scep_operation, scep_ra, scep_section
 
 from enroll.clock import FrozenClock
 from enroll.errors import ALL_ERRORS, EnrollError
-from enroll.testing.scep_client import csr_with_challenge
+from enroll.hookspecs import hookimpl
+from enroll.model import Decision
+from enroll.testing.scep_client import ScepClient, csr_with_challenge
 
 API_TOKEN = "mdm-api-token-for-tests-0123456789"  # noqa: S105 - test value
 
@@ -197,3 +199,103 @@ def test_unreachable_or_slow_webhook_fails_closed(make_scep: Any, verifier: str)
     scep2 = make_scep(endpoints={"default": {"webhook_url": dead}})
     assert _enroll(scep2, "x").certrep.fail_info is FailInfo.BAD_REQUEST
     assert scep.counts() == (0, 0) and scep2.counts() == (0, 0)
+
+
+class DenyByName:
+    """A policy plugin that denies CN=denied (and sends CN=review to approval); signing
+    CN=ca-fails fails as a broken CA backend does."""
+
+    @hookimpl
+    def enroll_amend_certificate(self, draft: Any, request: Any, profile: Any) -> None:
+        if request.csr.subject.rfc4514_string() == "CN=ca-fails":
+            raise RuntimeError("the CA backend is down")
+
+    @hookimpl
+    def enroll_policy_vote(self, request: Any, profile: Any) -> Decision | None:
+        cn = request.csr.subject.rfc4514_string()
+        if cn == "CN=denied":
+            return Decision.deny("this device is not welcome")
+        if cn == "CN=review":
+            return Decision.pending("an operator looks first")
+        return None
+
+
+def _one_time_with_policy(harness_factory: Any) -> tuple[Any, str]:
+    scep = harness_factory(extra_plugins=(DenyByName(),),
+                           **scep_section({"default": {}}))  # no static challenge
+    challenge, _ = OneTimeChallenges(scep.ctx.db, scep.ctx.clock).new("default", 3600, "t")
+    return scep, challenge
+
+
+def _challenge_row(scep: Any, challenge: str) -> dict[str, Any]:
+    [row] = [r for r in scep.rows("scep_challenges") if r["digest"] == digest(challenge)]
+    return dict(row)
+
+
+def test_a_one_time_challenge_refused_by_policy_is_not_spent(harness_factory: Any) -> None:
+    scep, challenge = _one_time_with_policy(harness_factory)
+    denied = _enroll(scep, challenge, "denied")
+    assert denied.status is PKIStatus.FAILURE
+    assert denied.certrep.fail_info is FailInfo.BAD_REQUEST
+    assert denied.certrep.fail_text == "this device is not welcome"
+    assert scep.counts() == (0, 0)
+    assert _challenge_row(scep, challenge)["used_at"] is None  # given back
+    # The same challenge then works for a good request, once.
+    client = scep_client(scep)
+    message, _ = client.pkcs_req(csr_with_challenge(client.key, "good", challenge), "tid-good")
+    first = client.read(scep_operation(scep, message).content)
+    assert first.status is PKIStatus.SUCCESS, first.certrep.fail_text
+    assert _challenge_row(scep, challenge)["used_by"] == "transaction:tid-good"
+    # A retry of that transaction still gets its answer; another device does not.
+    again = client.read(scep_operation(scep, message).content)
+    assert again.status is PKIStatus.SUCCESS
+    assert again.certificate.serial_number == first.certificate.serial_number
+    assert _enroll(scep, challenge, "other").certrep.fail_info is FailInfo.BAD_REQUEST
+    assert scep.counts() == (1, 1)
+    assert _challenge_row(scep, challenge)["used_by"] == "transaction:tid-good"
+
+
+def test_a_one_time_challenge_is_not_spent_when_signing_fails(harness_factory: Any) -> None:
+    scep, challenge = _one_time_with_policy(harness_factory)
+    failed = _enroll(scep, challenge, "ca-fails")
+    assert failed.status is PKIStatus.FAILURE
+    assert scep.counts()[0] == 0  # no certificate (the core may record the attempt)
+    assert _challenge_row(scep, challenge)["used_at"] is None
+    assert _enroll(scep, challenge, "good").status is PKIStatus.SUCCESS
+    assert scep.counts()[0] == 1
+    assert _challenge_row(scep, challenge)["used_at"] is not None
+
+
+def test_a_one_time_challenge_is_spent_by_a_request_that_goes_pending(
+        harness_factory: Any) -> None:
+    scep, challenge = _one_time_with_policy(harness_factory)
+    assert _enroll(scep, challenge, "review").status is PKIStatus.PENDING
+    assert _challenge_row(scep, challenge)["used_at"] is not None
+    assert _enroll(scep, challenge, "good").certrep.fail_info is FailInfo.BAD_REQUEST
+    assert scep.counts() == (0, 1)
+
+
+def test_concurrent_requests_with_one_one_time_challenge_issue_one_certificate(
+        harness_factory: Any) -> None:
+    scep, challenge = _one_time_with_policy(harness_factory)
+    ra = scep_ra(scep)
+    names = ["good", "denied"] * 4  # refused ones reserve and release it meanwhile
+    clients = [ScepClient(ra) for _ in names]
+    messages = [c.pkcs_req(csr_with_challenge(c.key, n, challenge))[0]
+                for c, n in zip(clients, names, strict=True)]
+    with ThreadPoolExecutor(len(messages)) as pool:
+        answers = list(pool.map(lambda m: scep_operation(scep, m), messages))
+    replies = [c.read(a.content) for c, a in zip(clients, answers, strict=True)]
+    issued = [r for r in replies if r.status is PKIStatus.SUCCESS]
+    assert len(issued) <= 1
+    assert all(r.certrep.fail_info is FailInfo.BAD_REQUEST for r in replies
+               if r.status is not PKIStatus.SUCCESS)
+    row = _challenge_row(scep, challenge)
+    if not issued:  # every good request met it held by a denied one: it is unspent
+        assert row["used_at"] is None
+        assert _enroll(scep, challenge, "good").status is PKIStatus.SUCCESS
+    else:
+        assert row["used_at"] is not None
+    assert scep.counts() == (1, 1)
+    assert _enroll(scep, challenge, "late").certrep.fail_info is FailInfo.BAD_REQUEST
+    assert scep.counts() == (1, 1)
