@@ -249,3 +249,24 @@ def test_signature_hash_and_backdate_follow_the_profile(build: Build) -> None:
                                                                                 minutes=5)
     assert isinstance(issue(ctx, "device").certificate.signature_hash_algorithm,
                       hashes.SHA256)
+
+
+def test_identity_profiles_output_lints_without_errors(build: Build) -> None:
+    """The subject rules' encodings (UTF8String CN, PrintableString serialNumber and C,
+    a CN-only certificate, a CN rewritten as its SAN) lint clean."""
+    ctx = build(extra_profiles={
+        "mdm": {"ca": "issuing", "identity": "subject.CN",
+                "subject": {"CN": {"from": "required", "allow": ["dev-*", "Gerät-*"]},
+                            "serialNumber": "csr", "C": "csr", "O": "Example Corp"},
+                "extended_key_usage": ["client_auth"]}})
+    from cryptography.x509.oid import NameOID
+
+    for kw in ({"cn": "Gerät-7", "subject": [(NameOID.SERIAL_NUMBER, "SN 0042"),
+                                              (NameOID.COUNTRY_NAME, "DE")]},
+               {"cn": "dev-42"}):
+        cert = issue(ctx, "mdm", "ec-p256", dns=[], **kw).certificate
+        assert _lint(cert) == []
+    cert = issue(ctx, "server", "ec-p256", cn="WWW.Example.com.",
+                 dns=["www.example.com"]).certificate
+    assert cert.subject.rfc4514_string() == "CN=www.example.com"
+    assert _lint(cert) == []
