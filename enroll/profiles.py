@@ -26,6 +26,7 @@ from enroll.config_values import (
     check_keys,
 )
 from enroll.errors import ConfigError
+from enroll.key_checks import DEFAULT_RSA_EXPONENTS
 from enroll.names import dns_pattern
 
 KEY_USAGES = (
@@ -92,6 +93,8 @@ class Profile:
     server_key_type: str
     """Key type generated when the server makes the key (EST serverkeygen)."""
     public_http_url: str
+    rsa_exponents: tuple[int, ...] = DEFAULT_RSA_EXPONENTS
+    """RSA public exponents a CSR key may have (`enroll.key_checks`); 65537 only."""
 
 
 _PROFILE_KEYS = {
@@ -99,6 +102,7 @@ _PROFILE_KEYS = {
     "subject", "san", "key_types", "signature_hash", "crl", "ocsp", "aia", "approval",
     "cn_in_sans", "server_key_type",
 }
+_PROFILE_KEYS |= {"rsa_exponents"}  # enroll.key_checks
 _SAN_KEYS = {"dns", "ip", "email", "uri", "max_names", "require", "allow_wildcards"}
 
 
@@ -200,4 +204,21 @@ def parse_profile(name: str, entry: Mapping[str, Any], cas: Mapping[str, int],
         cn_in_sans=as_bool(entry.get("cn_in_sans", False), f"{key}.cn_in_sans"),
         server_key_type=server_key_type,
         public_http_url=public_http_url,
+        rsa_exponents=rsa_exponents(entry.get("rsa_exponents", list(DEFAULT_RSA_EXPONENTS)),
+                                    f"{key}.rsa_exponents"),
     )
+
+
+def rsa_exponents(value: Any, key: str) -> tuple[int, ...]:
+    """A non-empty list of odd exponents, 3 <= e < 2**256 (NIST SP 800-56B: 65537 and
+    up; smaller ones only for legacy devices), as a TOML list or ``"65537,3"``."""
+    items = [v.strip() for v in value.split(",")] if isinstance(value, str) else value
+    if not isinstance(items, list) or not items:
+        raise ConfigError(key, "expected a non-empty list of integers")
+    out = []
+    for item in items:
+        e = as_int(item, key, minimum=3)
+        if e % 2 == 0 or e.bit_length() > 256:
+            raise ConfigError(key, f"an RSA exponent must be odd and below 2**256, got {e}")
+        out.append(e)
+    return tuple(dict.fromkeys(out))
