@@ -25,7 +25,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy.exc import IntegrityError
 
-from enroll import metrics, profile_rules, templates
+from enroll import key_blocklist, key_checks, metrics, profile_rules, templates
 from enroll.ca_registry import CARegistry
 from enroll.clock import Clock
 from enroll.crypto.keys import spki_sha256
@@ -146,6 +146,13 @@ class Authority:
                 return self.crls.current(name)
         return None
 
+    def check_public_key(self, public_key: Any) -> None:
+        """Refuse (`BadCSR`) a key the engine would never certify: weak
+        (`enroll.key_checks`, RSA exponent 65537) or on the blocklist. For keys that are
+        not in a CSR: ACME account keys."""
+        key_checks.check_public_key(public_key)
+        key_blocklist.refuse_if_blocked(self.db, spki_sha256(public_key))
+
     # -- the pipeline -------------------------------------------------------------------
 
     def check(self, request: EnrollmentRequest) -> profile_rules.AcceptedRequest:
@@ -179,6 +186,7 @@ class Authority:
                 return self._retry(existing, fingerprint)
         check_csr_signature(request.csr)
         accepted = profile_rules.accept(profile, request.csr)
+        key_blocklist.refuse_if_blocked(self.db, fingerprint)
         if request.replaces is not None and self.certificate(request.replaces) is None:
             raise NotFound("the certificate to be replaced is not known here")
         decision = combine(self.pm.hook.enroll_policy_vote(request=request, profile=profile))
@@ -441,6 +449,11 @@ class Authority:
             queries.add_audit(tx, at=now, type="certificate.revoked", actor=actor,
                               serial=key, request_id=record.request_id,
                               details={"reason": reason.value, "ca": record.ca})
+            if reason is x509.ReasonFlags.key_compromise:
+                key_blocklist.block(tx, spki_sha256(record.certificate.public_key()),
+                                    reason=f"keyCompromise (certificate {key} revoked)",
+                                    source=key_blocklist.REVOCATION, actor=actor, now=now,
+                                    serial=key)
         self.crls.regenerate(record.ca)
         revoked = self.certificate(key)
         assert revoked is not None
