@@ -8,7 +8,7 @@ built from the profile (`enroll.templates`), never copied from the CSR.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +27,8 @@ from enroll.config_values import (
 )
 from enroll.errors import ConfigError
 from enroll.key_checks import DEFAULT_RSA_EXPONENTS
-from enroll.names import dns_pattern
+from enroll.names import dns_pattern, email_pattern
+from enroll.uri_names import uri_pattern
 
 KEY_USAGES = (
     "digital_signature", "content_commitment", "key_encipherment", "data_encipherment",
@@ -60,9 +61,9 @@ class SanRules:
     """``*`` any name; ``*.corp.example`` any name below corp.example; else exact."""
     ip: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
     email: tuple[str, ...]
-    """Allowed e-mail domains; ``*`` any."""
+    """E-mail domain patterns (`enroll.email_names`): ``*``, ``*.corp.example``, exact."""
     uri: tuple[str, ...]
-    """Allowed URI prefixes; ``*`` any."""
+    """URI patterns (`enroll.uri_names`): ``*`` or ``scheme://authority[/path]``."""
     max_names: int
     require: bool
     allow_wildcards: bool
@@ -159,9 +160,8 @@ def parse_profile(name: str, entry: Mapping[str, Any], cas: Mapping[str, int],
     san = SanRules(
         dns=tuple(dns),
         ip=tuple(networks),
-        email=tuple(d.lower() for d in as_str_list(san_tbl.get("email", []),
-                                                  f"{key}.san.email")),
-        uri=as_str_list(san_tbl.get("uri", []), f"{key}.san.uri"),
+        email=_patterns(san_tbl.get("email", []), f"{key}.san.email", email_pattern),
+        uri=_patterns(san_tbl.get("uri", []), f"{key}.san.uri", uri_pattern),
         max_names=as_int(san_tbl.get("max_names", 10), f"{key}.san.max_names", minimum=0,
                          maximum=1000),
         require=as_bool(san_tbl.get("require", False), f"{key}.san.require"),
@@ -207,6 +207,16 @@ def parse_profile(name: str, entry: Mapping[str, Any], cas: Mapping[str, int],
         rsa_exponents=rsa_exponents(entry.get("rsa_exponents", list(DEFAULT_RSA_EXPONENTS)),
                                     f"{key}.rsa_exponents"),
     )
+
+
+def _patterns(value: Any, key: str, check: Callable[[str], str]) -> tuple[str, ...]:
+    out = []
+    for pattern in as_str_list(value, key):
+        try:
+            out.append(check(pattern))
+        except ValueError as exc:
+            raise ConfigError(key, f"{pattern[:80]!r}: {exc}") from None
+    return tuple(out)
 
 
 def rsa_exponents(value: Any, key: str) -> tuple[int, ...]:
