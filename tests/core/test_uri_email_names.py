@@ -28,7 +28,8 @@ def _uri(p: Profile, uri: str) -> str | None:
     """None if admitted, else the refusal. The names are built as a parsed CSR builds
     them (cryptography validates only names it is asked to encode)."""
     try:
-        check_general_names([x509.UniformResourceIdentifier._init_without_validation(uri)], p.san, p.name)
+        name = x509.UniformResourceIdentifier._init_without_validation(uri)
+        check_general_names([name], p.san, p.name)
     except BadCSR as exc:
         return exc.detail
     return None
@@ -36,7 +37,8 @@ def _uri(p: Profile, uri: str) -> str | None:
 
 def _email(p: Profile, address: str) -> str | None:
     try:
-        check_general_names([x509.RFC822Name._init_without_validation(address)], p.san, p.name)
+        name = x509.RFC822Name._init_without_validation(address)
+        check_general_names([name], p.san, p.name)
     except BadCSR as exc:
         return exc.detail
     return None

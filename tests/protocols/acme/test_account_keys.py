@@ -8,11 +8,11 @@ from typing import Any
 
 import weak_keys
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from enroll.protocols.acme.jws import b64d, b64e, jwk_of
 from harness import acme_client, problem
 
 from enroll import key_blocklist
 from enroll.crypto.keys import spki_sha256
-from enroll.protocols.acme.jws import b64d, b64e, jwk_of
 from enroll.testing.acme_client import AcmeClient, jws
 
 
