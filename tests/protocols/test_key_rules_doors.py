@@ -23,6 +23,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import AttributeOID
+from enroll.protocols.acme.jws import b64e
 from enroll.protocols.scep import signeddata
 from enroll.protocols.scep.failinfo import FailInfo
 from enroll.protocols.scep.pkimessage import PKIStatus
@@ -42,7 +43,6 @@ from harness import (
 
 from enroll import key_blocklist
 from enroll.crypto.keys import spki_sha256
-from enroll.protocols.acme.jws import b64e
 from enroll.testing import make_csr
 from enroll.testing.acme_client import AcmeError, Http01Responder
 from enroll.testing.acme_client import make_csr as acme_csr
