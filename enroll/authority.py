@@ -380,7 +380,11 @@ class Authority:
             return queries.list_requests(tx, status, limit)
 
     def approve(self, request_id: str, actor: str) -> Issued:
-        """Approve a pending request and issue its certificate."""
+        """Approve a pending request and issue its certificate (not if its key was
+        blocked meanwhile: `BadCSR`, and the request stays pending for a rejection)."""
+        pending = self.request(request_id)
+        if pending is not None and pending.status is RequestStatus.PENDING:
+            key_blocklist.refuse_if_blocked(self.db, pending.key_fingerprint)
         now = self.clock.now()
         serial = new_serial()
         with self.db.write() as tx:

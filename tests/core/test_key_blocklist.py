@@ -168,3 +168,21 @@ def test_cli_block_list_unblock_round_trip(data_dir: Path, run_cli: Run, tmp_pat
     lines = run_cli(data_dir, "audit", "export").stdout.splitlines()
     kinds = [json.loads(line)["type"] for line in lines]
     assert kinds.count("key.blocked") == 2 and kinds.count("key.unblocked") == 1
+
+
+def test_a_pending_request_whose_key_was_blocked_is_not_approved(
+        build: Callable[..., AppContext]) -> None:
+    ctx = build(extra_profiles={"manual": {"ca": "issuing", "approval": "manual",
+                                           "san": {"dns": ["*"]}}})
+    key = make_key()
+    pending = ctx.authority.submit(request(make_csr(key, dns=["q.example.com"]), "manual"))
+    assert not isinstance(pending, Issued)
+    with ctx.db.write() as tx:
+        key_blocklist.block(tx, spki_sha256(key.public_key()), reason="stolen",
+                            source="operator", actor="op", now=ctx.clock.now())
+    with pytest.raises(BadCSR, match="this key is blocked: stolen"):
+        ctx.authority.approve(pending.request_id, "officer")
+    record = ctx.authority.request(pending.request_id)
+    assert record is not None and record.status.value == "pending"
+    assert _counts(ctx) == (0, 1)
+    ctx.authority.reject(pending.request_id, "officer", "key blocked")
