@@ -27,7 +27,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy.exc import IntegrityError
 
-from enroll import metrics, profile_rules, renewal, templates
+from enroll import key_blocklist, key_checks, metrics, profile_rules, renewal, templates
 from enroll.ca_registry import CARegistry
 from enroll.clock import Clock
 from enroll.crypto.keys import spki_sha256
@@ -148,6 +148,13 @@ class Authority:
                 return self.crls.current(name)
         return None
 
+    def check_public_key(self, public_key: Any) -> None:
+        """Refuse (`BadCSR`) a key the engine would never certify: weak
+        (`enroll.key_checks`, RSA exponent 65537) or on the blocklist. For keys that are
+        not in a CSR: ACME account keys."""
+        key_checks.check_public_key(public_key)
+        key_blocklist.refuse_if_blocked(self.db, spki_sha256(public_key))
+
     # -- the pipeline -------------------------------------------------------------------
 
     def check(self, request: EnrollmentRequest) -> profile_rules.AcceptedRequest:
@@ -184,6 +191,7 @@ class Authority:
                     return answer
         check_csr_signature(request.csr)
         accepted = self._accept(request, profile)
+        key_blocklist.refuse_if_blocked(self.db, fingerprint)
         decision = combine(self.pm.hook.enroll_policy_vote(request=request, profile=profile))
         if decision.vote is Vote.DENY:
             self._record_denial(request, decision.reason)
@@ -428,7 +436,11 @@ class Authority:
             return queries.list_requests(tx, status, limit)
 
     def approve(self, request_id: str, actor: str) -> Issued:
-        """Approve a pending request and issue its certificate."""
+        """Approve a pending request and issue its certificate (not if its key was
+        blocked meanwhile: `BadCSR`, and the request stays pending for a rejection)."""
+        pending = self.request(request_id)
+        if pending is not None and pending.status is RequestStatus.PENDING:
+            key_blocklist.refuse_if_blocked(self.db, pending.key_fingerprint)
         now = self.clock.now()
         serial = new_serial()
         with self.db.write() as tx:
@@ -497,6 +509,11 @@ class Authority:
             queries.add_audit(tx, at=now, type="certificate.revoked", actor=actor,
                               serial=key, request_id=record.request_id,
                               details={"reason": reason.value, "ca": record.ca})
+            if reason is x509.ReasonFlags.key_compromise:
+                key_blocklist.block(tx, spki_sha256(record.certificate.public_key()),
+                                    reason=f"keyCompromise (certificate {key} revoked)",
+                                    source=key_blocklist.REVOCATION, actor=actor, now=now,
+                                    serial=key)
         self.crls.regenerate(record.ca)
         revoked = self.certificate(key)
         assert revoked is not None

@@ -14,7 +14,7 @@ can hand a front-end a fake.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from cryptography import x509
 
@@ -47,6 +47,11 @@ class Door(Protocol):
 
     def check(self, request: EnrollmentRequest) -> AcceptedRequest:
         """Run the profile's rules on a request without storing anything."""
+        ...
+
+    def check_public_key(self, public_key: Any) -> None:
+        """Refuse (`BadCSR`) a weak or blocked key that is not in a CSR (ACME account
+        keys); CSR keys are checked by `check` and `submit`."""
         ...
 
     def submit(self, request: EnrollmentRequest) -> Issued | Pending | Rejected:

@@ -272,3 +272,17 @@ class StoredCA:
     chain: tuple[x509.Certificate, ...]
     key_blob: bytes
     parent: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class BlockedKey:
+    """A key on the blocklist (`enroll.key_blocklist`)."""
+
+    spki_sha256: str
+    reason: str
+    source: str
+    """``revocation`` (a keyCompromise revocation) or ``operator`` (`enroll keys block`)."""
+    serial: str | None
+    """The certificate whose revocation blocked it, if any."""
+    actor: str
+    created_at: dt.datetime

@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING
 
 from cryptography import x509
 
+from enroll.email_names import check_email
 from enroll.errors import BadCSR
+from enroll.uri_names import check_uri, uri_matches
 
 if TYPE_CHECKING:  # profiles.py checks its patterns with this module
     from enroll.profiles import SanRules
@@ -100,6 +102,20 @@ def dns_matches(name: str, pattern: str) -> bool:
     return folded == pat
 
 
+def _email_domain(domain: str) -> str:
+    return normalise_dns(domain, allow_wildcard=False)
+
+
+def email_pattern(pattern: str) -> str:
+    """A ``san.email`` domain pattern: the `dns_pattern` syntax (``*``, ``*.suffix``,
+    exact). Raises `ValueError` with the reason."""
+    if "@" in pattern:
+        raise ValueError("give the domain only (corp.example or *.corp.example)")
+    if pattern.startswith("."):
+        raise ValueError(f"write *{pattern} for the domains below {pattern[1:]}")
+    return dns_pattern(pattern)
+
+
 def dns_allowed(name: str, patterns: Iterable[str]) -> bool:
     """Does any of `patterns` admit `name`?"""
     return any(dns_matches(name, pattern) for pattern in patterns)
@@ -132,19 +148,20 @@ def check_general_names(names: list[x509.GeneralName], rules: SanRules,
                 raise BadCSR(f"IP address {addr} is not allowed by profile {profile!r}")
             key, value = ("ip", str(addr)), gn
         elif isinstance(gn, x509.RFC822Name):
-            email = gn.value
-            local, at, domain = email.rpartition("@")
-            if not at or not local or len(email) > 254:
-                raise BadCSR("malformed e-mail address")
-            domain = domain.lower()
-            if "*" not in rules.email and domain not in rules.email:
+            try:
+                local, domain = check_email(gn.value, _email_domain)
+            except ValueError as exc:
+                raise BadCSR(f"malformed e-mail address: {exc}") from None
+            if not dns_allowed(domain, rules.email):
                 raise BadCSR(f"e-mail domain {domain!r} is not allowed by profile {profile!r}")
-            key, value = ("email", email.lower()), gn
+            key, value = ("email", f"{local}@{domain}".lower()), gn
         elif isinstance(gn, x509.UniformResourceIdentifier):
             uri = gn.value
-            if len(uri) > 1024 or ":" not in uri:
-                raise BadCSR("malformed URI name")
-            if "*" not in rules.uri and not any(uri.startswith(p) for p in rules.uri):
+            try:
+                parts = check_uri(uri)
+            except ValueError as exc:
+                raise BadCSR(f"malformed URI name: {exc}") from None
+            if not any(uri_matches(parts, p) for p in rules.uri):
                 raise BadCSR(f"URI {uri[:80]!r} is not allowed by profile {profile!r}")
             key, value = ("uri", uri), gn
         else:

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.name import _ASN1Type
 
+from enroll import key_checks
 from enroll.crypto.keys import key_type_of
 from enroll.errors import BadCSR
 from enroll.model import Authorization
@@ -44,12 +44,7 @@ class AcceptedRequest:
 def check_key(profile: Profile, csr: x509.CertificateSigningRequest) -> str:
     key = csr.public_key()
     key_type = key_type_of(key)
-    if isinstance(key, rsa.RSAPublicKey):
-        if key.key_size < 2048:
-            raise BadCSR(f"RSA key of {key.key_size} bits is too weak (minimum 2048)")
-        e = key.public_numbers().e
-        if e < 3 or e % 2 == 0:
-            raise BadCSR("RSA public exponent is invalid")
+    key_checks.check_public_key(key, profile.rsa_exponents)
     if key_type not in profile.key_types:
         raise BadCSR(f"key type {key_type} is not allowed by profile {profile.name!r} "
                      f"(allowed: {', '.join(profile.key_types)})")

@@ -8,7 +8,7 @@ built from the profile (`enroll.templates`), never copied from the CSR.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +26,9 @@ from enroll.config_values import (
     check_keys,
 )
 from enroll.errors import ConfigError
-from enroll.names import dns_pattern
+from enroll.key_checks import DEFAULT_RSA_EXPONENTS
+from enroll.names import dns_pattern, email_pattern
+from enroll.uri_names import uri_pattern
 
 KEY_USAGES = (
     "digital_signature", "content_commitment", "key_encipherment", "data_encipherment",
@@ -93,9 +95,9 @@ class SanRules:
     """``*`` any name; ``*.corp.example`` any name below corp.example; else exact."""
     ip: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
     email: tuple[str, ...]
-    """Allowed e-mail domains; ``*`` any."""
+    """E-mail domain patterns (`enroll.email_names`): ``*``, ``*.corp.example``, exact."""
     uri: tuple[str, ...]
-    """Allowed URI prefixes; ``*`` any."""
+    """URI patterns (`enroll.uri_names`): ``*`` or ``scheme://authority[/path]``."""
     max_names: int
     require: bool
     allow_wildcards: bool
@@ -135,6 +137,8 @@ class Profile:
     server_key_type: str
     """Key type generated when the server makes the key (EST serverkeygen)."""
     public_http_url: str
+    rsa_exponents: tuple[int, ...] = DEFAULT_RSA_EXPONENTS
+    """RSA public exponents a CSR key may have (`enroll.key_checks`); 65537 only."""
 
 
 _PROFILE_KEYS = {
@@ -142,6 +146,7 @@ _PROFILE_KEYS = {
     "subject", "san", "key_types", "signature_hash", "crl", "ocsp", "aia", "approval",
     "server_key_type", "identity", "successor", "revoke_superseded_after",
 }
+_PROFILE_KEYS |= {"rsa_exponents"}  # enroll.key_checks
 _SAN_KEYS = {"dns", "ip", "email", "uri", "max_names", "require", "allow_wildcards"}
 
 
@@ -201,9 +206,8 @@ def parse_profile(name: str, entry: Mapping[str, Any], cas: Mapping[str, int],
     san = SanRules(
         dns=tuple(dns),
         ip=tuple(networks),
-        email=tuple(d.lower() for d in as_str_list(san_tbl.get("email", []),
-                                                  f"{key}.san.email")),
-        uri=as_str_list(san_tbl.get("uri", []), f"{key}.san.uri"),
+        email=_patterns(san_tbl.get("email", []), f"{key}.san.email", email_pattern),
+        uri=_patterns(san_tbl.get("uri", []), f"{key}.san.uri", uri_pattern),
         max_names=as_int(san_tbl.get("max_names", 10), f"{key}.san.max_names", minimum=0,
                          maximum=1000),
         require=as_bool(san_tbl.get("require", False), f"{key}.san.require"),
@@ -252,6 +256,8 @@ def parse_profile(name: str, entry: Mapping[str, Any], cas: Mapping[str, int],
         if entry.get("revoke_superseded_after") is not None else None,
         server_key_type=server_key_type,
         public_http_url=public_http_url,
+        rsa_exponents=rsa_exponents(entry.get("rsa_exponents", list(DEFAULT_RSA_EXPONENTS)),
+                                    f"{key}.rsa_exponents"),
     )
 
 
@@ -322,3 +328,28 @@ def _parse_identity(value: Any, subject: tuple[SubjectField, ...], san: SanRules
         return identity
     raise ConfigError(key, "expected san, san.dns, san.ip, san.email, san.uri, "
                       "subject.<attribute> or requester")
+
+
+def _patterns(value: Any, key: str, check: Callable[[str], str]) -> tuple[str, ...]:
+    out = []
+    for pattern in as_str_list(value, key):
+        try:
+            out.append(check(pattern))
+        except ValueError as exc:
+            raise ConfigError(key, f"{pattern[:80]!r}: {exc}") from None
+    return tuple(out)
+
+
+def rsa_exponents(value: Any, key: str) -> tuple[int, ...]:
+    """A non-empty list of odd exponents, 3 <= e < 2**256 (NIST SP 800-56B: 65537 and
+    up; smaller ones only for legacy devices), as a TOML list or ``"65537,3"``."""
+    items = [v.strip() for v in value.split(",")] if isinstance(value, str) else value
+    if not isinstance(items, list) or not items:
+        raise ConfigError(key, "expected a non-empty list of integers")
+    out = []
+    for item in items:
+        e = as_int(item, key, minimum=3)
+        if e % 2 == 0 or e.bit_length() > 256:
+            raise ConfigError(key, f"an RSA exponent must be odd and below 2**256, got {e}")
+        out.append(e)
+    return tuple(dict.fromkeys(out))

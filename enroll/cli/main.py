@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from enroll import __version__
-from enroll.cli import commands
+from enroll.cli import commands, keys
 from enroll.errors import ConfigError, EnrollError
 from enroll.plugin_loader import build_plugin_manager
 
@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="data directory (default: $ENROLL_DATA_DIR or ./enroll-data)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.register(sub)
+    keys.register(sub)
     pm = build_plugin_manager()
     pm.hook.enroll_cli_commands(subparsers=sub)
     return parser

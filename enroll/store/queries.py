@@ -19,13 +19,22 @@ from cryptography.hazmat.primitives import serialization
 
 from enroll.model import (
     AuditEvent,
+    BlockedKey,
     CertificateRecord,
     CertificateStatus,
     RequestRecord,
     RequestStatus,
     StoredCA,
 )
-from enroll.store.schema import REVOKED, audit_events, cas, certificates, crls, requests
+from enroll.store.schema import (
+    REVOKED,
+    audit_events,
+    blocked_keys,
+    cas,
+    certificates,
+    crls,
+    requests,
+)
 from enroll.store.transaction import Row, Tx
 
 PEM = serialization.Encoding.PEM
@@ -292,3 +301,35 @@ def list_audit(tx: Tx, *, since: dt.datetime | None = None,
     return [AuditEvent(id=r["id"], at=r["at"], type=r["type"], actor=r["actor"],
                        request_id=r["request_id"], serial_hex=r["serial"],
                        details=r["details"] or {}) for r in rows]
+
+
+# -- blocked keys -------------------------------------------------------------------------
+
+def block_key(tx: Tx, *, spki_sha256: str, reason: str, source: str, serial: str | None,
+              actor: str, now: dt.datetime) -> bool:
+    """Add a key to the blocklist; False if it was already there (kept as it was). One
+    statement, so two revocations of the same key racing on PostgreSQL both commit."""
+    return tx.run("INSERT INTO blocked_keys (spki_sha256, reason, source, serial, actor, "
+                  "created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (spki_sha256) DO NOTHING",
+                  (spki_sha256, reason, source, serial, actor, tx.when(now))) == 1
+
+
+def unblock_key(tx: Tx, spki_sha256: str) -> bool:
+    return tx.run("DELETE FROM blocked_keys WHERE spki_sha256 = ?", (spki_sha256,)) == 1
+
+
+def is_key_blocked(tx: Tx, spki_sha256: str) -> bool:
+    return tx.scalar("SELECT 1 FROM blocked_keys WHERE spki_sha256 = ?",
+                     (spki_sha256,)) is not None
+
+
+def get_blocked_key(tx: Tx, spki_sha256: str) -> BlockedKey | None:
+    row = tx.one("SELECT spki_sha256, reason, source, serial, actor, created_at FROM "
+                 "blocked_keys WHERE spki_sha256 = ?", (spki_sha256,), blocked_keys)
+    return None if row is None else BlockedKey(**row)
+
+
+def list_blocked_keys(tx: Tx, limit: int = 1000) -> list[BlockedKey]:
+    rows = tx.all("SELECT spki_sha256, reason, source, serial, actor, created_at FROM "
+                  f"blocked_keys ORDER BY created_at DESC LIMIT {int(limit)}", (), blocked_keys)
+    return [BlockedKey(**r) for r in rows]

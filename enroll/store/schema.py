@@ -132,3 +132,16 @@ crls = Table(
     Column("next_update", UTC_DT, nullable=False),
     Column("der", LargeBinary, nullable=False),
 )
+
+blocked_keys = Table(
+    "blocked_keys", metadata,
+    # enroll.key_blocklist: keys no certificate or ACME account may carry again, by the
+    # hex SHA-256 of their SubjectPublicKeyInfo (enroll.crypto.keys.spki_sha256).
+    Column("spki_sha256", String(64), primary_key=True),
+    Column("reason", Text, nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("serial", String(40), nullable=True),
+    Column("actor", String(512), nullable=False),
+    Column("created_at", UTC_DT, nullable=False),
+    Index("ix_blocked_keys_created_at", "created_at"),
+)

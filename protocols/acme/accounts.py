@@ -8,10 +8,12 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
+from enroll.errors import BadCSR
+
 from . import eab, fields, store
 from .endpoint import AcmeEndpoint
-from .jws import Jws, key_from_jwk, parse, public_jwk, thumbprint, verify
-from .problems import AcmeProblem, malformed, unauthorized
+from .jws import Jws, canonical_jwk, canonical_thumbprint, key_from_jwk, parse, thumbprint, verify
+from .problems import AcmeProblem, bad_public_key, malformed, unauthorized
 
 _FORBIDDEN_ALGS = ("none",)
 
@@ -35,7 +37,7 @@ def _account_key(account: store.Account) -> tuple[Any, str]:
     slot = (account.id, account.thumbprint)
     found = _KEYS.get(slot)
     if found is None:
-        found = key_from_jwk(account.jwk)
+        found = key_from_jwk(account.jwk, minimal=False)
         if len(_KEYS) >= _KEYS_MAX:
             _KEYS.clear()
         _KEYS[slot] = found
@@ -66,9 +68,7 @@ def authenticate(ep: AcmeEndpoint, jws: Jws, url: str, base: str, *, want: str) 
         raise malformed("this resource needs a jwk")
     account = None
     if has_jwk:
-        jwk = h["jwk"]
-        key, key_alg = key_from_jwk(jwk)
-        jwk = public_jwk(jwk)
+        key, key_alg, jwk = canonical_jwk(h["jwk"])
     else:
         kid = h["kid"]
         prefix = f"{base}/acct/"
@@ -87,11 +87,20 @@ def authenticate(ep: AcmeEndpoint, jws: Jws, url: str, base: str, *, want: str) 
     return Verified(jws, account, jwk)
 
 
+def check_account_key(ep: AcmeEndpoint, key: Any) -> None:
+    """The core's weak-key checks and blocklist, for an account key: ``badPublicKey``."""
+    try:
+        ep.authority.check_public_key(key)
+    except BadCSR as exc:
+        raise bad_public_key(exc) from None
+
+
 def new_account(ep: AcmeEndpoint, v: Verified, url: str) -> tuple[store.Account, bool]:
     """RFC 8555 §7.3: create, or find the existing account for this key. Returns the
-    account and whether it was created."""
+    account and whether it was created. A weak or blocked key gets neither."""
     assert v.jwk is not None
     payload = v.jws.payload()
+    check_account_key(ep, key_from_jwk(v.jwk)[0])
     thumb = thumbprint(v.jwk)
     with ep.db.read() as conn:
         existing = store.find_account(conn, ep.label, thumb)
@@ -169,7 +178,7 @@ def key_change(ep: AcmeEndpoint, v: Verified, url: str, base: str) -> store.Acco
         raise malformed("the inner JWS needs a jwk and no kid or nonce")
     if h.get("url") != url:
         raise malformed("the inner JWS url must equal the outer url")
-    new_key, alg = key_from_jwk(h["jwk"])
+    new_key, alg, new_jwk = canonical_jwk(h["jwk"])
     if not isinstance(h.get("alg"), str) or h["alg"].startswith("HS") or h["alg"] == "none":
         raise AcmeProblem("badSignatureAlgorithm", "unsupported alg")
     verify(inner, new_key, alg)
@@ -178,12 +187,12 @@ def key_change(ep: AcmeEndpoint, v: Verified, url: str, base: str) -> store.Acco
         raise malformed("the inner payload must name the signing account")
     old = payload.get("oldKey")
     try:
-        old_ok = isinstance(old, dict) and thumbprint(old) == account.thumbprint
-    except (KeyError, TypeError):
+        old_ok = isinstance(old, dict) and canonical_thumbprint(old) == account.thumbprint
+    except AcmeProblem:
         old_ok = False
     if not old_ok:
         raise malformed("oldKey is not the account's current key")
-    new_jwk = public_jwk(h["jwk"])
+    check_account_key(ep, new_key)
     new_thumb = thumbprint(new_jwk)
     try:
         with ep.db.write() as conn:

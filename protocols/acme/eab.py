@@ -14,7 +14,15 @@ import secrets
 from typing import Any
 
 from .endpoint import AcmeEndpoint
-from .jws import b64d, b64e, parse, thumbprint, unauthorized_eab, verify_hmac
+from .jws import (
+    b64d,
+    b64e,
+    canonical_thumbprint,
+    parse,
+    thumbprint,
+    unauthorized_eab,
+    verify_hmac,
+)
 from .problems import AcmeProblem, malformed
 from .store import get_eab_key
 
@@ -49,8 +57,8 @@ def verify_binding(ep: AcmeEndpoint, conn: Any, binding: Any, outer_jwk: dict[st
     verify_hmac(inner, derive_key(ep.eab_secret, kid))
     try:
         jwk = json.loads(b64d(inner.payload_b64, "externalAccountBinding payload"))
-        same = thumbprint(jwk) == thumbprint(outer_jwk)
-    except (ValueError, KeyError, TypeError):
+        same = canonical_thumbprint(jwk) == thumbprint(outer_jwk)
+    except (ValueError, AcmeProblem):
         same = False
     if not same:
         raise malformed("externalAccountBinding payload must be the account key")

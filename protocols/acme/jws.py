@@ -96,18 +96,26 @@ def parse(body: bytes | dict[str, Any]) -> Jws:
     return Jws(protected, protected_b64, payload_b64, b64d(obj.get("signature"), "signature"))
 
 
-def _int(jwk: dict[str, Any], name: str) -> int:
-    return int.from_bytes(b64d(jwk.get(name), f"jwk.{name}"), "big")
+def _int(jwk: dict[str, Any], name: str, minimal: bool) -> int:
+    """An RSA member: unsigned big-endian with no leading zero octet (RFC 7518 §6.3.1.1
+    for n, §6.3.1.2 for e), so one key has one encoding and one thumbprint."""
+    octets = b64d(jwk.get(name), f"jwk.{name}")
+    if not octets or (minimal and octets[0] == 0):
+        raise malformed(f"jwk.{name} must be a minimal big-endian integer (no leading "
+                        "zero octets, RFC 7518 §6.3.1)")
+    return int.from_bytes(octets, "big")
 
 
-def key_from_jwk(jwk: Any) -> tuple[PublicKey, str]:
-    """The public key and the one `alg` pinned to it (RFC 8555 §6.2)."""
+def key_from_jwk(jwk: Any, *, minimal: bool = True) -> tuple[PublicKey, str]:
+    """The public key and the one `alg` pinned to it (RFC 8555 §6.2). A client's RSA JWK
+    must encode n and e minimally (`malformed` otherwise); ``minimal=False`` reads a JWK
+    stored before that rule (an account made then keeps working)."""
     if not isinstance(jwk, dict):
         raise malformed("jwk is not an object")
     kty = jwk.get("kty")
     try:
         if kty == "RSA":
-            n, e = _int(jwk, "n"), _int(jwk, "e")
+            n, e = _int(jwk, "n", minimal), _int(jwk, "e", minimal)
             if n.bit_length() < 2048 or n.bit_length() > 8192:
                 raise AcmeProblem("badPublicKey", "RSA keys must be 2048 to 8192 bits")
             return rsa.RSAPublicNumbers(e, n).public_key(), "RS256"
@@ -184,8 +192,23 @@ def jwk_of(public_key: object) -> dict[str, str]:
     raise ValueError(f"no JWK for a {type(public_key).__name__}")
 
 
+def canonical_jwk(jwk: Any) -> tuple[PublicKey, str, dict[str, str]]:
+    """The key, its `alg`, and its JWK re-encoded from the parsed key (`jwk_of`): only
+    the RFC 7638 members, integers minimal, coordinates full length, base64url without
+    stray bits. Thumbprints and stored account keys are computed from this, never from
+    the client's members, so one key is one account."""
+    key, alg = key_from_jwk(jwk)
+    return key, alg, jwk_of(key)
+
+
+def canonical_thumbprint(jwk: Any) -> str:
+    """The RFC 7638 thumbprint of the key a client's JWK encodes (see `canonical_jwk`)."""
+    return thumbprint(canonical_jwk(jwk)[2])
+
+
 def thumbprint(jwk: dict[str, Any]) -> str:
-    """RFC 7638 JWK thumbprint (SHA-256, base64url) over the required members."""
+    """RFC 7638 JWK thumbprint (SHA-256, base64url) over the required members, as given:
+    pass a canonical JWK (`canonical_jwk`, a stored account's)."""
     required = {"RSA": ("e", "kty", "n"), "EC": ("crv", "kty", "x", "y"),
                 "OKP": ("crv", "kty", "x")}[jwk["kty"]]
     canon = json.dumps({k: jwk[k] for k in required}, separators=(",", ":"), sort_keys=True)

@@ -64,6 +64,12 @@ def from_error(exc: EnrollError) -> AcmeProblem:
     return AcmeProblem("serverInternal", "internal error", 500)
 
 
+def bad_public_key(exc: BadCSR) -> AcmeProblem:
+    """An ACCOUNT key the core refuses (weak, blocked: `Door.check_public_key`) is
+    ``badPublicKey`` (RFC 8555 §6.7); the same refusal of a CSR key stays ``badCSR``."""
+    return AcmeProblem("badPublicKey", exc.detail, 400)
+
+
 def internal(request_id: str) -> AcmeProblem:
     """An unexpected failure: no detail beyond the request id (logged server-side)."""
     return AcmeProblem("serverInternal", f"internal error (request {request_id})", 500)

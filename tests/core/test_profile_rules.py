@@ -189,7 +189,8 @@ def test_email_addresses_must_be_in_an_allowed_domain() -> None:
     accept(p, make_csr(cn=None, emails=["alice@EXAMPLE.com"]))
     assert refused(p, make_csr(cn=None, emails=["mallory@example.net"])) == (
         "e-mail domain 'example.net' is not allowed by profile 'p'")
-    assert refused(p, make_csr(cn=None, emails=["no-at-sign"])) == "malformed e-mail address"
+    assert refused(p, make_csr(cn=None, emails=["no-at-sign"])) == (
+        "malformed e-mail address: e-mail address must have exactly one '@'")
 
 
 def test_uris_must_start_with_an_allowed_prefix() -> None:
