@@ -27,7 +27,15 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy.exc import IntegrityError
 
-from enroll import key_blocklist, key_checks, metrics, profile_rules, renewal, templates
+from enroll import (
+    key_blocklist,
+    key_checks,
+    metrics,
+    profile_rules,
+    renewal,
+    request_writes,
+    templates,
+)
 from enroll.ca_registry import CARegistry
 from enroll.clock import Clock
 from enroll.crypto.keys import spki_sha256
@@ -294,13 +302,8 @@ class Authority:
         return self._outcome(existing)
 
     def _release(self, record: RequestRecord, reason: str) -> None:
-        now = self.clock.now()
         with self.db.write() as tx:
-            if queries.release_transaction(tx, record.id, now):
-                queries.add_audit(tx, at=now, type="request.transaction_released",
-                                  actor="system", request_id=record.id,
-                                  details={"transaction_id": record.transaction_id,
-                                           "reason": reason})
+            request_writes.release(tx, self.clock.now(), record, reason)
 
     def _outcome(self, record: RequestRecord) -> Issued | Pending | Rejected:
         if record.status is RequestStatus.ISSUED and record.certificate_serial:
@@ -371,62 +374,17 @@ class Authority:
 
     def _store_issued(self, record: RequestRecord, cert: x509.Certificate, profile: Profile,
                       ca_name: str, issuance: IssuanceRequest, identity: str) -> None:
-        now = self.clock.now()
-        serial = serial_hex(cert.serial_number)
-        # The names signed are those of the issuance request (no need to re-parse).
-        sans: list[str] = []
-        for ext in issuance.extensions:
-            if isinstance(ext.value, x509.SubjectAlternativeName):
-                sans = names_as_strings(list(ext.value))
         with self.db.write() as tx:
-            if not queries.mark_issued(tx, record.id, serial, now):
-                raise Conflict("request is no longer approved")
-            queries.insert_certificate(tx, {
-                "serial": serial, "ca": ca_name, "request_id": record.id,
-                "status": CertificateStatus.VALID.value, "profile": profile.name,
-                "protocol": record.protocol, "requester": record.requester,
-                "subject": cert.subject.rfc4514_string(), "sans": sans,
-                "key_fingerprint": record.key_fingerprint,
-                "not_before": cert.not_valid_before_utc, "not_after": cert.not_valid_after_utc,
-                "revoked_at": None, "revocation_reason": None, "replaces": record.replaces,
-                "der": cert.public_bytes(serialization.Encoding.DER), "created_at": now,
-                "identity": identity, "superseded_by": None,
-            })
-            if record.replaces is not None:
-                # In the same transaction as the new certificate: of two racing renewals
-                # of one certificate, exactly one is stored.
-                if not queries.supersede(tx, record.replaces, serial):
-                    raise Conflict(f"certificate {record.replaces} was already replaced")
-                queries.add_audit(tx, at=now, type="certificate.superseded",
-                                  actor=record.requester, request_id=record.id,
-                                  serial=record.replaces, details={"by": serial})
-            queries.add_audit(tx, at=now, type="certificate.issued", actor=record.requester,
-                              request_id=record.id, serial=serial,
-                              details={"profile": profile.name, "ca": ca_name,
-                                       "protocol": record.protocol,
-                                       "subject": cert.subject.rfc4514_string(), "sans": sans,
-                                       "replaces": record.replaces,
-                                       "not_after": cert.not_valid_after_utc.isoformat()})
+            request_writes.store_issued(tx, self.clock.now(), record, cert, profile.name,
+                                        ca_name, issuance, identity)
 
     def _fail(self, record: RequestRecord, reason: str, *, retryable: bool = False) -> None:
-        now = self.clock.now()
         with self.db.write() as tx:
-            queries.set_request_status(tx, record.id, expect=(RequestStatus.APPROVED,),
-                                       status=RequestStatus.FAILED, now=now, reason=reason)
-            if retryable:
-                queries.release_transaction(tx, record.id, now)
-            queries.add_audit(tx, at=now, type="request.failed", actor="system",
-                              request_id=record.id,
-                              details={"reason": reason, "retryable": retryable})
+            request_writes.fail(tx, self.clock.now(), record, reason, retryable=retryable)
 
     def _record_denial(self, request: EnrollmentRequest, reason: str) -> None:
-        now = self.clock.now()
         with self.db.write() as tx:
-            queries.add_audit(tx, at=now, type="request.denied",
-                              actor=request.requester.identity,
-                              details={"profile": request.profile, "protocol": request.protocol,
-                                       "endpoint": request.endpoint, "reason": reason,
-                                       "subject": request.csr.subject.rfc4514_string()})
+            request_writes.denied(tx, self.clock.now(), request, reason)
 
     # -- operator decisions -------------------------------------------------------------
 

@@ -1,0 +1,90 @@
+"""The pipeline's writes, each one transaction's worth of rows and audit events.
+
+`enroll.authority` decides; these functions write what it decided inside the
+transaction it opened, so a certificate, its request's new status, the supersession
+of the certificate it renews and their audit events commit together or not at all.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from enroll.crypto.serials import serial_hex
+from enroll.errors import Conflict
+from enroll.model import (
+    CertificateStatus,
+    EnrollmentRequest,
+    IssuanceRequest,
+    RequestRecord,
+    RequestStatus,
+)
+from enroll.names import names_as_strings
+from enroll.store import queries
+from enroll.store.transaction import Tx
+
+
+def store_issued(tx: Tx, now: dt.datetime, record: RequestRecord, cert: x509.Certificate,
+                 profile: str, ca_name: str, issuance: IssuanceRequest, identity: str) -> None:
+    """The certificate, its request ``issued``, the renewed certificate superseded (once:
+    of two racing renewals exactly one commits) and the audit events."""
+    serial = serial_hex(cert.serial_number)
+    # The names signed are those of the issuance request (no need to re-parse).
+    sans: list[str] = []
+    for ext in issuance.extensions:
+        if isinstance(ext.value, x509.SubjectAlternativeName):
+            sans = names_as_strings(list(ext.value))
+    if not queries.mark_issued(tx, record.id, serial, now):
+        raise Conflict("request is no longer approved")
+    queries.insert_certificate(tx, {
+        "serial": serial, "ca": ca_name, "request_id": record.id,
+        "status": CertificateStatus.VALID.value, "profile": profile,
+        "protocol": record.protocol, "requester": record.requester,
+        "subject": cert.subject.rfc4514_string(), "sans": sans,
+        "key_fingerprint": record.key_fingerprint,
+        "not_before": cert.not_valid_before_utc, "not_after": cert.not_valid_after_utc,
+        "revoked_at": None, "revocation_reason": None, "replaces": record.replaces,
+        "der": cert.public_bytes(serialization.Encoding.DER), "created_at": now,
+        "identity": identity, "superseded_by": None,
+    })
+    if record.replaces is not None:
+        if not queries.supersede(tx, record.replaces, serial):
+            raise Conflict(f"certificate {record.replaces} was already replaced")
+        queries.add_audit(tx, at=now, type="certificate.superseded", actor=record.requester,
+                          request_id=record.id, serial=record.replaces, details={"by": serial})
+    queries.add_audit(tx, at=now, type="certificate.issued", actor=record.requester,
+                      request_id=record.id, serial=serial,
+                      details={"profile": profile, "ca": ca_name, "protocol": record.protocol,
+                               "subject": cert.subject.rfc4514_string(), "sans": sans,
+                               "replaces": record.replaces,
+                               "not_after": cert.not_valid_after_utc.isoformat()})
+
+
+def fail(tx: Tx, now: dt.datetime, record: RequestRecord, reason: str, *,
+         retryable: bool) -> None:
+    """An approved request that could not be signed: ``failed``; a `retryable` failure
+    also frees its transaction id, so the client's retry is a new attempt."""
+    queries.set_request_status(tx, record.id, expect=(RequestStatus.APPROVED,),
+                               status=RequestStatus.FAILED, now=now, reason=reason)
+    if retryable:
+        queries.release_transaction(tx, record.id, now)
+    queries.add_audit(tx, at=now, type="request.failed", actor="system", request_id=record.id,
+                      details={"reason": reason, "retryable": retryable})
+
+
+def release(tx: Tx, now: dt.datetime, record: RequestRecord, reason: str) -> None:
+    """Free a finished request's transaction id (its certificate is no longer live)."""
+    if queries.release_transaction(tx, record.id, now):
+        queries.add_audit(tx, at=now, type="request.transaction_released", actor="system",
+                          request_id=record.id,
+                          details={"transaction_id": record.transaction_id, "reason": reason})
+
+
+def denied(tx: Tx, now: dt.datetime, request: EnrollmentRequest, reason: str) -> None:
+    """A policy denial: only an audit event (nothing else is stored)."""
+    queries.add_audit(tx, at=now, type="request.denied", actor=request.requester.identity,
+                      details={"profile": request.profile, "protocol": request.protocol,
+                               "endpoint": request.endpoint, "reason": reason,
+                               "subject": request.csr.subject.rfc4514_string()})
