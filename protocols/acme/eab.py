@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import secrets
 from typing import Any
 
 from .endpoint import AcmeEndpoint
-from .jws import b64d, b64e, parse, thumbprint, unauthorized_eab, verify_hmac
+from .jws import b64d, b64e, load_json, parse, thumbprint, unauthorized_eab, verify_hmac
 from .problems import AcmeProblem, malformed
 from .store import get_eab_key
 
@@ -48,9 +47,10 @@ def verify_binding(ep: AcmeEndpoint, conn: Any, binding: Any, outer_jwk: dict[st
         raise unauthorized_eab()
     verify_hmac(inner, derive_key(ep.eab_secret, kid))
     try:
-        jwk = json.loads(b64d(inner.payload_b64, "externalAccountBinding payload"))
+        jwk = load_json(b64d(inner.payload_b64, "externalAccountBinding payload"),
+                        "externalAccountBinding payload")
         same = thumbprint(jwk) == thumbprint(outer_jwk)
-    except (ValueError, KeyError, TypeError):
+    except (AcmeProblem, ValueError, KeyError, TypeError):
         same = False
     if not same:
         raise malformed("externalAccountBinding payload must be the account key")

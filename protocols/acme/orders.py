@@ -17,7 +17,7 @@ from . import ari, fields, names, store
 from .accounts import Verified, account_url
 from .endpoint import AcmeEndpoint
 from .jws import b64d, jwk_of, thumbprint
-from .problems import AcmeProblem, from_error, malformed, not_found, unauthorized
+from .problems import AcmeProblem, document, from_error, malformed, not_found, unauthorized
 
 ORDER_LIFETIME = dt.timedelta(days=7)
 RETRY_AFTER = 3
@@ -46,8 +46,8 @@ def new_order(ep: AcmeEndpoint, v: Verified) -> tuple[store.Order, list[str]]:
         if ident["type"] == "ip" and not set(offered) & {"http-01", "tls-alpn-01"}:
             ok = False  # RFC 8738 §7: no dns-01 for IP identifiers
         if not ok:
-            refused.append({"type": "urn:ietf:params:acme:error:rejectedIdentifier",
-                            "detail": f"{check} is not allowed here", "identifier": ident})
+            refused.append(document("rejectedIdentifier", f"{check} is not allowed here",
+                                    identifier=ident))
     if refused:
         raise AcmeProblem("rejectedIdentifier", "some identifiers are not allowed here",
                           400, subproblems=refused)
@@ -110,8 +110,8 @@ def load_order(ep: AcmeEndpoint, v: Verified, order_id: str) -> store.Order:
     elif order.status in ("pending", "ready") and order.expires <= ep.clock.now():
         # RFC 8555 §7.1.6: an order that expires before it is finalized is invalid.
         with ep.db.write() as conn:
-            store.set_order(conn, order.id, ("pending", "ready"), status="invalid", error={
-                "type": "urn:ietf:params:acme:error:malformed", "detail": "order expired"})
+            store.set_order(conn, order.id, ("pending", "ready"), status="invalid",
+                            error=document("malformed", "order expired"))
             order = store.get_order(conn, order.id) or order
     return order
 
@@ -132,9 +132,8 @@ def _poll(ep: AcmeEndpoint, order: store.Order) -> store.Order:
             store.set_order(conn, order.id, "processing", status="valid",
                             certificate_serial=outcome.serial_hex)
         else:
-            store.set_order(conn, order.id, "processing", status="invalid", error={
-                "type": "urn:ietf:params:acme:error:rejectedIdentifier",
-                "detail": outcome.reason or "rejected"})
+            store.set_order(conn, order.id, "processing", status="invalid",
+                            error=document("rejectedIdentifier", outcome.reason or "rejected"))
         fresh = store.get_order(conn, order.id)
     assert fresh is not None
     return fresh
@@ -209,9 +208,8 @@ def finalize(ep: AcmeEndpoint, v: Verified, order_id: str, base: str) -> store.O
             store.set_order(conn, order.id, "processing", request_id=outcome.request_id)
         else:
             store.set_order(conn, order.id, "processing", status="invalid",
-                            request_id=outcome.request_id, error={
-                                "type": "urn:ietf:params:acme:error:rejectedIdentifier",
-                                "detail": outcome.reason})
+                            request_id=outcome.request_id,
+                            error=document("rejectedIdentifier", outcome.reason or "rejected"))
         fresh = store.get_order(conn, order.id)
     assert fresh is not None
     return fresh
