@@ -139,8 +139,14 @@ def main() -> int:
         while pending and len(running) < max(1, args.jobs):
             name = pending.pop(0)
             running.append((name, run_one(name, args, out)))
-        name, proc = running.pop(0)
-        results.append(finish(name, proc, out))
+        done = [(n, p) for n, p in running if p.poll() is not None]
+        if not done:
+            time.sleep(0.5)
+            continue
+        for name, proc in done:
+            running.remove((name, proc))
+            results.append(finish(name, proc, out))
+    results.sort(key=lambda r: names.index(str(r["target"])))
     print(f"{'target':<8} {'executions':>12} {'crashes':>8} {'distinct':>8} "
           f"{'seconds':>9} {'exec/s':>8} exit")
     ok = True

@@ -24,7 +24,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, padding, rsa, x25519
 
 HOSTILE_DIR = Path(__file__).parent / "vectors" / "core" / "hostile"
-_SIGNER = ec.generate_private_key(ec.SECP256R1())
+SIGNER = ec.generate_private_key(ec.SECP256R1())
+"""The key that signs every vector whose own key is not the point (a SCEP test signs
+the pkiMessage with it too, so the signer key is the CSR key)."""
 
 
 def _spki_der(public_key: object) -> bytes:
@@ -78,7 +80,7 @@ def build(*, spki: bytes | None = None, subject: ax509.Name | None = None,
           attributes: list[bytes] | None = None, key: object = None) -> bytes:
     """DER CertificationRequest: version 0, `subject`, `spki` (default: `key`'s),
     `attributes` (Attribute DERs), signed by `key` (default: a P-256 key)."""
-    signer = key if key is not None else _SIGNER
+    signer = key if key is not None else SIGNER
     spki = spki if spki is not None else _spki_der(signer.public_key())  # type: ignore[attr-defined]
     subject = subject if subject is not None else _name()
     attrs = _tlv(0xA0, b"".join(attributes or []))
@@ -216,13 +218,17 @@ def rsa_signed_good() -> bytes:
 
 
 def resigned_certificate(cert_der: bytes, key: ec.EllipticCurvePrivateKey,
-                         extra_extensions: list[bytes]) -> bytes:
+                         extra_extensions: list[bytes],
+                         replace: dict[str, bytes] | None = None) -> bytes:
     """`cert_der` with the Extension DERs in `extra_extensions` appended to its own
-    (two SANs, a second acmeIdentifier…), re-signed by `key` (ECDSA-SHA256): a
-    certificate a TLS server can present but cryptography refuses to build."""
+    (two SANs, a second acmeIdentifier…) and the TBSCertificate fields named in
+    `replace` (``issuer``, ``subject_public_key_info``…) swapped for the DER given,
+    re-signed by `key` (ECDSA-SHA256): certificates cryptography refuses to build."""
     cert = ax509.Certificate.load(cert_der)
     tbs = cert["tbs_certificate"]
-    fields = b"".join(tbs[name].dump() for name, _spec, *_ in tbs._fields
+    replace = replace or {}
+    fields = b"".join(replace.get(name) or tbs[name].dump()
+                      for name, _spec, *_ in tbs._fields
                       if name != "extensions" and not isinstance(tbs[name], core.Void))
     own = [e.dump() for e in tbs["extensions"]] \
         if not isinstance(tbs["extensions"], core.Void) else []
@@ -230,6 +236,17 @@ def resigned_certificate(cert_der: bytes, key: ec.EllipticCurvePrivateKey,
     signature = key.sign(tbs_der, ec.ECDSA(hashes.SHA256()))
     return _tlv(0x30, tbs_der + cert["signature_algorithm"].dump()
                 + _tlv(0x03, b"\x00" + signature))
+
+
+def bad_utf8_name() -> bytes:
+    """A Name whose CN is a UTF8String that is not UTF-8."""
+    return _name(core.UTF8String.load(b"\x0c\x03\xff\xfe\xfd")).dump()
+
+
+def off_curve_spki() -> bytes:
+    good = bytearray(_spki_der(ec.generate_private_key(ec.SECP256R1()).public_key()))
+    good[-1] ^= 0x01
+    return bytes(good)
 
 
 def extension(oid: str, value_der: bytes, critical: bool = False) -> bytes:
@@ -257,6 +274,15 @@ HOSTILE: dict[str, Callable[[], bytes]] = {
     "attribute_garbage_value": attribute_garbage_value,
     "two_challenge_attributes": two_challenge_attributes,
 }
+
+
+ATTRIBUTE_ONLY = ("challenge_not_utf8", "attribute_garbage_value", "two_challenge_attributes")
+"""Vectors whose only fault is in an attribute a protocol may read (SCEP's
+challengePassword): the CSR itself loads, so only the door that reads it refuses."""
+REFUSED = {name: make for name, make in HOSTILE.items() if name not in ATTRIBUTE_ONLY}
+"""Vectors every door refuses: the loader or the profile's key rule."""
+UNLOADABLE = {name: make for name, make in REFUSED.items() if name != "ec_brainpool"}
+"""Vectors `load_csr` itself refuses (ec_brainpool loads: the profile refuses its key)."""
 
 
 def main() -> None:
