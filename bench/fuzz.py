@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -59,6 +60,10 @@ def child(args: argparse.Namespace) -> None:
             "target": target.name, "executions": target.executions,
             "crashes": target.crashes, "seconds": round(time.monotonic() - started, 1),
             "distinct": target.first}))
+        # Skip the rest of interpreter shutdown (a target's database, worker threads):
+        # libFuzzer's timeout alarm is still armed and may fire during a slow one.
+        sys.stdout.flush()
+        os._exit(0)
 
     atexit.register(report)
     argv = [sys.argv[0], str(corpus), f"-runs={args.runs}", f"-atheris_runs={args.runs}",

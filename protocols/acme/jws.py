@@ -92,6 +92,9 @@ def parse(body: bytes | dict[str, Any]) -> Jws:
     protected_b64, payload_b64 = obj.get("protected"), obj.get("payload")
     if not isinstance(protected_b64, str) or not isinstance(payload_b64, str):
         raise malformed("JWS needs protected and payload strings")
+    if not (protected_b64.isascii() and payload_b64.isascii()):
+        # JSON escapes can carry any code point, a lone surrogate too: base64url is ASCII.
+        raise malformed("protected and payload must be base64url")
     protected = load_json(b64d(protected_b64, "protected header"), "protected header")
     if not isinstance(protected, dict):
         raise malformed("protected header is not a JSON object")

@@ -30,9 +30,9 @@ from typing import Any, Protocol
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 
+from enroll.client_certificates import load_certificate
 from enroll.clock import Clock
-from enroll.csr import PARSE_ERRORS
-from enroll.errors import Unauthorized
+from enroll.errors import MalformedInput, Unauthorized
 from enroll.model import CertificateRecord, CertificateStatus, Requester
 
 from . import passwords, store
@@ -104,23 +104,16 @@ def _is_trusted(peer: str | None, proxies: tuple[Network, ...]) -> bool:
 
 
 def _usable(pem: object) -> x509.Certificate | None:
-    """A client certificate (PEM) with every field authentication reads already decoded,
-    or None: `cryptography` decodes lazily, and a garbage issuer, extension or key would
+    """A client certificate (PEM) with every field authentication reads already decoded
+    (`enroll.client_certificates`), or None: a garbage issuer, extension or key would
     otherwise raise later, inside the credential check. No certificate means 401."""
     if not isinstance(pem, str | bytes) or not pem or len(pem) > MAX_CERT_PEM:
         return None
+    data = pem.encode("utf-8", "surrogateescape") if isinstance(pem, str) else pem
     try:
-        data = pem.encode("utf-8", "surrogateescape") if isinstance(pem, str) else pem
-        cert = x509.load_pem_x509_certificate(data)
-        cert.issuer.public_bytes()
-        cert.subject.public_bytes()
-        _ = cert.serial_number, cert.not_valid_before_utc, cert.not_valid_after_utc
-        for ext in cert.extensions:
-            _ = ext.value
-        cert.public_key()
-    except PARSE_ERRORS:
+        return load_certificate(data, pem=True)
+    except MalformedInput:
         return None
-    return cert
 
 
 def _cert_from_header(value: str) -> x509.Certificate | None:
