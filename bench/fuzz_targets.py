@@ -115,12 +115,27 @@ def scep_target() -> Target:
     ra_key = serialization.load_pem_private_key((VECTORS / "scep" / "ra.key").read_bytes(),
                                                 None)
 
+    def typed(fn: Callable[..., Any], *args: Any) -> bool:
+        """Run a parser that may refuse (typed); whether it accepted."""
+        try:
+            fn(*args)
+        except EnrollError:
+            return False
+        return True
+
     def one(data: bytes) -> None:
+        # A client signs with its own key, so whatever sits inside a pkiMessage (the
+        # envelope, the payload) reaches the parsers below verified: each gets the raw
+        # input too, not only what survives the signature check.
+        typed(envelope.decrypt, data, ra_cert, ra_key, envelope.CIPHERS)
+        typed(pkimessage.parse_issuer_and_subject, data)
+        typed(pkimessage.parse_issuer_and_serial, data)
         message = pkimessage.parse_pkimessage(data)
         try:
-            signeddata.verify(message.signed, signeddata.HASHES)
-            signeddata.signing_time(message.signed)
-            message.signer.public_key()
+            verified = typed(signeddata.verify, message.signed, signeddata.HASHES)
+            typed(signeddata.signing_time, message.signed)
+            if verified:
+                message.signer.public_key()
             if message.signed.content is None:
                 return
             payload, _ = envelope.decrypt(message.signed.content, ra_cert, ra_key,
@@ -144,7 +159,14 @@ def scep_target() -> Target:
                 recipient_nonce=message.sender_nonce, signer=ra_cert, key=ra_key,
                 fail_info=None, fail_text="x")
 
-    return Target("scep", one, _files("scep/*.der"))
+    seeds = _files("scep/*.der")
+    for seed in list(seeds):
+        content = pkimessage.parse_pkimessage(seed).signed.content
+        if content is not None:
+            seeds.append(content)  # an EnvelopedData
+    seeds.append(pkimessage.issuer_and_serial(ra_cert.issuer, ra_cert.serial_number))
+    seeds.append(pkimessage.issuer_and_subject(ra_cert.issuer, ra_cert.subject))
+    return Target("scep", one, seeds)
 
 
 # -- est -------------------------------------------------------------------------------------

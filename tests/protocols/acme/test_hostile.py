@@ -272,3 +272,37 @@ async def test_a_crashed_validation_stores_server_internal_with_the_request_id(
                      "detail": f"internal error (request {r.headers['x-request-id']})"}
     assert "secret" not in r.text
     assert harness.counts() == (0, 0)
+
+
+@pytest.mark.parametrize(("payload", "typ"), [
+    ({"certificate": b64e(b"garbage")}, "malformed"),
+    # version 4 (INTEGER 3): cryptography's InvalidVersion is not a ValueError
+    ({"certificate": b64e(b"\x30\x0c\x30\x07\xa0\x03\x02\x01\x03\x02\x00\x30\x00\x03\x01"
+                          b"\x00")}, "malformed"),
+    ({"certificate": 5}, "malformed"),
+    ({"certificate": "AAAA", "reason": [1]}, "malformed"),
+    ({"certificate": "AAAA", "reason": {"a": 1}}, "malformed"),
+])
+async def test_garbage_revocation_is_a_problem(harness: Any, payload: dict[str, Any],
+                                               typ: str) -> None:
+    acme = acme_client(harness)
+    await acme.register()
+    d = await acme.directory()
+    r = await acme.post(d["revokeCert"], payload, check=False)
+    problem(r, typ, 400)
+    assert harness.counts() == (0, 0)
+
+
+async def test_revocation_reason_that_is_not_a_number(harness: Any,
+                                                      responder: Http01Responder) -> None:
+    acme = acme_client(harness)
+    await acme.register()
+    pem = await acme.issue(["revoke.test.example"], responder)
+    der = x509.load_pem_x509_certificates(pem.encode())[0].public_bytes(
+        serialization.Encoding.DER)
+    d = await acme.directory()
+    for reason in ([1], {"r": 1}, True, "1", 2):
+        r = await acme.post(d["revokeCert"], {"certificate": b64e(der), "reason": reason},
+                            check=False)
+        problem(r, "badRevocationReason", 400)
+    assert harness.counts() == (1, 1)
