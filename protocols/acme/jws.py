@@ -116,6 +116,10 @@ def key_from_jwk(jwk: Any) -> tuple[PublicKey, str]:
             n, e = _int(jwk, "n"), _int(jwk, "e")
             if n.bit_length() < 2048 or n.bit_length() > 8192:
                 raise AcmeProblem("badPublicKey", "RSA keys must be 2048 to 8192 bits")
+            if e.bit_length() > 64:
+                # A verification costs one squaring per exponent bit; OpenSSL refuses
+                # such exponents for large moduli anyway.
+                raise AcmeProblem("badPublicKey", "RSA public exponent is too large")
             return rsa.RSAPublicNumbers(e, n).public_key(), "RS256"
         if kty == "EC" and crv in _EC:
             curve, alg, size, _ = _EC[crv]
