@@ -40,6 +40,14 @@ class CSRAlgorithmUnsupported(BadCSR):
     A refinement of `BadCSR` (not in `ALL_ERRORS`); SCEP answers badAlg."""
 
 
+class BadPublicKey(BadCSR):
+    """The CSR's public key is invalid (an RSA exponent of 1, an EC point off its curve)
+    or of a kind enroll never certifies (DSA, X25519, an unknown curve or algorithm).
+
+    A refinement of `BadCSR` (not in `ALL_ERRORS`); ACME answers badPublicKey, SCEP
+    badAlg."""
+
+
 class Unauthorized(EnrollError):
     """The requester is not authenticated or not allowed to do this."""
 

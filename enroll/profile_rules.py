@@ -121,7 +121,7 @@ def _attribute(attr: str, text: str) -> x509.NameAttribute[str]:
                      "(letters, digits, space and '()+,-./:=?)")
     if kind is _ASN1Type.IA5String and not text.isascii():
         raise BadCSR(f"subject {attr} must be ASCII")
-    if attr == "C" and not text.isalpha():
+    if attr == "C" and (len(text) != 2 or not text.isalpha()):
         raise BadCSR("subject C must be a two-letter country code")
     return x509.NameAttribute(SUBJECT_ATTRS[attr], text, _type=kind)
 

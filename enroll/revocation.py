@@ -141,14 +141,19 @@ class OCSPResponder:
         if len(der) > MAX_OCSP_REQUEST:
             raise MalformedInput("OCSP request too large")
         try:
+            # Everything the answer reads is decoded here (cryptography parses lazily):
+            # a request that does not decode is malformedRequest, never an exception.
             req = ocsp.load_der_ocsp_request(der)
             alg = req.hash_algorithm.name
             key = (alg, req.issuer_name_hash, req.issuer_key_hash)
             serial = req.serial_number
+            nonces = [ext.value for ext in req.extensions
+                      if isinstance(ext.value, x509.OCSPNonce)]
         except (ValueError, x509.UnsupportedGeneralNameType, Exception):  # noqa: BLE001
-            return ocsp.OCSPResponseBuilder.build_unsuccessful(
-                ocsp.OCSPResponseStatus.MALFORMED_REQUEST).public_bytes(
-                serialization.Encoding.DER)
+            return _malformed()
+        if serial < 0 or serial.bit_length() > 160 or len(nonces) > 1:
+            # RFC 5280 §4.1.2.2: a positive serial of at most 20 octets; one nonce.
+            return _malformed()
         ca_name = self._by_key_hash.get(key)
         if ca_name is None:
             return ocsp.OCSPResponseBuilder.build_unsuccessful(
@@ -174,10 +179,14 @@ class OCSPResponder:
                 this_update=now, next_update=now + OCSP_VALIDITY,
                 revocation_time=record.revoked_at if revoked else None,
                 revocation_reason=record.revocation_reason if revoked else None)
-        for ext in req.extensions:
-            if isinstance(ext.value, x509.OCSPNonce):
-                builder = builder.add_extension(ext.value, critical=False)
+        for nonce in nonces:
+            builder = builder.add_extension(nonce, critical=False)
         return backend.sign_ocsp(builder).public_bytes(serialization.Encoding.DER)
+
+
+def _malformed() -> bytes:
+    return ocsp.OCSPResponseBuilder.build_unsuccessful(
+        ocsp.OCSPResponseStatus.MALFORMED_REQUEST).public_bytes(serialization.Encoding.DER)
 
 
 def _key_bits(cert: x509.Certificate) -> bytes:

@@ -26,12 +26,14 @@ from typing import Any
 
 import anyio
 import dns.message
+import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 import httpx
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from dns.rdtypes.ANY.TXT import TXT
 
 from enroll.testing import count_stored
 from enroll.testing.acme_client import AcmeClient
@@ -229,10 +231,12 @@ def validator_env(dns: LocalDns, http01_port: int, tlsalpn01_port: int = 443) ->
 
 
 class LocalDns:
-    """A UDP DNS on loopback: every A query is 127.0.0.1, TXT answers come from `txt`."""
+    """A UDP DNS on loopback: every A query is 127.0.0.1, TXT answers come from `txt`
+    (text) and `txt_raw` (records of any octets, one list of strings per record)."""
 
     def __init__(self) -> None:
         self.txt: dict[str, list[str]] = {}
+        self.txt_raw: dict[str, list[list[bytes]]] = {}
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.settimeout(0.2)
@@ -263,6 +267,10 @@ class LocalDns:
                 elif q.rdtype == dns.rdatatype.TXT and name in self.txt:
                     reply.answer.append(dns.rrset.from_text_list(
                         q.name, 5, "IN", "TXT", [f'"{v}"' for v in self.txt[name]]))
+                elif q.rdtype == dns.rdatatype.TXT and name in self.txt_raw:
+                    reply.answer.append(dns.rrset.from_rdata_list(q.name, 5, [
+                        TXT(dns.rdataclass.IN, dns.rdatatype.TXT, strings)
+                        for strings in self.txt_raw[name]]))
             self.sock.sendto(reply.to_wire(), peer)
 
     def close(self) -> None:

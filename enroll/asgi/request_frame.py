@@ -10,8 +10,11 @@ a request logger, an id header), because each layer costs a closure per message:
 - the protocol label: a front-end's routes are wrapped by `label_routes` with the
   plugin's name, so a custom path (``/mdm/scep``) is counted under its protocol; the
   core never lists protocol paths;
-- an exception that escapes a handler is logged with the request id and answered 500
-  with only that id (no traceback, no detail);
+- Starlette's `HTTPException` (what its router raises for an unknown path, 404, or a
+  method a route does not take, 405, because the router runs outside Starlette's
+  exception middleware) is answered with its own status and a short text, not 500;
+- any other exception that escapes a handler is logged with the request id and answered
+  500 with only that id (no traceback, no detail);
 - one log line per request only when ``log_requests = true``.
 """
 
@@ -24,6 +27,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute
 
 from enroll import metrics
@@ -85,6 +89,10 @@ class RequestFrame:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except HTTPException as exc:
+            if info["started"]:
+                raise
+            await _http_error(send_with_id, exc)
         except Exception:
             log.exception("unhandled error", extra={"request_id": request_id})
             if not info["started"]:
@@ -100,6 +108,16 @@ class RequestFrame:
                     "request_id": request_id, "method": scope.get("method"),
                     "path": scope.get("path", ""), "status": status, "protocol": protocol,
                     "ms": round(elapsed * 1000, 2), "worker": self._pid})
+
+
+async def _http_error(send: Send, exc: HTTPException) -> None:
+    body = f"{exc.detail}\n".encode()
+    headers = [(k.lower().encode("latin-1"), v.encode("latin-1"))
+               for k, v in (exc.headers or {}).items()]
+    await send({"type": "http.response.start", "status": exc.status_code,
+                "headers": [(b"content-type", b"text/plain; charset=utf-8"),
+                            (b"content-length", str(len(body)).encode()), *headers]})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _internal_error(send: Send, request_id: str) -> None:

@@ -15,6 +15,9 @@ from .jws import b64d, b64e
 from .problems import malformed
 
 RETRY_AFTER = 6 * 3600
+MAX_SERIAL_BYTES = 20
+"""RFC 5280 §4.1.2.2: a serial number is at most 20 octets."""
+MAX_KEY_ID_BYTES = 64
 
 
 def cert_id(cert: x509.Certificate) -> str:
@@ -26,13 +29,17 @@ def cert_id(cert: x509.Certificate) -> str:
 
 
 def parse_cert_id(text: Any) -> tuple[bytes, str]:
-    """(AKI keyIdentifier, serial hex) of a certID."""
+    """(AKI keyIdentifier, serial hex) of a certID. Raises malformed for anything that is
+    not two non-empty base64url parts, a key identifier of at most 64 octets and a
+    positive serial of at most 20 (RFC 9773 §4.1, RFC 5280 §4.1.2.2)."""
     if not isinstance(text, str) or len(text) > 256 or text.count(".") != 1:
         raise malformed("not an ARI certificate identifier")
     aki_b64, serial_b64 = text.split(".")
     aki, serial = b64d(aki_b64, "certID"), b64d(serial_b64, "certID")
-    if not aki or not serial:
+    if not aki or not serial or len(aki) > MAX_KEY_ID_BYTES:
         raise malformed("not an ARI certificate identifier")
+    if len(serial) > MAX_SERIAL_BYTES or serial[0] & 0x80 or not any(serial):
+        raise malformed("the certID serial is not a positive serial of at most 20 octets")
     return aki, format(int.from_bytes(serial, "big"), "x")
 
 

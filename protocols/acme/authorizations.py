@@ -11,9 +11,7 @@ from . import store, validation
 from .accounts import Verified
 from .endpoint import AcmeEndpoint
 from .jws import thumbprint
-from .problems import AcmeProblem, malformed, not_found, unauthorized
-
-NS = "urn:ietf:params:acme:error:"
+from .problems import AcmeProblem, document, malformed, not_found, unauthorized
 
 
 def load_authz(ep: AcmeEndpoint, v: Verified,
@@ -93,10 +91,10 @@ def _record(conn: Tx, challenge_id: str, error: dict[str, Any] | None,
     if not store.set_authz(conn, authz.id, "pending", status):
         return
     if error:
-        store.set_order(conn, authz.order_id, "pending", status="invalid", error={
-            "type": NS + "unauthorized", "detail": f"authorization for {authz.value} "
-            "failed", "subproblems": [dict(error, identifier={
-                "type": authz.type, "value": authz.value})]})
+        identifier = {"type": authz.type, "value": authz.value}
+        store.set_order(conn, authz.order_id, "pending", status="invalid", error=document(
+            "unauthorized", f"authorization for {authz.value} failed", 403,
+            subproblems=[dict(error, identifier=identifier)]))
     elif all(a.status == "valid" for a in store.order_authzs(conn, authz.order_id)):
         store.set_order(conn, authz.order_id, "pending", status="ready")
 
@@ -110,5 +108,5 @@ async def validate(ep: AcmeEndpoint, challenge: store.Challenge, authz: store.Au
         await validation.run(challenge.type, name, challenge.token, key_authorization,
                              ep.validation)
     except validation.ValidationFailed as exc:
-        return {"type": NS + exc.typ, "detail": exc.detail, "status": 400}
+        return exc.document()
     return None

@@ -8,7 +8,8 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from enroll.errors import Conflict, EnrollError, NotFound
+from enroll.client_certificates import load_certificate
+from enroll.errors import Conflict, EnrollError, MalformedInput, NotFound
 
 from .accounts import Verified
 from .endpoint import AcmeEndpoint
@@ -52,11 +53,12 @@ def revoke(ep: AcmeEndpoint, v: Verified) -> None:
     if len(der) > MAX_CERT:
         raise malformed("certificate too large")
     try:
-        cert = x509.load_der_x509_certificate(der)
-    except ValueError:
+        cert = load_certificate(der, public_key=False)
+    except MalformedInput:
         raise malformed("certificate does not parse") from None
     reason_code = payload.get("reason", 0)
-    if reason_code not in _REASONS:
+    if not isinstance(reason_code, int) or isinstance(reason_code, bool) \
+            or reason_code not in _REASONS:
         raise AcmeProblem("badRevocationReason", "unsupported revocation reason")
     record = ep.authority.lookup(cert)
     if record is None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import secrets
 from typing import Any
 
@@ -18,6 +17,7 @@ from .jws import (
     b64d,
     b64e,
     canonical_thumbprint,
+    load_json,
     parse,
     thumbprint,
     unauthorized_eab,
@@ -56,9 +56,10 @@ def verify_binding(ep: AcmeEndpoint, conn: Any, binding: Any, outer_jwk: dict[st
         raise unauthorized_eab()
     verify_hmac(inner, derive_key(ep.eab_secret, kid))
     try:
-        jwk = json.loads(b64d(inner.payload_b64, "externalAccountBinding payload"))
+        jwk = load_json(b64d(inner.payload_b64, "externalAccountBinding payload"),
+                        "externalAccountBinding payload")
         same = canonical_thumbprint(jwk) == thumbprint(outer_jwk)
-    except (ValueError, AcmeProblem):
+    except (AcmeProblem, ValueError, KeyError, TypeError):
         same = False
     if not same:
         raise malformed("externalAccountBinding payload must be the account key")

@@ -28,6 +28,12 @@ from .problems import AcmeProblem, from_error, internal, malformed, not_found
 log = logging.getLogger("enroll.acme")
 JOSE = "application/jose+json"
 
+
+def _request_id(request: Request) -> str:
+    """The id `enroll.asgi.request_frame` gave this request (logged with the error)."""
+    return str(request.scope.get("state", {}).get("request_id", "-"))
+
+
 @dataclass
 class Reply:
     status: int = 200
@@ -78,7 +84,7 @@ class AcmeHttp:
 
     def _internal(self, request: Request, base: str, what: str) -> Response:
         """Log the exception being handled; answer serverInternal with the request id."""
-        request_id = request.scope.get("state", {}).get("request_id", "-")
+        request_id = _request_id(request)
         log.exception(what, extra={"request_id": request_id})
         return self._problem(internal(request_id), base)
 
@@ -98,8 +104,6 @@ class AcmeHttp:
                 return op(v, base, url)
 
             reply = await self.ep.blocking.run(work)
-        except AcmeProblem as exc:
-            return self._problem(exc, base)
         except EnrollError as exc:
             return self._problem(from_error(exc), base)
         except Exception:
@@ -146,8 +150,10 @@ class AcmeHttp:
 
         try:
             return self._render(await self.ep.blocking.run(work), base)
-        except AcmeProblem as exc:
-            return self._problem(exc, base)
+        except EnrollError as exc:
+            return self._problem(from_error(exc), base)
+        except Exception:
+            return self._internal(request, base, "ACME renewal-info failed")
 
     # -- JWS resources ----------------------------------------------------------------------
 
@@ -247,9 +253,9 @@ class AcmeHttp:
                     try:
                         error = await authorizations.validate(self.ep, challenge, authz, jwk)
                     except Exception:
-                        log.exception("validation crashed")
-                        error = {"type": authorizations.NS + "serverInternal",
-                                 "detail": "validation failed internally", "status": 500}
+                        request_id = _request_id(request)
+                        log.exception("validation crashed", extra={"request_id": request_id})
+                        error = internal(request_id).document()
                     done = await self.ep.blocking.run(authorizations.record_result, self.ep,
                                                       challenge.id, error)
                     if done is None:

@@ -15,6 +15,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+from enroll import bounded_json
+from enroll.errors import MalformedInput
+
 from .problems import AcmeProblem, malformed
 
 MAX_JWS_BYTES = 64 * 1024
@@ -34,6 +37,14 @@ def b64d(text: Any, what: str = "value") -> bytes:
         return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (ValueError, TypeError):
         raise malformed(f"{what} is not base64url") from None
+
+
+def load_json(data: bytes | str, what: str) -> Any:
+    """Client JSON through the one bounded loader (size and depth): malformed if not."""
+    try:
+        return bounded_json.loads(data, what=what, max_bytes=MAX_JWS_BYTES)
+    except MalformedInput as exc:
+        raise malformed(exc.detail) from None
 
 
 def b64e(data: bytes) -> str:
@@ -60,10 +71,7 @@ class Jws:
         """The payload parsed as a JSON object; malformed if it is not one."""
         if self.payload_b64 == "":
             raise malformed("this resource needs a payload, not POST-as-GET")
-        try:
-            value = json.loads(b64d(self.payload_b64, "payload"))
-        except ValueError:
-            raise malformed("payload is not JSON") from None
+        value = load_json(b64d(self.payload_b64, "payload"), "payload")
         if not isinstance(value, dict):
             raise malformed("payload is not a JSON object")
         return value
@@ -74,10 +82,7 @@ def parse(body: bytes | dict[str, Any]) -> Jws:
     if isinstance(body, bytes):
         if len(body) > MAX_JWS_BYTES:
             raise malformed("JWS too large")
-        try:
-            obj = json.loads(body)
-        except ValueError:
-            raise malformed("body is not JSON") from None
+        obj = load_json(body, "body")
     else:
         obj = body
     if not isinstance(obj, dict) or "signatures" in obj or "header" in obj:
@@ -87,10 +92,10 @@ def parse(body: bytes | dict[str, Any]) -> Jws:
     protected_b64, payload_b64 = obj.get("protected"), obj.get("payload")
     if not isinstance(protected_b64, str) or not isinstance(payload_b64, str):
         raise malformed("JWS needs protected and payload strings")
-    try:
-        protected = json.loads(b64d(protected_b64, "protected header"))
-    except ValueError:
-        raise malformed("protected header is not JSON") from None
+    if not (protected_b64.isascii() and payload_b64.isascii()):
+        # JSON escapes can carry any code point, a lone surrogate too: base64url is ASCII.
+        raise malformed("protected and payload must be base64url")
+    protected = load_json(b64d(protected_b64, "protected header"), "protected header")
     if not isinstance(protected, dict):
         raise malformed("protected header is not a JSON object")
     return Jws(protected, protected_b64, payload_b64, b64d(obj.get("signature"), "signature"))
@@ -112,22 +117,27 @@ def key_from_jwk(jwk: Any, *, minimal: bool = True) -> tuple[PublicKey, str]:
     stored before that rule (an account made then keeps working)."""
     if not isinstance(jwk, dict):
         raise malformed("jwk is not an object")
-    kty = jwk.get("kty")
+    kty, crv = jwk.get("kty"), jwk.get("crv")
+    crv = crv if isinstance(crv, str) else None
     try:
         if kty == "RSA":
             n, e = _int(jwk, "n", minimal), _int(jwk, "e", minimal)
             if n.bit_length() < 2048 or n.bit_length() > 8192:
                 raise AcmeProblem("badPublicKey", "RSA keys must be 2048 to 8192 bits")
+            if e.bit_length() > 64:
+                # A verification costs one squaring per exponent bit; OpenSSL refuses
+                # such exponents for large moduli anyway.
+                raise AcmeProblem("badPublicKey", "RSA public exponent is too large")
             return rsa.RSAPublicNumbers(e, n).public_key(), "RS256"
-        if kty == "EC" and jwk.get("crv") in _EC:
-            curve, alg, size, _ = _EC[jwk["crv"]]
+        if kty == "EC" and crv in _EC:
+            curve, alg, size, _ = _EC[crv]
             x, y = b64d(jwk.get("x"), "jwk.x"), b64d(jwk.get("y"), "jwk.y")
             if len(x) != size or len(y) != size:
                 raise AcmeProblem("badPublicKey", "EC coordinates have the wrong length")
             key = ec.EllipticCurvePublicNumbers(int.from_bytes(x, "big"),
                                                 int.from_bytes(y, "big"), curve).public_key()
             return key, alg
-        if kty == "OKP" and jwk.get("crv") == "Ed25519":
+        if kty == "OKP" and crv == "Ed25519":
             return ed25519.Ed25519PublicKey.from_public_bytes(
                 b64d(jwk.get("x"), "jwk.x")), "EdDSA"
     except ValueError:

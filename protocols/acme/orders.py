@@ -19,10 +19,10 @@ from . import ari, fields, names, store
 from .accounts import Verified, account_url
 from .endpoint import AcmeEndpoint
 from .jws import b64d, jwk_of, thumbprint
-from .problems import AcmeProblem, from_error, malformed, not_found, unauthorized
+from .problems import AcmeProblem, document, from_error, malformed, not_found, unauthorized
 
 ORDER_LIFETIME = dt.timedelta(days=7)
-ORDER_EXPIRED = {"type": "urn:ietf:params:acme:error:malformed", "detail": "order expired"}
+ORDER_EXPIRED = document("malformed", "order expired")
 RETRY_AFTER = 3
 
 
@@ -49,8 +49,8 @@ def new_order(ep: AcmeEndpoint, v: Verified) -> tuple[store.Order, list[str]]:
         if ident["type"] == "ip" and not set(offered) & {"http-01", "tls-alpn-01"}:
             ok = False  # RFC 8738 §7: no dns-01 for IP identifiers
         if not ok:
-            refused.append({"type": "urn:ietf:params:acme:error:rejectedIdentifier",
-                            "detail": f"{check} is not allowed here", "identifier": ident})
+            refused.append(document("rejectedIdentifier", f"{check} is not allowed here",
+                                    identifier=ident))
     if refused:
         raise AcmeProblem("rejectedIdentifier", "some identifiers are not allowed here",
                           400, subproblems=refused)
@@ -157,9 +157,8 @@ def _poll(ep: AcmeEndpoint, order: store.Order) -> store.Order:
             store.set_order(conn, order.id, "processing", status="valid",
                             certificate_serial=outcome.serial_hex)
         else:
-            store.set_order(conn, order.id, "processing", status="invalid", error={
-                "type": "urn:ietf:params:acme:error:rejectedIdentifier",
-                "detail": outcome.reason or "rejected"})
+            store.set_order(conn, order.id, "processing", status="invalid",
+                            error=document("rejectedIdentifier", outcome.reason or "rejected"))
         fresh = store.get_order(conn, order.id)
     assert fresh is not None
     return fresh
@@ -240,9 +239,8 @@ def finalize(ep: AcmeEndpoint, v: Verified, order_id: str, base: str) -> store.O
             store.set_order(conn, order.id, "processing", request_id=outcome.request_id)
         else:
             store.set_order(conn, order.id, "processing", status="invalid",
-                            request_id=outcome.request_id, error={
-                                "type": "urn:ietf:params:acme:error:rejectedIdentifier",
-                                "detail": outcome.reason})
+                            request_id=outcome.request_id,
+                            error=document("rejectedIdentifier", outcome.reason or "rejected"))
         fresh = store.get_order(conn, order.id)
     assert fresh is not None
     return fresh

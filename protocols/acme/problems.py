@@ -1,5 +1,10 @@
 """The ONE table from enroll's error hierarchy to ACME problem documents (RFC 8555 §6.7,
-RFC 7807), plus the ACME-only problems the front-end raises itself."""
+RFC 7807), plus the ACME-only problems the front-end raises itself.
+
+`AcmeProblem` is an `EnrollError`, so a problem raised anywhere in the front-end is a
+client-facing failure like any other; every problem document enroll sends or stores
+(the ``error`` of an order, authorization or challenge) is built here, by
+`AcmeProblem.document`, `document` or `internal`."""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from typing import Any
 from enroll.errors import (
     ALL_ERRORS,
     BadCSR,
+    BadPublicKey,
     Conflict,
     EnrollError,
     MalformedInput,
@@ -24,6 +30,7 @@ NS = "urn:ietf:params:acme:error:"
 ERROR_TABLE: dict[type[EnrollError], tuple[str, int]] = {
     MalformedInput: ("malformed", 400),
     BadCSR: ("badCSR", 400),
+    BadPublicKey: ("badPublicKey", 400),
     Unauthorized: ("unauthorized", 403),
     PolicyDenied: ("rejectedIdentifier", 400),
     NotFound: ("malformed", 404),
@@ -34,29 +41,44 @@ ERROR_TABLE: dict[type[EnrollError], tuple[str, int]] = {
 assert set(ERROR_TABLE) >= set(ALL_ERRORS)
 
 
-class AcmeProblem(Exception):
+class AcmeProblem(EnrollError):
     """An ACME problem the front-end answers directly (badNonce, orderNotReady…)."""
 
     def __init__(self, typ: str, detail: str, status: int = 400, *,
                  headers: dict[str, str] | None = None,
-                 subproblems: list[dict[str, Any]] | None = None) -> None:
+                 subproblems: list[dict[str, Any]] | None = None,
+                 identifier: dict[str, str] | None = None) -> None:
         super().__init__(detail)
         self.typ = typ
-        self.detail = detail
         self.status = status
         self.headers = headers or {}
         self.subproblems = subproblems
+        self.identifier = identifier
 
     def document(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"type": NS + self.typ, "detail": self.detail,
                                "status": self.status}
+        if self.identifier is not None:
+            doc["identifier"] = self.identifier
         if self.subproblems:
             doc["subproblems"] = self.subproblems
         return doc
 
 
+def document(typ: str, detail: str, status: int = 400, *,
+             identifier: dict[str, str] | None = None,
+             subproblems: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A problem document to store (an order's, authorization's or challenge's
+    ``error``) or to list as a subproblem (RFC 8555 §6.7.1)."""
+    return AcmeProblem(typ, detail, status, identifier=identifier,
+                       subproblems=subproblems).document()
+
+
 def from_error(exc: EnrollError) -> AcmeProblem:
-    """Map a core error through the table (most specific class first)."""
+    """Map a core error through the table (most specific class first); a problem the
+    front-end raised is its own answer."""
+    if isinstance(exc, AcmeProblem):
+        return exc
     for cls in type(exc).__mro__:
         if cls in ERROR_TABLE:
             typ, status = ERROR_TABLE[cls]

@@ -30,8 +30,9 @@ from typing import Any, Protocol
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 
+from enroll.client_certificates import load_certificate
 from enroll.clock import Clock
-from enroll.errors import Unauthorized
+from enroll.errors import MalformedInput, Unauthorized
 from enroll.model import CertificateRecord, CertificateStatus, Requester
 
 from . import passwords, store
@@ -39,6 +40,7 @@ from .settings import EndpointSettings
 
 MAX_AUTH_HEADER = 2048
 MAX_CERT_HEADER = 16 * 1024
+MAX_CERT_PEM = 64 * 1024
 USER_CACHE_SECONDS = 30.0
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -101,31 +103,42 @@ def _is_trusted(peer: str | None, proxies: tuple[Network, ...]) -> bool:
     return any(addr in net for net in proxies)
 
 
+def _usable(pem: object) -> x509.Certificate | None:
+    """A client certificate (PEM) with every field authentication reads already decoded
+    (`enroll.client_certificates`), or None: a garbage issuer, extension or key would
+    otherwise raise later, inside the credential check. No certificate means 401."""
+    if not isinstance(pem, str | bytes) or not pem or len(pem) > MAX_CERT_PEM:
+        return None
+    data = pem.encode("utf-8", "surrogateescape") if isinstance(pem, str) else pem
+    try:
+        return load_certificate(data, pem=True)
+    except MalformedInput:
+        return None
+
+
 def _cert_from_header(value: str) -> x509.Certificate | None:
     if not value or len(value) > MAX_CERT_HEADER:
         return None
     pem = urllib.parse.unquote(value)
     if "-----BEGIN" not in pem:
         return None
-    try:
-        return x509.load_pem_x509_certificate(pem.encode())
-    except ValueError:
-        return None
+    return _usable(pem)
+
+
+def _mapping(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
 
 
 def read_transport(scope: Mapping[str, Any], headers: Mapping[str, str],
                    proxies: tuple[Network, ...], header_name: str) -> Transport:
     """The client certificate and channel binding of this request, if any."""
-    extensions = scope.get("extensions") or {}
-    tls = extensions.get("tls") or {}
+    extensions = _mapping(scope.get("extensions"))
+    tls = _mapping(extensions.get("tls"))
     chain = tls.get("client_cert_chain") or []
-    transport_ext = extensions.get("enroll.transport") or {}
+    transport_ext = _mapping(extensions.get("enroll.transport"))
     cert: x509.Certificate | None = None
-    if chain:
-        try:
-            cert = x509.load_pem_x509_certificate(str(chain[0]).encode())
-        except ValueError:
-            cert = None
+    if isinstance(chain, list | tuple) and chain:
+        cert = _usable(chain[0])
     from_proxy = _is_trusted(socket_peer(scope), proxies)
     if from_proxy and cert is None:
         cert = _cert_from_header(headers.get(header_name, ""))

@@ -2,8 +2,9 @@
 
 Every `enroll.errors.EnrollError` class maps to a failInfo here; checks the SCEP layer
 makes itself (CMS signature, algorithms, signingTime) raise `ScepFailure` with the
-failInfo RFC 8894 names for them. Anything else is an internal error: logged
-server-side, answered with failInfo badRequest and a generic text.
+failInfo RFC 8894 names for them (`ScepFailure` is itself an `EnrollError`). Anything
+else is an internal error: logged server-side with the request id, answered with
+failInfo badRequest and a failInfoText that carries only that id.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ class FailInfo(enum.Enum):
     BAD_CERT_ID = "4"
 
 
-class ScepFailure(Exception):
+class ScepFailure(errors.EnrollError):
     """A check of the SCEP layer failed; answered as a FAILURE CertRep.
 
     `detail` is client-safe and goes into failInfoText (RFC 8894 §3.2.1.4.1)."""
@@ -31,7 +32,6 @@ class ScepFailure(Exception):
     def __init__(self, fail_info: FailInfo, detail: str) -> None:
         super().__init__(detail)
         self.fail_info = fail_info
-        self.detail = detail
 
 
 FAIL_INFO: dict[type[errors.EnrollError], FailInfo] = {
@@ -41,6 +41,7 @@ FAIL_INFO: dict[type[errors.EnrollError], FailInfo] = {
     # a signature we cannot verify is an unsupported algorithm (badAlg).
     errors.CSRSignatureInvalid: FailInfo.BAD_MESSAGE_CHECK,
     errors.CSRAlgorithmUnsupported: FailInfo.BAD_ALG,
+    errors.BadPublicKey: FailInfo.BAD_ALG,
     errors.Unauthorized: FailInfo.BAD_REQUEST,
     errors.PolicyDenied: FailInfo.BAD_REQUEST,
     # RFC 8894 §3.3.3: no certificate matches the CertPoll/GetCert/GetCRL criteria.
@@ -53,7 +54,12 @@ FAIL_INFO: dict[type[errors.EnrollError], FailInfo] = {
 INTERNAL_ERROR_TEXT = "internal error"
 
 
-def fail_info_for(exc: BaseException) -> tuple[FailInfo, str]:
+def internal_text(request_id: str) -> str:
+    """failInfoText of an internal error: the request id the log line carries."""
+    return f"{INTERNAL_ERROR_TEXT} (request {request_id})"
+
+
+def fail_info_for(exc: BaseException, request_id: str = "-") -> tuple[FailInfo, str]:
     """The failInfo and client-safe text for any exception."""
     if isinstance(exc, ScepFailure):
         return exc.fail_info, exc.detail
@@ -62,4 +68,4 @@ def fail_info_for(exc: BaseException) -> tuple[FailInfo, str]:
             if cls in FAIL_INFO:
                 return FAIL_INFO[cls], exc.detail
         return FailInfo.BAD_REQUEST, exc.detail
-    return FailInfo.BAD_REQUEST, INTERNAL_ERROR_TEXT
+    return FailInfo.BAD_REQUEST, internal_text(request_id)

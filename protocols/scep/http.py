@@ -63,8 +63,10 @@ def routes(service: ScepService, one_time: OneTimeChallenges) -> list[BaseRoute]
                 message = base64.b64decode(encoded.replace(" ", "+"), validate=True)
             except (binascii.Error, ValueError):
                 return _bad("message is not base64")
+        request_id = str(request.scope.get("state", {}).get("request_id", "-"))
         try:
-            answer = await service.frontend.blocking.run(service.pki_operation, message)
+            answer = await service.frontend.blocking.run(service.pki_operation, message,
+                                                         request_id)
         except ScepFailure as exc:
             return _bad(f"not a SCEP pkiMessage: {exc.detail}")
         return Response(answer, media_type=PKI_MESSAGE)

@@ -109,17 +109,20 @@ class ScepService:
 
     # -- PKIOperation ----------------------------------------------------------------------
 
-    def pki_operation(self, body: bytes) -> bytes:
+    def pki_operation(self, body: bytes, request_id: str = "-") -> bytes:
         """Answer one pkiMessage with a DER CertRep. Raises `ScepFailure` only when the
-        body is not a pkiMessage at all (no transactionID or nonce to answer with)."""
+        body is not a pkiMessage at all (no transactionID or nonce to answer with).
+        `request_id` (the HTTP request's) is in the log line and the failInfoText of an
+        internal error."""
         message = parse_pkimessage(body, self.endpoint.max_message_bytes)
         cipher = "aes128_cbc"
         try:
             result, cipher = self._dispatch(message)
         except Exception as exc:  # every failure becomes a signed CertRep
-            fail_info, text = fail_info_for(exc)
-            if not isinstance(exc, (ScepFailure, EnrollError)):
-                log.exception("SCEP %s: internal error", self.endpoint.label)
+            fail_info, text = fail_info_for(exc, request_id)
+            if not isinstance(exc, EnrollError):
+                log.exception("SCEP %s: internal error", self.endpoint.label,
+                              extra={"request_id": request_id})
             else:
                 log.info("SCEP %s: transaction %s failed: %s (%s)", self.endpoint.label,
                          message.transaction_id, fail_info.name, text)

@@ -17,6 +17,9 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
+from enroll.client_certificates import load_certificate
+from enroll.errors import MalformedInput
+
 from . import der, derreader
 from .failinfo import FailInfo, ScepFailure
 
@@ -133,8 +136,8 @@ def _find_signer_der(sid: derreader.TLV, certs: list[bytes]) -> x509.Certificate
 def _certificates(certs: list[bytes]) -> Iterator[x509.Certificate]:
     for raw in certs:
         try:
-            yield x509.load_der_x509_certificate(raw)
-        except (ValueError, x509.InvalidVersion):
+            yield load_certificate(raw, public_key=False)
+        except MalformedInput:
             continue  # an extra certificate we cannot read is not the signer
 
 
@@ -166,10 +169,10 @@ def _parse_general(der: bytes) -> SignedMessage:
         digest = si["digest_algorithm"]["algorithm"].native
         sig_alg = si["signature_algorithm"].signature_algo
         signature = si["signature"].native
-        signer = x509.load_der_x509_certificate(signer_asn1.dump())
+        signer = load_certificate(signer_asn1.dump(), public_key=False)
     except ScepFailure:
         raise
-    except (ValueError, TypeError, KeyError, IndexError, x509.InvalidVersion) as exc:
+    except (ValueError, TypeError, KeyError, IndexError, MalformedInput) as exc:
         raise _malformed("malformed SignedData") from exc
     # RFC 5652 §5.4: the signature covers the DER of the attributes as a SET OF.
     return SignedMessage(content, attributes, signer, str(digest), str(sig_alg),
@@ -224,7 +227,7 @@ def verify(message: SignedMessage, allowed_digests: Iterable[str]) -> None:
         raise ScepFailure(FailInfo.BAD_MESSAGE_CHECK, "messageDigest does not match content")
     try:
         key = message.signer.public_key()
-    except (ValueError, UnsupportedAlgorithm) as exc:
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise ScepFailure(FailInfo.BAD_ALG, "the signer's key type is not supported") from exc
     try:
         if isinstance(key, rsa.RSAPublicKey) and message.signature_algorithm in (

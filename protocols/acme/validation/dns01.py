@@ -17,7 +17,7 @@ MAX_RECORDS = 32
 
 
 async def validate(name: str, key_authorization: str, settings: ValidationSettings) -> None:
-    expected = b64e(hashlib.sha256(key_authorization.encode()).digest())
+    expected = b64e(hashlib.sha256(key_authorization.encode()).digest()).encode()
     base = name[2:] if name.startswith("*.") else name
     try:
         answer = await resolver(settings).resolve(f"_acme-challenge.{base}", "TXT")
@@ -26,7 +26,11 @@ async def validate(name: str, key_authorization: str, settings: ValidationSettin
     except dns.exception.DNSException as exc:
         raise ValidationFailed("dns", f"DNS lookup failed: {type(exc).__name__}") from None
     for record in list(answer)[:MAX_RECORDS]:
-        value = b"".join(record.strings).decode(errors="replace")
-        if hmac.compare_digest(value, expected):
+        # Compared as bytes: a TXT record is any octets (RFC 1035 §3.3.14), and
+        # compare_digest refuses str that is not ASCII.
+        strings = getattr(record, "strings", None)
+        if not isinstance(strings, tuple | list):
+            continue
+        if hmac.compare_digest(b"".join(bytes(s) for s in strings), expected):
             return
     raise ValidationFailed("incorrectResponse", "no TXT record holds the key authorization")

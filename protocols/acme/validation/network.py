@@ -11,19 +11,19 @@ import dns.asyncresolver
 import dns.exception
 import dns.resolver
 
+from ..problems import AcmeProblem
 from ..settings import ValidationSettings
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 TIMEOUT = 5.0
 
 
-class ValidationFailed(Exception):
-    """A challenge failed; `typ` is the ACME error type (connection, dns, unauthorized…)."""
+class ValidationFailed(AcmeProblem):
+    """A challenge failed; `typ` is the ACME error type (connection, dns, unauthorized…).
+    Its `document()` is what the challenge stores as its ``error``."""
 
     def __init__(self, typ: str, detail: str) -> None:
-        super().__init__(detail)
-        self.typ = typ
-        self.detail = detail
+        super().__init__(typ, detail, 400)
 
 
 def resolver(settings: ValidationSettings) -> dns.asyncresolver.Resolver:

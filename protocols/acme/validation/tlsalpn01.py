@@ -12,6 +12,8 @@ import ssl
 
 from cryptography import x509
 
+from enroll.csr import PARSE_ERRORS
+
 from ..settings import ValidationSettings
 from .network import TIMEOUT, ValidationFailed, addresses
 
@@ -47,21 +49,35 @@ async def validate(name: str, key_authorization: str, settings: ValidationSettin
         der = sslobj.getpeercert(binary_form=True)
     finally:
         writer.close()
-    cert = x509.load_der_x509_certificate(der)
-    _check(cert, name, key_authorization)
+    check_certificate(der, name, key_authorization)
 
 
-def _check(cert: x509.Certificate, name: str, key_authorization: str) -> None:
+def check_certificate(der: object, name: str, key_authorization: str) -> None:
+    """Raise ValidationFailed unless `der` (the peer's certificate as the TLS stack gave
+    it: DER bytes, or None) is a certificate that passes RFC 8737 §3 for `name`.
+    Whatever the peer sent, nothing but ValidationFailed escapes."""
+    if not isinstance(der, bytes) or not der:
+        raise ValidationFailed("tls", "the server presented no certificate")
     try:
+        cert = x509.load_der_x509_certificate(der)
         sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         ext = cert.extensions.get_extension_for_oid(ACME_IDENTIFIER)
+        san_values = list(sans)
     except x509.ExtensionNotFound:
         raise ValidationFailed("unauthorized", "certificate lacks SAN or acmeIdentifier") from None
+    except PARSE_ERRORS as exc:
+        raise ValidationFailed("unauthorized", "the certificate does not parse: "
+                               f"{type(exc).__name__}") from None
+    _check(san_values, ext, name, key_authorization)
+
+
+def _check(sans: list[x509.GeneralName], ext: x509.Extension[x509.ExtensionType],
+           name: str, key_authorization: str) -> None:
     try:
         ip = ipaddress.ip_address(name)
-        names_ok = sans.get_values_for_type(x509.IPAddress) == [ip] and len(list(sans)) == 1
+        names_ok = sans == [x509.IPAddress(ip)]
     except ValueError:
-        names_ok = sans.get_values_for_type(x509.DNSName) == [name] and len(list(sans)) == 1
+        names_ok = sans == [x509.DNSName(name)]
     if not names_ok:
         raise ValidationFailed("unauthorized", "certificate must name exactly the identifier")
     expected = b"\x04\x20" + hashlib.sha256(key_authorization.encode()).digest()

@@ -83,6 +83,38 @@ def test_small_rsa_and_unknown_curves_are_badPublicKey() -> None:
     assert info.value.typ == "badPublicKey"
 
 
+@pytest.mark.parametrize("jwk", [
+    {"kty": "EC", "crv": ["P-256"], "x": "AA", "y": "AA"},   # unhashable crv
+    {"kty": "EC", "crv": {"a": 1}, "x": "AA", "y": "AA"},
+    {"kty": ["RSA"], "n": "AA", "e": "AQAB"},
+    {"kty": "OKP", "crv": "Ed25519", "x": "AA"},
+])
+def test_jwk_members_of_the_wrong_type_are_problems(jwk: dict[str, object]) -> None:
+    with pytest.raises(AcmeProblem) as info:
+        jws.key_from_jwk(jwk)
+    assert info.value.typ in ("badPublicKey", "malformed")
+
+
+def test_rsa_jwk_with_a_huge_exponent_is_badPublicKey() -> None:
+    n = rsa.generate_private_key(65537, 2048).public_key().public_numbers().n
+    jwk = {"kty": "RSA", "n": jws.b64e(n.to_bytes(256, "big")),
+           "e": jws.b64e(((1 << 2000) + 1).to_bytes(251, "big"))}
+    with pytest.raises(AcmeProblem) as info:
+        jws.key_from_jwk(jwk)
+    assert info.value.typ == "badPublicKey"
+
+
+@pytest.mark.parametrize("body", [
+    b'{"protected": "\\ud800", "payload": "", "signature": ""}',
+    b'{"protected": "e30", "payload": "\\u00e9", "signature": ""}',
+    b"[" * 5000, b'{"protected": ' + b"[" * 3000 + b"]" * 3000 + b"}",
+])
+def test_non_ascii_members_and_deep_bodies_are_malformed(body: bytes) -> None:
+    with pytest.raises(AcmeProblem) as info:
+        jws.parse(body)
+    assert info.value.typ == "malformed"
+
+
 @pytest.mark.parametrize(("name", "alg"), [("certbot_newaccount_es256.json", "ES256"),
                                            ("certbot_newaccount_rs256.json", "RS256")])
 def test_certbot_vectors_verify(name: str, alg: str) -> None:

@@ -38,7 +38,9 @@ def test_every_enroll_error_has_a_failinfo() -> None:
         info, text = fail_info_for(cls("why"))
         assert isinstance(info, FailInfo) and text == "why"
     assert fail_info_for(RuntimeError("secret detail")) == (FailInfo.BAD_REQUEST,
-                                                            "internal error")
+                                                            "internal error (request -)")
+    assert fail_info_for(RuntimeError("secret"), "ab12") == (FailInfo.BAD_REQUEST,
+                                                             "internal error (request ab12)")
     assert fail_info_for(type("Sub", (EnrollError,), {})("x"))[0] is FailInfo.BAD_REQUEST
 
 
