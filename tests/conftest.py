@@ -9,6 +9,8 @@
 - ``harness_factory``: a `harness.Harness` (app, context, requests in-process) per call,
   from `make_config`; the SCEP, EST and ACME suites' fixtures are thin calls to it.
 - ``enroll_server``: a real ``enroll serve`` subprocess on free loopback ports.
+- ``local_dns`` / ``responder``: the DNS and http-01 responder on loopback that the ACME
+  validator of a test app is pointed at (ACME, cross-door and fuzz suites).
 - Helpers tests import (``harness.require_binary`` for interop clients, the protocol
   conveniences) live in tests/harness.py, which has a unique module name.
 """
@@ -22,16 +24,17 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import Harness, child_env, free_port
+from harness import Harness, LocalDns, child_env, free_port
 
 from enroll import config as config_mod
 from enroll.testing import test_config
+from enroll.testing.acme_client import Http01Responder
 
 PG_URL = os.environ.get("ENROLL_TEST_DATABASE_URL", "")
 
@@ -81,6 +84,23 @@ def pg_url() -> Iterator[str]:
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'enroll.db'}"
+
+
+@pytest.fixture
+def local_dns() -> Iterator[LocalDns]:
+    """A DNS on loopback for the ACME validator (every A query is 127.0.0.1)."""
+    server = LocalDns()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+async def responder() -> AsyncIterator[Http01Responder]:
+    """Answers http-01 on loopback; point the validator's ``http01_port`` at its port."""
+    http01 = Http01Responder()
+    await http01.start()
+    yield http01
+    await http01.close()
 
 
 ConfigFactory = Callable[..., config_mod.Config]

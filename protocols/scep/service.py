@@ -207,13 +207,10 @@ class ScepService:
                                                       message.transaction_id)
                 if existing is None:
                     raise Unauthorized("the challenge password is not valid")
-            outcome = self.door.submit(request)
         except BaseException:
             reservation.release()
             raise
-        if isinstance(outcome, Rejected):
-            reservation.release()
-        return self._answer(outcome)
+        return self._submit(request, reservation)
 
     def _renewal_req(self, message: PKIMessage, payload: bytes) -> _Result:
         """RFC 8894 §3.3.1.2: signed with the certificate being renewed. The core's
@@ -241,6 +238,10 @@ class ScepService:
             replaces=record.serial_hex, credential=record.serial_hex,
             renewal_grace=self.endpoint.renewal_grace, ca=self.endpoint.ca,
             attributes={"scep_message_type": "RenewalReq"})
+        return self._submit(request, reservation)
+
+    def _submit(self, request: EnrollmentRequest, reservation: Reservation) -> _Result:
+        """Submit, giving a held one-time challenge back if the request is refused."""
         try:
             outcome = self.door.submit(request)
         except BaseException:

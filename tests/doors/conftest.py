@@ -3,7 +3,7 @@ and a `door_drivers.DoorDriver` for the door under test."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -11,22 +11,6 @@ from door_drivers import DoorDriver
 from harness import ACME_BASE, Harness, LocalDns, acme_section, est_section, scep_section
 
 from enroll.testing.acme_client import Http01Responder
-
-
-@pytest.fixture
-def local_dns() -> Iterator[LocalDns]:
-    server = LocalDns()
-    yield server
-    server.close()
-
-
-@pytest.fixture
-async def responder() -> AsyncIterator[Http01Responder]:
-    http01 = Http01Responder()
-    await http01.start()
-    yield http01
-    await http01.close()
-
 
 DriverFactory = Callable[..., DoorDriver]
 

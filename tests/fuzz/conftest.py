@@ -4,7 +4,7 @@ validator's loopback DNS and http-01 port, as in tests/protocols/acme/conftest.p
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,21 +17,6 @@ from enroll.testing.acme_client import Http01Responder
 @pytest.fixture
 def db_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'enroll.db'}"
-
-
-@pytest.fixture
-def local_dns() -> Iterator[LocalDns]:
-    server = LocalDns()
-    yield server
-    server.close()
-
-
-@pytest.fixture
-async def responder() -> AsyncIterator[Http01Responder]:
-    http01 = Http01Responder()
-    await http01.start()
-    yield http01
-    await http01.close()
 
 
 @pytest.fixture

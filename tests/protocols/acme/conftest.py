@@ -5,7 +5,7 @@ its one AsyncClient, so validation tasks finish on the test's event loop), and a
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,22 +13,6 @@ import pytest
 from harness import ACME_BASE, Harness, LocalDns, acme_section, free_port, validator_env
 
 from enroll.testing.acme_client import Http01Responder
-
-
-@pytest.fixture
-def local_dns() -> Iterator[LocalDns]:
-    server = LocalDns()
-    yield server
-    server.close()
-
-
-@pytest.fixture
-async def responder() -> AsyncIterator[Http01Responder]:
-    """Answers http-01 on loopback; `make_harness` points the validator at its port."""
-    http01 = Http01Responder()
-    await http01.start()
-    yield http01
-    await http01.close()
 
 
 @pytest.fixture
