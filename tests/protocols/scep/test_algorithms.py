@@ -7,11 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from enroll.errors import ConfigError
 from enroll.protocols.scep.failinfo import FailInfo
 from enroll.protocols.scep.pkimessage import PKIStatus
 from harness import CHALLENGE, Harness, scep_client, scep_operation
 
+from enroll.errors import ConfigError
 from enroll.testing.scep_client import csr_with_challenge
 
 MODERN = ["aes128", "aes256", "sha256", "sha512"]
