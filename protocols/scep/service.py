@@ -281,18 +281,23 @@ class ScepService:
 
     def _get_cert(self, message: PKIMessage, payload: bytes) -> _Result:
         # Nothing authenticates an IssuerAndSerialNumber: "not found" is the one answer
-        # too, or whether the content parsed would show (docs/scep.md).
-        issuer, serial = _issuer_and_serial(payload)
+        # too, or whether the content parsed would show (docs/scep.md). The lookup runs
+        # for unreadable content as well, so the time does not show it either.
+        parsed = _issuer_and_serial(payload)
+        issuer, serial = parsed or (b"", 0)
         record = self.door.certificate(serial)
-        if record is None or record.certificate.issuer.public_bytes() != issuer:
-            raise Undecryptable("no certificate with this issuer and serial number")
+        if parsed is None or record is None \
+                or record.certificate.issuer.public_bytes() != issuer:
+            raise Undecryptable("no certificate with this issuer and serial number"
+                                if parsed else "the content is not an IssuerAndSerialNumber")
         return _Result(PKIStatus.SUCCESS, signeddata.degenerate([record.certificate]))
 
     def _get_crl(self, message: PKIMessage, payload: bytes) -> _Result:
-        issuer, _serial = _issuer_and_serial(payload)
-        crl = self.door.crl(issuer)
-        if crl is None:
-            raise Undecryptable("no CA with this issuer name")
+        parsed = _issuer_and_serial(payload)
+        crl = self.door.crl(parsed[0] if parsed else b"")
+        if parsed is None or crl is None:
+            raise Undecryptable("no CA with this issuer name"
+                                if parsed else "the content is not an IssuerAndSerialNumber")
         return _Result(PKIStatus.SUCCESS, signeddata.degenerate(crls=[crl]))
 
     def _answer(self, outcome: Outcome) -> _Result:
@@ -313,11 +318,12 @@ def _csr(payload: bytes) -> x509.CertificateSigningRequest:
             from exc
 
 
-def _issuer_and_serial(payload: bytes) -> tuple[bytes, int]:
+def _issuer_and_serial(payload: bytes) -> tuple[bytes, int] | None:
+    """GetCert/GetCRL content, or None when it does not parse."""
     try:
         return parse_issuer_and_serial(payload)
-    except ScepFailure as exc:
-        raise Undecryptable(exc.detail) from exc
+    except ScepFailure:
+        return None
 
 
 def _renewal_tid(transaction_id: str, serial_hex: str) -> str:
