@@ -2,14 +2,18 @@
 (RFC 8894 §3.2.2): decrypt what a client enveloped to our RA certificate, envelope a
 response to the client's certificate.
 
-Content ciphers: AES-128-CBC, AES-256-CBC and DES-EDE3-CBC (legacy, switchable per
-endpoint). Pure functions, no I/O.
+Content ciphers: AES-128-CBC, AES-256-CBC, DES-EDE3-CBC and single DES-CBC (the last two
+only where an endpoint's ``algorithms`` switch them on). Reading an envelope (`read`) and
+opening it (`open_sealed`) are separate: every failure of the second is one answer.
+Pure functions, no I/O.
 """
 
 from __future__ import annotations
 
+import hmac
 import os
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from asn1crypto import cms, parser
 from cryptography import x509
@@ -20,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from . import der, derreader, keyagreement
-from .failinfo import FailInfo, ScepFailure
+from .failinfo import FailInfo, ScepFailure, Undecryptable
 
 DER = serialization.Encoding.DER
 CIPHERS: dict[str, tuple[int, int]] = {
@@ -171,37 +175,88 @@ def _encrypted_content(eci: cms.EncryptedContentInfo) -> bytes:
     raise ValueError("encryptedContent missing")
 
 
-def decrypt(der: bytes, recipient: x509.Certificate, key: rsa.RSAPrivateKey,
-            allowed_ciphers: Iterable[str]) -> tuple[bytes, str]:
-    """The plaintext of an EnvelopedData addressed to `recipient`, and the cipher name.
+@dataclass(frozen=True, slots=True)
+class Sealed:
+    """What an EnvelopedData addressed to us carries, read but not decrypted."""
 
-    Raises `ScepFailure`: badRequest if not EnvelopedData, badMessageCheck if no
-    recipientInfo names our certificate or the content does not decrypt, badAlg for a
-    key-transport or content cipher not allowed here."""
+    encrypted_key: bytes
+    cipher: str
+    """asn1crypto name (a `CIPHERS` key) or the dotted OID of an unknown cipher."""
+    iv: bytes
+    ciphertext: bytes
+
+
+def read(der: bytes, recipient: x509.Certificate) -> Sealed:
+    """The key-transport recipientInfo for `recipient` and the encrypted content.
+
+    Nothing is decrypted, so every answer here depends only on what an eavesdropper
+    sees too. Raises `ScepFailure`: badRequest if not EnvelopedData, badMessageCheck if
+    no recipientInfo names our certificate or the ciphertext has an impossible shape,
+    badAlg for key transport other than rsaEncryption."""
     try:
         encrypted_key, cipher_name, iv, ciphertext = _read_fast(der, recipient)
     except (derreader.NotSimple, ValueError, IndexError):
         # BER or an unusual shape: the general parser decides.
         encrypted_key, cipher_name, iv, ciphertext = _read_general(der, recipient)
-    if cipher_name not in CIPHERS or cipher_name not in allowed_ciphers:
-        raise ScepFailure(FailInfo.BAD_ALG, f"content cipher {cipher_name} not allowed")
-    key_len, block = CIPHERS[cipher_name]
-    if not isinstance(ciphertext, bytes) or not ciphertext or len(ciphertext) % block \
-            or len(iv) != block:
-        raise ScepFailure(FailInfo.BAD_MESSAGE_CHECK, "malformed encrypted content")
+    if cipher_name in CIPHERS:
+        block = CIPHERS[cipher_name][1]
+        if not isinstance(ciphertext, bytes) or not ciphertext or len(ciphertext) % block \
+                or len(iv) != block:
+            raise ScepFailure(FailInfo.BAD_MESSAGE_CHECK, "malformed encrypted content")
+    return Sealed(bytes(encrypted_key), cipher_name, bytes(iv), bytes(ciphertext))
+
+
+# Implicit rejection (RFC 3218 §2.3.2, the Bleichenbacher countermeasure): a key
+# transport that does not give a key of the right length is replaced by one derived
+# from the encrypted key under this per-process secret, and the content is decrypted
+# with it all the same. The same ciphertext always gets the same substitute key.
+_REJECTION_SECRET = os.urandom(32)
+
+
+def _substitute_key(sealed: Sealed, length: int) -> bytes:
+    material = sealed.cipher.encode() + b"\0" + sealed.encrypted_key
+    return hmac.digest(_REJECTION_SECRET, material, "sha256")[:length]
+
+
+def open_sealed(sealed: Sealed, key: rsa.RSAPrivateKey) -> bytes:
+    """The plaintext of `sealed` (its cipher must be one of `CIPHERS`).
+
+    Raises `Undecryptable` (one failInfo, one text) whatever failed: the RSA key
+    transport, the content key's length, the CBC padding. The flow is the same for
+    each: a failed key transport goes on with a substitute key (above)."""
+    key_len, block = CIPHERS[sealed.cipher]
+    substitute = _substitute_key(sealed, key_len)
     try:
-        cek = key.decrypt(encrypted_key, padding.PKCS1v15())
-    except ValueError as exc:
-        raise ScepFailure(FailInfo.BAD_MESSAGE_CHECK, "the envelope does not decrypt") from exc
-    if len(cek) != key_len:
-        raise ScepFailure(FailInfo.BAD_MESSAGE_CHECK, "the envelope does not decrypt")
-    decryptor = Cipher(_algorithm(cipher_name, cek), modes.CBC(iv)).decryptor()
-    padded = decryptor.update(ciphertext) + decryptor.finalize()
+        # OpenSSL 3.2+ does implicit rejection itself (a synthetic message instead of
+        # an error); older builds raise ValueError.
+        cek = key.decrypt(sealed.encrypted_key, padding.PKCS1v15())
+    except ValueError:
+        cek = b""
+    transported = len(cek) == key_len
+    if not transported:
+        cek = substitute
+    decryptor = Cipher(_algorithm(sealed.cipher, cek), modes.CBC(sealed.iv)).decryptor()
+    padded = decryptor.update(sealed.ciphertext) + decryptor.finalize()
     unpadder = sympadding.PKCS7(block * 8).unpadder()
     try:
-        return unpadder.update(padded) + unpadder.finalize(), cipher_name
-    except ValueError as exc:
-        raise ScepFailure(FailInfo.BAD_MESSAGE_CHECK, "the envelope does not decrypt") from exc
+        plaintext: bytes | None = unpadder.update(padded) + unpadder.finalize()
+    except ValueError:
+        plaintext = None
+    if not transported:
+        raise Undecryptable("the RSA key transport does not give a content key")
+    if plaintext is None:
+        raise Undecryptable("the CBC padding is wrong")
+    return plaintext
+
+
+def decrypt(der: bytes, recipient: x509.Certificate, key: rsa.RSAPrivateKey,
+            allowed_ciphers: Iterable[str]) -> tuple[bytes, str]:
+    """The plaintext of an EnvelopedData addressed to `recipient`, and the cipher name:
+    `read`, the cipher checked against `allowed_ciphers` (badAlg), `open_sealed`."""
+    sealed = read(der, recipient)
+    if sealed.cipher not in CIPHERS or sealed.cipher not in allowed_ciphers:
+        raise ScepFailure(FailInfo.BAD_ALG, f"content cipher {sealed.cipher} not allowed")
+    return open_sealed(sealed, key), sealed.cipher
 
 
 CIPHER_OIDS = {"aes128_cbc": "2.16.840.1.101.3.4.1.2", "aes256_cbc": "2.16.840.1.101.3.4.1.42",

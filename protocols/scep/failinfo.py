@@ -34,6 +34,23 @@ class ScepFailure(errors.EnrollError):
         self.fail_info = fail_info
 
 
+UNDECRYPTABLE_TEXT = "the encrypted content is not a valid request"
+
+
+class Undecryptable(ScepFailure):
+    """Anything that went wrong once the envelope is being opened, up to a parsed,
+    self-signed content (docs/scep.md, "One answer once decryption starts"): RSA key
+    transport, cipher key length, CBC padding, a content that is not a PKCS#10 (or
+    IssuerAndSerialNumber), a bad CSR signature, a CSR key that is not the signer's.
+
+    Every one gets the same failInfo and text, so the answers are no padding oracle;
+    `reason` is for the operator's log only and never holds the content."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(FailInfo.BAD_MESSAGE_CHECK, UNDECRYPTABLE_TEXT)
+        self.reason = reason
+
+
 FAIL_INFO: dict[type[errors.EnrollError], FailInfo] = {
     errors.MalformedInput: FailInfo.BAD_REQUEST,
     errors.BadCSR: FailInfo.BAD_REQUEST,

@@ -32,16 +32,15 @@ from enroll.model import (
     Requester,
 )
 
-from . import caps, envelope, keyagreement, signeddata
+from . import algorithms, caps, envelope, keyagreement, signeddata
 from .challenges import OneTimeChallenges, Reservation, digest, settings_for
-from .failinfo import FailInfo, ScepFailure, fail_info_for
+from .failinfo import FailInfo, ScepFailure, Undecryptable, fail_info_for
 from .pkimessage import (
     MessageType,
     PKIMessage,
     PKIStatus,
     build_certrep,
     parse_issuer_and_serial,
-    parse_issuer_and_subject,
     parse_pkimessage,
 )
 from .ra import RA, load_or_create
@@ -124,8 +123,10 @@ class ScepService:
                 log.exception("SCEP %s: internal error", self.endpoint.label,
                               extra={"request_id": request_id})
             else:
+                # The real reason of an Undecryptable goes to the operator only.
+                reason = exc.reason if isinstance(exc, Undecryptable) else text
                 log.info("SCEP %s: transaction %s failed: %s (%s)", self.endpoint.label,
-                         message.transaction_id, fail_info.name, text)
+                         message.transaction_id, fail_info.name, reason)
             result = _Result(PKIStatus.FAILURE, fail_info=fail_info, fail_text=text)
         digest = message.signed.digest if message.signed.digest in self.endpoint.digests \
             else "sha256"
@@ -149,6 +150,9 @@ class ScepService:
             # Default deny: nothing is decrypted for a type that is not handled.
             raise ScepFailure(FailInfo.BAD_REQUEST,
                               f"message type {message.message_type[:8]} is not supported")
+        if message.signed.digest not in self.endpoint.digests:
+            raise ScepFailure(FailInfo.BAD_ALG, algorithms.refusal(
+                message.signed.digest, "digest", self.endpoint.label))
         signeddata.verify(message.signed, self.endpoint.digests)
         self._check_time(message)
         signer_key = message.signer.public_key()
@@ -159,9 +163,18 @@ class ScepService:
             raise ScepFailure(FailInfo.BAD_ALG, "the signer key must be RSA or NIST-curve EC")
         if message.signed.content is None:
             raise ScepFailure(FailInfo.BAD_REQUEST, "the pkiMessage has no content")
-        payload, cipher = envelope.decrypt(message.signed.content, self.ra.certificate,
-                                           self.ra.key, self.endpoint.ciphers)
-        return handler(message, payload), cipher
+        # Everything up to here depends only on what an eavesdropper sees as well, and
+        # keeps its own answer. From the decryption on, see `Undecryptable`.
+        sealed = envelope.read(message.signed.content, self.ra.certificate)
+        if sealed.cipher not in self.endpoint.ciphers:
+            raise ScepFailure(FailInfo.BAD_ALG, algorithms.refusal(
+                sealed.cipher, "cipher", self.endpoint.label))
+        if kind is MessageType.CERT_POLL:
+            # Found by transactionID and signer alone: its content is never decrypted,
+            # so no CertPoll answer can depend on it (a structure oracle otherwise).
+            return handler(message, b""), sealed.cipher
+        payload = envelope.open_sealed(sealed, self.ra.key)
+        return handler(message, payload), sealed.cipher
 
     def _check_time(self, message: PKIMessage) -> None:
         when = signeddata.signing_time(message.signed)
@@ -175,11 +188,11 @@ class ScepService:
     # -- message types -----------------------------------------------------------------------
 
     def _pkcs_req(self, message: PKIMessage, payload: bytes) -> _Result:
-        csr = load_csr(payload)
-        fingerprint = spki_sha256(csr.public_key())
-        if spki_sha256(message.signer.public_key()) != fingerprint:
-            raise ScepFailure(FailInfo.BAD_MESSAGE_CHECK,
-                              "the signer certificate's key is not the CSR's key")
+        csr = _csr(payload)
+        if spki_sha256(message.signer.public_key()) != spki_sha256(csr.public_key()):
+            raise Undecryptable("the signer certificate's key is not the CSR's key")
+        # From here on the content is a self-signed CSR for the signer's own key, which
+        # only the key's holder can make: answers may say what is wrong with it.
         request = EnrollmentRequest(
             csr=csr, profile=self.endpoint.profile,
             requester=Requester(f"scep:{self.endpoint.label}", "challenge"),
@@ -216,7 +229,7 @@ class ScepService:
         """RFC 8894 §3.3.1.2: signed with the certificate being renewed. The core's
         renewal rule (`enroll.renewal`) decides: live, this profile's line, same identity,
         no added name; the renewed certificate is marked superseded."""
-        csr = load_csr(payload)
+        csr = _csr(payload)
         record = self.door.lookup(message.signer)
         if record is None:
             raise Unauthorized("RenewalReq must be signed by a certificate issued here")
@@ -252,7 +265,8 @@ class ScepService:
         return self._answer(outcome)
 
     def _cert_poll(self, message: PKIMessage, payload: bytes) -> _Result:
-        parse_issuer_and_subject(payload)
+        """RFC 8894 §3.3.3. The IssuerAndSubject content is not read (see `_dispatch`):
+        the transactionID and the signer find and authorise the request."""
         signer_record = self.door.lookup(message.signer)
         candidates = [message.transaction_id]
         if signer_record is not None:
@@ -270,17 +284,24 @@ class ScepService:
         return self._answer(self.door.status(record.id))
 
     def _get_cert(self, message: PKIMessage, payload: bytes) -> _Result:
-        issuer, serial = parse_issuer_and_serial(payload)
+        # Nothing authenticates an IssuerAndSerialNumber: "not found" is the one answer
+        # too, or whether the content parsed would show (docs/scep.md). The lookup runs
+        # for unreadable content as well, so the time does not show it either.
+        parsed = _issuer_and_serial(payload)
+        issuer, serial = parsed or (b"", 0)
         record = self.door.certificate(serial)
-        if record is None or record.certificate.issuer.public_bytes() != issuer:
-            raise NotFound("no certificate with this issuer and serial number")
+        if parsed is None or record is None \
+                or record.certificate.issuer.public_bytes() != issuer:
+            raise Undecryptable("no certificate with this issuer and serial number"
+                                if parsed else "the content is not an IssuerAndSerialNumber")
         return _Result(PKIStatus.SUCCESS, signeddata.degenerate([record.certificate]))
 
     def _get_crl(self, message: PKIMessage, payload: bytes) -> _Result:
-        issuer, _serial = parse_issuer_and_serial(payload)
-        crl = self.door.crl(issuer)
-        if crl is None:
-            raise NotFound("no CA with this issuer name")
+        parsed = _issuer_and_serial(payload)
+        crl = self.door.crl(parsed[0] if parsed else b"")
+        if parsed is None or crl is None:
+            raise Undecryptable("no CA with this issuer name"
+                                if parsed else "the content is not an IssuerAndSerialNumber")
         return _Result(PKIStatus.SUCCESS, signeddata.degenerate(crls=[crl]))
 
     def _answer(self, outcome: Outcome) -> _Result:
@@ -290,6 +311,23 @@ class ScepService:
             return _Result(PKIStatus.PENDING)
         return _Result(PKIStatus.FAILURE, fail_info=FailInfo.BAD_REQUEST,
                        fail_text=outcome.reason)
+
+
+def _csr(payload: bytes) -> x509.CertificateSigningRequest:
+    """The decrypted content as a self-signed PKCS#10; any failure is `Undecryptable`."""
+    try:
+        return load_csr(payload)
+    except EnrollError as exc:
+        raise Undecryptable(f"the content is not a valid PKCS#10 request: {exc.detail}") \
+            from exc
+
+
+def _issuer_and_serial(payload: bytes) -> tuple[bytes, int] | None:
+    """GetCert/GetCRL content, or None when it does not parse."""
+    try:
+        return parse_issuer_and_serial(payload)
+    except ScepFailure:
+        return None
 
 
 def _renewal_tid(transaction_id: str, serial_hex: str) -> str:

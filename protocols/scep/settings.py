@@ -9,7 +9,7 @@
     one_time_challenges = true        # accept challenges from `enroll scep challenge new`
     webhook_url = "https://mdm.example/verify"   # ask an MDM (plugins/webhook.py)
     api_token_sha256 = "<hex>"        # MDMs fetch one-time challenges over HTTPS
-    legacy_algorithms = true          # DES-EDE3-CBC and SHA-1 for old clients
+    algorithms = ["aes128", "aes256", "sha256", "sha512"]   # add "3des", "des", "sha1"
     getcacert = "auto"                # chain | ra | auto (see EndpointSettings)
 """
 
@@ -26,13 +26,15 @@ from enroll.config import Config
 from enroll.config_values import Secret, as_bool, as_duration, as_int, as_str, as_table, check_keys
 from enroll.errors import ConfigError
 
+from . import algorithms
 from .pkimessage import MAX_MESSAGE_BYTES
 
 DEFAULT_PATH = "/scep"
 _ENDPOINT_KEYS = {
     "path", "profile", "ca", "next_ca", "challenge", "challenge_sha256", "challenge_file",
     "one_time_challenges", "one_time_ttl", "webhook_url", "webhook_timeout",
-    "webhook_token", "api_token_sha256", "legacy_algorithms", "signing_time_skew",
+    "webhook_token", "api_token_sha256", "algorithms", "legacy_algorithms",
+    "signing_time_skew",
     "renewal_grace", "renewal_challenge", "max_message_bytes", "ra_profile", "ra_key_size",
     "getcacert",
 }
@@ -56,7 +58,8 @@ class EndpointSettings:
     one_time_ttl: int
     webhook: Mapping[str, Any] | None
     api_token_sha256: str | None
-    legacy: bool
+    algorithms: frozenset[str]
+    """Config names of the enabled ciphers and digests (`algorithms.ALGORITHMS`)."""
     signing_time_skew: int
     renewal_grace: int
     renewal_challenge: bool
@@ -71,12 +74,11 @@ class EndpointSettings:
 
     @property
     def digests(self) -> tuple[str, ...]:
-        return ("sha1", "sha256", "sha512") if self.legacy else ("sha256", "sha512")
+        return algorithms.wire_names(self.algorithms, "digest")
 
     @property
     def ciphers(self) -> tuple[str, ...]:
-        base = ("aes128_cbc", "aes256_cbc")
-        return (*base, "tripledes_3key", "des") if self.legacy else base
+        return algorithms.wire_names(self.algorithms, "cipher")
 
 
 def _hex_digest(value: Any, key: str) -> str:
@@ -133,7 +135,7 @@ def _endpoint(label: str, table: Mapping[str, Any], config: Config) -> EndpointS
         webhook=webhook,
         api_token_sha256=_hex_digest(table["api_token_sha256"], f"{key}.api_token_sha256")
         if "api_token_sha256" in table else None,
-        legacy=as_bool(table.get("legacy_algorithms", True), f"{key}.legacy_algorithms"),
+        algorithms=algorithms.parse(table, key),
         signing_time_skew=as_duration(table.get("signing_time_skew", "24h"),
                                       f"{key}.signing_time_skew", minimum=60),
         renewal_grace=as_duration(table.get("renewal_grace", 0), f"{key}.renewal_grace",

@@ -6,7 +6,7 @@ import base64
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from enroll.protocols.scep.failinfo import FailInfo
+from enroll.protocols.scep.failinfo import UNDECRYPTABLE_TEXT, FailInfo
 from enroll.protocols.scep.pkimessage import MessageType, PKIStatus
 from harness import CHALLENGE, Harness, scep_client, scep_operation
 
@@ -186,8 +186,11 @@ def test_getcert_returns_an_issued_certificate(scep: Harness) -> None:
     reply = other.read(answer.content)
     assert reply.status is PKIStatus.SUCCESS
     assert reply.certificate == cert
+    # Not found is the answer of content that does not decrypt (docs/scep.md): nothing
+    # authenticates an IssuerAndSerialNumber, so "parsed" must not be visible.
     missing = other.read(scep_operation(scep, other.get_cert(cert.issuer, 12345)).content)
-    assert missing.certrep.fail_info is FailInfo.BAD_CERT_ID
+    assert missing.certrep.fail_info is FailInfo.BAD_MESSAGE_CHECK
+    assert missing.certrep.fail_text == UNDECRYPTABLE_TEXT
 
 
 def test_getcrl_returns_the_issuers_crl(scep: Harness) -> None:
