@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
 import pluggy
+from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
 from enroll import config as config_mod
@@ -321,8 +321,8 @@ def cmd_certs_show(args: argparse.Namespace, opener: Opener) -> int:
 
 
 def cmd_certs_revoke(args: argparse.Namespace, opener: Opener) -> int:
-    rec = opener.context(sign=True).authority.revoke(_serial(args.serial), x509.ReasonFlags[args.reason],
-                                            args.actor)
+    authority = opener.context(sign=True).authority
+    rec = authority.revoke(_serial(args.serial), x509.ReasonFlags[args.reason], args.actor)
     _out(f"revoked {rec.serial_hex} ({args.reason})")
     return 0
 

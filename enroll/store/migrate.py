@@ -102,8 +102,9 @@ def location(url: str) -> str:
 def sqlite_file_missing(url: str) -> bool:
     """A SQLite URL whose file does not exist (opening it would create it)."""
     parsed = make_url(url)
-    return (parsed.get_backend_name() == "sqlite" and bool(parsed.database)
-            and parsed.database != ":memory:" and not Path(parsed.database).exists())
+    name = parsed.database
+    return (parsed.get_backend_name() == "sqlite" and name is not None and name != ""
+            and name != ":memory:" and not Path(name).exists())
 
 
 def not_initialised(url: str) -> NotInitialised:
