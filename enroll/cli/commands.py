@@ -166,6 +166,7 @@ def _init_data_dir(opener: Opener) -> None:
     """First start without a config file: generate one (and the CA passphrase)."""
     from enroll.embedded import init_data_dir
 
+    opener.config()  # a bad variable or table stops start-up before anything is written
     if opener.args.config is None and not opener.env.get("ENROLL_CONFIG"):
         if init_data_dir(opener.data_dir(), build_plugin_manager()) is not None:
             opener._config = None
