@@ -25,7 +25,7 @@ import enroll.migrations
 from enroll.errors import NotInitialised
 from enroll.store.db import Database
 
-MIGRATION_LOCK = 0x656E726F6C6C  # "enroll": the pg_advisory_lock key of `upgrade`
+MIGRATION_LOCK = 0x656E726F6C6C  # = 111525040712812 ("enroll"), the pg_advisory_lock key
 
 
 def plugin_schema(pm: pluggy.PluginManager) -> list[Path]:
