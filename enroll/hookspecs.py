@@ -172,7 +172,9 @@ def enroll_cli_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
     """Add sub-commands to the ``enroll`` CLI. Set ``func=callable(args, opener)`` as
     the parser default; it receives the parsed args and an `enroll.cli.commands.Opener`
     whose ``context()`` opens the `AppContext` (and ``config()`` only the config) when
-    the command needs it. Return an exit code (0 = success)."""
+    the command needs it. ``context()`` opens the store as it is (it migrates nothing and
+    creates no CA) and unseals CA keys only when they sign; a command that signs calls
+    ``context(sign=True)``. Return an exit code (0 = success)."""
 
 
 @hookspec
