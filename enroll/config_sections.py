@@ -30,8 +30,9 @@ def claimed(pm: pluggy.PluginManager) -> dict[str, Callable[[Config], Any] | Non
     return owners
 
 
-def check_sections(config: Config, pm: pluggy.PluginManager) -> None:
-    """Refuse unclaimed tables; run the parser of every claimed table present."""
+def check_sections(config: Config, pm: pluggy.PluginManager, *, parse: bool = True) -> None:
+    """Refuse unclaimed tables; run the parser of every claimed table present (unless
+    not `parse`: checking variables before ``enroll init`` has written the config)."""
     owners = claimed(pm)
     known = [*CORE_TABLES, *owners]
     try:
@@ -41,8 +42,8 @@ def check_sections(config: Config, pm: pluggy.PluginManager) -> None:
                 raise ConfigError(name, "unknown setting: no loaded protocol or plugin "
                                   "reads this table" + (f" (did you mean [{close[0]}]?)"
                                                         if close else ""))
-        for name, parse in owners.items():
-            if parse is not None and name in config.sections:
-                parse(config)
+        for name, parser in owners.items():
+            if parse and parser is not None and name in config.sections:
+                parser(config)
     except ConfigError as exc:
         raise env_error(exc, config.env_keys, owners) from exc

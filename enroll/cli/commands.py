@@ -166,8 +166,12 @@ def _init_data_dir(opener: Opener) -> None:
     """First start without a config file: generate one (and the CA passphrase)."""
     from enroll.embedded import init_data_dir
 
-    opener.config()  # a bad variable or table stops start-up before anything is written
     if opener.args.config is None and not opener.env.get("ENROLL_CONFIG"):
+        # An unknown variable or table stops start-up before anything is written (the
+        # sections' own checks run once the generated config exists).
+        preview = config_mod.load(None, opener.env, data_dir=opener.args.data_dir)
+        check_sections(preview, build_plugin_manager(preview.plugins, preview.disable_plugins),
+                       parse=False)
         if init_data_dir(opener.data_dir(), build_plugin_manager()) is not None:
             opener._config = None
             opener._pm = None
