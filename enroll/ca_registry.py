@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from enroll.ca import CABackend
 from enroll.clock import Clock
 from enroll.config import CASettings, Config
-from enroll.errors import ConfigError, NotFound
+from enroll.errors import ConfigError, NotFound, NotInitialised
 from enroll.model import StoredCA
 from enroll.store import queries
 from enroll.store.db import Database
@@ -19,15 +19,18 @@ from enroll.store.db import Database
 class DatabaseCAStore:
     """`enroll.ca.CAStore` over the ``cas`` table."""
 
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(self, db: Database, clock: Clock, *, create: bool = True) -> None:
         self._db = db
         self._clock = clock
+        self._create = create
 
     def get(self, name: str) -> StoredCA | None:
         with self._db.read() as tx:
             return queries.get_ca(tx, name)
 
     def put(self, ca: StoredCA) -> StoredCA:
+        if not self._create:
+            raise missing_ca(ca.name)
         try:
             with self._db.write() as tx:
                 queries.insert_ca(tx, ca, self._clock.now())
@@ -43,6 +46,11 @@ class DatabaseCAStore:
             if existing is None:  # pragma: no cover - would mean the insert failed otherwise
                 raise
             return existing
+
+
+def missing_ca(name: str) -> NotInitialised:
+    return NotInitialised(f"CA {name!r} is configured but not in the database: run "
+                          '"enroll init" or "enroll serve" first')
 
 
 def _ordered(cas: Mapping[str, CASettings]) -> list[CASettings]:
@@ -67,13 +75,15 @@ class CARegistry:
 
     @classmethod
     def open(cls, config: Config, db: Database, pm: pluggy.PluginManager,
-             clock: Clock) -> CARegistry:
-        store = DatabaseCAStore(db, clock)
+             clock: Clock, *, create: bool = True, unseal: bool = True) -> CARegistry:
+        """Open every CA (see the `enroll_ca_backend` hook for `create` and `unseal`)."""
+        store = DatabaseCAStore(db, clock, create=create)
         backends: dict[str, CABackend] = {}
         for settings in _ordered(config.cas):
             parent = backends[settings.parent] if settings.parent else None
             backend = pm.hook.enroll_ca_backend(name=settings.name, settings=settings,
-                                                store=store, parent=parent, config=config)
+                                                store=store, parent=parent, config=config,
+                                                create=create, unseal=unseal)
             if backend is None:
                 raise ConfigError(f"cas.{settings.name}.backend",
                                   f"no plugin provides CA backend {settings.backend!r}")

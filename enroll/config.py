@@ -9,13 +9,19 @@ Environment overrides: ``ENROLL_HTTP_PORT=9000`` sets the top-level ``http_port`
 section when the name is not a top-level key); ``ENROLL_PROFILES__IOT__VALIDITY=30d``
 sets ``profiles.iot.validity`` (``__`` separates every level). Values from the
 environment are strings; each setting converts them as it converts file values.
+
+Every ``ENROLL_*`` variable must be a setting or one of `DIRECT_VARIABLES`: a variable
+that maps to nothing (``ENROLL_DATABSE_URL``) stops start-up naming it. A variable that
+lands in a section is checked by that section's parser (`enroll.config_sections`).
+Variables starting with `RESERVED_PREFIX` belong to enroll's test suite and are ignored.
 """
 
 from __future__ import annotations
 
 import copy
+import difflib
 import tomllib
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,8 +48,13 @@ __all__ = ["KEY_TYPES", "CASettings", "Config", "Secret", "load", "from_raw",
 DEFAULT_DATA_DIR = "enroll-data"
 CONFIG_FILE_NAME = "enroll.toml"
 ENV_PREFIX = "ENROLL_"
-# Variables with the prefix that are not settings.
-_NOT_SETTINGS = {"config", "require_interop", "trace_hooks"}
+# Every ``ENROLL_*`` variable enroll reads that is not a setting, in one place.
+DIRECT_VARIABLES = {
+    "ENROLL_CONFIG": "the config file (read by `read_raw`, like --config)",
+    "ENROLL_REQUIRE_INTEROP": "tests: a missing interop client fails instead of skipping",
+}
+RESERVED_PREFIX = "ENROLL_TEST_"
+"""``ENROLL_TEST_*`` (e.g. ``ENROLL_TEST_DATABASE_URL``) is the test suite's; ignored."""
 TOP_LEVEL_KEYS = {
     "data_dir", "host", "http_port", "https_port", "workers", "public_http_url",
     "public_https_url", "database_url", "ca_passphrase", "ca_passphrase_file",
@@ -96,6 +107,8 @@ class Config:
     each validates its own table at start-up with the converters above."""
     source: Path | None = None
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    env_keys: Mapping[str, str] = field(default_factory=dict, repr=False)
+    """Dotted key -> the ``ENROLL_*`` variable that set it (to name it in errors)."""
     parsed: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     """Each protocol's section once parsed (`enroll.endpoints.cached`)."""
 
@@ -157,15 +170,24 @@ def _env_path(name: str) -> list[str]:
     return [section, rest] if rest else [section]
 
 
-def apply_env(raw: MutableMapping[str, Any], env: Mapping[str, str]) -> None:
-    """Overlay ``ENROLL_*`` variables on the raw table (strings; settings convert them)."""
+def is_setting_variable(var: str) -> bool:
+    """Is `var` an ``ENROLL_*`` variable that sets a configuration value?"""
+    return (var.startswith(ENV_PREFIX) and var not in DIRECT_VARIABLES
+            and not var.startswith(RESERVED_PREFIX))
+
+
+def apply_env(raw: MutableMapping[str, Any], env: Mapping[str, str]) -> dict[str, str]:
+    """Overlay ``ENROLL_*`` variables on the raw table (strings; settings convert them).
+    Returns dotted key -> variable, for every key a variable set."""
+    origins: dict[str, str] = {}
     for var, value in sorted(env.items()):
-        if not var.startswith(ENV_PREFIX) or var.startswith(ENV_PREFIX + "TEST_"):
+        if not is_setting_variable(var):
             continue
         name = var[len(ENV_PREFIX):].lower()
-        if not name or name in _NOT_SETTINGS:
-            continue
         path = _env_path(name)
+        if not path or not all(path):
+            raise ConfigError(var, unknown_variable(var))
+        origins[".".join(path)] = var
         table: MutableMapping[str, Any] = raw
         for part in path[:-1]:
             nxt = table.get(part)
@@ -174,6 +196,41 @@ def apply_env(raw: MutableMapping[str, Any], env: Mapping[str, str]) -> None:
                 table[part] = nxt
             table = nxt
         table[path[-1]] = value
+    return origins
+
+
+def unknown_variable(var: str, sections: Iterable[str] = ()) -> str:
+    """'unknown setting', with the closest known variable when one is close."""
+    known = [ENV_PREFIX + k.upper() for k in TOP_LEVEL_KEYS] + list(DIRECT_VARIABLES)
+    close = difflib.get_close_matches(var, known, n=1, cutoff=0.8)
+    suggestion = close[0] if close else None
+    name = var[len(ENV_PREFIX):]
+    if suggestion is None and "_" in name:
+        # A misspelt section: ENROLL_SCPE_CHALLENGE -> ENROLL_SCEP_CHALLENGE.
+        head, sep, rest = name.partition("__") if "__" in name else name.partition("_")
+        tables = [t.upper() for t in ("cas", "profiles", *sections)]
+        near = difflib.get_close_matches(head, tables, n=1, cutoff=0.7)
+        if near:
+            suggestion = f"{ENV_PREFIX}{near[0]}{sep}{rest}"
+    return "unknown setting" + (f" (did you mean {suggestion}?)" if suggestion else "")
+
+
+def env_error(exc: ConfigError, env_keys: Mapping[str, str],
+              sections: Iterable[str] = ()) -> ConfigError:
+    """`exc` restated with the ``ENROLL_*`` variable that set its key, if one did. An
+    unknown top-level key or table set by a variable is that variable's error."""
+    var = env_keys.get(exc.key)
+    unknown = exc.message.startswith("unknown setting")
+    if unknown and "." not in exc.key:
+        var = var or next((v for k, v in sorted(env_keys.items())
+                           if k.startswith(exc.key + ".")), None)
+        if var is not None:
+            return ConfigError(var, unknown_variable(var, sections))
+    if var is None:
+        return exc
+    if unknown:
+        return ConfigError(var, f"{exc.key}: {exc.message}")
+    return ConfigError(exc.key, f"{exc.message} (set by {var})")
 
 
 def _merge(base: MutableMapping[str, Any], over: Mapping[str, Any]) -> None:
@@ -184,8 +241,8 @@ def _merge(base: MutableMapping[str, Any], over: Mapping[str, Any]) -> None:
             base[k] = copy.deepcopy(v)
 
 
-def read_raw(path: Path | None, env: Mapping[str, str],
-             data_dir: Path | None = None) -> tuple[dict[str, Any], Path | None]:
+def read_raw(path: Path | None, env: Mapping[str, str], data_dir: Path | None = None
+             ) -> tuple[dict[str, Any], Path | None, dict[str, str]]:
     """The raw merged table: embedded defaults < file < environment.
 
     The file is `path`, else ``ENROLL_CONFIG``, else ``<data_dir>/enroll.toml`` if it
@@ -214,19 +271,29 @@ def read_raw(path: Path | None, env: Mapping[str, str],
         raw.setdefault("data_dir", str(path.parent))
     if data_dir is not None:
         raw["data_dir"] = str(data_dir)
-    apply_env(raw, env)
-    return raw, path
+    origins = apply_env(raw, env)
+    return raw, path, origins
 
 
 def load(path: Path | None = None, env: Mapping[str, str] | None = None, *,
          data_dir: Path | None = None) -> Config:
     """Read, merge and validate the configuration. Raises `ConfigError`."""
-    raw, source = read_raw(path, env or {}, data_dir)
-    return from_raw(raw, source=source)
+    raw, source, origins = read_raw(path, env or {}, data_dir)
+    return from_raw(raw, source=source, env_keys=origins)
 
 
-def from_raw(raw: Mapping[str, Any], source: Path | None = None) -> Config:
-    """Validate a raw table (as read from TOML) into a `Config`."""
+def from_raw(raw: Mapping[str, Any], source: Path | None = None,
+             env_keys: Mapping[str, str] | None = None) -> Config:
+    """Validate a raw table (as read from TOML) into a `Config`. `env_keys` (from
+    `apply_env`) lets an error name the variable that set the bad key."""
+    try:
+        return _from_raw(raw, source, dict(env_keys or {}))
+    except ConfigError as exc:
+        raise env_error(exc, env_keys or {}) from exc
+
+
+def _from_raw(raw: Mapping[str, Any], source: Path | None,
+              env_keys: dict[str, str]) -> Config:
     from enroll.profiles import parse_profiles
 
     raw = copy.deepcopy(dict(raw))
@@ -275,7 +342,9 @@ def from_raw(raw: Mapping[str, Any], source: Path | None = None) -> Config:
     unknown = [k for k in raw if k not in TOP_LEVEL_KEYS and k not in sections
                and k not in ("cas", "profiles")]
     if unknown:
-        raise ConfigError(unknown[0], "unknown setting")
+        close = difflib.get_close_matches(unknown[0], TOP_LEVEL_KEYS, n=1)
+        raise ConfigError(unknown[0], "unknown setting" + (
+            f" (did you mean {close[0]}?)" if close else ""))
     return Config(
         data_dir=data_dir, host=host, http_port=http_port, https_port=https_port,
         workers=as_int(raw.get("workers", 1), "workers", minimum=1, maximum=64),
@@ -291,6 +360,7 @@ def from_raw(raw: Mapping[str, Any], source: Path | None = None) -> Config:
         max_body_bytes=as_int(raw.get("max_body_bytes", 256 * 1024), "max_body_bytes",
                               minimum=1024, maximum=16 * 1024 * 1024),
         cas=cas, profiles=profiles, sections=sections, source=source, raw=raw,
+        env_keys=env_keys,
     )
 
 

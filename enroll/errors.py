@@ -85,6 +85,11 @@ class ConfigError(Exception):
         self.message = message
 
 
+class NotInitialised(Exception):  # noqa: N818 - reads as a state, like ConfigError
+    """The database has no enroll schema, an older one, or lacks a configured CA, and
+    this command does not create them (only ``enroll init`` / ``enroll serve`` do)."""
+
+
 ALL_ERRORS: tuple[type[EnrollError], ...] = (
     MalformedInput,
     BadCSR,

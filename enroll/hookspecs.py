@@ -13,7 +13,7 @@ client as that error; anything else is an internal error (logged, generic to the
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,13 +44,20 @@ hookimpl = pluggy.HookimplMarker("enroll")
 
 @hookspec(firstresult=True)
 def enroll_ca_backend(name: str, settings: CASettings, store: CAStore,
-                      parent: CABackend | None, config: Config) -> CABackend | None:
-    """Open (creating on first use) the CA called `name`.
+                      parent: CABackend | None, config: Config, create: bool,
+                      unseal: bool) -> CABackend | None:
+    """Open (creating on first use when `create`) the CA called `name`.
 
     Called once per configured CA at start-up, parents before children. Return a
     `enroll.ca.CABackend` if ``settings.backend`` names your backend, else None. `store`
     keeps the CA's certificate, chain and opaque key blob in the database, so every
     worker opens the same CA; `parent` is the already-opened parent CA (None for a root).
+
+    `create` is True for ``enroll init``, ``enroll serve`` and `enroll.create_app`; for
+    every other CLI command it is False and a CA that does not exist yet must raise
+    `enroll.errors.NotInitialised` (``store.put`` raises it too). `unseal` asks for the
+    signing key now, so a missing or wrong passphrase stops start-up; when False (read-only
+    commands) open the key only when the CA first signs, so no passphrase is needed.
     """
 
 
@@ -112,6 +119,15 @@ def enroll_request_rejected(request: RequestRecord, actor: str, reason: str) -> 
 # -- composition: tables, routes, defaults, CLI, endpoints.json -------------------------
 
 @hookspec
+def enroll_config_sections() -> Mapping[str, Callable[[Config], Any] | None] | None:
+    """The top-level config tables your plugin reads, each with its parser (or None).
+
+    ``{"scep": settings.parse}``: a table no loaded plugin claims is a start-up error
+    (`enroll.config_sections`), and each parser runs on the configuration at start-up
+    of every command, raising `enroll.errors.ConfigError` for a bad or unknown key."""
+
+
+@hookspec
 def enroll_tables() -> Sequence[Table] | None:
     """The tables your plugin owns, declared on `enroll.store.schema.metadata`.
 
@@ -156,7 +172,9 @@ def enroll_cli_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
     """Add sub-commands to the ``enroll`` CLI. Set ``func=callable(args, opener)`` as
     the parser default; it receives the parsed args and an `enroll.cli.commands.Opener`
     whose ``context()`` opens the `AppContext` (and ``config()`` only the config) when
-    the command needs it. Return an exit code (0 = success)."""
+    the command needs it. ``context()`` opens the store as it is (it migrates nothing and
+    creates no CA) and unseals CA keys only when they sign; a command that signs calls
+    ``context(sign=True)``. Return an exit code (0 = success)."""
 
 
 @hookspec

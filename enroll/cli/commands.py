@@ -10,16 +10,19 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import pluggy
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
 from enroll import config as config_mod
 from enroll.cli.tables import render
 from enroll.config import Config
+from enroll.config_sections import check_sections
 from enroll.config_values import as_duration
 from enroll.context import AppContext, build_context
 from enroll.errors import ConfigError
 from enroll.model import CertificateStatus, RequestStatus
+from enroll.plugin_loader import build_plugin_manager
 from enroll.store import migrate, queries
 from enroll.store.db import Database
 
@@ -27,27 +30,43 @@ PEM = serialization.Encoding.PEM
 
 
 class Opener:
-    """Loads the config and opens the context only when a command needs them."""
+    """Loads the config and opens the context only when a command needs them.
+
+    ``context()`` opens the store as it is: it migrates nothing and creates no CA (only
+    ``enroll init`` and ``enroll serve`` do, through ``context(create=True)``), and
+    unseals a CA key only when it signs. A command that signs passes ``sign=True`` so a
+    missing passphrase stops it before it changes anything."""
 
     def __init__(self, args: argparse.Namespace, env: Mapping[str, str]) -> None:
         self.args = args
         self.env = env
         self._config: Config | None = None
         self._context: AppContext | None = None
+        self._pm: pluggy.PluginManager | None = None
 
     def data_dir(self) -> Path:
         return Path(self.args.data_dir or self.env.get("ENROLL_DATA_DIR") or
                     config_mod.DEFAULT_DATA_DIR)
 
     def config(self) -> Config:
+        """The validated configuration; every table checked by its owner."""
         if self._config is None:
-            self._config = config_mod.load(self.args.config, self.env,
-                                           data_dir=self.args.data_dir)
+            config = config_mod.load(self.args.config, self.env, data_dir=self.args.data_dir)
+            check_sections(config, self.plugins(config))
+            self._config = config
         return self._config
 
-    def context(self) -> AppContext:
+    def plugins(self, config: Config | None = None) -> pluggy.PluginManager:
+        if self._pm is None:
+            cfg = config or self.config()
+            self._pm = build_plugin_manager(cfg.plugins, cfg.disable_plugins)
+        return self._pm
+
+    def context(self, *, create: bool = False, sign: bool = False) -> AppContext:
         if self._context is None:
-            self._context = build_context(self.config())
+            config = self.config()
+            self._context = build_context(config, pm=self.plugins(config), create=create,
+                                          unseal=create or sign)
         return self._context
 
 
@@ -146,18 +165,23 @@ def _out(text: str) -> None:
 def _init_data_dir(opener: Opener) -> None:
     """First start without a config file: generate one (and the CA passphrase)."""
     from enroll.embedded import init_data_dir
-    from enroll.plugin_loader import build_plugin_manager
 
     if opener.args.config is None and not opener.env.get("ENROLL_CONFIG"):
+        # An unknown variable or table stops start-up before anything is written (the
+        # sections' own checks run once the generated config exists).
+        preview = config_mod.load(None, opener.env, data_dir=opener.args.data_dir)
+        check_sections(preview, build_plugin_manager(preview.plugins, preview.disable_plugins),
+                       parse=False)
         if init_data_dir(opener.data_dir(), build_plugin_manager()) is not None:
             opener._config = None
+            opener._pm = None
 
 
 def _prepare(opener: Opener) -> tuple[AppContext, Path]:
     from enroll.embedded import ensure_tls
 
     _init_data_dir(opener)
-    ctx = opener.context()
+    ctx = opener.context(create=True)
     cert, key, bundle = ensure_tls(ctx)
     return ctx, bundle
 
@@ -207,9 +231,7 @@ def cmd_serve(args: argparse.Namespace, opener: Opener) -> int:
 def cmd_db_upgrade(args: argparse.Namespace, opener: Opener) -> int:
     cfg = opener.config()
     db = Database(cfg.database_url)
-    from enroll.plugin_loader import build_plugin_manager
-
-    migrate.upgrade(db, build_plugin_manager(cfg.plugins, cfg.disable_plugins))
+    migrate.upgrade(db, opener.plugins(cfg))
     _out(f"database at head: {', '.join(sorted(migrate.current_heads(db)))}")
     db.dispose()
     return 0
@@ -304,14 +326,14 @@ def cmd_certs_show(args: argparse.Namespace, opener: Opener) -> int:
 
 
 def cmd_certs_revoke(args: argparse.Namespace, opener: Opener) -> int:
-    rec = opener.context().authority.revoke(_serial(args.serial), x509.ReasonFlags[args.reason],
-                                            args.actor)
+    authority = opener.context(sign=True).authority
+    rec = authority.revoke(_serial(args.serial), x509.ReasonFlags[args.reason], args.actor)
     _out(f"revoked {rec.serial_hex} ({args.reason})")
     return 0
 
 
 def cmd_certs_revoke_superseded(args: argparse.Namespace, opener: Opener) -> int:
-    revoked = opener.context().authority.revoke_superseded()
+    revoked = opener.context(sign=True).authority.revoke_superseded()
     for serial in revoked:
         _out(f"revoked {serial} (superseded)")
     _out(f"{len(revoked)} superseded certificate(s) revoked")
@@ -335,7 +357,7 @@ def cmd_requests_list(args: argparse.Namespace, opener: Opener) -> int:
 
 
 def cmd_requests_approve(args: argparse.Namespace, opener: Opener) -> int:
-    issued = opener.context().authority.approve(args.id, args.actor)
+    issued = opener.context(sign=True).authority.approve(args.id, args.actor)
     _out(f"approved {args.id}: issued certificate {issued.serial_hex}")
     return 0
 
@@ -351,7 +373,7 @@ def cmd_requests_reject(args: argparse.Namespace, opener: Opener) -> int:
 def cmd_crl(args: argparse.Namespace, opener: Opener) -> int:
     from enroll.embedded import default_ca
 
-    ctx = opener.context()
+    ctx = opener.context(sign=args.refresh)
     ca = args.ca or default_ca(ctx.config)
     der = ctx.crls.regenerate(ca) if args.refresh else ctx.crls.current(ca)
     if args.pem or not args.out:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from enroll import __version__
 from enroll.cli import commands, keys
-from enroll.errors import ConfigError, EnrollError
+from enroll.errors import ConfigError, EnrollError, NotInitialised
 from enroll.plugin_loader import build_plugin_manager
 
 
@@ -43,6 +43,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except EnrollError as exc:
         print(f"error: {exc.detail}", file=sys.stderr)
+        return 1
+    except NotInitialised as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -95,6 +95,12 @@ def settings(config: Config) -> tuple[Door, ...]:
 
 
 @hookimpl
+def enroll_config_sections() -> Mapping[str, Any]:
+    """``[token_door]`` is ours (a table no plugin claims stops start-up)."""
+    return {PROTOCOL: settings}
+
+
+@hookimpl
 def enroll_tables() -> Sequence[Table]:
     return (token_door_uses,)
 

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
+from collections.abc import Callable
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
@@ -14,7 +16,7 @@ from enroll.config import CASettings, Config
 from enroll.crypto.keys import PrivateKey, generate_key, signing_hash
 from enroll.crypto.sealing import UnsealError, seal_key, unseal_key
 from enroll.crypto.serials import new_serial
-from enroll.errors import ConfigError
+from enroll.errors import ConfigError, NotInitialised
 from enroll.model import IssuanceRequest, StoredCA
 
 BACKEND = "local"
@@ -27,14 +29,32 @@ def _ca_hash(key_type: str) -> str:
 
 
 class LocalCA:
-    def __init__(self, name: str, key: PrivateKey, certificate: x509.Certificate,
+    """A CA whose key is opened by `unseal` on first use (or at once: `open_ca`)."""
+
+    def __init__(self, name: str, key: PrivateKey | Callable[[], PrivateKey],
+                 certificate: x509.Certificate,
                  chain: tuple[x509.Certificate, ...]) -> None:
         self.name = name
-        self._key = key
+        self._key_value: PrivateKey | None = None if callable(key) else key
+        self._unseal: Callable[[], PrivateKey] | None = key if callable(key) else None
+        self._key_lock = threading.Lock()
         self.certificate = certificate
         self.chain = chain
         self._aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(
             certificate.public_key())  # type: ignore[arg-type]
+
+    @property
+    def _key(self) -> PrivateKey:
+        if self._key_value is None:
+            with self._key_lock:
+                if self._key_value is None:
+                    assert self._unseal is not None
+                    self._key_value = self._unseal()
+        return self._key_value
+
+    def unseal(self) -> None:
+        """Open the key now (raises `ConfigError` for a missing or wrong passphrase)."""
+        self._key  # noqa: B018 - the property unseals
 
     def issue(self, request: IssuanceRequest) -> x509.Certificate:
         builder = (x509.CertificateBuilder()
@@ -75,7 +95,7 @@ def _ca_extensions(key: PrivateKey, path_length: int | None,
     return exts
 
 
-def create(name: str, settings: CASettings, parent: CABackend | None,
+def create_ca(name: str, settings: CASettings, parent: CABackend | None,
            config: Config) -> tuple[PrivateKey, x509.Certificate, tuple[x509.Certificate, ...]]:
     key = generate_key(settings.key_type)
     subject = x509.Name.from_rfc4514_string(settings.subject)
@@ -104,24 +124,37 @@ def create(name: str, settings: CASettings, parent: CABackend | None,
 
 
 def open_ca(name: str, settings: CASettings, store: CAStore, parent: CABackend | None,
-            config: Config) -> LocalCA:
+            config: Config, *, create: bool = True, unseal: bool = True) -> LocalCA:
+    """The stored CA, created first if missing and `create`. Its key is unsealed now if
+    `unseal`, else when it first signs (read-only commands need no passphrase)."""
     passphrase = config.ca_passphrase
-    if passphrase is None:
-        raise ConfigError("ca_passphrase", MISSING)
     context = f"localca/ca-key/{name}"
     stored = store.get(name)
     if stored is None:
-        key, cert, chain = create(name, settings, parent, config)
+        if not create:
+            raise NotInitialised(f"CA {name!r} is configured but not in the database: run "
+                                 '"enroll init" or "enroll serve" first')
+        if passphrase is None:
+            raise ConfigError("ca_passphrase", MISSING)
+        key, cert, chain = create_ca(name, settings, parent, config)
         stored = store.put(StoredCA(name=name, backend=BACKEND, certificate=cert, chain=chain,
                                     key_blob=seal_key(key, passphrase, context=context),
                                     parent=settings.parent))
-    try:
-        key = unseal_key(stored.key_blob, passphrase, context=context)
-    except UnsealError as exc:
-        # Fail start-up with a clear message rather than at the first signature.
-        raise ConfigError("ca_passphrase",
-                          f"cannot decrypt the key of CA {name!r}: wrong passphrase?") from exc
-    return LocalCA(name, key, stored.certificate, stored.chain)
+    blob = stored.key_blob
+
+    def open_key() -> PrivateKey:
+        if passphrase is None:
+            raise ConfigError("ca_passphrase", MISSING)
+        try:
+            return unseal_key(blob, passphrase, context=context)
+        except UnsealError as exc:
+            raise ConfigError("ca_passphrase",
+                              f"cannot decrypt the key of CA {name!r}: wrong passphrase?") from exc
+
+    ca = LocalCA(name, open_key, stored.certificate, stored.chain)
+    if unseal:
+        ca.unseal()  # fail start-up with a clear message rather than at the first signature
+    return ca
 
 
 def fingerprint(cert: x509.Certificate) -> str:

@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 
 @hookimpl
 def enroll_ca_backend(name: str, settings: CASettings, store: CAStore,
-                      parent: CABackend | None, config: Config) -> CABackend | None:
+                      parent: CABackend | None, config: Config, create: bool,
+                      unseal: bool) -> CABackend | None:
     if settings.backend != BACKEND:
         return None
-    return open_ca(name, settings, store, parent, config)
+    return open_ca(name, settings, store, parent, config, create=create, unseal=unseal)

@@ -16,6 +16,11 @@ from . import settings
 
 
 @hookimpl
+def enroll_config_sections() -> Mapping[str, Any]:
+    return {"acme": settings.parse}
+
+
+@hookimpl
 def enroll_tables() -> Sequence[Table]:
     from . import store
 

@@ -23,6 +23,11 @@ DEFAULT_USER = "est"
 
 
 @hookimpl
+def enroll_config_sections() -> Mapping[str, Any]:
+    return {"est": settings.parse}
+
+
+@hookimpl
 def enroll_tables() -> Sequence[Table]:
     from . import store
 

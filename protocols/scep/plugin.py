@@ -27,6 +27,11 @@ CHALLENGE_FILE = "scep-challenge"
 
 
 @hookimpl
+def enroll_config_sections() -> Mapping[str, Any]:
+    return {"scep": settings.parse}
+
+
+@hookimpl
 def enroll_tables() -> Sequence[Table]:
     from . import store
 

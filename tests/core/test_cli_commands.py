@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from enroll.context import AppContext
+from enroll import config as config_mod
+from enroll.context import AppContext, build_context
 from enroll.embedded import init_data_dir
 from enroll.model import Issued, Pending
 from enroll.plugin_loader import build_plugin_manager
@@ -23,8 +24,10 @@ MANUAL = {"ENROLL_PROFILES__DEVICE__APPROVAL": "manual"}
 
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
+    """An initialised data dir: config, schema and CAs (what ``enroll init`` leaves)."""
     data = tmp_path / "data"
     assert init_data_dir(data, build_plugin_manager()) is not None
+    build_context(config_mod.load(None, {}, data_dir=data)).db.dispose()
     return data
 
 

@@ -166,3 +166,102 @@ def test_passphrase_is_read_from_a_file_and_never_shown(tmp_path: Path) -> None:
 def test_unreadable_passphrase_file_names_the_key(tmp_path: Path) -> None:
     err = config_error(raw(tmp_path, ca_passphrase_file=str(tmp_path / "missing")))
     assert err.key == "ca_passphrase_file"
+
+
+# -- every ENROLL_* variable and every table must mean something (issue 10) -------------
+
+def _checked(tmp_path: Path, env: dict[str, str], extra: tuple[object, ...] = ()
+             ) -> config_mod.Config:
+    from enroll.config_sections import check_sections
+    from enroll.plugin_loader import build_plugin_manager
+
+    cfg = config_mod.load(None, env, data_dir=tmp_path)
+    check_sections(cfg, build_plugin_manager(extra=extra))
+    return cfg
+
+
+@pytest.mark.parametrize(("var", "hint"), [
+    ("ENROLL_DATABSE_URL", "ENROLL_DATABASE_URL"),
+    ("ENROLL_HTTPS_PROT", "ENROLL_HTTPS_PORT"),
+    ("ENROLL_CA_PASSPHARSE", "ENROLL_CA_PASSPHRASE"),
+    ("ENROLL_CONFIGG", "ENROLL_CONFIG"),
+    ("ENROLL_ACMEE_RESOLVER", "ENROLL_ACME_RESOLVER"),
+    ("ENROLL_PROFILS__DEVICE__VALIDITY", "ENROLL_PROFILES__DEVICE__VALIDITY"),
+])
+def test_an_unknown_variable_is_named_with_the_closest_known_one(
+        tmp_path: Path, var: str, hint: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        _checked(tmp_path, {var: "postgresql://x" if "URL" in var else "1"})
+    assert info.value.key == var
+    assert str(info.value) == f"{var}: unknown setting (did you mean {hint}?)"
+
+
+def test_an_unknown_variable_far_from_any_setting_gets_no_guess(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        _checked(tmp_path, {"ENROLL_SOMETHING_ELSE": "1"})
+    assert str(info.value) == "ENROLL_SOMETHING_ELSE: unknown setting"
+    with pytest.raises(ConfigError, match="^ENROLL___: unknown setting$"):
+        _checked(tmp_path, {"ENROLL___": "1"})
+
+
+def test_variables_into_sections_are_checked_by_the_sections_parser(tmp_path: Path) -> None:
+    for var, key in (("ENROLL_EST__ENDPOINTS__DEFAULT__ARCHIVE_KEYZ",
+                      "est.endpoints.default.archive_keyz"),
+                     ("ENROLL_ACME_RESOLVR", "acme.resolvr"),
+                     ("ENROLL_PROFILES__DEVICE__VALIDTY", "profiles.device.validty"),
+                     ("ENROLL_CAS__ROOT__KEYTYPE", "cas.root.keytype")):
+        with pytest.raises(ConfigError) as info:
+            _checked(tmp_path, {var: "1"})
+        assert info.value.key == var
+        assert str(info.value).startswith(f"{var}: {key}: unknown setting (expected one of")
+    # A known key in a section, and values from variables, still go through.
+    cfg = _checked(tmp_path, {"ENROLL_SCEP__ENDPOINTS__DEFAULT__CHALLENGE": "from-env",
+                              "ENROLL_ACME_RESOLVER": "127.0.0.1:53"})
+    assert cfg.section("scep")["endpoints"]["default"]["challenge"] == "from-env"
+    with pytest.raises(ConfigError) as info:
+        _checked(tmp_path, {"ENROLL_WORKERS": "many"})
+    assert info.value.key == "workers"
+    assert str(info.value).endswith("(set by ENROLL_WORKERS)")
+
+
+def test_reserved_and_direct_variables_are_not_settings(tmp_path: Path) -> None:
+    path = tmp_path / "enroll.toml"
+    path.write_text("http_port = 9001\n")
+    cfg = _checked(tmp_path, {"ENROLL_TEST_DATABASE_URL": "postgresql://elsewhere",
+                              "ENROLL_TEST_ANYTHING": "x", "ENROLL_REQUIRE_INTEROP": "1",
+                              "ENROLL_CONFIG": str(path), "ENROLL_DATA_DIR": str(tmp_path)})
+    assert cfg.http_port == 9001
+    assert "elsewhere" not in cfg.database_url
+    assert set(config_mod.DIRECT_VARIABLES) == {"ENROLL_CONFIG", "ENROLL_REQUIRE_INTEROP"}
+
+
+def test_a_table_is_known_when_core_a_protocol_or_a_plugin_claims_it(tmp_path: Path) -> None:
+    from enroll.hookspecs import hookimpl
+
+    path = tmp_path / "enroll.toml"
+    path.write_text('[scep.endpoints.default]\nchallenge = "x"\n'
+                    '[inventory]\nurl = "http://127.0.0.1"\n')
+    env = {"ENROLL_CONFIG": str(path)}
+    with pytest.raises(ConfigError) as info:
+        _checked(tmp_path, env)
+    assert info.value.key == "inventory"
+    assert "no loaded protocol or plugin reads this table" in str(info.value)
+
+    seen: list[object] = []
+
+    class Inventory:
+        @hookimpl
+        def enroll_config_sections(self) -> dict[str, Any]:
+            def parse(config: config_mod.Config) -> None:
+                seen.append(dict(config.section("inventory")))
+                if set(config.section("inventory")) - {"url"}:
+                    raise ConfigError("inventory", "unknown setting")
+
+            return {"inventory": parse}
+
+    cfg = _checked(tmp_path, env, (Inventory(),))
+    assert seen == [{"url": "http://127.0.0.1"}]
+    with pytest.raises(ConfigError) as info:
+        _checked(tmp_path, env | {"ENROLL_INVENTORY_TOKEN": "t"}, (Inventory(),))
+    assert info.value.key == "ENROLL_INVENTORY_TOKEN"
+    assert cfg.section("scep")["endpoints"]["default"]["challenge"] == "x"

@@ -76,3 +76,51 @@ def test_migrations_ship_inside_the_package() -> None:
 
     versions = Path(enroll.migrations.__file__).parent / "versions"
     assert (versions / "0001_core.py").is_file()
+
+
+_RACER = """
+import sys, time
+from pathlib import Path
+from enroll.store import migrate
+from enroll.store.db import Database
+
+go = Path(sys.argv[2])
+db = Database(sys.argv[1])
+migrate.alembic_config(db)  # imports done before the start line
+while not go.exists():
+    time.sleep(0.005)
+migrate.upgrade(db)
+db.dispose()
+"""
+
+
+def test_hosts_migrating_a_fresh_database_together_each_wait_their_turn(
+        db_url: str, tmp_path: Path) -> None:
+    """Several hosts started at once: every upgrade succeeds (no duplicate-table error)
+    and the schema is at head once, because `upgrade` holds the migration lock."""
+    import subprocess
+    import sys
+    import time
+
+    from harness import child_env
+
+    go = tmp_path / "go"
+    racers = [subprocess.Popen([sys.executable, "-c", _RACER, db_url, str(go)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=child_env()) for _ in range(3)]
+    time.sleep(3)  # every racer has imported alembic and waits for the start line
+    go.touch()
+    results = [(p.wait(timeout=120), p.stderr.read() if p.stderr else "") for p in racers]
+    for p in racers:
+        for stream in (p.stdout, p.stderr):
+            if stream:
+                stream.close()
+    assert [code for code, _ in results] == [0, 0, 0], [err for _, err in results]
+    db = Database(db_url)
+    try:
+        assert migrate.current_heads(db) == migrate.expected_heads(db)
+        with db.engine.connect() as conn:
+            rows = conn.exec_driver_sql("SELECT version_num FROM alembic_version").all()
+        assert len(rows) == len(migrate.expected_heads(db))
+    finally:
+        db.dispose()
