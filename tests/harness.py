@@ -230,6 +230,23 @@ def validator_env(dns: LocalDns, http01_port: int, tlsalpn01_port: int = 443) ->
             "ENROLL_ACME_ALLOW_LOOPBACK": "1"}
 
 
+def alpn_server_context(tmp: Any, cert: x509.Certificate, key: Any) -> Any:
+    """A TLS server context presenting `cert` (with `key`) for ALPN ``acme-tls/1``, as a
+    tls-alpn-01 responder does (files under `tmp`, a `pathlib.Path`)."""
+    import ssl
+
+    from enroll.protocols.acme.validation.tlsalpn01 import ACME_TLS_1
+
+    (tmp / "c.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp / "k.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                                  serialization.PrivateFormat.PKCS8,
+                                                  serialization.NoEncryption()))
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(tmp / "c.pem", tmp / "k.pem")
+    ctx.set_alpn_protocols([ACME_TLS_1])
+    return ctx
+
+
 class LocalDns:
     """A UDP DNS on loopback: every A query is 127.0.0.1, TXT answers come from `txt`
     (text) and `txt_raw` (records of any octets, one list of strings per record)."""

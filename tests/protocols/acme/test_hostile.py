@@ -25,8 +25,8 @@ from cryptography.x509.oid import NameOID
 from enroll.protocols.acme import validation
 from enroll.protocols.acme.jws import b64e
 from enroll.protocols.acme.problems import AcmeProblem
-from enroll.protocols.acme.validation.tlsalpn01 import ACME_IDENTIFIER, ACME_TLS_1
-from harness import NS, LocalDns, acme_client, problem
+from enroll.protocols.acme.validation.tlsalpn01 import ACME_IDENTIFIER
+from harness import NS, LocalDns, acme_client, alpn_server_context, problem
 
 from enroll.errors import EnrollError
 from enroll.testing.acme_client import Http01Responder, jwk_of, sign
@@ -168,15 +168,7 @@ async def test_dns01_with_non_ascii_txt_records_fails_validation(
 
 
 def _alpn_context(tmp: Path, der: bytes, key: ec.EllipticCurvePrivateKey) -> ssl.SSLContext:
-    cert = x509.load_der_x509_certificate(der)
-    (tmp / "c.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (tmp / "k.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                                  serialization.PrivateFormat.PKCS8,
-                                                  serialization.NoEncryption()))
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(tmp / "c.pem", tmp / "k.pem")
-    ctx.set_alpn_protocols([ACME_TLS_1])
-    return ctx
+    return alpn_server_context(tmp, x509.load_der_x509_certificate(der), key)
 
 
 def _alpn_cert(key: ec.EllipticCurvePrivateKey, name: str, key_authorization: str,

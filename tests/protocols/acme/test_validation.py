@@ -14,12 +14,13 @@ from typing import Any
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from enroll.protocols.acme.settings import ValidationSettings
 from enroll.protocols.acme.validation import ValidationFailed, network, run
-from enroll.protocols.acme.validation.tlsalpn01 import ACME_IDENTIFIER, ACME_TLS_1
+from enroll.protocols.acme.validation.tlsalpn01 import ACME_IDENTIFIER
+from harness import alpn_server_context
 
 
 def settings(dns: Any, port: int = 80, *, loopback: bool = True,
@@ -114,14 +115,7 @@ def _alpn_cert(tmp: Path, name: str, key_authorization: str,
             .add_extension(x509.UnrecognizedExtension(ACME_IDENTIFIER, b"\x04\x20" + digest),
                            critical=critical)
             .sign(key, hashes.SHA256()))
-    (tmp / "c.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (tmp / "k.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                                  serialization.PrivateFormat.PKCS8,
-                                                  serialization.NoEncryption()))
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(tmp / "c.pem", tmp / "k.pem")
-    ctx.set_alpn_protocols([ACME_TLS_1])
-    return ctx
+    return alpn_server_context(tmp, cert, key)
 
 
 async def _tls_server(ctx: ssl.SSLContext) -> asyncio.Server:
