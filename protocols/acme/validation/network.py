@@ -1,6 +1,7 @@
 """Where validation may connect: resolve through the configured resolver, then filter
-every address by the allow/deny networks. Loopback and link-local are denied unless
-configured; private ranges are allowed (this is an internal CA)."""
+every address by the allow/deny networks. Loopback, link-local (169.254.169.254 among
+them) and the cloud metadata services outside it are denied unless configured; private
+ranges are allowed (this is an internal CA)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,13 @@ from ..settings import ValidationSettings
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 TIMEOUT = 5.0
+METADATA_NETWORKS = tuple(ipaddress.ip_network(n) for n in (
+    "100.100.100.200/32",  # Alibaba Cloud instance metadata (in the shared 100.64/10)
+    "168.63.129.16/32",    # Azure WireServer
+    "fd00:ec2::254/128",   # AWS instance metadata over IPv6 (a unique-local address)
+))
+"""Metadata endpoints that are not link-local: a validation fetch there would let a
+client read the host's credentials. Reachable only through ``allow_networks``."""
 
 
 class ValidationFailed(AcmeProblem):
@@ -48,6 +56,8 @@ def permitted(address: Address, settings: ValidationSettings) -> bool:
         return True
     if address.is_loopback:
         return settings.allow_loopback
+    if any(address in n for n in METADATA_NETWORKS):
+        return False
     return not (address.is_link_local or address.is_multicast or address.is_unspecified
                 or address.is_reserved)
 

@@ -35,6 +35,9 @@ def settings(dns: Any, port: int = 80, *, loopback: bool = True,
     ("192.168.1.1", False, True), ("0.0.0.0", True, False),  # noqa: S104 - a target, not a bind
     ("224.0.0.1", True, False),
     ("::ffff:127.0.0.1", False, False),
+    # cloud metadata services outside link-local
+    ("100.100.100.200", True, False), ("fd00:ec2::254", True, False),
+    ("168.63.129.16", True, False), ("100.100.100.201", False, True), ("fd00::1", False, True),
 ])
 def test_network_filter(address: str, loopback: bool, expected: bool) -> None:
     s = ValidationSettings(None, 80, 443, loopback, (), (), False)
@@ -46,6 +49,13 @@ def test_deny_networks_win() -> None:
                            (ipaddress.ip_network("10.9.0.0/16"),), False)
     assert network.permitted(ipaddress.ip_address("10.1.0.1"), s)
     assert not network.permitted(ipaddress.ip_address("10.9.0.1"), s)
+
+
+def test_a_metadata_address_is_reachable_only_when_allowed_explicitly() -> None:
+    s = ValidationSettings(None, 80, 443, False,
+                           (ipaddress.ip_network("100.100.100.200/32"),), (), False)
+    assert network.permitted(ipaddress.ip_address("100.100.100.200"), s)
+    assert not network.permitted(ipaddress.ip_address("fd00:ec2::254"), s)
 
 
 async def _http_server(answer: Callable[[str], bytes]) -> asyncio.Server:
@@ -84,6 +94,15 @@ async def test_oversized_answer_fails(local_dns: Any) -> None:
 async def test_loopback_denied_without_the_switch(local_dns: Any) -> None:
     with pytest.raises(ValidationFailed) as info:
         await run("http-01", "l.test.example", "t", "t.x", settings(local_dns, loopback=False))
+    assert info.value.typ == "rejectedIdentifier"
+
+
+@pytest.mark.parametrize("address", ["100.100.100.200", "fd00:ec2::254"])
+async def test_an_ip_identifier_on_a_metadata_service_is_never_fetched(
+        local_dns: Any, address: str) -> None:
+    """Refused before any connection is made (nothing leaves loopback)."""
+    with pytest.raises(ValidationFailed) as info:
+        await run("http-01", address, "t", "t.x", settings(local_dns))
     assert info.value.typ == "rejectedIdentifier"
 
 
