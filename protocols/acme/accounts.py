@@ -13,7 +13,14 @@ from enroll.errors import BadCSR
 from . import eab, fields, store
 from .endpoint import AcmeEndpoint
 from .jws import Jws, canonical_jwk, canonical_thumbprint, key_from_jwk, parse, thumbprint, verify
-from .problems import AcmeProblem, bad_public_key, malformed, unauthorized
+from .problems import (
+    AcmeProblem,
+    bad_public_key,
+    bad_signature_algorithm,
+    deactivated,
+    malformed,
+    unauthorized,
+)
 
 _FORBIDDEN_ALGS = ("none",)
 
@@ -54,8 +61,10 @@ def authenticate(ep: AcmeEndpoint, jws: Jws, url: str, base: str, *, want: str) 
     h = jws.protected
     alg = h.get("alg")
     if not isinstance(alg, str) or alg in _FORBIDDEN_ALGS or alg.startswith("HS"):
-        raise AcmeProblem("badSignatureAlgorithm", "unsupported alg",
-                          400) from None
+        raise bad_signature_algorithm("unsupported alg") from None
+    if not isinstance(h.get("url"), str):
+        # RFC 8555 §6.4: the url header is required; without it the JWS is malformed.
+        raise malformed("the protected header has no url")
     if h.get("url") != url:
         # RFC 8555 §6.4: the url header must equal the request URL.
         raise unauthorized("url header does not match the request URL")
@@ -79,7 +88,7 @@ def authenticate(ep: AcmeEndpoint, jws: Jws, url: str, base: str, *, want: str) 
         if account is None or account.endpoint != ep.label:
             raise AcmeProblem("accountDoesNotExist", "unknown account", 400)
         if account.status != "valid":
-            raise unauthorized("account is deactivated")
+            raise deactivated()
         jwk = account.jwk
         key, key_alg = _account_key(account)
     verify(jws, key, key_alg)
@@ -107,7 +116,7 @@ def new_account(ep: AcmeEndpoint, v: Verified, url: str) -> tuple[store.Account,
     if existing is not None:
         if existing.status != "valid":
             # RFC 8555 §7.3.6: a deactivated account's key authorizes nothing more.
-            raise unauthorized("account is deactivated")
+            raise deactivated()
         return existing, False
     if payload.get("onlyReturnExisting") is True:
         raise AcmeProblem("accountDoesNotExist", "no account for this key", 400)
@@ -160,7 +169,7 @@ def update_account(ep: AcmeEndpoint, v: Verified, account_id: str) -> store.Acco
     if values:
         with ep.db.write() as conn:
             if not store.update_account(conn, account.id, **values):
-                raise unauthorized("account is deactivated")
+                raise deactivated()
     with ep.db.read() as conn:
         updated = store.get_account(conn, account.id)
     assert updated is not None
@@ -180,7 +189,7 @@ def key_change(ep: AcmeEndpoint, v: Verified, url: str, base: str) -> store.Acco
         raise malformed("the inner JWS url must equal the outer url")
     new_key, alg, new_jwk = canonical_jwk(h["jwk"])
     if not isinstance(h.get("alg"), str) or h["alg"].startswith("HS") or h["alg"] == "none":
-        raise AcmeProblem("badSignatureAlgorithm", "unsupported alg")
+        raise bad_signature_algorithm("unsupported alg")
     verify(inner, new_key, alg)
     payload = inner.payload()
     if payload.get("account") != account_url(base, account.id):
@@ -201,7 +210,7 @@ def key_change(ep: AcmeEndpoint, v: Verified, url: str, base: str) -> store.Acco
                 raise AcmeProblem("malformed", "the new key belongs to another account", 409,
                                   headers={"Location": account_url(base, other.id)})
             if not store.update_account(conn, account.id, jwk=new_jwk, thumbprint=new_thumb):
-                raise unauthorized("account is deactivated")
+                raise deactivated()
     except IntegrityError:
         raise AcmeProblem("malformed", "the new key belongs to another account", 409) from None
     with ep.db.read() as conn:

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from enroll import bounded_json
 from enroll.errors import MalformedInput
 
-from .problems import AcmeProblem, malformed
+from .problems import AcmeProblem, bad_signature_algorithm, malformed
 
 MAX_JWS_BYTES = 64 * 1024
 PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
@@ -148,8 +148,7 @@ def key_from_jwk(jwk: Any, *, minimal: bool = True) -> tuple[PublicKey, str]:
 def verify(jws: Jws, key: PublicKey, alg: str) -> None:
     """Check `alg` is the one pinned to the key, then the signature."""
     if jws.protected.get("alg") != alg:
-        raise AcmeProblem("badSignatureAlgorithm",
-                          f"this key signs with {alg}", 400) from None
+        raise bad_signature_algorithm(f"this key signs with {alg}") from None
     sig, data = jws.signature, jws.signing_input
     try:
         if isinstance(key, rsa.RSAPublicKey):
@@ -170,7 +169,8 @@ def verify(jws: Jws, key: PublicKey, alg: str) -> None:
 def verify_hmac(jws: Jws, secret: bytes) -> None:
     """External account binding (RFC 8555 §7.3.4): HS256 with the EAB key."""
     if jws.protected.get("alg") != "HS256":
-        raise AcmeProblem("badSignatureAlgorithm", "external account binding uses HS256")
+        raise AcmeProblem("badSignatureAlgorithm", "external account binding uses HS256",
+                          algorithms=["HS256"])
     mac = hmac.new(secret, jws.signing_input, hashlib.sha256).digest()
     if not hmac.compare_digest(mac, jws.signature):
         raise unauthorized_eab()

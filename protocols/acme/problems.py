@@ -47,13 +47,15 @@ class AcmeProblem(EnrollError):
     def __init__(self, typ: str, detail: str, status: int = 400, *,
                  headers: dict[str, str] | None = None,
                  subproblems: list[dict[str, Any]] | None = None,
-                 identifier: dict[str, str] | None = None) -> None:
+                 identifier: dict[str, str] | None = None,
+                 algorithms: list[str] | None = None) -> None:
         super().__init__(detail)
         self.typ = typ
         self.status = status
         self.headers = headers or {}
         self.subproblems = subproblems
         self.identifier = identifier
+        self.algorithms = algorithms
 
     def document(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"type": NS + self.typ, "detail": self.detail,
@@ -62,6 +64,8 @@ class AcmeProblem(EnrollError):
             doc["identifier"] = self.identifier
         if self.subproblems:
             doc["subproblems"] = self.subproblems
+        if self.algorithms is not None:
+            doc["algorithms"] = self.algorithms
         return doc
 
 
@@ -103,6 +107,22 @@ def malformed(detail: str) -> AcmeProblem:
 
 def unauthorized(detail: str) -> AcmeProblem:
     return AcmeProblem("unauthorized", detail, 403)
+
+
+def deactivated() -> AcmeProblem:
+    """RFC 8555 §7.3.6: a deactivated account's requests are refused as unauthorized,
+    with 401 Unauthorized."""
+    return AcmeProblem("unauthorized", "account is deactivated", 401)
+
+
+SIGNATURE_ALGORITHMS = ["RS256", "ES256", "ES384", "EdDSA"]
+"""What account keys may sign with (RFC 8555 §6.2 asks for the list in the problem)."""
+
+
+def bad_signature_algorithm(detail: str) -> AcmeProblem:
+    """RFC 8555 §6.2: the problem MUST carry the supported ``algorithms``."""
+    return AcmeProblem("badSignatureAlgorithm", detail, 400,
+                       algorithms=list(SIGNATURE_ALGORITHMS))
 
 
 def not_found(detail: str = "no such resource") -> AcmeProblem:

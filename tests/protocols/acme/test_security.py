@@ -50,6 +50,21 @@ async def test_url_mismatch_is_unauthorized(harness: Any) -> None:
     assert harness.rows("acme_orders") == []
 
 
+async def test_a_missing_url_header_is_malformed(harness: Any) -> None:
+    """RFC 8555 §6.4: a JWS without the url header is malformed (a wrong one is
+    unauthorized, above)."""
+    acme = acme_client(harness)
+    await acme.register()
+    d = await acme.directory()
+    body = await acme.signed(d["newOrder"], {"identifiers": [
+        {"type": "dns", "value": "x.example"}]}, url=...)
+    r = await harness.http.post(d["newOrder"], content=json.dumps(body),
+                                headers={"Content-Type": "application/jose+json"})
+    problem(r, "malformed", 400)
+    assert "no url" in r.json()["detail"]
+    assert harness.rows("acme_orders") == []
+
+
 async def test_wrong_alg_is_badSignatureAlgorithm(harness: Any) -> None:
     acme = acme_client(harness)
     d = await acme.directory()
@@ -57,6 +72,8 @@ async def test_wrong_alg_is_badSignatureAlgorithm(harness: Any) -> None:
         r = await acme.post(d["newAccount"], {"termsOfServiceAgreed": True}, use_jwk=True,
                             alg=alg, check=False)
         problem(r, "badSignatureAlgorithm", 400)
+        # RFC 8555 §6.2: the problem lists the algorithms the server supports.
+        assert r.json()["algorithms"] == ["RS256", "ES256", "ES384", "EdDSA"]
     assert harness.rows("acme_accounts") == []
 
 
@@ -181,7 +198,7 @@ async def test_deactivated_account_cannot_act(harness: Any) -> None:
     d = await acme.directory()
     r = await acme.post(d["newOrder"], {"identifiers": [{"type": "dns", "value": "a.example"}]},
                         check=False)
-    problem(r, "unauthorized", 403)
+    problem(r, "unauthorized", 401)  # RFC 8555 §7.3.6
     assert harness.rows("acme_orders") == []
 
 
