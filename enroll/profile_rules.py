@@ -200,8 +200,9 @@ def check_authorized_names(names: tuple[x509.GeneralName, ...],
                            authorized: Authorization | None) -> None:
     if authorized is None:
         return
+    allowed = {n.lower() for n in authorized.names}
     for name in names_as_strings(names):
-        if name.lower() not in {n.lower() for n in authorized.names}:
+        if name.lower() not in allowed:
             raise BadCSR(f"{name[:80]} is not among "
                          f"{authorized.source or 'the names authorised for this request'}")
 

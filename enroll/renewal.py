@@ -107,6 +107,7 @@ def accept_bound(request: EnrollmentRequest, profile: Profile, profiles: dict[st
     proven = request.authorized is not None
     bound: list[CertificateRecord] = []
     authorized = request.authorized
+    credential: CertificateRecord | None = None
     if request.credential is not None:
         credential = bound_record(certificate(request.credential), request.credential)
         check_live(credential, now, request.renewal_grace)
@@ -114,19 +115,23 @@ def accept_bound(request: EnrollmentRequest, profile: Profile, profiles: dict[st
         bound.append(credential)
         authorized = authorized or authorization_of(credential)
     if request.replaces is not None:
-        replaced = bound_record(certificate(request.replaces), request.replaces)
-        if not proven:
-            # Without names proven by the front-end, the replaced certificate is the
-            # credential: live, and it bounds the names.
-            if request.credential not in (None, replaced.serial_hex):
-                raise Unauthorized("a renewal must be authenticated by the certificate "
-                                   "it replaces")
-            check_live(replaced, now, request.renewal_grace)
-            authorized = authorized or authorization_of(replaced)
-        check_not_replaced(replaced)
-        check_profile(replaced, profile, profiles)
-        if replaced.serial_hex != request.credential:
+        # A renewal's credential is the certificate it replaces (SCEP RenewalReq, EST
+        # re-enrolment): read and checked once.
+        replaced = credential if credential is not None \
+            and request.replaces == credential.serial_hex \
+            else bound_record(certificate(request.replaces), request.replaces)
+        if replaced is not credential:
+            if not proven:
+                # Without names proven by the front-end, the replaced certificate is the
+                # credential: live, and it bounds the names.
+                if credential is not None:
+                    raise Unauthorized("a renewal must be authenticated by the "
+                                       "certificate it replaces")
+                check_live(replaced, now, request.renewal_grace)
+                authorized = authorized or authorization_of(replaced)
+            check_profile(replaced, profile, profiles)
             bound.append(replaced)
+        check_not_replaced(replaced)
     requester = request.requester.identity
     kept = bound[0].identity if bound else None
     if profile.identity == REQUESTER and kept and kept.startswith(f"{REQUESTER}:"):
