@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from cryptography import x509
 
-from enroll.csr import PARSE_ERRORS
+from enroll.csr import PARSE_ERRORS, decode_fields
 from enroll.errors import MalformedInput
 
 MAX_CERTIFICATE_BYTES = 64 * 1024
@@ -41,14 +41,8 @@ def decoded(cert: x509.Certificate, *, public_key: bool = True) -> x509.Certific
     try:
         cert.issuer.public_bytes()
         cert.subject.public_bytes()
-        for name in (cert.issuer, cert.subject):
-            for attribute in name:
-                _ = attribute.value
+        decode_fields((cert.issuer, cert.subject), cert.extensions)
         _ = cert.serial_number, cert.not_valid_before_utc, cert.not_valid_after_utc
-        for ext in cert.extensions:
-            value = ext.value
-            if isinstance(value, x509.SubjectAlternativeName | x509.ExtendedKeyUsage):
-                list(value)
         if public_key:
             cert.public_key()
     except PARSE_ERRORS as exc:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -92,18 +93,26 @@ def _check_public_key(csr: x509.CertificateSigningRequest) -> None:
 def _force_contents(csr: x509.CertificateSigningRequest) -> None:
     """Decode what the pipeline and the protocols read later, so it fails here."""
     try:
-        for attr in csr.subject:
-            _ = attr.value
+        decode_fields((csr.subject,), csr.extensions)
         csr.subject.rfc4514_string()
-        for ext in csr.extensions:
-            value = ext.value
-            if isinstance(value, x509.SubjectAlternativeName | x509.ExtendedKeyUsage):
-                list(value)
         for attribute in csr.attributes:
             _ = attribute.value
     except PARSE_ERRORS as exc:
         raise MalformedInput("the CSR's subject, attributes or extensions do not "
                              "parse") from exc
+
+
+def decode_fields(names: Iterable[x509.Name], extensions: x509.Extensions) -> None:
+    """Read every attribute value of `names` and every extension (the names of a SAN,
+    the OIDs of an EKU) that `cryptography` decodes lazily; raises one of
+    `PARSE_ERRORS` if one does not decode. Shared by the CSR and certificate loaders."""
+    for name in names:
+        for attribute in name:
+            _ = attribute.value
+    for ext in extensions:
+        value = ext.value
+        if isinstance(value, x509.SubjectAlternativeName | x509.ExtendedKeyUsage):
+            list(value)
 
 
 _VERIFIED: OrderedDict[x509.CertificateSigningRequest, None] = OrderedDict()

@@ -77,6 +77,14 @@ class SubjectField:
         return self.source != FIXED
 
 
+def subject_pattern(pattern: str) -> str:
+    """A subject `pattern` (see `SubjectField.allow`), checked; `ValueError` if not one."""
+    stars = pattern.count("*")
+    if not pattern or stars > 1 or stars == 1 and pattern[0] != "*" and pattern[-1] != "*":
+        raise ValueError("use '*', 'prefix*', '*suffix' or an exact value")
+    return pattern
+
+
 def value_matches(value: str, pattern: str) -> bool:
     """Does a subject `pattern` (see `SubjectField.allow`) admit `value`?"""
     v, p = value.casefold(), pattern.casefold()
@@ -197,14 +205,8 @@ def parse_profile(name: str, entry: Mapping[str, Any], cas: Mapping[str, int],
             networks.append(ipaddress.ip_network(net, strict=False))
         except ValueError as exc:
             raise ConfigError(f"{key}.san.ip", f"not an IP network: {net!r}") from exc
-    dns = []
-    for pattern in as_str_list(san_tbl.get("dns", []), f"{key}.san.dns"):
-        try:
-            dns.append(dns_pattern(pattern))
-        except ValueError as exc:
-            raise ConfigError(f"{key}.san.dns", f"{pattern[:80]!r}: {exc}") from None
     san = SanRules(
-        dns=tuple(dns),
+        dns=_patterns(san_tbl.get("dns", []), f"{key}.san.dns", dns_pattern),
         ip=tuple(networks),
         email=_patterns(san_tbl.get("email", []), f"{key}.san.email", email_pattern),
         uri=_patterns(san_tbl.get("uri", []), f"{key}.san.uri", uri_pattern),
@@ -277,15 +279,9 @@ def _parse_subject(table: Mapping[str, Any], key: str) -> tuple[SubjectField, ..
             source = as_str(value.get("from", FROM_CSR), f"{where}.from")
             if source not in (FROM_CSR, REQUIRED_FROM_CSR):
                 raise ConfigError(f"{where}.from", "expected 'csr' or 'required'")
-            allow = as_str_list(value.get("allow", ["*"]), f"{where}.allow")
+            allow = _patterns(value.get("allow", ["*"]), f"{where}.allow", subject_pattern)
             if not allow:
                 raise ConfigError(f"{where}.allow", "at least one pattern is needed")
-            for pattern in allow:
-                stars = pattern.count("*")
-                if not pattern or stars > 1 or stars == 1 and pattern[0] != "*" \
-                        and pattern[-1] != "*":
-                    raise ConfigError(f"{where}.allow", f"{pattern[:80]!r}: use '*', "
-                                      "'prefix*', '*suffix' or an exact value")
             fields.append(SubjectField(attr, source, allow=allow))
             continue
         text = as_str(value, where)
