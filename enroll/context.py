@@ -15,6 +15,7 @@ from enroll.config import Config
 from enroll.config_sections import check_sections
 from enroll.door import FrontEnd
 from enroll.plugin_loader import build_plugin_manager
+from enroll.rate_limits import RateLimits
 from enroll.revocation import CRLService, OCSPResponder
 from enroll.store import migrate
 from enroll.store.db import Database, normalise_url
@@ -71,6 +72,7 @@ def build_context(config: Config, *, clock: Clock | None = None,
                           crls=crls)
     frontend = FrontEnd(door=authority, config=config, clock=clock, db=db,
                         passphrase=config.ca_passphrase,
-                        blocking=BlockingPool(threads_for(db.is_sqlite)))
+                        blocking=BlockingPool(threads_for(db.is_sqlite)),
+                        limits=RateLimits(db, clock))
     return AppContext(config=config, db=db, pm=pm, cas=cas, authority=authority, crls=crls,
                       ocsp=OCSPResponder(db, cas, clock), clock=clock, frontend=frontend)

@@ -145,3 +145,13 @@ blocked_keys = Table(
     Column("created_at", UTC_DT, nullable=False),
     Index("ix_blocked_keys_created_at", "created_at"),
 )
+
+rate_counters = Table(
+    "rate_counters", metadata,
+    # enroll.rate_limits: events counted per (limit|subject, window) for every worker.
+    Column("k", String(255), primary_key=True),
+    Column("slot", BigInteger, primary_key=True, autoincrement=False),
+    Column("count", Integer, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Index("ix_rate_counters_expires_at", "expires_at"),
+)
