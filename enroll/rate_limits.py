@@ -100,15 +100,19 @@ class Limit:
 
 
 def over(rate: Rate, now: float, current: int, previous: int) -> int | None:
-    """Seconds until one more event fits, or None if it fits now."""
+    """Seconds until one more event fits (if no more are counted meanwhile), or None if
+    it fits now."""
     into = (now % rate.period) / rate.period
     if current + previous * (1.0 - into) < rate.count:
         return None
-    if current >= rate.count or previous == 0:
-        return max(1, math.ceil(rate.period - now % rate.period))
-    # The previous window's weight falls until current + previous*(1-f) < count.
-    fits_at = 1.0 - (rate.count - current) / previous
-    return max(1, math.ceil((fits_at - into) * rate.period) + 1)
+    if current < rate.count:
+        # The previous window's weight falls until current + previous*(1-f) < count.
+        fits_at = 1.0 - (rate.count - current) / previous
+        return max(1, math.ceil((fits_at - into) * rate.period) + 1)
+    # This window is full: in the next one it weighs as the previous window, and one
+    # more fits once current*(1-f) < count.
+    to_next = rate.period - now % rate.period
+    return max(1, math.ceil(to_next + (1.0 - rate.count / current) * rate.period) + 1)
 
 
 class RateLimits:
@@ -192,11 +196,25 @@ class RateLimits:
     def clear(self, name: str, subject: str) -> int:
         """Forget every count of `subject` under `name` (an operator lifting a lockout).
         Other workers' memos of the refusal last until their Retry-After at most."""
-        key = _row_key(name, subject)
+        return self.clear_key(_row_key(name, subject))
+
+    def clear_key(self, key: str) -> int:
+        """`clear` by the key `counters` lists (``<limit>|<subject>``)."""
         with self._lock:
             self._memo.pop(key, None)
         with self._db.write() as tx:
             return tx.run("DELETE FROM rate_counters WHERE k = ?", (key,))
+
+    def counters(self, limit: int = 1000) -> list[dict[str, Any]]:
+        """The live counts, busiest first: key, events in the windows still read, and
+        when the newest window ends."""
+        now = int(self._clock.now().timestamp())
+        with self._db.read() as tx:
+            rows = tx.all("SELECT k, sum(count) AS events, max(expires_at) AS until "
+                          "FROM rate_counters WHERE expires_at >= ? GROUP BY k "
+                          "ORDER BY events DESC, k LIMIT ?", (now, limit))
+        return [{"key": str(r["k"]), "events": int(r["events"]), "until": int(r["until"])}
+                for r in rows]
 
     def sweep(self) -> int:
         """Delete the rows whose windows no check reads any more."""

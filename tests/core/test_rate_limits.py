@@ -49,7 +49,10 @@ def test_rates_parse_with_defaults_and_name_the_bad_key() -> None:
 def test_sliding_window_never_lets_more_than_the_rate_through() -> None:
     rate = Rate(10, 100)
     assert over(rate, 1000.0, 9, 0) is None
-    assert over(rate, 1000.0, 10, 0) == 100          # full window: wait for the next
+    # A full window: wait into the next one until its weight lets one more through.
+    assert over(rate, 1000.0, 10, 0) == 101
+    assert over(rate, 1000.0, 20, 0) == 151
+    assert over(rate, 1151.0, 0, 20) is None
     # 40 % into the window, 10 in the previous one weigh 6: 4 more fit, the 5th waits.
     assert over(rate, 1040.0, 3, 10) is None
     wait = over(rate, 1040.0, 4, 10)
@@ -66,8 +69,8 @@ def test_two_workers_share_the_counts_and_a_refusal_reads_only(db: Database) -> 
         worker.hit(lim)
     with pytest.raises(RateLimited) as err:
         worker_b.check(lim, "failures")
-    assert err.value.retry_after == 900 and err.value.limit == "test.failures"
-    assert "retry after 900 s" in err.value.detail
+    assert err.value.retry_after == 901 and err.value.limit == "test.failures"
+    assert "retry after 901 s" in err.value.detail
     # Another subject is not affected.
     worker_b.check([Limit("test.failures", "203.0.113.8", Rate(3, 900))], "failures")
     # The refusal is remembered in-process: the next check costs no SQL at all.
@@ -109,3 +112,30 @@ def test_long_or_odd_subjects_are_hashed_into_a_bounded_key(db: Database) -> Non
     with db.read() as tx:
         (key,) = [r["k"] for r in tx.all("SELECT k FROM rate_counters")]
     assert len(key) < 100 and key.startswith("test.failures|sha256:")
+
+
+def test_cli_lists_and_clears_a_lockout(tmp_path: Any, run_cli: Any,
+                                        open_data_dir: Any) -> None:
+    import json
+
+    from enroll.embedded import init_data_dir
+
+    data = tmp_path / "data"
+    assert init_data_dir(data, build_plugin_manager()) is not None
+    ctx = open_data_dir(data)
+    limits = RateLimits(ctx.db, ctx.clock)
+    lim = [Limit("est.auth_failures", "default|addr|198.51.100.7", Rate(1, 900))]
+    limits.hit(lim)
+    with pytest.raises(RateLimited):
+        RateLimits(ctx.db, ctx.clock).check(lim, "failures")
+    listed = json.loads(run_cli(data, "limits", "list", "--json").stdout)
+    assert [(r["key"], r["events"]) for r in listed] == [
+        ("est.auth_failures|default|addr|198.51.100.7", 1)]
+    done = run_cli(data, "limits", "clear", listed[0]["key"], "--actor", "carol")
+    assert done.stdout.strip() == f"cleared {listed[0]['key']}"
+    RateLimits(ctx.db, ctx.clock).check(lim, "failures")  # a fresh worker: let through
+    missing = run_cli(data, "limits", "clear", listed[0]["key"], check=False)
+    assert missing.returncode == 1 and "no counter" in missing.stderr
+    events = [json.loads(line) for line in run_cli(data, "audit", "export").stdout.splitlines()]
+    assert [(e["type"], e["actor"]) for e in events if e["type"].startswith("rate_limit")] \
+        == [("rate_limit.cleared", "carol")]
