@@ -12,10 +12,10 @@ import pytest
 
 from enroll.clock import FrozenClock
 from enroll.errors import ConfigError, RateLimited
+from enroll.plugin_loader import build_plugin_manager
 from enroll.rate_limits import Limit, Rate, RateLimits, over, parse_rate, rates
 from enroll.store import migrate
 from enroll.store.db import Database
-from enroll.plugin_loader import build_plugin_manager
 
 T0 = dt.datetime(2026, 12, 2, 12, 0, 0, tzinfo=dt.UTC)  # on a 15-minute boundary
 

@@ -12,11 +12,14 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from enroll.protocols.acme.validation import http01, network
+from enroll.protocols.est import passwords
+from enroll.protocols.scep import envelope
+from enroll.protocols.scep.pkimessage import PKIStatus
 from harness import (
     ACME_BASE,
     ALICE,
     CHALLENGE,
-    NS,
     Harness,
     LocalDns,
     acme_client,
@@ -25,15 +28,10 @@ from harness import (
     est_section,
     problem,
     scep_client,
-    scep_operation,
     scep_section,
 )
 
-from enroll.protocols.acme.validation import http01, network
-from enroll.protocols.est import passwords
-from enroll.protocols.scep import envelope
-from enroll.protocols.scep.pkimessage import PKIStatus
-from enroll.testing import make_csr, make_key
+from enroll.testing import make_csr
 from enroll.testing.acme_client import AcmeError, Http01Responder
 from enroll.testing.scep_client import csr_with_challenge
 
@@ -281,4 +279,3 @@ async def test_acme_concurrent_validations_per_account_and_per_worker(
     assert (await holding).json()["status"] == "valid"
     # Slots are given back: the refused challenge can now be answered.
     assert (await first.post(c2["url"], {})).json()["status"] == "valid"
-    assert NS
