@@ -23,6 +23,10 @@ from enroll.store.transaction import ThreadConnections, Tx, transaction
 from enroll.store.writer_lock import WriterLock
 
 
+CONNECT_TIMEOUT = 5
+"""Seconds a PostgreSQL connection attempt may take (``?connect_timeout=`` overrides)."""
+
+
 def normalise_url(url: str) -> str:
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         return "postgresql+psycopg://" + url.split("://", 1)[1]
@@ -46,6 +50,10 @@ class Database:
             # which takes no pool sizes.
         else:
             kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
+            if "connect_timeout" not in parsed.query:
+                # A connection attempt to an unreachable server fails in bounded time
+                # (DatabaseUnavailable, a 503) instead of holding a worker thread.
+                kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT}
         try:
             self.engine: Engine = create_engine(self.url, **kwargs)
         except Exception as exc:  # noqa: BLE001 - bad driver/URL is a config problem
@@ -58,7 +66,7 @@ class Database:
             WriterLock(sqlite_file) if self.is_sqlite else nullcontext())
         if self.is_sqlite:
             self._tune_sqlite()
-        self._connections = ThreadConnections(self.engine)
+        self._connections = ThreadConnections(self.engine, check_idle=not self.is_sqlite)
         self._dbapi: Any = self.engine.dialect.dbapi
 
     def _tune_sqlite(self) -> None:
