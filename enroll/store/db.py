@@ -22,7 +22,6 @@ from enroll.errors import ConfigError
 from enroll.store.transaction import ThreadConnections, Tx, transaction
 from enroll.store.writer_lock import WriterLock
 
-
 CONNECT_TIMEOUT = 5
 """Seconds a PostgreSQL connection attempt may take (``?connect_timeout=`` overrides)."""
 
