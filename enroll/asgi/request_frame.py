@@ -15,7 +15,7 @@ a request logger, an id header), because each layer costs a closure per message:
   exception middleware) is answered with its own status and a short text, not 500;
 - `enroll.errors.Unavailable` that escapes a handler (a database outage in a core route
   or anywhere a front-end did not map it) is a server fault the client may retry:
-  503 with ``Retry-After`` and its client-safe detail, logged as a warning;
+  503 with ``Retry-After`` and its client-safe detail (the store logs the cause);
 - any other exception that escapes a handler is logged with the request id and answered
   500 with only that id (no traceback, no detail);
 - one log line per request only when ``log_requests = true``.
@@ -98,8 +98,7 @@ class RequestFrame:
                 raise
             await _http_error(send_with_id, exc)
         except Unavailable as exc:
-            log.warning("unavailable: %s (%s)", exc.detail, exc.__cause__ or exc,
-                        extra={"request_id": request_id})
+            log.info("unavailable: %s", exc.detail, extra={"request_id": request_id})
             if info["started"]:
                 raise
             await _unavailable(send_with_id, exc, request_id)

@@ -6,6 +6,10 @@ core's and each protocol's. SQLite runs in WAL mode with a busy timeout; write
 transactions start with ``BEGIN IMMEDIATE`` so two writers queue on the lock instead of
 failing when a read transaction tries to upgrade. PostgreSQL uses psycopg 3 with a
 connection pool. The engine itself is for alembic (`enroll.store.migrate`) only.
+
+A database that is down, cut off, full or locked makes a transaction raise
+`enroll.errors.DatabaseUnavailable` (the doors' "try later"); kept PostgreSQL
+connections the server closed are replaced before use (`ThreadConnections`).
 """
 
 from __future__ import annotations

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 import select
 import threading
+import time
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -26,6 +28,8 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from enroll.errors import DatabaseUnavailable
 from enroll.store import columns
+
+log = logging.getLogger("enroll.store")
 
 Row = dict[str, Any]
 """One result row: column name -> value."""
@@ -220,7 +224,7 @@ class ThreadConnections:
             try:
                 fairy = self._engine.raw_connection()
             except self._connect_errors as exc:
-                raise DatabaseUnavailable(UNAVAILABLE) from exc
+                raise unavailable(exc) from exc
             conn = fairy.driver_connection
             if conn is None:
                 raise RuntimeError("the connection pool gave no driver connection")
@@ -302,10 +306,44 @@ def transaction(connections: ThreadConnections, module: Any, sqlite: bool,
         connections.drop(dbapi)
         if sqlite and not _sqlite_outage(exc):
             raise  # SQLITE_ERROR and friends: a bad statement, not an outage
-        raise DatabaseUnavailable(UNAVAILABLE) from exc
+        raise unavailable(exc) from exc
 
 
 UNAVAILABLE = "the database is unavailable right now; retry later"
+"""The client-safe detail of every `DatabaseUnavailable` (the driver's text is logged)."""
+
+
+class _OutageLog:
+    """One warning per outage, not one per failed transaction: the first failure is
+    logged with the driver's reason, then at most one line every `every` seconds with
+    how many failures it stands for."""
+
+    def __init__(self, every: float = 5.0) -> None:
+        self.every = every
+        self._lock = threading.Lock()
+        self._last = -every
+        self._since = 0
+
+    def failed(self, exc: BaseException) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._since += 1
+            if now - self._last < self.every:
+                return
+            count, self._since, self._last = self._since, 0, now
+        log.warning("database unavailable (%d failed transaction%s): %s: %s", count,
+                    "" if count == 1 else "s", type(exc).__name__,
+                    str(exc).strip().replace("\n", " ")[:300])
+
+
+_outages = _OutageLog()
+
+
+def unavailable(exc: BaseException) -> DatabaseUnavailable:
+    """The error a transaction raises for a driver failure `exc` that is an outage;
+    the driver's reason goes to the log (rate-limited), never to the client."""
+    _outages.failed(exc)
+    return DatabaseUnavailable(UNAVAILABLE)
 
 # SQLite result codes (the primary code, the low byte of an extended one) that say the
 # file or its disk cannot be used right now, as opposed to a bad statement.

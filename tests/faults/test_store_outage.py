@@ -56,8 +56,12 @@ def test_a_restart_of_postgresql_costs_no_request(private_pg: PrivatePostgres,
         db.dispose()
 
 
-def test_a_database_that_is_down_is_unavailable_then_back(private_pg: PrivatePostgres,
-                                                           pg_database: str) -> None:
+def test_a_database_that_is_down_is_unavailable_then_back(
+        private_pg: PrivatePostgres, pg_database: str, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from enroll.store import transaction
+
+    monkeypatch.setattr(transaction, "_outages", transaction._OutageLog(every=60))
     db = Database(private_pg.url(pg_database))
     try:
         _table(db)
@@ -70,6 +74,13 @@ def test_a_database_that_is_down_is_unavailable_then_back(private_pg: PrivatePos
             assert isinstance(caught.value, Unavailable)
             assert "retry later" in caught.value.detail
             assert "127.0.0.1" not in caught.value.detail  # nothing about the server
+            for _ in range(3):
+                with pytest.raises(DatabaseUnavailable), db.read() as tx:
+                    tx.scalar("SELECT 1")
+            # The operator's log has the driver's reason, once for the outage.
+            warnings = [r for r in caplog.records if r.name == "enroll.store"]
+            assert len(warnings) == 1, [r.getMessage() for r in warnings]
+            assert "OperationalError" in warnings[0].getMessage()
         finally:
             private_pg.start()
         with db.read() as tx:
