@@ -79,6 +79,16 @@ class Unavailable(EnrollError):
     """A dependency (CA backend, database, webhook) is unavailable right now."""
 
 
+class DatabaseUnavailable(Unavailable):
+    """The database cannot be reached or cannot write right now: a server restart, a
+    network cut, a full disk, a lock that did not come free. Raised by the store
+    (`enroll.store.transaction`) in place of the driver's error, after the transaction
+    was rolled back; the client's retry is safe.
+
+    A refinement of `Unavailable` (not in `ALL_ERRORS`): tables map it as `Unavailable`
+    (EST 503 + Retry-After, ACME serverInternal 503, SCEP FAILURE)."""
+
+
 class ConfigError(Exception):
     """Configuration is invalid. Raised at start-up, never at request time.
 

@@ -13,6 +13,9 @@ a request logger, an id header), because each layer costs a closure per message:
 - Starlette's `HTTPException` (what its router raises for an unknown path, 404, or a
   method a route does not take, 405, because the router runs outside Starlette's
   exception middleware) is answered with its own status and a short text, not 500;
+- `enroll.errors.Unavailable` that escapes a handler (a database outage in a core route
+  or anywhere a front-end did not map it) is a server fault the client may retry:
+  503 with ``Retry-After`` and its client-safe detail (the store logs the cause);
 - any other exception that escapes a handler is logged with the request id and answered
   500 with only that id (no traceback, no detail);
 - one log line per request only when ``log_requests = true``.
@@ -32,6 +35,7 @@ from starlette.routing import BaseRoute
 
 from enroll import metrics
 from enroll.asgi.types import ASGIApp, Message, Receive, Scope, Send
+from enroll.errors import Unavailable
 
 log = logging.getLogger("enroll.http")
 CORE = "core"
@@ -93,6 +97,11 @@ class RequestFrame:
             if info["started"]:
                 raise
             await _http_error(send_with_id, exc)
+        except Unavailable as exc:
+            log.info("unavailable: %s", exc.detail, extra={"request_id": request_id})
+            if info["started"]:
+                raise
+            await _unavailable(send_with_id, exc, request_id)
         except Exception:
             log.exception("unhandled error", extra={"request_id": request_id})
             if not info["started"]:
@@ -117,6 +126,19 @@ async def _http_error(send: Send, exc: HTTPException) -> None:
     await send({"type": "http.response.start", "status": exc.status_code,
                 "headers": [(b"content-type", b"text/plain; charset=utf-8"),
                             (b"content-length", str(len(body)).encode()), *headers]})
+    await send({"type": "http.response.body", "body": body})
+
+
+RETRY_AFTER_SECONDS = 5
+"""``Retry-After`` of a 503 for an `Unavailable` (a database restart takes seconds)."""
+
+
+async def _unavailable(send: Send, exc: Unavailable, request_id: str) -> None:
+    body = f"{exc.detail} (request {request_id})\n".encode()
+    await send({"type": "http.response.start", "status": 503,
+                "headers": [(b"content-type", b"text/plain; charset=utf-8"),
+                            (b"content-length", str(len(body)).encode()),
+                            (b"retry-after", str(RETRY_AFTER_SECONDS).encode())]})
     await send({"type": "http.response.body", "body": body})
 
 

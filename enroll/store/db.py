@@ -6,6 +6,10 @@ core's and each protocol's. SQLite runs in WAL mode with a busy timeout; write
 transactions start with ``BEGIN IMMEDIATE`` so two writers queue on the lock instead of
 failing when a read transaction tries to upgrade. PostgreSQL uses psycopg 3 with a
 connection pool. The engine itself is for alembic (`enroll.store.migrate`) only.
+
+A database that is down, cut off, full or locked makes a transaction raise
+`enroll.errors.DatabaseUnavailable` (the doors' "try later"); kept PostgreSQL
+connections the server closed are replaced before use (`ThreadConnections`).
 """
 
 from __future__ import annotations
@@ -21,6 +25,9 @@ from sqlalchemy.engine import make_url
 from enroll.errors import ConfigError
 from enroll.store.transaction import ThreadConnections, Tx, transaction
 from enroll.store.writer_lock import WriterLock
+
+CONNECT_TIMEOUT = 5
+"""Seconds a PostgreSQL connection attempt may take (``?connect_timeout=`` overrides)."""
 
 
 def normalise_url(url: str) -> str:
@@ -46,6 +53,10 @@ class Database:
             # which takes no pool sizes.
         else:
             kwargs.update(pool_size=10, max_overflow=20, pool_pre_ping=True)
+            if "connect_timeout" not in parsed.query:
+                # A connection attempt to an unreachable server fails in bounded time
+                # (DatabaseUnavailable, a 503) instead of holding a worker thread.
+                kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT}
         try:
             self.engine: Engine = create_engine(self.url, **kwargs)
         except Exception as exc:  # noqa: BLE001 - bad driver/URL is a config problem
@@ -58,7 +69,7 @@ class Database:
             WriterLock(sqlite_file) if self.is_sqlite else nullcontext())
         if self.is_sqlite:
             self._tune_sqlite()
-        self._connections = ThreadConnections(self.engine)
+        self._connections = ThreadConnections(self.engine, check_idle=not self.is_sqlite)
         self._dbapi: Any = self.engine.dialect.dbapi
 
     def _tune_sqlite(self) -> None:

@@ -15,15 +15,21 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
+import select
 import threading
+import time
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, Table
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from enroll.errors import DatabaseUnavailable
 from enroll.store import columns
+
+log = logging.getLogger("enroll.store")
 
 Row = dict[str, Any]
 """One result row: column name -> value."""
@@ -188,10 +194,22 @@ class ThreadConnections:
     The connections are detached from the pool (SQLAlchemy's connect listeners, e.g.
     SQLite's PRAGMAs, have run on them); `close_all` closes them, and a connection that
     failed at the driver level is dropped so the thread's next transaction reconnects.
+
+    With ``check_idle`` (PostgreSQL) a kept connection is looked at before each use, as
+    the pool's pre-ping would but without a round trip: an idle connection has nothing
+    to read, so a readable socket means the server said goodbye (a restart sends
+    ``57P01 terminating connection``, a cut proxy an EOF) and the connection is replaced
+    before the transaction starts, instead of failing the client's request.
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, check_idle: bool = False) -> None:
         self._engine = engine
+        self._check_idle = check_idle
+        dbapi = engine.dialect.dbapi
+        # What a failed connection attempt raises: the driver's own errors come through
+        # the pool unwrapped, SQLAlchemy's wrapper from a connect listener.
+        self._connect_errors: tuple[type[BaseException], ...] = (
+            DBAPIError, dbapi.OperationalError, dbapi.InterfaceError) if dbapi else (DBAPIError,)
         self._local = threading.local()
         self._all: list[Any] = []
         self._lock = threading.Lock()
@@ -199,8 +217,14 @@ class ThreadConnections:
 
     def get(self) -> Any:
         conn = getattr(self._local, "conn", None)
+        if conn is not None and self._check_idle and not _idle_and_open(conn):
+            self.drop(conn)
+            conn = None
         if conn is None or getattr(self._local, "generation", -1) != self._generation:
-            fairy = self._engine.raw_connection()
+            try:
+                fairy = self._engine.raw_connection()
+            except self._connect_errors as exc:
+                raise unavailable(exc) from exc
             conn = fairy.driver_connection
             if conn is None:
                 raise RuntimeError("the connection pool gave no driver connection")
@@ -238,34 +262,117 @@ def transaction(connections: ThreadConnections, module: Any, sqlite: bool,
     A read on PostgreSQL runs in autocommit: under READ COMMITTED every statement takes
     its own snapshot anyway, so BEGIN and COMMIT would only add two round trips (each a
     GIL hand-off) and give no consistency a read-only block could use. On SQLite a read
-    transaction does hold one snapshot for all its statements (WAL)."""
+    transaction does hold one snapshot for all its statements (WAL).
+
+    A database that is down, cut off, full or locked past the busy timeout raises
+    `DatabaseUnavailable` (the doors answer 503 / serverInternal / a SCEP FAILURE); the
+    driver's error is its cause, for the log. The connection is dropped (the next
+    transaction reconnects) and nothing of the transaction is kept. Any other driver
+    error (a bad statement) is a bug and propagates as it is."""
     dbapi = connections.get()
     autocommit = not sqlite and not write
-    if autocommit:
-        dbapi.autocommit = True
-    cursor = dbapi.cursor()
-    tx = Tx(cursor, sqlite, module.IntegrityError)
     try:
-        if sqlite:
-            cursor.execute("BEGIN IMMEDIATE" if write else "BEGIN DEFERRED")
+        if autocommit:
+            dbapi.autocommit = True
+        cursor = dbapi.cursor()
+        tx = Tx(cursor, sqlite, module.IntegrityError)
         try:
-            yield tx
-        except BaseException:
             if sqlite:
-                cursor.execute("ROLLBACK")
-            elif not autocommit:
-                dbapi.rollback()
-            raise
-        else:
-            if sqlite:
-                cursor.execute("COMMIT")
-            elif not autocommit:
-                dbapi.commit()
+                cursor.execute("BEGIN IMMEDIATE" if write else "BEGIN DEFERRED")
+            try:
+                yield tx
+            except BaseException:
+                # The first error is the one to report: a ROLLBACK on a connection the
+                # server already closed (or that SQLite rolled back itself, after
+                # SQLITE_FULL) fails too, and the connection is dropped below anyway.
+                with contextlib.suppress(module.Error):
+                    if sqlite:
+                        cursor.execute("ROLLBACK")
+                    elif not autocommit:
+                        dbapi.rollback()
+                raise
+            else:
+                if sqlite:
+                    cursor.execute("COMMIT")
+                elif not autocommit:
+                    dbapi.commit()
         finally:
-            cursor.close()
+            with contextlib.suppress(module.Error):
+                cursor.close()
             if autocommit:
                 dbapi.autocommit = False
-    except (module.OperationalError, module.InterfaceError):
+    except (module.OperationalError, module.InterfaceError) as exc:
         # The connection itself may be gone (server restart, network): do not reuse it.
         connections.drop(dbapi)
-        raise
+        if sqlite and not _sqlite_outage(exc):
+            raise  # SQLITE_ERROR and friends: a bad statement, not an outage
+        raise unavailable(exc) from exc
+
+
+UNAVAILABLE = "the database is unavailable right now; retry later"
+"""The client-safe detail of every `DatabaseUnavailable` (the driver's text is logged)."""
+
+
+class _OutageLog:
+    """One warning per outage, not one per failed transaction: the first failure is
+    logged with the driver's reason, then at most one line every `every` seconds with
+    how many failures it stands for."""
+
+    def __init__(self, every: float = 5.0) -> None:
+        self.every = every
+        self._lock = threading.Lock()
+        self._last = -every
+        self._since = 0
+
+    def failed(self, exc: BaseException) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._since += 1
+            if now - self._last < self.every:
+                return
+            count, self._since, self._last = self._since, 0, now
+        log.warning("database unavailable (%d failed transaction%s): %s: %s", count,
+                    "" if count == 1 else "s", type(exc).__name__,
+                    str(exc).strip().replace("\n", " ")[:300])
+
+
+_outages = _OutageLog()
+
+
+def unavailable(exc: BaseException) -> DatabaseUnavailable:
+    """The error a transaction raises for a driver failure `exc` that is an outage;
+    the driver's reason goes to the log (rate-limited), never to the client."""
+    _outages.failed(exc)
+    return DatabaseUnavailable(UNAVAILABLE)
+
+# SQLite result codes (the primary code, the low byte of an extended one) that say the
+# file or its disk cannot be used right now, as opposed to a bad statement.
+_SQLITE_OUTAGES = frozenset({
+    5,   # SQLITE_BUSY: the lock did not come free within the busy timeout
+    6,   # SQLITE_LOCKED
+    7,   # SQLITE_NOMEM
+    8,   # SQLITE_READONLY: e.g. the filesystem was remounted read-only
+    10,  # SQLITE_IOERR
+    13,  # SQLITE_FULL: the disk is full
+    14,  # SQLITE_CANTOPEN
+    15,  # SQLITE_PROTOCOL
+})
+
+
+def _sqlite_outage(exc: BaseException) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(code, int) and (code & 0xFF) in _SQLITE_OUTAGES
+
+
+def _idle_and_open(conn: Any) -> bool:
+    """True when a kept psycopg connection still looks usable: not closed or broken,
+    and nothing waiting on its socket (an idle connection is sent nothing)."""
+    if getattr(conn, "closed", False) or getattr(conn, "broken", False):
+        return False
+    try:
+        fd = conn.fileno()
+    except Exception:  # noqa: BLE001 - any failure here means "do not reuse it"
+        return False
+    poller = select.poll()
+    poller.register(fd, select.POLLIN | select.POLLPRI)
+    return not poller.poll(0)
