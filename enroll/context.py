@@ -14,8 +14,9 @@ from enroll.clock import Clock, SystemClock
 from enroll.config import Config
 from enroll.config_sections import check_sections
 from enroll.door import FrontEnd
+from enroll.ocsp import OCSPResponder
 from enroll.plugin_loader import build_plugin_manager
-from enroll.revocation import CRLService, OCSPResponder
+from enroll.revocation import CRLService
 from enroll.store import migrate
 from enroll.store.db import Database, normalise_url
 
