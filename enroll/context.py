@@ -73,5 +73,7 @@ def build_context(config: Config, *, clock: Clock | None = None,
     frontend = FrontEnd(door=authority, config=config, clock=clock, db=db,
                         passphrase=config.ca_passphrase,
                         blocking=BlockingPool(threads_for(db.is_sqlite)))
+    responder = OCSPResponder(db, cas, clock, config.cas)
+    authority.revocation_listeners.append(responder.revoked)
     return AppContext(config=config, db=db, pm=pm, cas=cas, authority=authority, crls=crls,
-                      ocsp=OCSPResponder(db, cas, clock), clock=clock, frontend=frontend)
+                      ocsp=responder, clock=clock, frontend=frontend)

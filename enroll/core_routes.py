@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from enroll import metrics
+from enroll import metrics, ocsp_http
 from enroll.context import AppContext
 from enroll.errors import MalformedInput, NotFound
 
@@ -88,10 +88,11 @@ def core_routes(ctx: AppContext) -> list[BaseRoute]:
 
     async def _ocsp(body: bytes) -> Response:
         try:
-            der = await ctx.frontend.blocking.run(ctx.ocsp.respond, body)
+            answer = await ctx.frontend.blocking.run(ctx.ocsp.answer, body)
         except MalformedInput:
             return PlainTextResponse("malformed OCSP request\n", status_code=400)
-        return Response(der, media_type="application/ocsp-response")
+        return Response(answer.der, media_type="application/ocsp-response",
+                        headers=ocsp_http.caching_headers(answer, ctx.clock.now()))
 
     def metrics_view(request: Request) -> Response:
         return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -29,6 +29,11 @@ ISSUANCE_LATENCY = Histogram("enroll_issuance_duration_seconds",
                              buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                                       0.25, 1))
 
+OCSP_RESPONSES = Counter("enroll_ocsp_responses", "OCSP answers: stored (no signature), "
+                         "signed, unauthorized, malformed", ["answer"], registry=REGISTRY)
+OCSP_SIGNATURES = Counter("enroll_ocsp_signatures", "OCSP responses signed, per CA", ["ca"],
+                          registry=REGISTRY)
+
 
 def observe_outcome(protocol: str, profile: str, outcome: Any, seconds: float) -> None:
     from enroll.model import Issued, Pending
