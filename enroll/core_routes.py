@@ -8,7 +8,7 @@ import logging
 import urllib.parse
 
 from cryptography.hazmat.primitives import serialization
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -16,6 +16,7 @@ from starlette.routing import BaseRoute, Route
 from enroll import metrics, ocsp_http
 from enroll.context import AppContext
 from enroll.errors import MalformedInput, NotFound
+from enroll.metrics_store import StoreGauges
 
 log = logging.getLogger("enroll.http")
 PEM = serialization.Encoding.PEM
@@ -94,8 +95,11 @@ def core_routes(ctx: AppContext) -> list[BaseRoute]:
         return Response(answer.der, media_type="application/ocsp-response",
                         headers=ocsp_http.caching_headers(answer, ctx.clock.now()))
 
-    def metrics_view(request: Request) -> Response:
-        return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
+    gauges = StoreGauges(ctx.db, ctx.cas, ctx.clock)
+
+    async def metrics_view(request: Request) -> Response:
+        body = await ctx.frontend.blocking.run(metrics.scrape, gauges)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     return [
         Route("/health", health, methods=["GET"]),
