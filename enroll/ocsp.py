@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from enroll.store.db import Database
 if TYPE_CHECKING:
     from enroll.ca_registry import CARegistry
 
+log = logging.getLogger("enroll.ocsp")
 MAX_OCSP_REQUEST = 8 * 1024
 DEFAULT_SETTINGS = CASettings(name="", backend="", parent=None, subject="", key_type="",
                               validity_days=1, crl_validity=1, crl_refresh=1, options={})
@@ -69,7 +71,7 @@ class OCSPResponder:
         self.clock = clock
         self.settings = settings or {}
         self._locks = [threading.Lock() for _ in range(_STRIPES)]
-        # (hash name, issuerNameHash, issuerKeyHash) -> (CA name, name hash, key hash)
+        # (hash name, issuerNameHash, issuerKeyHash) -> CA name; (CA, hash) -> the hashes
         self._by_key_hash: dict[tuple[str, bytes, bytes], str] = {}
         self._issuer_hashes: dict[tuple[str, str], tuple[bytes, bytes]] = {}
         for name in cas.names():
@@ -122,7 +124,8 @@ class OCSPResponder:
             with self.db.read() as tx:
                 state = stored.certificate_state(tx, serial_hex)
                 response = stored.get(tx, ca, serial_hex, alg)
-            assert state is not None  # certificates are never deleted
+            if state is None or state.ca != ca:  # purged meanwhile
+                return _unsuccessful(ocsp.OCSPResponseStatus.UNAUTHORIZED, "unauthorized")
             if not self._fresh(ca, state, response):
                 response = self._sign(ca, serial_hex, alg, state)
                 metrics.OCSP_RESPONSES.labels("signed").inc()
@@ -166,8 +169,11 @@ class OCSPResponder:
         # Times as the response carries them (whole seconds), for Last-Modified/Expires.
         response = stored.StoredResponse(state.status, this_update.replace(microsecond=0),
                                          next_update.replace(microsecond=0), der)
-        with self.db.write() as tx:
-            stored.put(tx, ca, serial_hex, alg, response)
+        try:
+            with self.db.write() as tx:
+                stored.put(tx, ca, serial_hex, alg, response)
+        except Exception:  # the answer is valid without being stored; the next one retries
+            log.exception("OCSP: storing the response for %s failed", serial_hex)
         return response
 
     def revoked(self, ca: str, serial_hex: str) -> None:

@@ -190,3 +190,21 @@ def test_ocsp_validity_is_checked(make_config: Callable[..., Any], value: str) -
     cas["issuing"]["ocsp_validity"] = value
     with pytest.raises(config_mod.ConfigError, match="cas.issuing.ocsp_validity"):
         make_config(cas=cas)
+
+
+def test_a_response_that_cannot_be_stored_is_still_answered(
+        context: AppContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    issued = _issue(context, "s.example.com")
+
+    def failing(*_: Any) -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(ocsp_responses, "put", failing)
+    resp = ocsp.load_der_ocsp_response(context.ocsp.respond(_req(issued)))
+    assert resp.certificate_status is ocsp.OCSPCertStatus.GOOD
+    assert _stored_rows(context) == 0
+    monkeypatch.undo()
+    calls = _count_signatures(context, monkeypatch)
+    context.ocsp.respond(_req(issued))
+    context.ocsp.respond(_req(issued))
+    assert len(calls) == 1 and _stored_rows(context) == 1
