@@ -74,7 +74,7 @@ def core_routes(ctx: AppContext) -> list[BaseRoute]:
 
     async def ocsp_post(request: Request) -> Response:
         body = await request.body()
-        return await _ocsp(body)
+        return await _ocsp(body, request)
 
     async def ocsp_get(request: Request) -> Response:
         # RFC 6960 Appendix A.1: GET {url}/{url-encoding of base-64 DER request}
@@ -85,15 +85,17 @@ def core_routes(ctx: AppContext) -> list[BaseRoute]:
             body = base64.b64decode(raw, validate=False)
         except (binascii.Error, ValueError):
             return PlainTextResponse("malformed OCSP request\n", status_code=400)
-        return await _ocsp(body)
+        return await _ocsp(body, request)
 
-    async def _ocsp(body: bytes) -> Response:
+    async def _ocsp(body: bytes, request: Request) -> Response:
         try:
             answer = await ctx.frontend.blocking.run(ctx.ocsp.answer, body)
         except MalformedInput:
             return PlainTextResponse("malformed OCSP request\n", status_code=400)
-        return Response(answer.der, media_type="application/ocsp-response",
-                        headers=ocsp_http.caching_headers(answer, ctx.clock.now()))
+        headers = ocsp_http.caching_headers(answer, ctx.clock.now())
+        if ocsp_http.not_modified(headers, request.headers.get("if-none-match")):
+            return Response(status_code=304, headers=headers)
+        return Response(answer.der, media_type="application/ocsp-response", headers=headers)
 
     gauges = StoreGauges(ctx.db, ctx.cas, ctx.clock)
 

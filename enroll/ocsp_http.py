@@ -25,3 +25,11 @@ def caching_headers(answer: OCSPAnswer, now: dt.datetime) -> dict[str, str]:
         "Expires": format_datetime(answer.next_update.astimezone(dt.UTC), usegmt=True),
         "ETag": f'"{hashlib.sha1(answer.der).hexdigest()}"',  # noqa: S324 - RFC 5019 §6.2
     }
+
+
+def not_modified(headers: dict[str, str], if_none_match: str | None) -> bool:
+    """A revalidation (RFC 9110 §13.1.2) of the response a cache holds: 304."""
+    etag = headers.get("ETag")
+    if etag is None or not if_none_match or len(if_none_match) > 1024:
+        return False
+    return any(tag.strip().removeprefix("W/") == etag for tag in if_none_match.split(","))

@@ -147,6 +147,17 @@ def test_two_workers_share_ocsp_responses_and_sum_their_metrics(
             assert resp.certificate_status is ocsp.OCSPCertStatus.REVOKED
             assert resp.revocation_reason is x509.ReasonFlags.key_compromise
         assert len(_worker_counts(server.log_path.read_text(), "/ocsp")) == 2
+        # A cache revalidating what it holds (RFC 5019 §6.2 ETag): 304, same headers.
+        current = _ask(server.http_url, der, get=True)
+        with httpx.Client(trust_env=False, timeout=10) as client:
+            url = f"{server.http_url}/ocsp/" + urllib.parse.quote(
+                base64.b64encode(der).decode(), safe="")
+            same = client.get(url, headers={"if-none-match": current.headers["etag"]})
+            old = client.get(url, headers={"if-none-match": f'"{"0" * 40}"'})
+        assert same.status_code == 304 and same.content == b""
+        assert same.headers["etag"] == current.headers["etag"]
+        assert same.headers["expires"] == current.headers["expires"]
+        assert old.status_code == 200 and old.content == current.content
         final = _scrape(server.http_url)
         assert final[("enroll_ocsp_signatures_total", (("ca", "issuing"),))] == 1
 
