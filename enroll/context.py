@@ -16,6 +16,7 @@ from enroll.config_sections import check_sections
 from enroll.door import FrontEnd
 from enroll.ocsp import OCSPResponder
 from enroll.plugin_loader import build_plugin_manager
+from enroll.rate_limits import RateLimits
 from enroll.revocation import CRLService
 from enroll.store import migrate
 from enroll.store.db import Database, normalise_url
@@ -72,7 +73,8 @@ def build_context(config: Config, *, clock: Clock | None = None,
                           crls=crls)
     frontend = FrontEnd(door=authority, config=config, clock=clock, db=db,
                         passphrase=config.ca_passphrase,
-                        blocking=BlockingPool(threads_for(db.is_sqlite)))
+                        blocking=BlockingPool(threads_for(db.is_sqlite)),
+                        limits=RateLimits(db, clock))
     responder = OCSPResponder(db, cas, clock, config.cas)
     authority.revocation_listeners.append(responder.revoked)
     return AppContext(config=config, db=db, pm=pm, cas=cas, authority=authority, crls=crls,

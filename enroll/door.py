@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     )
     from enroll.profile_rules import AcceptedRequest
     from enroll.profiles import Profile
+    from enroll.rate_limits import RateLimits
     from enroll.store.db import Database
 
 
@@ -108,3 +109,6 @@ class FrontEnd:
     """What the protocol's own secrets (SCEP RA keys, EST key archive) are sealed with."""
     blocking: BlockingPool
     """Where handlers run their blocking work (``await frontend.blocking.run(fn, ...)``)."""
+    limits: RateLimits
+    """The shared rate limits (`enroll.rate_limits`): check before costly work, hit on
+    each counted event."""

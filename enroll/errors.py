@@ -66,7 +66,13 @@ class Conflict(EnrollError):
 
 
 class RateLimited(EnrollError):
-    """Too many requests; try later."""
+    """Too many requests; try later. `retry_after` is in seconds; `limit` names the limit
+    (`enroll.rate_limits`) for the log and the audit trail."""
+
+    def __init__(self, detail: str, *, retry_after: int = 60, limit: str = "") -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+        self.limit = limit
 
 
 class Unavailable(EnrollError):

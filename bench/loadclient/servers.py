@@ -29,6 +29,17 @@ from cryptography.x509.oid import NameOID
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/bench"
+# A bench account places thousands of orders, far past the per-account ACME limits an
+# operator sets for real clients (pebble has none): lifted for the bench's servers.
+ACME_LIMITS_LIFTED = """
+[acme.endpoints.default]
+max_pending_authorizations = 100000
+max_concurrent_validations = 1000
+
+[acme.endpoints.default.rate_limits]
+new_accounts_per_address = "off"
+new_orders_per_account = "off"
+"""
 
 
 def free_port() -> int:
@@ -110,8 +121,9 @@ def reset_postgres(url: str) -> str:
 
 
 def start_enroll(*, workers: int = 1, db: str = "sqlite", pg_url: str = DEFAULT_PG,
-                 extra_env: dict[str, str] | None = None) -> Server:
-    """`enroll serve` on a fresh data dir (embedded default); `info` is its endpoints.json."""
+                 extra_env: dict[str, str] | None = None, config_extra: str = "") -> Server:
+    """`enroll serve` on a fresh data dir (embedded default); `info` is its endpoints.json.
+    `config_extra` (TOML) is appended to the generated enroll.toml before it starts."""
     work = Path(tempfile.mkdtemp(prefix="bench-enroll-"))
     env = clean_env() | {"ENROLL_DATA_DIR": str(work / "data"), "ENROLL_LOG_LEVEL": "warning",
                          "ENROLL_WORKERS": str(workers)} | (extra_env or {})
@@ -121,6 +133,11 @@ def start_enroll(*, workers: int = 1, db: str = "sqlite", pg_url: str = DEFAULT_
         env["ENROLL_DATABASE_URL"] = pg_url
     elif db != "sqlite":
         raise ValueError(f"--db {db!r}: sqlite or postgres")
+    if config_extra:
+        subprocess.run([sys.executable, "-m", "enroll.cli.main", "init"], env=env, cwd=work,
+                       check=True, capture_output=True)
+        with open(work / "data" / "enroll.toml", "a", encoding="utf-8") as f:
+            f.write("\n" + config_extra)
     proc = subprocess.Popen(
         [sys.executable, "-m", "enroll.cli.main", "serve", "--http-port", str(free_port()),
          "--https-port", str(free_port())], env=env, cwd=work, stdin=subprocess.DEVNULL,

@@ -161,3 +161,13 @@ ocsp_responses = Table(
     Column("next_update", UTC_DT, nullable=False),
     Column("der", LargeBinary, nullable=False),
 )
+
+rate_counters = Table(
+    "rate_counters", metadata,
+    # enroll.rate_limits: events counted per (limit|subject, window) for every worker.
+    Column("k", String(255), primary_key=True),
+    Column("slot", BigInteger, primary_key=True, autoincrement=False),
+    Column("count", Integer, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Index("ix_rate_counters_expires_at", "expires_at"),
+)

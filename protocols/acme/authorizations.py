@@ -7,7 +7,7 @@ from typing import Any
 
 from enroll.store.transaction import Tx
 
-from . import store, validation
+from . import limits, store, validation
 from .accounts import Verified
 from .endpoint import AcmeEndpoint
 from .jws import thumbprint
@@ -56,8 +56,17 @@ def respond(ep: AcmeEndpoint, v: Verified,
         return challenge, authz, False
     if authz.status != "pending":
         raise AcmeProblem("malformed", f"authorization is {authz.status}", 400)
-    with ep.db.write() as conn:
-        started = store.set_challenge(conn, challenge.id, "pending", "processing")
+    if not ep.validation.skip:
+        limits.take_validation_slot(ep, authz.account_id)
+    try:
+        with ep.db.write() as conn:
+            started = store.set_challenge(conn, challenge.id, "pending", "processing")
+    except BaseException:
+        if not ep.validation.skip:
+            limits.release_validation_slot(ep)
+        raise
+    if not started and not ep.validation.skip:
+        limits.release_validation_slot(ep)  # another request started it
     if started and ep.validation.skip:
         # TEST ONLY (acme.skip_validation): pass without looking.
         record_result(ep, challenge.id, None)
@@ -70,26 +79,32 @@ def respond(ep: AcmeEndpoint, v: Verified,
 def record_result(ep: AcmeEndpoint, challenge_id: str,
                   error: dict[str, Any] | None) -> store.Challenge | None:
     """Store a validation result and move the authorization and order on (§7.1.6), in
-    one transaction. Returns the challenge as it stands afterwards."""
+    one transaction; a failure counts against the account and name
+    (`limits.validation_failed`). Returns the challenge as it stands afterwards."""
     now = ep.clock.now()
     with ep.db.write() as conn:
-        _record(conn, challenge_id, error, now)
-        return store.get_challenge(conn, challenge_id)
+        failed = _record(conn, challenge_id, error, now)
+        fresh = store.get_challenge(conn, challenge_id)
+    if failed is not None:
+        limits.validation_failed(ep, *failed)
+    return fresh
 
 
 def _record(conn: Tx, challenge_id: str, error: dict[str, Any] | None,
-            now: Any) -> None:
+            now: Any) -> tuple[str, str] | None:
+    """Returns (account, name) when this call recorded a failed validation."""
     challenge = store.get_challenge(conn, challenge_id)
     if challenge is None:
-        return
+        return None
     authz = store.get_authz(conn, challenge.authz_id)
     assert authz is not None
     status = "invalid" if error else "valid"
     if not store.set_challenge(conn, challenge.id, "processing", status,
                                validated_at=now if not error else None, error=error):
-        return
+        return None
+    failed = (authz.account_id, authz.value) if error else None
     if not store.set_authz(conn, authz.id, "pending", status):
-        return
+        return failed
     if error:
         identifier = {"type": authz.type, "value": authz.value}
         store.set_order(conn, authz.order_id, "pending", status="invalid", error=document(
@@ -97,6 +112,7 @@ def _record(conn: Tx, challenge_id: str, error: dict[str, Any] | None,
             subproblems=[dict(error, identifier=identifier)]))
     elif all(a.status == "valid" for a in store.order_authzs(conn, authz.order_id)):
         store.set_order(conn, authz.order_id, "pending", status="ready")
+    return failed
 
 
 async def validate(ep: AcmeEndpoint, challenge: store.Challenge, authz: store.Authz,

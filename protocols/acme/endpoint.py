@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import threading
 from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
@@ -10,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from enroll.asgi.blocking import BlockingPool
 from enroll.clock import Clock
 from enroll.door import Door, FrontEnd
+from enroll.rate_limits import RateLimits
 from enroll.store.db import Database
 
 from . import settings, store
@@ -29,6 +31,9 @@ class AcmeEndpoint:
     profile_cas: dict[str, str]
     """profile name -> CA name, to pick the chain of a certificate."""
     blocking: BlockingPool
+    limits: RateLimits
+    validation_slots: threading.BoundedSemaphore
+    """This worker's cap on validations running at once (shared by its endpoints)."""
 
     @property
     def label(self) -> str:
@@ -53,6 +58,8 @@ def build_endpoints(frontend: FrontEnd) -> list[AcmeEndpoint]:
     nonces = Nonces(frontend.db, deployment_secret(frontend.db, "nonce"))
     eab_secret = deployment_secret(frontend.db, "eab")
     profile_cas = {name: p.ca for name, p in frontend.config.profiles.items()}
+    slots = threading.BoundedSemaphore(parsed.validation.concurrency)
     return [AcmeEndpoint(e, parsed.validation, frontend.db, frontend.door, frontend.clock,
-                         nonces, eab_secret, profile_cas, frontend.blocking)
+                         nonces, eab_secret, profile_cas, frontend.blocking, frontend.limits,
+                         slots)
             for e in parsed.endpoints]

@@ -18,9 +18,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from enroll.asgi.peer import peer_address
 from enroll.errors import EnrollError
 
-from . import accounts, ari, authorizations, certificates, messages, orders, store
+from . import accounts, ari, authorizations, certificates, limits, messages, orders, store
 from .endpoint import AcmeEndpoint
 from .jws import MAX_JWS_BYTES, parse
 from .problems import AcmeProblem, from_error, internal, malformed, not_found
@@ -89,7 +90,10 @@ class AcmeHttp:
         return self._problem(internal(request_id), base)
 
     async def _handle(self, request: Request, want: str, suffix: str,
-                      op: Callable[[accounts.Verified, str, str], Reply]) -> Response:
+                      op: Callable[[accounts.Verified, str, str], Reply],
+                      first: Callable[[], None] | None = None) -> Response:
+        """Verify the JWS, run `op` in a worker thread; `first` (a cheap refusal such
+        as a rate limit) runs there before anything is verified."""
         base = self.base(request)
         try:
             if request.headers.get("content-type", "").split(";")[0].strip() != JOSE:
@@ -100,6 +104,8 @@ class AcmeHttp:
             url = base + suffix
 
             def work() -> Reply:
+                if first is not None:
+                    first()
                 v = accounts.authenticate(self.ep, parse(body), url, base, want=want)
                 return op(v, base, url)
 
@@ -158,11 +164,18 @@ class AcmeHttp:
     # -- JWS resources ----------------------------------------------------------------------
 
     async def new_account(self, request: Request) -> Response:
+        per_address = limits.new_account(self.ep, peer_address(request.scope))
+
         def op(v: accounts.Verified, base: str, url: str) -> Reply:
             account, created = accounts.new_account(self.ep, v, url)
+            if created:
+                self.ep.limits.hit(per_address)
             return Reply(201 if created else 200, messages.account(account, base),
                          {"Location": accounts.account_url(base, account.id)})
-        return await self._handle(request, "jwk", "/new-account", op)
+
+        def first() -> None:  # before the JWS is verified or its nonce spent
+            self.ep.limits.check(per_address, "new accounts from this address")
+        return await self._handle(request, "jwk", "/new-account", op, first)
 
     async def account(self, request: Request) -> Response:
         account_id = request.path_params["id"]
@@ -256,6 +269,8 @@ class AcmeHttp:
                         request_id = _request_id(request)
                         log.exception("validation crashed", extra={"request_id": request_id})
                         error = internal(request_id).document()
+                    finally:
+                        limits.release_validation_slot(self.ep)
                     done = await self.ep.blocking.run(authorizations.record_result, self.ep,
                                                       challenge.id, error)
                     if done is None:

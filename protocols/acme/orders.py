@@ -15,7 +15,7 @@ from enroll.errors import BadCSR, EnrollError, MalformedInput, Unavailable
 from enroll.model import Authorization, EnrollmentRequest, Issued, Pending, Requester
 from enroll.store.transaction import Tx
 
-from . import ari, fields, names, store
+from . import ari, fields, limits, names, store
 from .accounts import Verified, account_url
 from .endpoint import AcmeEndpoint
 from .jws import b64d, jwk_of, thumbprint
@@ -60,6 +60,7 @@ def new_order(ep: AcmeEndpoint, v: Verified) -> tuple[store.Order, list[str]]:
     replaces = None
     if "replaces" in payload:
         replaces = _replaced_serial(ep, account, payload["replaces"])
+    limits.check_new_order(ep, account.id, (i["value"] for i in idents))
     now = ep.clock.now()
     order = store.Order(secrets.token_urlsafe(12), ep.label, account.id, "pending", idents,
                         profile, replaces, None, None, None, now + ORDER_LIFETIME)
@@ -77,6 +78,7 @@ def new_order(ep: AcmeEndpoint, v: Verified) -> tuple[store.Order, list[str]]:
         if replaces is None:
             raise
         raise _already_replaced() from None
+    limits.order_created(ep, account.id)
     return order, sorted(authz_ids)
 
 

@@ -86,7 +86,9 @@ def from_error(exc: EnrollError) -> AcmeProblem:
     for cls in type(exc).__mro__:
         if cls in ERROR_TABLE:
             typ, status = ERROR_TABLE[cls]
-            return AcmeProblem(typ, exc.detail, status)
+            headers = ({"Retry-After": str(exc.retry_after)}
+                       if isinstance(exc, RateLimited) else None)
+            return AcmeProblem(typ, exc.detail, status, headers=headers)
     return AcmeProblem("serverInternal", "internal error", 500)
 
 

@@ -8,6 +8,7 @@
     allow_networks = []              # extra networks validation may reach
     deny_networks = []               # extra networks it never reaches
     skip_validation = false          # TEST ONLY (benchmarks): challenges pass unchecked
+    validation_concurrency = 64      # validations one worker runs at once
 
     [acme.endpoints.default]         # label "default" is served at /acme/directory
     profile = "server"               # enroll profile when newOrder names none
@@ -18,6 +19,10 @@
     eab_required = false
     terms_of_service = ""
     website = ""
+    max_pending_authorizations = 300 # per account
+    max_concurrent_validations = 10  # per account
+    rate_limits = { new_accounts_per_address = "50/3h", new_orders_per_account = "300/3h",
+                    failed_validations_per_account_and_name = "5/1h" }
 
 Any other label ``x`` is served at ``/acme/x/directory``.
 """
@@ -33,6 +38,7 @@ from enroll import endpoints
 from enroll.config import Config
 from enroll.config_values import as_bool, as_int, as_str, as_str_list, as_table, check_keys
 from enroll.errors import ConfigError
+from enroll.rate_limits import Rate, rates
 
 from .names import check_patterns
 
@@ -43,9 +49,16 @@ RESERVED_LABELS = frozenset({
     "cert", "revoke-cert", "key-change", "renewal-info"})
 CHALLENGE_TYPES = ("http-01", "dns-01", "tls-alpn-01")
 _SECTION_KEYS = {"enabled", "resolver", "http01_port", "tlsalpn01_port", "allow_loopback",
-                 "allow_networks", "deny_networks", "skip_validation", "endpoints"}
+                 "allow_networks", "deny_networks", "skip_validation", "endpoints",
+                 "validation_concurrency"}
 _ENDPOINT_KEYS = {"profile", "profiles", "ca", "challenges", "allow", "eab_required",
-                  "terms_of_service", "website"}
+                  "terms_of_service", "website", "rate_limits", "max_pending_authorizations",
+                  "max_concurrent_validations"}
+RATE_LIMITS: dict[str, Rate | None] = {
+    "new_accounts_per_address": Rate(50, 3 * 3600),
+    "new_orders_per_account": Rate(300, 3 * 3600),
+    "failed_validations_per_account_and_name": Rate(5, 3600),
+}
 Network = endpoints.Network
 
 
@@ -62,6 +75,9 @@ class EndpointSettings:
     eab_required: bool
     terms_of_service: str
     website: str
+    rate_limits: Mapping[str, Rate | None]
+    max_pending_authorizations: int
+    max_concurrent_validations: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +89,8 @@ class ValidationSettings:
     allow_networks: tuple[Network, ...]
     deny_networks: tuple[Network, ...]
     skip: bool
+    concurrency: int = 64
+    """Validations one worker runs at once; more answer rateLimited."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +139,11 @@ def _endpoint(label: str, table: Mapping[str, Any], config: Config) -> EndpointS
         eab_required=as_bool(table.get("eab_required", False), f"{key}.eab_required"),
         terms_of_service=as_str(table.get("terms_of_service", ""), f"{key}.terms_of_service"),
         website=as_str(table.get("website", ""), f"{key}.website"),
+        rate_limits=rates(table.get("rate_limits"), f"{key}.rate_limits", RATE_LIMITS),
+        max_pending_authorizations=as_int(table.get("max_pending_authorizations", 300),
+                                          f"{key}.max_pending_authorizations", minimum=1),
+        max_concurrent_validations=as_int(table.get("max_concurrent_validations", 10),
+                                          f"{key}.max_concurrent_validations", minimum=1),
     )
 
 
@@ -147,6 +170,8 @@ def _parse(config: Config) -> AcmeSettings | None:
         deny_networks=endpoints.networks(section.get("deny_networks", []),
                                          "acme.deny_networks"),
         skip=as_bool(section.get("skip_validation", False), "acme.skip_validation"),
+        concurrency=as_int(section.get("validation_concurrency", 64),
+                           "acme.validation_concurrency", minimum=1, maximum=4096),
     )
     tables = as_table(section.get("endpoints", {DEFAULT_LABEL: {}}), "acme.endpoints")
     parsed = tuple(_endpoint(label, as_table(t, f"acme.endpoints.{label}"), config)

@@ -88,6 +88,8 @@ acme_authzs = Table(
     Column("wildcard", Boolean, nullable=False),
     Column("status", String(16), nullable=False),
     Column("expires", UTC_DT, nullable=False),
+    # The per-account quotas (pending authorizations, validations in progress).
+    Index("ix_acme_authzs_account_status", "account_id", "status"),
 )
 acme_challenges = Table(
     "acme_challenges", metadata,
@@ -381,3 +383,19 @@ def list_eab_keys(tx: Tx) -> list[dict[str, Any]]:
     rows = tx.all("SELECT kid, endpoint, allow, account_id FROM acme_eab_keys "
                   "ORDER BY created_at")
     return [_eab_key(r) for r in rows]
+
+
+def pending_authz_count(tx: Tx, account_id: str, now: dt.datetime) -> int:
+    """The account's authorizations still pending (the quota of `limits`)."""
+    return int(tx.scalar(
+        "SELECT count(*) FROM acme_authzs WHERE account_id = ? AND status = 'pending' "
+        "AND expires > ?", (account_id, tx.when(now))))
+
+
+def processing_challenge_count(tx: Tx, account_id: str, now: dt.datetime) -> int:
+    """The account's validations in progress: challenges `processing` under its pending
+    authorizations (bounded by the pending-authorization quota)."""
+    return int(tx.scalar(
+        "SELECT count(*) FROM acme_authzs a JOIN acme_challenges c ON c.authz_id = a.id "
+        "WHERE a.account_id = ? AND a.status = 'pending' AND a.expires > ? "
+        "AND c.status = 'processing'", (account_id, tx.when(now))))

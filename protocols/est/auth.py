@@ -53,6 +53,8 @@ class Transport:
     """HTTPS to us, or plain HTTP from a trusted proxy (which terminated TLS)."""
     client_cert: x509.Certificate | None
     tls_unique: bytes | None
+    source: str | None = None
+    """The socket peer's address: what per-address rate limits count against."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +149,7 @@ def read_transport(scope: Mapping[str, Any], headers: Mapping[str, str],
     else:
         secure = scope.get("scheme") == "https" or bool(tls) or from_proxy
     return Transport(secure=secure, client_cert=cert,
-                     tls_unique=transport_ext.get("tls_unique"))
+                     tls_unique=transport_ext.get("tls_unique"), source=socket_peer(scope))
 
 
 def basic_credentials(header: str) -> tuple[str, str] | None:

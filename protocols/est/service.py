@@ -36,6 +36,7 @@ from enroll.model import (
     Pending,
     Requester,
 )
+from enroll.rate_limits import Limit
 
 from . import csrattrs, serverkeygen, store, wire
 from .auth import Authenticator, CertIdentity, Transport, basic_credentials
@@ -87,6 +88,7 @@ class EstService:
         self.db = frontend.db
         self.clock = frontend.clock
         self.blocking = frontend.blocking
+        self.limits = frontend.limits
         self.passphrase = frontend.passphrase
         self.endpoint = endpoint
         self.auth = Authenticator(endpoint, self.authority, frontend.db, frontend.clock)
@@ -109,7 +111,7 @@ class EstService:
         names; with ``"profile"`` anything the endpoint's profile allows."""
         credentials = basic_credentials(authorization)
         if credentials is not None:
-            return self.auth.basic(*credentials), {}
+            return self._basic(*credentials, transport.source), {}
         if transport.client_cert is not None and "client-cert" in self.endpoint.auth:
             identity = self.auth.certificate(transport.client_cert)
             if self.endpoint.client_cert_scope == "profile":
@@ -119,6 +121,22 @@ class EstService:
             return identity.requester, {"authorized": renewal.certificate_authorization(
                 identity.certificate, "the names of the client certificate")}
         raise Unauthorized("authentication required")
+
+    def _basic(self, user: str, password: str, source: str | None) -> Requester:
+        """Basic authentication behind the endpoint's failure limits: a throttled
+        address or user name is refused before the password hash runs."""
+        rates = self.endpoint.rate_limits
+        limits = [Limit("est.auth_failures", f"{self.endpoint.label}|user|{user[:128]}",
+                        rates["auth_failures_per_user"])]
+        if source is not None:
+            limits.append(Limit("est.auth_failures", f"{self.endpoint.label}|addr|{source}",
+                                rates["auth_failures_per_address"]))
+        self.limits.check(limits, "failed authentications")
+        try:
+            return self.auth.basic(user, password)
+        except Unauthorized:
+            self.limits.hit(limits)
+            raise
 
     def check_pop(self, csr: x509.CertificateSigningRequest, transport: Transport) -> None:
         """RFC 7030 §3.5: the CSR's challengePassword holds base64(tls-unique) of this

@@ -16,6 +16,7 @@
     archive_keys = false               # keep server-generated keys, encrypted
     reenroll_grace = "0s"              # accept just-expired certs for simplereenroll
     client_cert_scope = "identity"     # a client cert names only itself; or "profile"
+    rate_limits = { auth_failures_per_address = "10/15m", auth_failures_per_user = "20/1h" }
 
 Any other label ``x`` is served at ``<path>/x/``.
 """
@@ -33,6 +34,7 @@ from enroll import endpoints
 from enroll.config import Config
 from enroll.config_values import as_bool, as_duration, as_str, as_str_list, as_table, check_keys
 from enroll.errors import ConfigError
+from enroll.rate_limits import Rate, rates
 
 from .passwords import check_hash_format
 
@@ -45,7 +47,13 @@ OPERATIONS = ("cacerts", "csrattrs", "simpleenroll", "simplereenroll", "serverke
 _SECTION_KEYS = {"enabled", "path", "client_cert_header", "endpoints"}
 _ENDPOINT_KEYS = {
     "profile", "ca", "auth", "users", "password_file", "client_cert_cas", "tls_unique",
-    "serverkeygen", "archive_keys", "reenroll_grace", "client_cert_scope",
+    "serverkeygen", "archive_keys", "reenroll_grace", "client_cert_scope", "rate_limits",
+}
+RATE_LIMITS: dict[str, Rate | None] = {
+    # Wrong Basic passwords: checked before the password hash runs (a throttled client
+    # costs no scrypt), counted on each failure; 429 + Retry-After until the window slides.
+    "auth_failures_per_address": Rate(10, 15 * 60),
+    "auth_failures_per_user": Rate(20, 3600),
 }
 CLIENT_CERT_SCOPES = ("identity", "profile")
 
@@ -71,6 +79,7 @@ class EndpointSettings:
     """``identity``: a client certificate authenticates only its own identity and names
     (of this engine's certificates: only on an endpoint of the same profile line);
     ``profile``: anything the endpoint's profile allows."""
+    rate_limits: Mapping[str, Rate | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +137,7 @@ def _endpoint(label: str, table: Mapping[str, Any], base: str,
                                    minimum=0, maximum=90 * 86400),
         client_cert_scope=endpoints.choice(table.get("client_cert_scope", "identity"),
                                            f"{key}.client_cert_scope", CLIENT_CERT_SCOPES),
+        rate_limits=rates(table.get("rate_limits"), f"{key}.rate_limits", RATE_LIMITS),
     )
 
 

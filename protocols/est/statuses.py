@@ -55,7 +55,8 @@ def error_response(exc: BaseException, request_id: Any = None) -> Response:
         status = status_for(exc)
         if status == 401:
             return unauthorized()
-        headers = {"retry-after": RETRY_SECONDS} if status in (429, 503) else None
+        retry = exc.retry_after if isinstance(exc, errors.RateLimited) else RETRY_SECONDS
+        headers = {"retry-after": str(retry)} if status in (429, 503) else None
         return text(exc.detail[:300], status, headers)
     log.error("internal error in EST request %s", request_id, exc_info=exc)
     return text(f"internal error (request id {request_id})", 500)

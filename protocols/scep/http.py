@@ -17,6 +17,10 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from enroll.asgi.peer import peer_address
+from enroll.errors import RateLimited
+from enroll.rate_limits import Limit
+
 from .challenges import OneTimeChallenges, digest
 from .failinfo import ScepFailure
 from .service import ScepService
@@ -25,8 +29,8 @@ log = logging.getLogger("enroll.scep")
 PKI_MESSAGE = "application/x-pki-message"
 
 
-def _bad(text: str, status: int = 400) -> Response:
-    return PlainTextResponse(text + "\n", status_code=status)
+def _bad(text: str, status: int = 400, headers: dict[str, str] | None = None) -> Response:
+    return PlainTextResponse(text + "\n", status_code=status, headers=headers)
 
 
 def routes(service: ScepService, one_time: OneTimeChallenges) -> list[BaseRoute]:
@@ -66,7 +70,7 @@ def routes(service: ScepService, one_time: OneTimeChallenges) -> list[BaseRoute]
         request_id = str(request.scope.get("state", {}).get("request_id", "-"))
         try:
             answer = await service.frontend.blocking.run(service.pki_operation, message,
-                                                         request_id)
+                                                         request_id, peer_address(request.scope))
         except ScepFailure as exc:
             return _bad(f"not a SCEP pkiMessage: {exc.detail}")
         return Response(answer, media_type=PKI_MESSAGE)
@@ -78,9 +82,19 @@ def routes(service: ScepService, one_time: OneTimeChallenges) -> list[BaseRoute]
             return _bad("not found", 404)
         if request.url.scheme != "https":
             return _bad("the challenge API is served over HTTPS only", 403)
+        source = peer_address(request.scope)
+        limits = [] if source is None else [Limit(
+            "scep.challenge_api_failures", f"{service.endpoint.label}|{source}",
+            service.endpoint.rate_limits["challenge_api_failures_per_address"])]
+        try:
+            await service.frontend.blocking.run(service.frontend.limits.check, limits,
+                                                "failed token checks from this address")
+        except RateLimited as exc:
+            return _bad(exc.detail, 429, {"retry-after": str(exc.retry_after)})
         auth = request.headers.get("authorization", "")
         token = auth[7:] if auth[:7].lower() == "bearer " and len(auth) < 512 else ""
         if not token or not hmac.compare_digest(digest(token), expected):
+            await service.frontend.blocking.run(service.frontend.limits.hit, limits)
             return Response("unauthorized\n", status_code=401, media_type="text/plain",
                             headers={"www-authenticate": 'Bearer realm="enroll-scep"'})
         challenge, expires = await service.frontend.blocking.run(

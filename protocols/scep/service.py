@@ -31,6 +31,7 @@ from enroll.model import (
     Rejected,
     Requester,
 )
+from enroll.rate_limits import Limit
 
 from . import algorithms, caps, envelope, keyagreement, signeddata
 from .challenges import OneTimeChallenges, Reservation, digest, settings_for
@@ -108,16 +109,24 @@ class ScepService:
 
     # -- PKIOperation ----------------------------------------------------------------------
 
-    def pki_operation(self, body: bytes, request_id: str = "-") -> bytes:
+    def pki_operation(self, body: bytes, request_id: str = "-",
+                      source: str | None = None) -> bytes:
         """Answer one pkiMessage with a DER CertRep. Raises `ScepFailure` only when the
         body is not a pkiMessage at all (no transactionID or nonce to answer with).
         `request_id` (the HTTP request's) is in the log line and the failInfoText of an
-        internal error."""
+        internal error; `source` (the peer address) is what the failure limit counts."""
         message = parse_pkimessage(body, self.endpoint.max_message_bytes)
         cipher = "aes128_cbc"
+        limits = self._failure_limits(source)
         try:
+            # A throttled address is answered before anything is decrypted.
+            self.frontend.limits.check(limits, "failed requests from this address")
             result, cipher = self._dispatch(message)
         except Exception as exc:  # every failure becomes a signed CertRep
+            if isinstance(exc, Undecryptable | Unauthorized):
+                # Wrong challenges and contents that do not open count alike, so the
+                # count says nothing the identical answers do not.
+                self.frontend.limits.hit(limits)
             fail_info, text = fail_info_for(exc, request_id)
             if not isinstance(exc, EnrollError):
                 log.exception("SCEP %s: internal error", self.endpoint.label,
@@ -139,6 +148,12 @@ class ScepService:
             recipient_nonce=message.sender_nonce, signer=self.ra.certificate, key=self.ra.key,
             digest=digest, enveloped=enveloped, fail_info=result.fail_info,
             fail_text=result.fail_text)
+
+    def _failure_limits(self, source: str | None) -> list[Limit]:
+        if source is None:
+            return []
+        return [Limit("scep.failures", f"{self.endpoint.label}|{source}",
+                      self.endpoint.rate_limits["failures_per_address"])]
 
     def _dispatch(self, message: PKIMessage) -> tuple[_Result, str]:
         try:

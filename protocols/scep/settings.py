@@ -11,6 +11,7 @@
     api_token_sha256 = "<hex>"        # MDMs fetch one-time challenges over HTTPS
     algorithms = ["aes128", "aes256", "sha256", "sha512"]   # add "3des", "des", "sha1"
     getcacert = "auto"                # chain | ra | auto (see EndpointSettings)
+    rate_limits = { failures_per_address = "20/15m", challenge_api_failures_per_address = "10/15m" }
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from enroll import endpoints
 from enroll.config import Config
 from enroll.config_values import Secret, as_bool, as_duration, as_int, as_str, as_table, check_keys
 from enroll.errors import ConfigError
+from enroll.rate_limits import Rate, rates
 
 from . import algorithms
 from .pkimessage import MAX_MESSAGE_BYTES
@@ -36,7 +38,14 @@ _ENDPOINT_KEYS = {
     "webhook_token", "api_token_sha256", "algorithms", "legacy_algorithms",
     "signing_time_skew",
     "renewal_grace", "renewal_challenge", "max_message_bytes", "ra_profile", "ra_key_size",
-    "getcacert",
+    "getcacert", "rate_limits",
+}
+RATE_LIMITS: dict[str, Rate | None] = {
+    # Wrong challenges and messages that do not decrypt into a request, per source
+    # address: a throttled address is answered before any RSA decryption.
+    "failures_per_address": Rate(20, 15 * 60),
+    # Wrong bearer tokens on the one-time-challenge API.
+    "challenge_api_failures_per_address": Rate(10, 15 * 60),
 }
 _SECTION_KEYS = {"enabled", "endpoints"}
 
@@ -71,6 +80,7 @@ class EndpointSettings:
     """``chain`` (RA + CA chain), ``ra`` (RA only) or ``auto`` (chain when every CA
     certificate has an RSA key, else RA only: clients such as micromdm's scepclient
     envelope to every certificate GetCACert returns and fail on an EC one)."""
+    rate_limits: Mapping[str, Rate | None]
 
     @property
     def digests(self) -> tuple[str, ...]:
@@ -150,6 +160,7 @@ def _endpoint(label: str, table: Mapping[str, Any], config: Config) -> EndpointS
                            minimum=2048, maximum=4096),
         getcacert=endpoints.choice(table.get("getcacert", "auto"), f"{key}.getcacert",
                                    ("auto", "chain", "ra")),
+        rate_limits=rates(table.get("rate_limits"), f"{key}.rate_limits", RATE_LIMITS),
     )
 
 

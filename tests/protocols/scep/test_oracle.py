@@ -63,6 +63,15 @@ def _set_ciphertext(ed: cms.EnvelopedData, data: bytes) -> None:
     ed["encrypted_content_info"]["encrypted_content"] = bytes(data)
 
 
+@pytest.fixture
+def scep(make_scep: Any) -> Harness:
+    """The probes below compare the answers themselves, so the failure throttle that
+    ends such a probe after 20 tries is off here; it is tested on its own
+    (`test_the_probe_is_throttled_after_twenty_failures`)."""
+    h: Harness = make_scep(rate_limits={"failures_per_address": "off"})
+    return h
+
+
 def _answer(h: Harness, client: ScepClient, message: bytes) -> tuple[Any, ...]:
     r = scep_operation(h, message)
     assert r.status_code == 200, r.text
@@ -184,6 +193,30 @@ def test_a_classic_padding_oracle_probe_learns_nothing(
     padding_wrong = caplog.text.count("the CBC padding is wrong")
     assert 0 < padding_wrong < 256
     assert "not a valid PKCS#10" in caplog.text or "is not the CSR's" in caplog.text
+
+
+def test_the_probe_is_throttled_after_twenty_failures(make_scep: Any) -> None:
+    """With the default limit (20 failures per address in 15 minutes) the same probe
+    stops after 20 guesses: every later answer is the throttle's, decided before the
+    envelope is opened, whatever the padding."""
+    h: Harness = make_scep()
+    victim = scep_client(h)
+    captured = _enveloped(victim, csr_with_challenge(
+        victim.key, "victim", CHALLENGE).public_bytes(DER))
+    attacker_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    attacker = (self_signed(attacker_key, "attacker"), attacker_key)
+    info = cms.ContentInfo.load(captured)
+    original = _ciphertext(info["content"])
+    texts = []
+    for guess in range(30):
+        c = bytearray(original)
+        c[-17] ^= guess + 1
+        _set_ciphertext(info["content"], c)
+        message = _sign(victim, bytes(info.dump(force=True)), f"probe-{guess}",
+                        signer=attacker)
+        texts.append(_answer(h, victim, message)[2])
+    assert len(set(texts[:20])) == 1
+    assert all(t.startswith("too many failed requests from this address") for t in texts[20:])
 
 
 def test_certpoll_content_is_never_decrypted(scep: Harness) -> None:

@@ -4,16 +4,16 @@ Signed OCSP responses per (CA, serial, CertID hash), shared by every worker, so 
 anonymous OCSP request is answered without a fresh signature (enroll.ocsp). The index
 on (status, not_after) keeps the scrape's "expiring within 30 days" count cheap.
 
-Revision ID: 0006_core_ocsp_responses
-Revises: 0005_core_key_blocklist
+Revision ID: 0007_core_ocsp_responses
+Revises: 0006_core_rate_limits
 """
 from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0006_core_ocsp_responses"
-down_revision: str | Sequence[str] | None = "0005_core_key_blocklist"
+revision: str = "0007_core_ocsp_responses"
+down_revision: str | Sequence[str] | None = "0006_core_rate_limits"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
