@@ -46,6 +46,7 @@ def child(args: argparse.Namespace) -> None:
         import enroll.protocols.scep.pkimessage  # noqa: F401
 
         import enroll.csr  # noqa: F401 - instrumented for coverage
+        import enroll.ocsp  # noqa: F401
         import enroll.revocation  # noqa: F401
     import fuzz_targets
 

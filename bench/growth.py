@@ -515,7 +515,7 @@ def sample_serials(ctx: AppContext, n: int, seed: int = 1) -> list[tuple[str, st
 def ocsp_request(ctx: AppContext, ca: str, serial_hex: str) -> bytes:
     issuer = ctx.cas.get(ca).certificate
     # Build from the issuer: the same hashes a client computes (RFC 6960 CertID).
-    from enroll.revocation import _key_bits
+    from enroll.ocsp import _key_bits
 
     name_hash = hashes.Hash(hashes.SHA1())  # noqa: S303 - OCSP CertID default
     name_hash.update(issuer.subject.public_bytes())

@@ -101,6 +101,9 @@ class Authority:
         # transaction waits on the event instead of polling the database.
         self._signing: dict[str, threading.Event] = {}
         self._signing_lock = threading.Lock()
+        # Called with (CA, serial hex) right after a revocation commits (the OCSP
+        # responder re-signs its stored answers); a failing one is logged, never raised.
+        self.revocation_listeners: list[Callable[[str, str], None]] = []
 
     # -- queries ------------------------------------------------------------------------
 
@@ -473,6 +476,11 @@ class Authority:
                                     source=key_blocklist.REVOCATION, actor=actor, now=now,
                                     serial=key)
         self.crls.regenerate(record.ca)
+        for listener in self.revocation_listeners:
+            try:
+                listener(record.ca, key)
+            except Exception:
+                log.exception("after revoking %s: a revocation listener failed", key)
         revoked = self.certificate(key)
         assert revoked is not None
         metrics.REVOCATIONS.labels(revoked.protocol).inc()

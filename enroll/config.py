@@ -78,6 +78,10 @@ class CASettings:
     crl_refresh: int
     """Seconds after which a CRL is re-signed even without a revocation."""
     options: Mapping[str, Any]
+    ocsp_validity: int = 86400
+    """Seconds from signing to an OCSP response's nextUpdate (re-signed at half of it)."""
+    ocsp_backdate: int = 300
+    """Seconds an OCSP response's thisUpdate is set back, for relying parties' clock skew."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -365,7 +369,7 @@ def _from_raw(raw: Mapping[str, Any], source: Path | None,
 
 
 _CA_KEYS = {"backend", "parent", "subject", "key_type", "validity_days", "crl_validity",
-            "crl_refresh", "options"}
+            "crl_refresh", "options", "ocsp_validity", "ocsp_backdate"}
 
 
 def _parse_cas(table: Mapping[str, Any]) -> dict[str, CASettings]:
@@ -400,6 +404,10 @@ def _parse_cas(table: Mapping[str, Any]) -> dict[str, CASettings]:
             crl_refresh=as_duration(entry.get("crl_refresh", "1h"), f"{key}.crl_refresh",
                                     minimum=10),
             options=as_table(entry.get("options", {}), f"{key}.options"),
+            ocsp_validity=as_duration(entry.get("ocsp_validity", "1d"),
+                                      f"{key}.ocsp_validity", minimum=60),
+            ocsp_backdate=as_duration(entry.get("ocsp_backdate", "5m"),
+                                      f"{key}.ocsp_backdate", minimum=0, maximum=86400),
         )
     for name, ca in cas.items():
         if ca.parent is not None and ca.parent not in cas:

@@ -14,9 +14,10 @@ from enroll.clock import Clock, SystemClock
 from enroll.config import Config
 from enroll.config_sections import check_sections
 from enroll.door import FrontEnd
+from enroll.ocsp import OCSPResponder
 from enroll.plugin_loader import build_plugin_manager
 from enroll.rate_limits import RateLimits
-from enroll.revocation import CRLService, OCSPResponder
+from enroll.revocation import CRLService
 from enroll.store import migrate
 from enroll.store.db import Database, normalise_url
 
@@ -74,5 +75,7 @@ def build_context(config: Config, *, clock: Clock | None = None,
                         passphrase=config.ca_passphrase,
                         blocking=BlockingPool(threads_for(db.is_sqlite)),
                         limits=RateLimits(db, clock))
+    responder = OCSPResponder(db, cas, clock, config.cas)
+    authority.revocation_listeners.append(responder.revoked)
     return AppContext(config=config, db=db, pm=pm, cas=cas, authority=authority, crls=crls,
-                      ocsp=OCSPResponder(db, cas, clock), clock=clock, frontend=frontend)
+                      ocsp=responder, clock=clock, frontend=frontend)

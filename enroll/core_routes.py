@@ -8,14 +8,15 @@ import logging
 import urllib.parse
 
 from cryptography.hazmat.primitives import serialization
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from enroll import metrics
+from enroll import metrics, ocsp_http
 from enroll.context import AppContext
 from enroll.errors import MalformedInput, NotFound
+from enroll.metrics_store import StoreGauges
 
 log = logging.getLogger("enroll.http")
 PEM = serialization.Encoding.PEM
@@ -73,7 +74,7 @@ def core_routes(ctx: AppContext) -> list[BaseRoute]:
 
     async def ocsp_post(request: Request) -> Response:
         body = await request.body()
-        return await _ocsp(body)
+        return await _ocsp(body, request)
 
     async def ocsp_get(request: Request) -> Response:
         # RFC 6960 Appendix A.1: GET {url}/{url-encoding of base-64 DER request}
@@ -84,17 +85,23 @@ def core_routes(ctx: AppContext) -> list[BaseRoute]:
             body = base64.b64decode(raw, validate=False)
         except (binascii.Error, ValueError):
             return PlainTextResponse("malformed OCSP request\n", status_code=400)
-        return await _ocsp(body)
+        return await _ocsp(body, request)
 
-    async def _ocsp(body: bytes) -> Response:
+    async def _ocsp(body: bytes, request: Request) -> Response:
         try:
-            der = await ctx.frontend.blocking.run(ctx.ocsp.respond, body)
+            answer = await ctx.frontend.blocking.run(ctx.ocsp.answer, body)
         except MalformedInput:
             return PlainTextResponse("malformed OCSP request\n", status_code=400)
-        return Response(der, media_type="application/ocsp-response")
+        headers = ocsp_http.caching_headers(answer, ctx.clock.now())
+        if ocsp_http.not_modified(headers, request.headers.get("if-none-match")):
+            return Response(status_code=304, headers=headers)
+        return Response(answer.der, media_type="application/ocsp-response", headers=headers)
 
-    def metrics_view(request: Request) -> Response:
-        return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
+    gauges = StoreGauges(ctx.db, ctx.cas, ctx.clock)
+
+    async def metrics_view(request: Request) -> Response:
+        body = await ctx.frontend.blocking.run(metrics.scrape, gauges)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     return [
         Route("/health", health, methods=["GET"]),

@@ -150,6 +150,7 @@ def run(config: Config, listeners: Listeners, tls: TLSFiles) -> None:
         listeners.https.listen(BACKLOG)
         run_worker(config, listeners, tls)
         return
+    _share_metrics(config)
     ctx = multiprocessing.get_context("spawn")
     host = listeners.http.getsockname()[0]
     ports = (listeners.http.getsockname()[1], listeners.https.getsockname()[1])
@@ -169,3 +170,19 @@ def run(config: Config, listeners: Listeners, tls: TLSFiles) -> None:
     signal.signal(signal.SIGTERM, _stop)
     for p in procs:
         p.join()
+        _worker_metrics_done(p.pid)
+
+
+def _share_metrics(config: Config) -> None:
+    """Workers write their counters to one directory, so a scrape of any worker sums
+    them all (enroll.metrics, prometheus-client multiprocess mode)."""
+    from enroll import metrics
+
+    metrics.prepare_multiprocess(config.data_dir / "metrics")
+
+
+def _worker_metrics_done(pid: int | None) -> None:
+    from enroll import metrics
+
+    if pid is not None:
+        metrics.worker_exited(pid)

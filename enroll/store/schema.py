@@ -109,6 +109,8 @@ certificates = Table(
     Index("ix_certificates_replaces", "replaces"),
     # A subject's certificates, across protocols (renewals, the inventory's lineage).
     Index("ix_certificates_identity", "identity"),
+    # Certificates expiring soon, counted by the metrics' scrape (enroll.metrics_db).
+    Index("ix_certificates_status_not_after", "status", "not_after"),
 )
 
 audit_events = Table(
@@ -144,6 +146,20 @@ blocked_keys = Table(
     Column("actor", String(512), nullable=False),
     Column("created_at", UTC_DT, nullable=False),
     Index("ix_blocked_keys_created_at", "created_at"),
+)
+
+ocsp_responses = Table(
+    "ocsp_responses", metadata,
+    # enroll.ocsp: the signed OCSP response per certificate and CertID hash, shared by
+    # every worker; `status` is the certificate state it was signed for, so a response
+    # signed before a revocation is never served after it.
+    Column("ca", String(64), primary_key=True),
+    Column("serial", String(40), primary_key=True),
+    Column("hash_alg", String(16), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("this_update", UTC_DT, nullable=False),
+    Column("next_update", UTC_DT, nullable=False),
+    Column("der", LargeBinary, nullable=False),
 )
 
 rate_counters = Table(

@@ -61,22 +61,29 @@ def served(enroll_server: Any, open_data_dir: Callable[..., AppContext],
             "root": enroll_server.endpoints["root_ca"], "tmp": tmp_path}
 
 
-def test_openssl_ocsp_over_post_and_get_reports_good_revoked_and_unknown(
+def test_openssl_ocsp_over_post_and_get_reports_good_revoked_and_unauthorized(
         served: dict[str, Any]) -> None:
     f = served["files"]
     url = f"{served['server'].http_url}/ocsp"
     # One certificate per request, as the RFC 5019 lightweight profile (§2.1.1) has
     # clients send; a multi-certificate request is refused (test below).
-    unknown = "0x" + "42" * 16
     for target, expected in ((["-cert", f["good"]], f"{f['good']}: good"),
-                             (["-cert", f["bad"]], f"{f['bad']}: revoked"),
-                             (["-serial", unknown], f"{unknown}: unknown")):
+                             (["-cert", f["bad"]], f"{f['bad']}: revoked")):
         done = openssl("ocsp", "-issuer", f["issuer"], *target, "-url", url,
                        "-CAfile", served["root"])
         assert "Response verify OK" in done.stderr
         assert expected in done.stdout
         if "revoked" in expected:
             assert "Reason: keyCompromise" in done.stdout
+        # RFC 5019 §4: the nonce is ignored, the stored response is the answer.
+        assert "WARNING: no nonce in response" in done.stdout + done.stderr
+    # A serial this CA never issued: unauthorized (unsigned, so it costs no signature;
+    # RFC 6960 §2.3, RFC 5019 §2.2.3).
+    unknown = "0x" + "42" * 16
+    done = subprocess.run(["openssl", "ocsp", "-issuer", str(f["issuer"]), "-serial", unknown,
+                           "-url", url, "-CAfile", str(served["root"])],
+                          capture_output=True, text=True, timeout=30, check=False)
+    assert done.returncode != 0 and "Responder Error: unauthorized (6)" in done.stdout
     # The same answers over GET; openssl builds the request and checks the response.
     tmp = served["tmp"]
     for name, expected in (("good", "good"), ("bad", "revoked")):
@@ -129,7 +136,7 @@ def _ocsp_request(cert: x509.Certificate, issuer: x509.Certificate,
     return builder.build().public_bytes(DER)
 
 
-def test_ocsp_answers_sha1_and_sha256_requests_and_echoes_the_nonce(
+def test_ocsp_answers_sha1_and_sha256_requests_and_ignores_the_nonce(
         context: AppContext) -> None:
     issued = issue(context, "n.example.com")
     issuer = issued.chain[0]
@@ -139,8 +146,8 @@ def test_ocsp_answers_sha1_and_sha256_requests_and_echoes_the_nonce(
         assert resp.response_status is ocsp.OCSPResponseStatus.SUCCESSFUL
         assert resp.certificate_status is ocsp.OCSPCertStatus.GOOD
         assert resp.serial_number == issued.certificate.serial_number
-        nonce = resp.extensions.get_extension_for_class(x509.OCSPNonce).value.nonce
-        assert nonce == b"n" * 16
+        # RFC 5019 §4: a nonce is ignored, the stored (pre-signed) response is the answer.
+        assert not any(isinstance(e.value, x509.OCSPNonce) for e in resp.extensions)
         key = issuer.public_key()
         assert isinstance(key, ec.EllipticCurvePublicKey)
         assert resp.signature_hash_algorithm is not None
