@@ -12,13 +12,10 @@ endpoint with ``archive_keys = true``) are sealed with the CA passphrase
 
 from __future__ import annotations
 
-import hashlib
-
 from cryptography import x509
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from enroll.config_values import Secret
 from enroll.crypto import sealing
@@ -73,10 +70,10 @@ def _context(request_id: str) -> str:
 def _open_before_v1(blob: bytes, passphrase: Secret, request_id: str) -> bytes:
     # The format EST wrote before enroll.crypto.sealing: nonce (12) | AES-256-GCM with
     # the request id as associated data, under scrypt of the passphrase and a fixed salt.
-    key = hashlib.scrypt(passphrase.reveal().encode(), salt=_PRE_V1_SALT, n=1 << 15, r=8,
-                         p=1, dklen=32, maxmem=128 * 1024 * 1024)
+    # Same KDF as sealing v1, so the key is derived once per process (sealing.kek).
+    aead = sealing.kek(passphrase, _PRE_V1_SALT, sealing.V1_PARAMS)
     try:
-        return AESGCM(key).decrypt(blob[:12], blob[12:], request_id.encode())
+        return aead.decrypt(blob[:12], blob[12:], request_id.encode())
     except InvalidTag:
         raise sealing.UnsealError("wrong passphrase or request, or a damaged blob") \
             from None
