@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 
 from enroll.asgi.blocking import BlockingPool
 from enroll.clock import Clock
+from enroll.config_values import Secret
 from enroll.door import Door, FrontEnd
 from enroll.store.db import Database
 
@@ -26,6 +27,9 @@ class AcmeEndpoint:
     clock: Clock
     nonces: Nonces
     eab_secret: bytes
+    """What EAB keys made before they were sealed are derived from (`eab`)."""
+    passphrase: Secret | None
+    """What EAB keys are sealed with (the CA passphrase)."""
     profile_cas: dict[str, str]
     """profile name -> CA name, to pick the chain of a certificate."""
     blocking: BlockingPool
@@ -54,5 +58,6 @@ def build_endpoints(frontend: FrontEnd) -> list[AcmeEndpoint]:
     eab_secret = deployment_secret(frontend.db, "eab")
     profile_cas = {name: p.ca for name, p in frontend.config.profiles.items()}
     return [AcmeEndpoint(e, parsed.validation, frontend.db, frontend.door, frontend.clock,
-                         nonces, eab_secret, profile_cas, frontend.blocking)
+                         nonces, eab_secret, frontend.passphrase, profile_cas,
+                         frontend.blocking)
             for e in parsed.endpoints]
