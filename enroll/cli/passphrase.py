@@ -100,7 +100,7 @@ def cmd_ca_rotate_passphrase(args: argparse.Namespace, opener: Opener) -> int:
         counts = rotate(ctx.db, ctx.pm, ctx.clock, old, new, actor=args.actor)
     except UnsealError as exc:
         raise ConfigError("ca_passphrase", f"nothing was changed: {exc}") from exc
-    _out("re-sealed under the new passphrase, in one transaction: " +
+    _out("every sealed secret is now under the new passphrase (one transaction): " +
          ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())))
     if args.update_passphrase_file and path is not None:
         write_private(path, new.reveal() + "\n")

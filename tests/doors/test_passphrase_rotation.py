@@ -166,8 +166,8 @@ async def test_rotation_through_the_cli_moves_every_secret_and_all_doors_issue_a
     done = _cli(config, "ca", "rotate-passphrase", stdin=NEW_TEXT + "\n")
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[0] == (
-        "re-sealed under the new passphrase, in one transaction: 2 ACME EAB keys, "
-        "2 CA keys, 1 EST kept keys, 1 SCEP RA keys")
+        "every sealed secret is now under the new passphrase (one transaction): "
+        "2 ACME EAB keys, 2 CA keys, 1 EST kept keys, 1 SCEP RA keys")
     assert f"the file {tmp_path / 'ca-passphrase'}" in done.stdout
     assert NEW_TEXT not in done.stdout + done.stderr
 
