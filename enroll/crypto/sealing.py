@@ -16,8 +16,11 @@ Cost on the request path: scrypt is slow on purpose, so a process derives each K
 New blobs use one random salt per process (`_PROCESS_SALT`), so a worker that keeps a
 server-generated EST key per request pays one scrypt for its first seal and an AES-GCM
 encryption (random 96-bit nonce per item) for every other; KEKs for other processes'
-salts are kept in a small cache (`_kek`). The KEKs are as secret as the passphrase the
-configuration already holds in memory. `enroll ca rotate-passphrase` re-seals every blob
+salts are kept in a small cache (`_kek`, 64 entries). The callers on a request path are
+EST (sealing a kept key per /serverkeygen request, opening it when the client collects
+it) and ACME newAccount with EAB (opening the kid's key); each costs one AES-GCM
+operation, plus one scrypt the first time a process meets a salt. The KEKs are as secret
+as the passphrase the configuration already holds in memory. `enroll ca rotate-passphrase` re-seals every blob
 under one salt, so after a rotation a worker derives one KEK in all.
 
 `unseal` also reads the older formats, never writes them:
