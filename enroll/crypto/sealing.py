@@ -20,8 +20,9 @@ salts are kept in a small cache (`_kek`, 64 entries). The callers on a request p
 EST (sealing a kept key per /serverkeygen request, opening it when the client collects
 it) and ACME newAccount with EAB (opening the kid's key); each costs one AES-GCM
 operation, plus one scrypt the first time a process meets a salt. The KEKs are as secret
-as the passphrase the configuration already holds in memory. `enroll ca rotate-passphrase` re-seals every blob
-under one salt, so after a rotation a worker derives one KEK in all.
+as the passphrase the configuration already holds in memory. `enroll ca
+rotate-passphrase` re-seals every blob under one salt, so after a rotation a worker
+opens everything stored with one derivation (and one more for its own new seals).
 
 `unseal` also reads the older formats, never writes them:
 
