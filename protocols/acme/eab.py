@@ -90,10 +90,13 @@ def reseal(tx: Tx, old: Secret, new: Secret) -> int:
     return len(keys)
 
 
-def _hmac_key(ep: AcmeEndpoint, row: dict[str, Any]) -> bytes | None:
+def _hmac_key(ep: AcmeEndpoint, conn: Tx, row: dict[str, Any]) -> bytes | None:
     blob = row["hmac_key"]
     if blob is None:
-        return derive_key(ep.eab_secret, row["kid"])
+        # A key made before keys were sealed; the secret is only read, never created,
+        # so a deployment that never had such keys has no secret to derive them from.
+        master = store.get_secret(conn, LEGACY_SECRET)
+        return None if master is None else derive_key(master, row["kid"])
     if ep.passphrase is None:
         log.error("EAB key %s is sealed but no ca_passphrase is configured", row["kid"])
         return None
@@ -120,7 +123,7 @@ def verify_binding(ep: AcmeEndpoint, conn: Any, binding: Any, outer_jwk: dict[st
     row = store.get_eab_key(conn, kid)
     if row is None or row["endpoint"] != ep.label:
         raise unauthorized_eab()
-    key = _hmac_key(ep, row)
+    key = _hmac_key(ep, conn, row)
     if key is None:
         raise unauthorized_eab()
     verify_hmac(inner, key)

@@ -26,8 +26,6 @@ class AcmeEndpoint:
     authority: Door
     clock: Clock
     nonces: Nonces
-    eab_secret: bytes
-    """What EAB keys made before they were sealed are derived from (`eab`)."""
     passphrase: Secret | None
     """What EAB keys are sealed with (the CA passphrase)."""
     profile_cas: dict[str, str]
@@ -55,9 +53,8 @@ def build_endpoints(frontend: FrontEnd) -> list[AcmeEndpoint]:
     if parsed is None:
         return []
     nonces = Nonces(frontend.db, deployment_secret(frontend.db, "nonce"))
-    eab_secret = deployment_secret(frontend.db, "eab")
     profile_cas = {name: p.ca for name, p in frontend.config.profiles.items()}
     return [AcmeEndpoint(e, parsed.validation, frontend.db, frontend.door, frontend.clock,
-                         nonces, eab_secret, frontend.passphrase, profile_cas,
+                         nonces, frontend.passphrase, profile_cas,
                          frontend.blocking)
             for e in parsed.endpoints]

@@ -171,7 +171,9 @@ async def test_an_eab_key_sealed_under_the_ca_passphrase_binds_an_account(
         row = store.get_eab_key(conn, kid)
     assert row is not None and sealing.is_current(row["hmac_key"])
     assert key not in row["hmac_key"]
-    # Not derivable from what the database holds (the pre-0005 scheme).
+    # Nothing in the database derives it: a new deployment has no EAB secret at all, and
+    # the pre-0005 scheme's derivation gives another key.
+    assert "eab" not in [r["name"] for r in harness.rows("acme_secrets")]
     assert key != eab.derive_key(deployment_secret(ctx.db, "eab"), kid)
 
     acme = acme_client(harness, endpoint="corp")
