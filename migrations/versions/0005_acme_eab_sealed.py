@@ -7,8 +7,8 @@ every EAB key.
 
 Existing rows keep ``hmac_key`` NULL and go on working: the key is still derived for
 them when they are used (no passphrase is available to a migration). ``enroll ca
-rotate-passphrase`` seals the derived key of each such row, after which none depends on
-the database secret.
+rotate-passphrase`` seals the derived key of each such row and deletes the database
+secret.
 
 Revision ID: 0005_acme_eab_sealed
 Revises: 0004_acme_replaces_once

@@ -74,7 +74,8 @@ def create(tx: Tx, endpoint: str, allow: list[str] | None, passphrase: Secret | 
 
 def reseal(tx: Tx, old: Secret, new: Secret) -> int:
     """Re-seal every EAB key from `old` to `new`; keys made before they were sealed are
-    derived one last time and sealed (rotation is their migration). Returns the count."""
+    derived one last time and sealed (rotation is their migration), and the secret they
+    were derived from is deleted. Returns the count."""
     keys = store.eab_key_blobs(tx)
     master = store.get_secret(tx, LEGACY_SECRET) if any(b is None for _, b in keys) else None
     for kid, blob in keys:
@@ -87,6 +88,8 @@ def reseal(tx: Tx, old: Secret, new: Secret) -> int:
             fresh = sealing.reseal(blob, old, new, context=context(kid))
         if fresh != blob and not store.replace_eab_key_blob(tx, kid, blob, fresh):
             raise sealing.UnsealError(f"{context(kid)} changed during the rotation")
+    # No key is derived from it any more: the database no longer holds what made them.
+    store.delete_secret(tx, LEGACY_SECRET)
     return len(keys)
 
 

@@ -411,6 +411,10 @@ def replace_eab_key_blob(tx: Tx, kid: str, old: bytes | None, new: bytes) -> boo
                   (new, kid, old)) == 1
 
 
+def delete_secret(tx: Tx, name: str) -> None:
+    tx.run("DELETE FROM acme_secrets WHERE name = ?", (name,))
+
+
 def get_secret(tx: Tx, name: str) -> bytes | None:
     """The stored secret called `name`, or None (never creates it)."""
     value = tx.scalar("SELECT value FROM acme_secrets WHERE name = ?", (name,))

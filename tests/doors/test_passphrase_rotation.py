@@ -178,6 +178,7 @@ async def test_rotation_through_the_cli_moves_every_secret_and_all_doors_issue_a
     assert refused.returncode == 2 and "wrong passphrase" in refused.stderr
 
     after = make(ca_passphrase=NEW_TEXT)
+    assert "eab" not in [r["name"] for r in after.rows("acme_secrets")]  # nothing derives
     blobs = _blobs(after)
     assert len(blobs) == 6 and all(b is not None and sealing.is_current(b)
                                    for b in blobs.values()), blobs
