@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from enroll.ca import CABackend, CAStore
     from enroll.config import CASettings, Config
+    from enroll.config_values import Secret
     from enroll.door import FrontEnd
     from enroll.model import (
         CertificateDraft,
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
         RequestRecord,
     )
     from enroll.profiles import Profile
+    from enroll.store.transaction import Tx
 
 hookspec = pluggy.HookspecMarker("enroll")
 hookimpl = pluggy.HookimplMarker("enroll")
@@ -58,6 +60,21 @@ def enroll_ca_backend(name: str, settings: CASettings, store: CAStore,
     `enroll.errors.NotInitialised` (``store.put`` raises it too). `unseal` asks for the
     signing key now, so a missing or wrong passphrase stops start-up; when False (read-only
     commands) open the key only when the CA first signs, so no passphrase is needed.
+    """
+
+
+@hookspec
+def enroll_reseal_secrets(tx: Tx, old: Secret, new: Secret) -> Mapping[str, int] | None:
+    """Re-seal every secret your plugin keeps sealed under the CA passphrase.
+
+    Called by ``enroll ca rotate-passphrase`` inside the core's one write transaction
+    `tx` (every plugin's rows change together or not at all). Read your rows through
+    `tx`, open each blob with `old` and write it back sealed with `new`
+    (`enroll.crypto.sealing.reseal` does both, and converts older formats to the current
+    one); change nothing else. Return how many secrets of each kind you re-sealed
+    (``{"scep RA keys": 2}``), or None if you keep none. Raise
+    `enroll.crypto.sealing.UnsealError` naming the secret if one does not open: the
+    whole rotation is rolled back and everything stays under `old`.
     """
 
 

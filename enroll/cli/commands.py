@@ -1,4 +1,5 @@
-"""Core sub-commands: serve, init, db, ca, certs, requests, crl, audit."""
+"""Core sub-commands: serve, init, db, ca, certs, requests, crl, audit
+(``ca rotate-passphrase`` lives in `enroll.cli.passphrase`)."""
 
 from __future__ import annotations
 
@@ -99,6 +100,9 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--chain", action="store_true", help="include issuers up to the root")
     p.add_argument("--out", type=Path, help="write to this file instead of stdout")
     p.set_defaults(func=cmd_ca_export)
+    from enroll.cli import passphrase  # it imports this module
+
+    passphrase.register(ca)
 
     certs = sub.add_parser("certs", help="issued certificates").add_subparsers(
         dest="certs_command")

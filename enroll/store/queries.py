@@ -69,6 +69,19 @@ def insert_ca(tx: Tx, ca: StoredCA, now: dt.datetime) -> None:
         "chain_pem": _pem(ca.chain), "key_blob": ca.key_blob, "created_at": now})
 
 
+def ca_key_blobs(tx: Tx, backend: str) -> list[tuple[str, bytes]]:
+    """(name, key blob) of every CA of `backend`, for re-sealing its keys."""
+    rows = tx.all("SELECT name, key_blob FROM cas WHERE backend = ? ORDER BY name",
+                  (backend,), cas)
+    return [(str(r["name"]), bytes(r["key_blob"])) for r in rows]
+
+
+def replace_ca_key_blob(tx: Tx, name: str, old: bytes, new: bytes) -> bool:
+    """Swap the key blob of CA `name` only if it is still `old`."""
+    return tx.run("UPDATE cas SET key_blob = ? WHERE name = ? AND key_blob = ?",
+                  (new, name, old)) == 1
+
+
 def list_cas(tx: Tx) -> list[StoredCA]:
     return [_ca(r) for r in tx.all(f"SELECT {_CA} FROM cas ORDER BY name", (), cas)]
 

@@ -13,11 +13,14 @@ from cryptography.x509 import ocsp
 
 from enroll.ca import CABackend, CAStore
 from enroll.config import CASettings, Config
+from enroll.config_values import Secret
 from enroll.crypto.keys import PrivateKey, generate_key, signing_hash
-from enroll.crypto.sealing import UnsealError, seal_key, unseal_key
+from enroll.crypto.sealing import UnsealError, reseal, seal_key, unseal_key
 from enroll.crypto.serials import new_serial
 from enroll.errors import ConfigError, NotInitialised
 from enroll.model import IssuanceRequest, StoredCA
+from enroll.store import queries
+from enroll.store.transaction import Tx
 
 BACKEND = "local"
 MISSING = ("CA private keys are encrypted at rest: set ca_passphrase_file in the "
@@ -123,12 +126,16 @@ def create_ca(name: str, settings: CASettings, parent: CABackend | None,
     return key, cert, (cert, *parent.chain)
 
 
+def _context(name: str) -> str:
+    return f"localca/ca-key/{name}"
+
+
 def open_ca(name: str, settings: CASettings, store: CAStore, parent: CABackend | None,
             config: Config, *, create: bool = True, unseal: bool = True) -> LocalCA:
     """The stored CA, created first if missing and `create`. Its key is unsealed now if
     `unseal`, else when it first signs (read-only commands need no passphrase)."""
     passphrase = config.ca_passphrase
-    context = f"localca/ca-key/{name}"
+    context = _context(name)
     stored = store.get(name)
     if stored is None:
         if not create:
@@ -159,3 +166,14 @@ def open_ca(name: str, settings: CASettings, store: CAStore, parent: CABackend |
 
 def fingerprint(cert: x509.Certificate) -> str:
     return cert.fingerprint(hashes.SHA256()).hex(":")
+
+
+def reseal_keys(tx: Tx, old: Secret, new: Secret) -> int:
+    """Re-seal the key of every local CA from `old` to `new` (``enroll ca
+    rotate-passphrase``); pre-v1 PEM keys come out in the current format."""
+    keys = queries.ca_key_blobs(tx, BACKEND)
+    for name, blob in keys:
+        fresh = reseal(blob, old, new, context=_context(name))
+        if fresh != blob and not queries.replace_ca_key_blob(tx, name, blob, fresh):
+            raise UnsealError(f"{_context(name)} changed during the rotation")
+    return len(keys)

@@ -130,12 +130,15 @@ def new_account(ep: AcmeEndpoint, v: Verified, url: str) -> tuple[store.Account,
     account = store.Account(secrets.token_urlsafe(12), ep.label, thumb, v.jwk, "valid",
                             contact, None, None)
     now = ep.clock.now()
+    if binding is not None:
+        # Checked before the write transaction: opening the sealed key may derive its
+        # KEK (scrypt) once, which must not hold SQLite's writer lock.
+        with ep.db.read() as conn:
+            row = eab.verify_binding(ep, conn, binding, v.jwk, url)
+        account = store.Account(account.id, ep.label, thumb, v.jwk, "valid",
+                                contact, row["kid"], row["allow"])
     try:
         with ep.db.write() as conn:
-            if binding is not None:
-                row = eab.verify_binding(ep, conn, binding, v.jwk, url)
-                account = store.Account(account.id, ep.label, thumb, v.jwk, "valid",
-                                        contact, row["kid"], row["allow"])
             store.add_account(conn, account, now)
             if binding is not None and not store.bind_eab_key(conn, account.eab_kid or "",
                                                               account.id, now):

@@ -26,9 +26,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 
 def _cmd_new(args: argparse.Namespace, opener: Any) -> int:
-    from .endpoint import deployment_secret
-
-    ctx: AppContext = opener.context()
+    # sign=True opens the CA keys first: a wrong passphrase stops here instead of
+    # sealing a key the server cannot open.
+    ctx: AppContext = opener.context(sign=True)
     parsed = settings.parse(ctx.config)
     labels = [e.label for e in (parsed.endpoints if parsed else ())]
     if args.endpoint not in labels:
@@ -37,11 +37,11 @@ def _cmd_new(args: argparse.Namespace, opener: Any) -> int:
     allow = list(args.allow) if args.allow else None
     if allow:
         names.check_patterns(allow, "--allow")
-    kid = eab.new_kid()
     with ctx.db.write() as conn:
-        store.add_eab_key(conn, kid, args.endpoint, allow, ctx.clock.now())
+        kid, key = eab.create(conn, args.endpoint, allow, ctx.config.ca_passphrase,
+                              ctx.clock.now())
     print(f"kid: {kid}")
-    print(f"hmac: {eab.encoded_key(deployment_secret(ctx.db, 'eab'), kid)}")
+    print(f"hmac: {key}")
     return 0
 
 

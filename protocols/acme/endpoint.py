@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from enroll.asgi.blocking import BlockingPool
 from enroll.clock import Clock
+from enroll.config_values import Secret
 from enroll.door import Door, FrontEnd
 from enroll.rate_limits import RateLimits
 from enroll.store.db import Database
@@ -27,7 +28,8 @@ class AcmeEndpoint:
     authority: Door
     clock: Clock
     nonces: Nonces
-    eab_secret: bytes
+    passphrase: Secret | None
+    """What EAB keys are sealed with (the CA passphrase)."""
     profile_cas: dict[str, str]
     """profile name -> CA name, to pick the chain of a certificate."""
     blocking: BlockingPool
@@ -56,10 +58,9 @@ def build_endpoints(frontend: FrontEnd) -> list[AcmeEndpoint]:
     if parsed is None:
         return []
     nonces = Nonces(frontend.db, deployment_secret(frontend.db, "nonce"))
-    eab_secret = deployment_secret(frontend.db, "eab")
     profile_cas = {name: p.ca for name, p in frontend.config.profiles.items()}
     slots = threading.BoundedSemaphore(parsed.validation.concurrency)
     return [AcmeEndpoint(e, parsed.validation, frontend.db, frontend.door, frontend.clock,
-                         nonces, eab_secret, profile_cas, frontend.blocking, frontend.limits,
-                         slots)
+                         nonces, frontend.passphrase, profile_cas, frontend.blocking,
+                         frontend.limits, slots)
             for e in parsed.endpoints]

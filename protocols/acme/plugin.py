@@ -9,8 +9,10 @@ from typing import Any
 from sqlalchemy import Table
 from starlette.routing import BaseRoute
 
+from enroll.config_values import Secret
 from enroll.door import FrontEnd
 from enroll.hookspecs import hookimpl
+from enroll.store.transaction import Tx
 
 from . import settings
 
@@ -62,3 +64,10 @@ def enroll_cli_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
     from . import cli
 
     cli.register(subparsers)
+
+
+@hookimpl
+def enroll_reseal_secrets(tx: Tx, old: Secret, new: Secret) -> Mapping[str, int]:
+    from . import eab
+
+    return {"ACME EAB keys": eab.reseal(tx, old, new)}

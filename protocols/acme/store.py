@@ -110,6 +110,9 @@ acme_eab_keys = Table(
     Column("account_id", String(32), nullable=True),
     Column("created_at", UTC_DT, nullable=False),
     Column("used_at", UTC_DT, nullable=True),
+    # The HMAC key sealed under the CA passphrase (NULL: a key made before 0005, derived
+    # from the "eab" secret; see protocols/acme/eab.py).
+    Column("hmac_key", LargeBinary, nullable=True),
 )
 
 
@@ -357,9 +360,12 @@ def set_challenge(tx: Tx, challenge_id: str, expect: str, status: str,
 # -- EAB keys -----------------------------------------------------------------------------
 
 def add_eab_key(tx: Tx, kid: str, endpoint: str, allow: list[str] | None,
-                now: dt.datetime) -> None:
-    tx.run("INSERT INTO acme_eab_keys (kid, endpoint, allow, created_at) VALUES (?, ?, ?, ?)",
-           (kid, endpoint, None if allow is None else json.dumps(allow), tx.when(now)))
+                now: dt.datetime, hmac_key: bytes | None = None) -> None:
+    """`hmac_key` is the sealed HMAC key (None only for keys made before it was kept)."""
+    tx.run("INSERT INTO acme_eab_keys (kid, endpoint, allow, created_at, hmac_key) "
+           "VALUES (?, ?, ?, ?, ?)",
+           (kid, endpoint, None if allow is None else json.dumps(allow), tx.when(now),
+            hmac_key))
 
 
 def _eab_key(row: Row) -> dict[str, Any]:
@@ -368,9 +374,15 @@ def _eab_key(row: Row) -> dict[str, Any]:
 
 
 def get_eab_key(tx: Tx, kid: str) -> dict[str, Any] | None:
-    row = tx.one("SELECT kid, endpoint, allow, account_id FROM acme_eab_keys WHERE kid = ?",
-                 (kid,))
-    return None if row is None else _eab_key(row)
+    """The key row (kid, endpoint, allow, account_id, and ``hmac_key``: the sealed blob
+    or None)."""
+    row = tx.one("SELECT kid, endpoint, allow, account_id, hmac_key FROM acme_eab_keys "
+                 "WHERE kid = ?", (kid,))
+    if row is not None:
+        found = _eab_key(row)
+        found["hmac_key"] = None if row["hmac_key"] is None else bytes(row["hmac_key"])
+        return found
+    return None
 
 
 def bind_eab_key(tx: Tx, kid: str, account_id: str, now: dt.datetime) -> bool:
@@ -399,3 +411,29 @@ def processing_challenge_count(tx: Tx, account_id: str, now: dt.datetime) -> int
         "SELECT count(*) FROM acme_authzs a JOIN acme_challenges c ON c.authz_id = a.id "
         "WHERE a.account_id = ? AND a.status = 'pending' AND a.expires > ? "
         "AND c.status = 'processing'", (account_id, tx.when(now))))
+
+
+def eab_key_blobs(tx: Tx) -> list[tuple[str, bytes | None]]:
+    """(kid, sealed HMAC key or None) of every EAB key, for re-sealing."""
+    rows = tx.all("SELECT kid, hmac_key FROM acme_eab_keys ORDER BY kid")
+    return [(str(r["kid"]), None if r["hmac_key"] is None else bytes(r["hmac_key"]))
+            for r in rows]
+
+
+def replace_eab_key_blob(tx: Tx, kid: str, old: bytes | None, new: bytes) -> bool:
+    """Store `new` as the sealed key of `kid` only if it still holds `old`."""
+    if old is None:
+        return tx.run("UPDATE acme_eab_keys SET hmac_key = ? WHERE kid = ? AND "
+                      "hmac_key IS NULL", (new, kid)) == 1
+    return tx.run("UPDATE acme_eab_keys SET hmac_key = ? WHERE kid = ? AND hmac_key = ?",
+                  (new, kid, old)) == 1
+
+
+def delete_secret(tx: Tx, name: str) -> None:
+    tx.run("DELETE FROM acme_secrets WHERE name = ?", (name,))
+
+
+def get_secret(tx: Tx, name: str) -> bytes | None:
+    """The stored secret called `name`, or None (never creates it)."""
+    value = tx.scalar("SELECT value FROM acme_secrets WHERE name = ?", (name,))
+    return None if value is None else bytes(value)

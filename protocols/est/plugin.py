@@ -12,9 +12,11 @@ from cryptography import x509
 from sqlalchemy import Table
 from starlette.routing import BaseRoute
 
+from enroll.config_values import Secret
 from enroll.door import FrontEnd
 from enroll.hookspecs import hookimpl
 from enroll.private_files import write_private
+from enroll.store.transaction import Tx
 
 from . import passwords, settings
 
@@ -104,3 +106,10 @@ def enroll_cli_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
     from . import cli
 
     cli.register(subparsers)
+
+
+@hookimpl
+def enroll_reseal_secrets(tx: Tx, old: Secret, new: Secret) -> Mapping[str, int]:
+    from . import serverkeygen
+
+    return {"EST kept keys": serverkeygen.reseal(tx, old, new)}

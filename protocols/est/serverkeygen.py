@@ -12,18 +12,20 @@ endpoint with ``archive_keys = true``) are sealed with the CA passphrase
 
 from __future__ import annotations
 
-import hashlib
+import functools
 
 from cryptography import x509
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from enroll.config_values import Secret
 from enroll.crypto import sealing
 from enroll.crypto.keys import PrivateKey, generate_key
 from enroll.errors import BadCSR, Unavailable
+from enroll.store.transaction import Tx
+
+from . import store
 
 _PRE_V1_SALT = b"enroll/est/server-generated-keys/v1"
 
@@ -59,6 +61,10 @@ def open_key(blob: bytes, passphrase: Secret | None, request_id: str) -> bytes:
     return sealing.unseal(blob, _require(passphrase), context=_context(request_id))
 
 
+def _open_for(request_id: str, blob: bytes, passphrase: Secret) -> bytes:
+    return open_key(blob, passphrase, request_id)
+
+
 def _require(passphrase: Secret | None) -> Secret:
     if passphrase is None:
         raise Unavailable("this server cannot keep server-generated keys "
@@ -73,10 +79,22 @@ def _context(request_id: str) -> str:
 def _open_before_v1(blob: bytes, passphrase: Secret, request_id: str) -> bytes:
     # The format EST wrote before enroll.crypto.sealing: nonce (12) | AES-256-GCM with
     # the request id as associated data, under scrypt of the passphrase and a fixed salt.
-    key = hashlib.scrypt(passphrase.reveal().encode(), salt=_PRE_V1_SALT, n=1 << 15, r=8,
-                         p=1, dklen=32, maxmem=128 * 1024 * 1024)
+    # Same KDF as sealing v1, so the key is derived once per process (sealing.kek).
+    aead = sealing.kek(passphrase, _PRE_V1_SALT, sealing.V1_PARAMS)
     try:
-        return AESGCM(key).decrypt(blob[:12], blob[12:], request_id.encode())
+        return aead.decrypt(blob[:12], blob[12:], request_id.encode())
     except InvalidTag:
         raise sealing.UnsealError("wrong passphrase or request, or a damaged blob") \
             from None
+
+
+def reseal(tx: Tx, old: Secret, new: Secret) -> int:
+    """Re-seal every kept key from `old` to `new` (``enroll ca rotate-passphrase``);
+    keys in the pre-v1 format come out in the shared one."""
+    keys = store.key_blobs(tx)
+    for request_id, blob in keys:
+        fresh = sealing.reseal(blob, old, new, context=_context(request_id),
+                               read=functools.partial(_open_for, request_id))
+        if fresh != blob and not store.replace_key_blob(tx, request_id, blob, fresh):
+            raise sealing.UnsealError(f"{_context(request_id)} changed during the rotation")
+    return len(keys)

@@ -160,3 +160,16 @@ def forget_delivered_key(tx: Tx, request_id: str) -> None:
 
 def count_keys(tx: Tx) -> int:
     return int(tx.scalar("SELECT count(*) FROM est_server_keys"))
+
+
+def key_blobs(tx: Tx) -> list[tuple[str, bytes]]:
+    """(request id, sealed key) of every kept key, for re-sealing."""
+    rows = tx.all("SELECT request_id, encrypted_key FROM est_server_keys ORDER BY request_id",
+                  (), est_server_keys)
+    return [(str(r["request_id"]), bytes(r["encrypted_key"])) for r in rows]
+
+
+def replace_key_blob(tx: Tx, request_id: str, old: bytes, new: bytes) -> bool:
+    """Swap a kept key's blob only if it is still `old`."""
+    return tx.run("UPDATE est_server_keys SET encrypted_key = ? WHERE request_id = ? AND "
+                  "encrypted_key = ?", (new, request_id, old)) == 1

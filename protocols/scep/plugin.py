@@ -13,13 +13,14 @@ from cryptography.hazmat.primitives import hashes
 from sqlalchemy import Table
 from starlette.routing import BaseRoute
 
-from enroll.config_values import as_duration
+from enroll.config_values import Secret, as_duration
 from enroll.context import AppContext
 from enroll.door import FrontEnd
 from enroll.errors import ConfigError
 from enroll.hookspecs import hookimpl
 from enroll.model import ChallengeContext
 from enroll.private_files import write_private
+from enroll.store.transaction import Tx
 
 from . import challenges, ra, settings
 
@@ -131,3 +132,8 @@ def _cmd_challenge_new(args: argparse.Namespace, opener: Any) -> int:
     else:
         print(challenge)
     return 0
+
+
+@hookimpl
+def enroll_reseal_secrets(tx: Tx, old: Secret, new: Secret) -> Mapping[str, int]:
+    return {"SCEP RA keys": ra.reseal(tx, old, new)}

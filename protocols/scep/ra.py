@@ -29,10 +29,12 @@ from cryptography.x509.oid import NameOID
 from sqlalchemy.exc import IntegrityError
 
 from enroll.config_values import Secret
+from enroll.crypto import sealing
 from enroll.crypto.sealing import UnsealError, seal_key, unseal_key
 from enroll.door import FrontEnd
 from enroll.errors import ConfigError, Conflict
 from enroll.model import EnrollmentRequest, Issued, Requester
+from enroll.store.transaction import Tx
 
 from . import store
 from .settings import EndpointSettings
@@ -147,3 +149,13 @@ def _wait_for_other_worker(frontend: FrontEnd, endpoint: EndpointSettings, ca: s
             return RA(ra.certificate, ra.key, frontend.door.chain(ca))
         time.sleep(0.1)
     return None
+
+
+def reseal(tx: Tx, old: Secret, new: Secret) -> int:
+    """Re-seal every RA key from `old` to `new` (``enroll ca rotate-passphrase``)."""
+    keys = store.ra_key_blobs(tx)
+    for endpoint, ca, blob in keys:
+        fresh = sealing.reseal(blob, old, new, context=_context(endpoint, ca))
+        if fresh != blob and not store.replace_ra_key_blob(tx, endpoint, ca, blob, fresh):
+            raise sealing.UnsealError(f"{_context(endpoint, ca)} changed during the rotation")
+    return len(keys)

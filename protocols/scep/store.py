@@ -129,3 +129,16 @@ def purge_expired_challenges(tx: Tx, before: dt.datetime, limit: int | None = No
     return tx.run("DELETE FROM scep_challenges WHERE digest IN (SELECT digest FROM "
                   "scep_challenges WHERE expires_at < ? ORDER BY expires_at LIMIT ?)",
                   (tx.when(before), int(limit)))
+
+
+def ra_key_blobs(tx: Tx) -> list[tuple[str, str, bytes]]:
+    """(endpoint, ca, key blob) of every RA, for re-sealing."""
+    rows = tx.all("SELECT endpoint, ca, key_blob FROM scep_ra_keys ORDER BY endpoint, ca",
+                  (), scep_ra_keys)
+    return [(str(r["endpoint"]), str(r["ca"]), bytes(r["key_blob"])) for r in rows]
+
+
+def replace_ra_key_blob(tx: Tx, endpoint: str, ca: str, old: bytes, new: bytes) -> bool:
+    """Swap an RA's key blob only if it is still `old`."""
+    return tx.run("UPDATE scep_ra_keys SET key_blob = ? WHERE endpoint = ? AND ca = ? AND "
+                  "key_blob = ?", (new, endpoint, ca, old)) == 1

@@ -234,10 +234,17 @@ def test_read_only_commands_need_no_passphrase_and_signing_ones_stop_cleanly(
     missing = ("configuration error: ca_passphrase: CA private keys are encrypted at rest: "
                "set ca_passphrase_file in the config or ENROLL_CA_PASSPHRASE")
     for args in (("requests", "approve", pending.request_id),
-                 ("certs", "revoke", issued.serial_hex), ("crl", "--refresh")):
+                 ("certs", "revoke", issued.serial_hex), ("crl", "--refresh"),
+                 ("acme", "eab", "new")):  # an EAB key is sealed under the passphrase
         done = _cli(initialised, *args, env=manual)
         assert done.returncode == 2, (args, done.stderr)
         assert done.stderr.strip() == missing
+    rotated = _cli(initialised, "ca", "rotate-passphrase", env=manual)
+    assert rotated.returncode == 2
+    assert rotated.stderr.strip() == ("configuration error: ca_passphrase: no CA passphrase "
+                                      "is configured, so nothing is sealed under one")
+    with ctx.db.read() as tx:
+        assert tx.scalar("SELECT count(*) FROM acme_eab_keys") == 0
     # Nothing changed: the request is still pending, the certificate still valid.
     assert [r.id for r in ctx.authority.list_requests(RequestStatus.PENDING, 10)] == [
         pending.request_id]

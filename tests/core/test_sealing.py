@@ -1,5 +1,6 @@
 """Sealing with the CA passphrase (enroll.crypto.sealing): one format for CA keys, SCEP RA
-keys and EST's kept keys, and the blobs written before it still open."""
+keys, EST's kept keys and EAB keys, its scrypt parameters stored in the blob, and the
+blobs written before it (v1, the PBKDF2 PEM) still open."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from enroll.config import Secret
 from enroll.context import AppContext
@@ -52,7 +55,7 @@ def test_a_blob_sealed_by_another_process_opens(monkeypatch: Any) -> None:
     blob = seal(b"from worker 1", PASS, context="test/b")
     monkeypatch.setattr(sealing, "_PROCESS_SALT", b"\x02" * 16)
     assert unseal(blob, PASS, context="test/b") == b"from worker 1"
-    assert seal(b"x", PASS, context="test/b")[8:24] == b"\x02" * 16
+    assert sealing.inspect(seal(b"x", PASS, context="test/b")).salt == b"\x02" * 16
 
 
 @pytest.mark.parametrize("make", [
@@ -98,3 +101,93 @@ def test_a_database_with_pre_v1_ca_keys_still_starts_and_signs(
     outcome = again.authority.submit(request(make_csr()))
     assert isinstance(outcome, Issued)
     outcome.certificate.verify_directly_issued_by(again.cas.get("issuing").certificate)
+
+
+# -- format v2: the KDF parameters travel with the blob --------------------------------
+
+def test_new_blobs_are_v2_and_say_which_scrypt_parameters_sealed_them() -> None:
+    blob = seal(b"secret bytes", PASS, context="test/v2")
+    header = sealing.inspect(blob)
+    assert blob.startswith(b"ENRSEAL2")
+    assert (header.version, header.kdf, header.params) == (2, "scrypt", sealing.DEFAULT_PARAMS)
+    assert sealing.DEFAULT_PARAMS == sealing.ScryptParams(log2_n=15, r=8, p=1)
+    assert blob[8:11] == bytes((15, 8, 1)) and header.salt == blob[11:27]
+    assert sealing.is_current(blob)
+
+
+def test_the_stored_parameters_are_the_ones_used_to_open() -> None:
+    params = sealing.ScryptParams(log2_n=12, r=4, p=2)
+    blob = seal(b"secret bytes", PASS, context="test/params", params=params)
+    assert sealing.inspect(blob).params == params and not sealing.is_current(blob)
+    assert unseal(blob, PASS, context="test/params") == b"secret bytes"
+    # Independently: scrypt with exactly those parameters and the header as AAD.
+    salt, nonce = blob[11:27], blob[27:39]
+    key = Scrypt(salt=salt, length=32, n=1 << 12, r=4, p=2).derive(TEST_PASSPHRASE.encode())
+    assert AESGCM(key).decrypt(nonce, blob[39:], blob[:27] + b"test/params") == b"secret bytes"
+    # The header is authenticated: other parameters derive another key and fail.
+    edited = blob[:8] + bytes((13, 4, 2)) + blob[11:]
+    with pytest.raises(UnsealError, match="wrong passphrase"):
+        unseal(edited, PASS, context="test/params")
+
+
+@pytest.mark.parametrize("params", [(30, 8, 1), (15, 8, 0), (9, 8, 1), (20, 32, 1)])
+def test_a_header_asking_for_absurd_parameters_is_refused_without_running_them(
+        params: tuple[int, int, int]) -> None:
+    blob = seal(b"x", PASS, context="test/absurd")
+    with pytest.raises(UnsealError, match="unsupported scrypt parameters"):
+        unseal(blob[:8] + bytes(params) + blob[11:], PASS, context="test/absurd")
+
+
+def test_a_v1_blob_still_opens_and_a_wrong_passphrase_is_one_error(
+        vector: Callable[[str], bytes]) -> None:
+    # Sealed by enroll/crypto/sealing.py as of commit 3612607 (vectors README).
+    blob = vector("sealed_v1_localca_root.bin")
+    header = sealing.inspect(blob)
+    assert (header.version, header.params) == (1, sealing.V1_PARAMS) and is_sealed(blob)
+    key = unseal_key(blob, PASS, context="localca/ca-key/root")
+    assert key.public_key() == serialization.load_pem_public_key(vector("sealed_v1.pub.pem"))
+    for passphrase, context in ((Secret("another passphrase"), "localca/ca-key/root"),
+                                (PASS, "localca/ca-key/issuing")):
+        with pytest.raises(UnsealError, match="wrong passphrase or context"):
+            unseal(blob, passphrase, context=context)
+
+
+def test_the_pre_v1_pem_is_pbkdf2_and_reads_as_version_0(vector: Callable[[str], bytes]) -> None:
+    header = sealing.inspect(vector("sealed_pre_v1_localca.pem"))
+    assert (header.version, header.kdf, header.params) == (0, "pbkdf2-sha256", None)
+
+
+def test_a_process_derives_one_key_for_any_number_of_seals() -> None:
+    # EST keeps a server-generated key per request: only the first seal pays scrypt.
+    sealing._kek.cache_clear()
+    blobs = [seal(b"key %d" % i, PASS, context=f"est/server-key/r{i}") for i in range(50)]
+    assert sealing._kek.cache_info().misses == 1
+    assert [unseal(b, PASS, context=f"est/server-key/r{i}") for i, b in enumerate(blobs)] \
+        == [b"key %d" % i for i in range(50)]
+    assert sealing._kek.cache_info().misses == 1
+
+
+# -- reseal: what rotation does to each blob -------------------------------------------
+
+NEW = Secret("the new passphrase")
+
+
+@pytest.mark.parametrize("name", ["sealed_v1_localca_root.bin", "sealed_pre_v1_localca.pem"])
+def test_reseal_moves_older_formats_to_v2_under_the_new_passphrase(
+        name: str, vector: Callable[[str], bytes]) -> None:
+    blob = vector(name)
+    fresh = sealing.reseal(blob, PASS, NEW, context="localca/ca-key/root")
+    assert sealing.is_current(fresh)
+    assert unseal_key(fresh, NEW, context="localca/ca-key/root").public_key() == \
+        unseal_key(blob, PASS, context="localca/ca-key/root").public_key()
+    with pytest.raises(UnsealError):
+        unseal(fresh, PASS, context="localca/ca-key/root")
+
+
+def test_reseal_keeps_a_blob_already_under_the_new_passphrase_and_names_one_under_neither(
+        ) -> None:
+    done = seal(b"x", NEW, context="scep/ra-key/default/issuing")
+    assert sealing.reseal(done, PASS, NEW, context="scep/ra-key/default/issuing") is done
+    other = seal(b"x", Secret("a third passphrase"), context="scep/ra-key/default/issuing")
+    with pytest.raises(UnsealError, match="^scep/ra-key/default/issuing does not open"):
+        sealing.reseal(other, PASS, NEW, context="scep/ra-key/default/issuing")

@@ -100,7 +100,7 @@ async def test_eab_required_with_name_policy_binds_once(make_harness: Any,
     from enroll.protocols.acme.endpoint import deployment_secret
 
     kid = eab.new_kid()
-    with ctx.db.write() as conn:
+    with ctx.db.write() as conn:  # a key made before 0005: derived when used, not sealed
         store.add_eab_key(conn, kid, "corp", ["dns:*.corp.example"], ctx.clock.now())
     hmac_key = eab.derive_key(deployment_secret(ctx.db, "eab"), kid)
     acme = acme_client(harness, endpoint="corp")
@@ -136,6 +136,59 @@ async def test_eab_required_with_name_policy_binds_once(make_harness: Any,
                          use_jwk=True, check=False)
     problem(r, "unauthorized", 403)
     assert len(harness.rows("acme_accounts")) == 1
+
+
+def _eab_binding(client: AcmeClient, url: str, kid: str, key: bytes) -> dict[str, str]:
+    import hashlib
+    import hmac
+    import json
+
+    p64 = b64e(json.dumps({"alg": "HS256", "kid": kid, "url": url}).encode())
+    body = b64e(json.dumps(jwk_of(client.key.public_key())).encode())
+    sig = hmac.new(key, f"{p64}.{body}".encode(), hashlib.sha256).digest()
+    return {"protected": p64, "payload": body, "signature": b64e(sig)}
+
+
+async def test_an_eab_key_sealed_under_the_ca_passphrase_binds_an_account(
+        make_harness: Any, responder: Http01Responder) -> None:
+    import base64
+
+    from enroll.protocols.acme import store
+    from enroll.protocols.acme.endpoint import deployment_secret
+
+    from enroll.config import Secret
+    from enroll.crypto import sealing
+
+    harness = make_harness(endpoints={"default": {}, "corp": {"eab_required": True}})
+    ctx = harness.ctx
+    with ctx.db.write() as conn:
+        kid, encoded = eab.create(conn, "corp", None, ctx.config.ca_passphrase, ctx.clock.now())
+        stranger_kid = eab.new_kid()  # a row whose key was sealed under another passphrase
+        store.add_eab_key(conn, stranger_kid, "corp", None, ctx.clock.now(), sealing.seal(
+            b"k" * 32, Secret("not the CA passphrase"), context=eab.context(stranger_kid)))
+    key = base64.urlsafe_b64decode(encoded + "=")
+    with ctx.db.read() as conn:
+        row = store.get_eab_key(conn, kid)
+    assert row is not None and sealing.is_current(row["hmac_key"])
+    assert key not in row["hmac_key"]
+    # Nothing in the database derives it: a new deployment has no EAB secret at all, and
+    # the pre-0005 scheme's derivation gives another key.
+    assert "eab" not in [r["name"] for r in harness.rows("acme_secrets")]
+    assert key != eab.derive_key(deployment_secret(ctx.db, "eab"), kid)
+
+    acme = acme_client(harness, endpoint="corp")
+    d = await acme.directory()
+    r = await acme.post(d["newAccount"], {"externalAccountBinding": _eab_binding(
+        acme, d["newAccount"], stranger_kid, b"k" * 32)}, use_jwk=True, check=False)
+    problem(r, "unauthorized", 403)  # a key the server cannot open: refused, not a 500
+    r = await acme.post(d["newAccount"], {"externalAccountBinding": _eab_binding(
+        acme, d["newAccount"], kid, b"x" * 32)}, use_jwk=True, check=False)
+    problem(r, "unauthorized", 403)
+    assert harness.rows("acme_accounts") == []
+    r = await acme.register(externalAccountBinding=_eab_binding(acme, d["newAccount"], kid,
+                                                                key))
+    assert r.json()["externalAccountBinding"]["kid"] == kid
+    await acme.issue(["sealed.test.example"], responder)
 
 
 async def test_revoke_with_the_certificate_key(harness: Any, responder: Http01Responder) -> None:
