@@ -65,10 +65,11 @@ def refusal(refused: list[dict[str, Any]]) -> AcmeProblem:
     (the RFC's own example of a compound error)."""
     types = {doc["type"].removeprefix(NS) for doc in refused}
     typ = types.pop() if len(types) == 1 else "malformed"
+    if len(refused) == 1:
+        return AcmeProblem(typ, str(refused[0]["detail"]), 400, subproblems=refused)
     names = ", ".join(str(doc["identifier"]["value"])[:64] for doc in refused[:5])
     more = f" and {len(refused) - 5} more" if len(refused) > 5 else ""
-    noun = "identifier is" if len(refused) == 1 else "identifiers are"
-    return AcmeProblem(typ, f"{len(refused)} {noun} refused: {names}{more}", 400,
+    return AcmeProblem(typ, f"{len(refused)} identifiers are refused: {names}{more}", 400,
                        subproblems=refused)
 
 
