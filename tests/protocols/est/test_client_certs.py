@@ -162,7 +162,7 @@ def _header(cert: x509.Certificate) -> dict[str, str]:
 
 
 SECRET = "proxy-secret-" + "5f0c" * 12  # noqa: S105 - a test value
-SECRET_HEADER = "x-enroll-proxy-secret"
+SECRET_HEADER = "x-enroll-proxy-secret"  # noqa: S105 - a header name
 
 
 @pytest.fixture

@@ -160,7 +160,8 @@ def test_the_proxy_proof_itself_through_curl(behind_nginx: Any, tmp_path: Path) 
     sh(f"curl -sSf {tls} -u {est['username']}:{est['password']} {pkcs10} "
        f"--data-binary @d.b64 {base}/.well-known/est/simpleenroll | openssl base64 -d | "
        "openssl pkcs7 -inform DER -print_certs -out d.pem", w)
-    (w / "fwd.hdr").write_text(f"X-SSL-Client-Cert: {urllib.parse.quote((w / 'd.pem').read_text())}\n")
+    quoted = urllib.parse.quote((w / "d.pem").read_text())
+    (w / "fwd.hdr").write_text(f"X-SSL-Client-Cert: {quoted}\n")
     proxy = f"--interface 127.0.0.2 --cert {server_proxy(w)}/proxy.pem " \
         f"--key {server_proxy(w)}/proxy.key"
     sh(f"curl -sSf {proxy} {tls} -H @fwd.hdr {pkcs10} --data-binary @d.b64 "
