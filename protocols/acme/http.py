@@ -37,7 +37,7 @@ def plain_http_refusal(url: str) -> ASGIApp:
     """The answer on ``enroll serve``'s plain-HTTP listener: a problem document naming
     the HTTPS URL (the Replay-Nonce is added with every other error answer's)."""
     problem = AcmeProblem("malformed", f"ACME is served over HTTPS only (RFC 8555 "
-                          f"§6.1): {url}", 403)
+                          f"section 6.1): {url}", 403)
     return Response(json.dumps(problem.document()), status_code=403,
                     media_type="application/problem+json",
                     headers={"Cache-Control": "no-store"})

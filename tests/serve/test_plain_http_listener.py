@@ -33,7 +33,7 @@ def test_acme_on_plain_http_is_a_problem_naming_the_https_url(clients: Any) -> N
         assert r.headers["replay-nonce"]
         if method != "HEAD":
             assert r.json()["type"] == NS + "malformed"
-            assert r.json()["detail"] == ("ACME is served over HTTPS only (RFC 8555 §6.1): "
+            assert r.json()["detail"] == ("ACME is served over HTTPS only (RFC 8555 section 6.1): "
                                           f"{server.https_url}{path}")
     directory = https.get("/acme/directory").json()
     assert directory["newOrder"] == f"{server.https_url}/acme/new-order"
