@@ -16,7 +16,7 @@ What one input goes through, per target:
 - ``est``: `wire.decode_base64_body` + `load_csr` on the body; the same bytes as an
   ``Authorization`` header (`auth.basic_credentials`), as a trusted proxy's
   client-certificate header and as the ASGI TLS extension's certificate
-  (`auth.read_transport`).
+  (`auth.read_transport`, a header from a proxy proven by its secret).
 - ``acme``: `jws.parse` of the body, the JWK (`key_from_jwk`, `thumbprint`), the
   signature, then the payload as newAccount, newOrder, finalize and ARI read it
   (`fields.contact`, `fields.identifiers`, the CSR through `load_csr`,
@@ -191,18 +191,24 @@ def est_target() -> Target:
     import ipaddress
 
     from enroll.protocols.est import auth, wire
+    from enroll.protocols.est.settings import ProxySettings
 
     from enroll.csr import load_csr
 
-    proxies = (ipaddress.ip_network("127.0.0.1/32"),)
-    scope = {"type": "http", "client": ("127.0.0.1", 1), "extensions": {}}
+    proxy = ProxySettings(networks=(ipaddress.ip_network("127.0.0.1/32"),),
+                          certificates=frozenset(), chain=(), secret=b"s" * 32,
+                          secret_header="x-enroll-proxy-secret")  # noqa: S106 - a name
 
     def one(data: bytes) -> None:
         text = data.decode("latin-1")
         auth.basic_credentials(text)
-        auth.read_transport(scope, {"x-ssl-client-cert": text}, proxies, "x-ssl-client-cert")
+        scope = {"type": "http", "headers": [(b"x-ssl-client-cert", data),
+                                             (b"x-enroll-proxy-secret", b"s" * 32)],
+                 "extensions": {"enroll.transport": {"peer": ("127.0.0.1", 1)},
+                                "tls": {"client_cert_chain": []}}}
+        auth.read_transport(scope, proxy, "x-ssl-client-cert")
         auth.read_transport({"type": "http", "extensions": {"tls": {
-            "client_cert_chain": [text]}}}, {}, (), "x")
+            "client_cert_chain": [text]}}}, None, "x")
         load_csr(wire.decode_base64_body(data))
 
     seeds = _files("est/*")

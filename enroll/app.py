@@ -4,10 +4,12 @@ Everything is set up when `create_app` returns (database, CAs, routes); nothing 
 for an ASGI lifespan, so an app mounted inside another Starlette/FastAPI app works even
 though mounted apps never see the parent's lifespan.
 
-The app is Starlette's `Router` behind two plain ASGI layers, `RequestFrame` (request
-id, mount root, metrics, the 500 answer, optional log line) and `BodySizeLimit`; each
+The app is Starlette's `Router` behind plain ASGI layers: `ErrorHeaders` (headers a
+front-end asked for on every error answer under its paths), `RequestFrame` (request id,
+mount root, metrics, the 500 answer, optional log line) and `BodySizeLimit`; each
 front-end's routes come from its plugin's `enroll_routes` and are labelled with the
-plugin's name.
+plugin's name, and those it did not mark plain-HTTP-safe are refused on ``enroll
+serve``'s plain-HTTP listener (`enroll.asgi.plain_http`).
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ from starlette.datastructures import State
 from starlette.routing import BaseRoute, Router
 
 from enroll import config as config_mod
+from enroll.asgi import error_headers
 from enroll.asgi.body_limit import BodySizeLimit
 from enroll.asgi.request_frame import RequestFrame, label_routes
-from enroll.asgi.types import Receive, Scope, Send
+from enroll.asgi.types import ASGIApp, Receive, Scope, Send
 from enroll.clock import Clock
 from enroll.config import Config
 from enroll.context import AppContext, build_context
@@ -37,9 +40,11 @@ class EnrollApp:
         self.router = Router(routes=routes)
         self.state = State()
         self.state.enroll = context
-        self._app = RequestFrame(
+        framed: ASGIApp = RequestFrame(
             BodySizeLimit(self.router, max_bytes=context.config.max_body_bytes),
             log_requests=context.config.log_requests)
+        on_errors = error_headers.collect(routes)
+        self._app = error_headers.ErrorHeaders(framed, on_errors) if on_errors else framed
 
     @property
     def routes(self) -> list[BaseRoute]:
@@ -69,7 +74,8 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None,
     for impl in reversed(context.pm.hook.enroll_routes.get_hookimpls()):
         contributed = cast("Iterable[BaseRoute] | None",
                            impl.function(frontend=context.frontend))
-        routes.extend(label_routes(contributed or [], impl.plugin_name))
+        routes.extend(label_routes(contributed or [], impl.plugin_name,
+                                   https_url=context.config.public_https_url))
     return EnrollApp(routes, context)
 
 

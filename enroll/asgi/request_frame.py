@@ -9,7 +9,9 @@ a request logger, an id header), because each layer costs a closure per message:
   own mount point;
 - the protocol label: a front-end's routes are wrapped by `label_routes` with the
   plugin's name, so a custom path (``/mdm/scep``) is counted under its protocol; the
-  core never lists protocol paths;
+  core never lists protocol paths; given ``https_url``, `label_routes` also puts each
+  route the front-end did not mark plain-HTTP-safe behind `enroll.asgi.plain_http`'s
+  gate (refused on ``enroll serve``'s plain-HTTP listener);
 - Starlette's `HTTPException` (what its router raises for an unknown path, 404, or a
   method a route does not take, 405, because the router runs outside Starlette's
   exception middleware) is answered with its own status and a short text, not 500;
@@ -34,6 +36,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute
 
 from enroll import metrics
+from enroll.asgi import plain_http
 from enroll.asgi.types import ASGIApp, Message, Receive, Scope, Send
 from enroll.errors import Unavailable
 
@@ -42,12 +45,17 @@ CORE = "core"
 _INFO = "enroll.request"
 
 
-def label_routes(routes: Iterable[BaseRoute], protocol: str) -> list[BaseRoute]:
-    """Tag each route so requests it handles are counted (and logged) under `protocol`."""
+def label_routes(routes: Iterable[BaseRoute], protocol: str, *,
+                 https_url: str | None = None) -> list[BaseRoute]:
+    """Tag each route so requests it handles are counted (and logged) under `protocol`.
+    With `https_url` (the HTTPS listener's base URL), a route not marked
+    `plain_http.allow_plain_http` answers its refusal on the plain-HTTP listener."""
     labelled = []
     for route in routes:
         inner: Any = getattr(route, "app", None)
         if inner is not None:
+            if https_url is not None and not plain_http.plain_http_ok(route):
+                inner = plain_http.HttpsOnly(inner, https_url, plain_http.refusal_of(route))
             route.app = _Labelled(inner, protocol)  # type: ignore[attr-defined]
         labelled.append(route)
     return labelled

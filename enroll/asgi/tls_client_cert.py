@@ -15,6 +15,9 @@ transport's ``ssl_object`` and adds to every request's scope:
   ``X-Forwarded-For``), and the RFC 5929 tls-unique channel binding (TLS 1.2 and
   below; None for TLS 1.3, where it is undefined).
 
+A plain-HTTP connection gets ``enroll.transport`` and no ``tls``: that is how
+`enroll.asgi.plain_http` tells the plain-HTTP listener from the HTTPS one.
+
 The certificate reached the app only if the TLS layer verified it against the
 listener's client CA bundle (``CERT_OPTIONAL``: a client without one still connects);
 the app still decides whether it accepts it.

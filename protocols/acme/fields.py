@@ -9,7 +9,7 @@ from typing import Any
 
 from enroll.names import normalise_dns
 
-from .problems import AcmeProblem, malformed
+from .problems import NS, AcmeProblem, document, malformed
 
 MAX_IDENTIFIERS = 100
 
@@ -18,33 +18,59 @@ def rfc3339(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def identifiers(value: Any) -> list[dict[str, str]]:
-    """Validated, normalised, de-duplicated identifiers of a newOrder payload."""
+def identifiers(value: Any) -> tuple[list[dict[str, str]], list[dict[str, Any]]]:
+    """The validated, normalised, de-duplicated identifiers of a newOrder payload, and
+    one problem document (with its ``identifier``) for each one that is refused, so the
+    order's answer names every bad identifier (RFC 8555 §6.7.1 subproblems), not only
+    the first. A payload that is not a list of identifier objects is malformed."""
     if not isinstance(value, list) or not value:
         raise malformed("identifiers must be a non-empty list")
     if len(value) > MAX_IDENTIFIERS:
         raise AcmeProblem("rejectedIdentifier", f"at most {MAX_IDENTIFIERS} identifiers")
     out: dict[tuple[str, str], dict[str, str]] = {}
+    refused: list[dict[str, Any]] = []
     for item in value:
         if not isinstance(item, dict) or not isinstance(item.get("value"), str):
             raise malformed("each identifier needs a type and a value")
         kind, text = item.get("type"), item["value"]
-        if len(text) > 253:
-            raise AcmeProblem("rejectedIdentifier", "identifier too long")
-        if kind == "dns":
-            try:
-                text = normalise_dns(text, allow_wildcard=True)
-            except ValueError as exc:
-                raise AcmeProblem("rejectedIdentifier", str(exc)) from None
-        elif kind == "ip":
-            try:
-                text = str(ipaddress.ip_address(text))
-            except ValueError:
-                raise AcmeProblem("rejectedIdentifier", "not an IP address") from None
-        else:
-            raise AcmeProblem("unsupportedIdentifier", "identifier types are dns and ip")
-        out[(kind, text)] = {"type": kind, "value": text}
-    return list(out.values())
+        given = {"type": str(kind)[:16], "value": text}
+        problem = _identifier_problem(kind, text)
+        if isinstance(problem, tuple):
+            refused.append(document(*problem, identifier=given))
+            continue
+        out[(str(kind), problem)] = {"type": str(kind), "value": problem}
+    return list(out.values()), refused
+
+
+def _identifier_problem(kind: object, text: str) -> str | tuple[str, str]:
+    """The normalised value, or (problem type, detail) for a refused identifier."""
+    if len(text) > 253:
+        return "rejectedIdentifier", "identifier too long"
+    if kind == "dns":
+        try:
+            return normalise_dns(text, allow_wildcard=True)
+        except ValueError as exc:
+            return "rejectedIdentifier", str(exc)
+    if kind == "ip":
+        try:
+            return str(ipaddress.ip_address(text))
+        except ValueError:
+            return "rejectedIdentifier", "not an IP address"
+    return "unsupportedIdentifier", "identifier types are dns and ip"
+
+
+def refusal(refused: list[dict[str, Any]]) -> AcmeProblem:
+    """One problem for every refused identifier of an order (RFC 8555 §6.7.1): the
+    top-level type is the subproblems' type when they share one, else ``malformed``
+    (the RFC's own example of a compound error)."""
+    types = {doc["type"].removeprefix(NS) for doc in refused}
+    typ = types.pop() if len(types) == 1 else "malformed"
+    if len(refused) == 1:
+        return AcmeProblem(typ, str(refused[0]["detail"]), 400, subproblems=refused)
+    names = ", ".join(str(doc["identifier"]["value"])[:64] for doc in refused[:5])
+    more = f" and {len(refused) - 5} more" if len(refused) > 5 else ""
+    return AcmeProblem(typ, f"{len(refused)} identifiers are refused: {names}{more}", 400,
+                       subproblems=refused)
 
 
 def contact(value: Any) -> list[str]:

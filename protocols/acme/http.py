@@ -18,7 +18,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from enroll.asgi.error_headers import add_on_errors
 from enroll.asgi.peer import peer_address
+from enroll.asgi.plain_http import refuse_plain_http
+from enroll.asgi.types import ASGIApp
 from enroll.errors import EnrollError
 
 from . import accounts, ari, authorizations, certificates, limits, messages, orders, store
@@ -28,6 +31,16 @@ from .problems import AcmeProblem, from_error, internal, malformed, not_found
 
 log = logging.getLogger("enroll.acme")
 JOSE = "application/jose+json"
+
+
+def plain_http_refusal(url: str) -> ASGIApp:
+    """The answer on ``enroll serve``'s plain-HTTP listener: a problem document naming
+    the HTTPS URL (the Replay-Nonce is added with every other error answer's)."""
+    problem = AcmeProblem("malformed", f"ACME is served over HTTPS only (RFC 8555 "
+                          f"section 6.1): {url}", 403)
+    return Response(json.dumps(problem.document()), status_code=403,
+                    media_type="application/problem+json",
+                    headers={"Cache-Control": "no-store"})
 
 
 def _request_id(request: Request) -> str:
@@ -305,7 +318,20 @@ class AcmeHttp:
             return Reply(200)
         return await self._handle(request, "any", "/revoke-cert", op)
 
+    def error_headers(self) -> dict[str, str]:
+        """What every answer under this endpoint carries, also the 404, 405, 413 and
+        500 answers the app's outer layers make (`enroll.asgi.error_headers`)."""
+        return {"Replay-Nonce": self.ep.nonces.new(self.ep.clock.now()),
+                "Cache-Control": "no-store"}
+
     def routes(self) -> list[BaseRoute]:
+        """This endpoint's routes, HTTPS-only (RFC 8555 §6.1) with a problem document as
+        the plain-HTTP refusal, and a Replay-Nonce on every error answer under its path
+        (RFC 8555 §6.5), wherever in the app the answer is made."""
+        routes = refuse_plain_http(self._routes(), plain_http_refusal)
+        return add_on_errors(routes, self.ep.settings.path, self.error_headers)
+
+    def _routes(self) -> list[BaseRoute]:
         p = self.ep.settings.path
         return [
             Route(f"{p}/directory", self.directory, methods=["GET"]),

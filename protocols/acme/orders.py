@@ -36,9 +36,8 @@ def new_order(ep: AcmeEndpoint, v: Verified) -> tuple[store.Order, list[str]]:
     payload = v.jws.payload()
     if "notBefore" in payload or "notAfter" in payload:
         raise malformed("notBefore/notAfter are not supported; the profile sets validity")
-    idents = fields.identifiers(payload.get("identifiers"))
+    idents, refused = fields.identifiers(payload.get("identifiers"))
     offered = ep.settings.challenges
-    refused = []
     for ident in idents:
         value = ident["value"]
         check = value[2:] if value.startswith("*.") else value
@@ -52,8 +51,7 @@ def new_order(ep: AcmeEndpoint, v: Verified) -> tuple[store.Order, list[str]]:
             refused.append(document("rejectedIdentifier", f"{check} is not allowed here",
                                     identifier=ident))
     if refused:
-        raise AcmeProblem("rejectedIdentifier", "some identifiers are not allowed here",
-                          400, subproblems=refused)
+        raise fields.refusal(refused)
     profile = payload.get("profile", ep.settings.profile)
     if not isinstance(profile, str) or profile not in ep.settings.profiles:
         raise AcmeProblem("invalidProfile", "this endpoint does not offer that profile")

@@ -5,8 +5,14 @@ The client certificate comes from one of two places:
 1. the TLS connection itself (``enroll serve``'s HTTPS listener puts it in the ASGI TLS
    extension, ``scope["extensions"]["tls"]["client_cert_chain"]``);
 2. a header set by a TLS-terminating reverse proxy (nginx ``$ssl_client_escaped_cert``),
-   honoured only when the socket peer is one of the configured ``trusted_proxies``; from
-   anyone else the header is ignored.
+   honoured only from a proxy that proves itself on this request (`read_transport`):
+   the socket peer ``enroll serve`` saw (``scope["extensions"]["enroll.transport"]``,
+   never the rewritable ``scope["client"]``) is in ``trusted_proxies`` AND the
+   connection's TLS client certificate is one of ``[est.proxy] client_certs`` or the
+   request carries the shared secret (compared in constant time). Embedded under
+   another ASGI server there is no socket peer to check: only the secret proves the
+   proxy. From anyone else the header is ignored; a repeated certificate or secret
+   header is refused (400), never first- or last-wins.
 
 A certificate authenticates only if this engine issued it under the endpoint's CA (exact
 bytes in the inventory), it is not revoked and is within its validity, or if one of the
@@ -20,29 +26,32 @@ import base64
 import binascii
 import datetime as dt
 import hashlib
+import hmac
 import ipaddress
+import logging
 import time
 import urllib.parse
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 
+from enroll.asgi.peer import peer_address
 from enroll.client_certificates import load_certificate
 from enroll.clock import Clock
 from enroll.errors import MalformedInput, Unauthorized
 from enroll.model import CertificateRecord, CertificateStatus, Requester
 
 from . import passwords, store
-from .settings import EndpointSettings
+from .settings import EndpointSettings, Network, ProxySettings
 
 MAX_AUTH_HEADER = 2048
 MAX_CERT_HEADER = 16 * 1024
 MAX_CERT_PEM = 64 * 1024
 USER_CACHE_SECONDS = 30.0
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+log = logging.getLogger("enroll.est")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +59,7 @@ class Transport:
     """What the connection tells us, before any credential is checked."""
 
     secure: bool
-    """HTTPS to us, or plain HTTP from a trusted proxy (which terminated TLS)."""
+    """HTTPS to us, or (embedded) a proxy that proved itself and terminated TLS."""
     client_cert: x509.Certificate | None
     tls_unique: bytes | None
     source: str | None = None
@@ -71,26 +80,12 @@ class CertIdentity:
         return Requester(f"cert:{issuer}/{self.certificate.serial_number:x}", "client-cert")
 
 
-def parse_networks(entries: Iterable[str]) -> tuple[Network, ...]:
-    """``trusted_proxies`` entries: addresses or CIDR networks."""
-    nets: list[Network] = []
-    for entry in entries:
-        try:
-            nets.append(ipaddress.ip_network(entry.strip(), strict=False))
-        except ValueError:
-            from enroll.errors import ConfigError
-
-            raise ConfigError("trusted_proxies", f"not an address or network: {entry!r}") \
-                from None
-    return tuple(nets)
-
-
 def socket_peer(scope: Mapping[str, Any]) -> str | None:
-    """The real peer address: from ``enroll serve``'s transport extension when present
-    (immune to proxy-header rewriting), else the ASGI ``client``."""
-    transport = scope.get("extensions", {}).get("enroll.transport")
-    peer = transport.get("peer") if transport else scope.get("client")
-    return str(peer[0]) if peer else None
+    """The real peer address from ``enroll serve``'s transport extension (immune to
+    proxy-header rewriting); None without it: ``scope["client"]`` is not evidence."""
+    transport = _mapping(_mapping(scope.get("extensions")).get("enroll.transport"))
+    peer = transport.get("peer")
+    return str(peer[0]) if isinstance(peer, list | tuple) and peer else None
 
 
 def _is_trusted(peer: str | None, proxies: tuple[Network, ...]) -> bool:
@@ -131,25 +126,63 @@ def _mapping(value: object) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-def read_transport(scope: Mapping[str, Any], headers: Mapping[str, str],
-                   proxies: tuple[Network, ...], header_name: str) -> Transport:
-    """The client certificate and channel binding of this request, if any."""
+def header_values(scope: Mapping[str, Any], name: str) -> list[bytes]:
+    """Every value of header `name` (lower-case) in the raw ASGI headers."""
+    wanted = name.encode("latin-1")
+    raw = scope.get("headers") or ()
+    return [bytes(v) for k, v in raw if bytes(k).lower() == wanted]
+
+
+def _single(scope: Mapping[str, Any], name: str) -> bytes | None:
+    values = header_values(scope, name)
+    if len(values) > 1:
+        raise MalformedInput(f"the {name} header is repeated")
+    return values[0] if values else None
+
+
+def _proxy_proven(scope: Mapping[str, Any], proxy: ProxySettings | None,
+                  leaf: x509.Certificate | None, listener: bool) -> bool:
+    """Did a configured proxy send this request, proven on the request itself?"""
+    if proxy is None:
+        return False
+    secret = _single(scope, proxy.secret_header)
+    if listener and not _is_trusted(socket_peer(scope), proxy.networks):
+        return False
+    if listener and leaf is not None and proxy.is_proxy_certificate(leaf):
+        return True
+    if secret is None or proxy.secret is None:
+        return False
+    if hmac.compare_digest(secret, proxy.secret):
+        return True
+    log.warning("est: the %s header from %s does not match est.proxy.secret_file",
+                proxy.secret_header, socket_peer(scope) or "an embedding server")
+    return False
+
+
+def read_transport(scope: Mapping[str, Any], proxy: ProxySettings | None,
+                   header_name: str) -> Transport:
+    """The client certificate and channel binding of this request, if any. Raises
+    `MalformedInput` for a repeated certificate or proxy-secret header."""
     extensions = _mapping(scope.get("extensions"))
     tls = _mapping(extensions.get("tls"))
     chain = tls.get("client_cert_chain") or []
     transport_ext = _mapping(extensions.get("enroll.transport"))
-    cert: x509.Certificate | None = None
+    listener = bool(transport_ext)
+    forwarded = _single(scope, header_name)
+    leaf: x509.Certificate | None = None
     if isinstance(chain, list | tuple) and chain:
-        cert = _usable(chain[0])
-    from_proxy = _is_trusted(socket_peer(scope), proxies)
-    if from_proxy and cert is None:
-        cert = _cert_from_header(headers.get(header_name, ""))
-    if transport_ext:  # enroll serve: trust the socket, not a rewritten scheme
-        secure = bool(tls) or from_proxy
+        leaf = _usable(chain[0])
+    if _proxy_proven(scope, proxy, leaf, listener):
+        # The TLS connection (certificate, tls-unique) is the proxy's, not the client's.
+        cert = _cert_from_header(forwarded.decode("latin-1")) if forwarded else None
+        return Transport(secure=True, client_cert=cert, tls_unique=None,
+                         source=peer_address(scope))
+    if listener:  # enroll serve: trust the socket, not a rewritten scheme
+        secure = bool(tls)
     else:
-        secure = scope.get("scheme") == "https" or bool(tls) or from_proxy
-    return Transport(secure=secure, client_cert=cert,
-                     tls_unique=transport_ext.get("tls_unique"), source=socket_peer(scope))
+        secure = scope.get("scheme") == "https" or bool(tls)
+    return Transport(secure=secure, client_cert=leaf,
+                     tls_unique=transport_ext.get("tls_unique"), source=peer_address(scope))
 
 
 def basic_credentials(header: str) -> tuple[str, str] | None:

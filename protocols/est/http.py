@@ -13,7 +13,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from enroll.errors import EnrollError, PolicyDenied
+from enroll.asgi.plain_http import refuse_plain_http
+from enroll.errors import EnrollError, MalformedInput, PolicyDenied
 from enroll.model import Issued, Outcome, Pending
 
 from . import auth, statuses, wire
@@ -42,21 +43,19 @@ def _answer(outcome: Outcome) -> Response:
     return statuses.error_response(PolicyDenied(outcome.reason or "request rejected"))
 
 
-def routes(settings: EstSettings, services: list[EstService],
-           proxies: tuple[auth.Network, ...]) -> list[BaseRoute]:
+def routes(settings: EstSettings, services: list[EstService]) -> list[BaseRoute]:
     """Routes for every endpoint (RFC 7030 §3.2.2: ``/.well-known/est[/<label>]/<op>``)."""
     result: list[BaseRoute] = []
     for service in services:
-        result.extend(_endpoint_routes(settings, service, proxies))
+        result.extend(_endpoint_routes(settings, service))
     return result
 
 
-def _endpoint_routes(settings: EstSettings, service: EstService,
-                     proxies: tuple[auth.Network, ...]) -> list[BaseRoute]:
+def _endpoint_routes(settings: EstSettings, service: EstService) -> list[BaseRoute]:
     header = settings.client_cert_header
 
     def transport_of(request: Request) -> auth.Transport:
-        return auth.read_transport(request.scope, request.headers, proxies, header)
+        return auth.read_transport(request.scope, settings.proxy, header)
 
     def insecure(transport: auth.Transport) -> Response | None:
         if transport.secure:
@@ -80,7 +79,11 @@ def _endpoint_routes(settings: EstSettings, service: EstService,
         return ctype.split(";", 1)[0].strip().lower() == wire.PKCS10
 
     async def enrolling(request: Request, operation: str) -> Response:
-        transport = transport_of(request)
+        try:
+            transport = transport_of(request)
+        except MalformedInput as exc:  # a repeated certificate or proxy-secret header
+            _log_refusal(request, operation, exc)
+            return statuses.error_response(exc)
         refused = insecure(transport)
         if refused is not None:
             return refused
@@ -116,14 +119,20 @@ def _endpoint_routes(settings: EstSettings, service: EstService,
                              "implemented; use simpleenroll or simplereenroll", 501)
 
     path = service.endpoint.path
-    return [
+    # RFC 7030 §3.3: every EST operation, /cacerts included, runs over TLS.
+    return refuse_plain_http([
         Route(f"{path}/cacerts", cacerts, methods=["GET"]),
         Route(f"{path}/csrattrs", csrattrs, methods=["GET"]),
         Route(f"{path}/simpleenroll", simpleenroll, methods=["POST"]),
         Route(f"{path}/simplereenroll", simplereenroll, methods=["POST"]),
         Route(f"{path}/serverkeygen", serverkeygen, methods=["POST"]),
         Route(f"{path}/fullcmc", fullcmc, methods=["POST"]),
-    ]
+    ], plain_http_refusal)
+
+
+def plain_http_refusal(url: str) -> Response:
+    """The answer on ``enroll serve``'s plain-HTTP listener (nothing is read)."""
+    return statuses.text(f"EST is served over HTTPS only (RFC 7030 §3.3): {url}", 403)
 
 
 def _keygen_answer(result: KeyAndOutcome) -> Response:

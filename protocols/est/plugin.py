@@ -38,15 +38,14 @@ def enroll_tables() -> Sequence[Table]:
 
 @hookimpl
 def enroll_routes(frontend: FrontEnd) -> Sequence[BaseRoute]:
-    from . import auth, http
+    from . import http
     from .service import EstService
 
     parsed = settings.parse(frontend.config)
     if parsed is None:
         return []
-    proxies = auth.parse_networks(frontend.config.trusted_proxies)
     services = [EstService(frontend, endpoint) for endpoint in parsed.endpoints]
-    return http.routes(parsed, services, proxies)
+    return http.routes(parsed, services)
 
 
 @hookimpl
@@ -89,8 +88,10 @@ def enroll_endpoint_info(frontend: FrontEnd, http_url: str,
 
 @hookimpl
 def enroll_tls_client_cas(frontend: FrontEnd) -> Sequence[x509.Certificate] | None:
-    """Each endpoint's CA chain (so OpenSSL can build a path to a root) and its external
-    anchors: the HTTPS listener asks clients for certificates from these."""
+    """Each endpoint's CA chain (so OpenSSL can build a path to a root), its external
+    anchors, and the proxy's own client certificates (``[est.proxy] client_certs``, so
+    the TLS layer verifies the proxy's certificate): the HTTPS listener asks clients for
+    certificates from these."""
     parsed = settings.parse(frontend.config)
     if parsed is None:
         return None
@@ -98,6 +99,8 @@ def enroll_tls_client_cas(frontend: FrontEnd) -> Sequence[x509.Certificate] | No
     for endpoint in parsed.endpoints:
         cas.extend(frontend.door.chain(endpoint.ca))
         cas.extend(endpoint.anchors)
+    if parsed.proxy is not None:
+        cas.extend(parsed.proxy.chain)
     return cas
 
 

@@ -2,7 +2,12 @@
 
     [est]
     path = "/.well-known/est"          # RFC 7030 §3.2.2: the well-known prefix
-    client_cert_header = "x-ssl-client-cert"   # set by a trusted proxy (nginx)
+    client_cert_header = "x-ssl-client-cert"   # set by a proxy that proves itself
+
+    [est.proxy]                        # a TLS-terminating proxy forwards client certs
+    client_certs = ["/…/nginx-proxy.pem"]      # mTLS: the proxy's own client certificate
+    secret_file = "/…/proxy-secret"    # or/and a shared secret the proxy sends …
+    secret_header = "x-enroll-proxy-secret"    # … in this header
 
     [est.endpoints.default]            # label "default" is served at <path>/
     profile = "device"
@@ -19,16 +24,25 @@
     rate_limits = { auth_failures_per_address = "10/15m", auth_failures_per_user = "20/1h" }
 
 Any other label ``x`` is served at ``<path>/x/``.
+
+A forwarded client certificate is read only from a proxy that proves itself on the
+request: its connection comes from an address in the top-level ``trusted_proxies``
+(the socket's peer, as ``enroll serve`` saw it) and it presents one of
+``est.proxy.client_certs`` as its TLS client certificate or the shared secret in
+``secret_header``. ``trusted_proxies`` without ``[est.proxy]`` stops start-up.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+import ipaddress
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from enroll import endpoints
 from enroll.config import Config
@@ -44,7 +58,10 @@ AUTH_METHODS = ("basic", "client-cert")
 TLS_UNIQUE_MODES = ("off", "optional", "required")
 OPERATIONS = ("cacerts", "csrattrs", "simpleenroll", "simplereenroll", "serverkeygen",
               "fullcmc")
-_SECTION_KEYS = {"enabled", "path", "client_cert_header", "endpoints"}
+_SECTION_KEYS = {"enabled", "path", "client_cert_header", "endpoints", "proxy"}
+_PROXY_KEYS = {"client_certs", "secret_file", "secret_header"}
+MIN_SECRET = 32
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _ENDPOINT_KEYS = {
     "profile", "ca", "auth", "users", "password_file", "client_cert_cas", "tls_unique",
     "serverkeygen", "archive_keys", "reenroll_grace", "client_cert_scope", "rate_limits",
@@ -83,10 +100,96 @@ class EndpointSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ProxySettings:
+    """How a TLS-terminating proxy proves that it sent a forwarded client certificate."""
+
+    networks: tuple[Network, ...]
+    """``trusted_proxies``: where the proxy's connections come from."""
+    certificates: frozenset[bytes]
+    """SHA-256 of the DER of each proxy client certificate (mutual TLS)."""
+    chain: tuple[x509.Certificate, ...]
+    """Those certificates and their issuers, for the HTTPS listener's client CA list."""
+    secret: bytes | None
+    secret_header: str
+
+    def is_proxy_certificate(self, cert: x509.Certificate) -> bool:
+        der = cert.public_bytes(serialization.Encoding.DER)
+        return hashlib.sha256(der).digest() in self.certificates
+
+
+@dataclass(frozen=True, slots=True)
 class EstSettings:
     path: str
     client_cert_header: str
     endpoints: tuple[EndpointSettings, ...]
+    proxy: ProxySettings | None
+
+
+def parse_networks(entries: Iterable[str]) -> tuple[Network, ...]:
+    """``trusted_proxies`` entries: addresses or CIDR networks."""
+    nets: list[Network] = []
+    for entry in entries:
+        try:
+            nets.append(ipaddress.ip_network(entry.strip(), strict=False))
+        except ValueError:
+            raise ConfigError("trusted_proxies", f"not an address or network: {entry!r}") \
+                from None
+    return tuple(nets)
+
+
+def _header_name(value: object, key: str, default: str) -> str:
+    header = as_str(value if value is not None else default, key).lower()
+    if not header or len(header) > 64 or not header.replace("-", "").isalnum():
+        raise ConfigError(key, "expected an HTTP header name")
+    return header
+
+
+def _proxy(section: Mapping[str, Any], config: Config,
+           cert_header: str) -> ProxySettings | None:
+    networks = parse_networks(config.trusted_proxies)
+    if "proxy" not in section:
+        if networks:
+            raise ConfigError("trusted_proxies", (
+                "a forwarded client certificate now needs proof that the proxy sent it: "
+                "add [est.proxy] with client_certs = [\"<the proxy's client certificate "
+                "PEM>\"] (mutual TLS, nginx proxy_ssl_certificate) or secret_file = "
+                "\"<file with a shared secret>\" (a header the proxy sets), or remove "
+                "trusted_proxies; see docs/est.md \"Behind nginx\""))
+        return None
+    table = as_table(section["proxy"], "est.proxy")
+    check_keys(table, _PROXY_KEYS, "est.proxy")
+    if not networks:
+        raise ConfigError("est.proxy", "set trusted_proxies too: the addresses the proxy "
+                          "connects from")
+    header = _header_name(table.get("secret_header"), "est.proxy.secret_header",
+                          "x-enroll-proxy-secret")
+    if header == cert_header:
+        raise ConfigError("est.proxy.secret_header", "must differ from client_cert_header")
+    paths = as_str_list(table.get("client_certs", []), "est.proxy.client_certs")
+    identities: set[bytes] = set()
+    chain: list[x509.Certificate] = []
+    for path in paths:
+        # The first certificate of each file is the proxy's; any others its issuers.
+        certs = _anchors((path,), "est.proxy.client_certs")
+        identities.add(hashlib.sha256(certs[0].public_bytes(
+            serialization.Encoding.DER)).digest())
+        chain.extend(certs)
+    secret = None
+    if "secret_file" in table:
+        where = Path(as_str(table["secret_file"], "est.proxy.secret_file"))
+        try:
+            secret = where.read_bytes().strip()
+        except OSError as exc:
+            raise ConfigError("est.proxy.secret_file",
+                              f"cannot read {where}: {exc.strerror}") from exc
+        if len(secret) < MIN_SECRET:
+            raise ConfigError("est.proxy.secret_file", f"the secret must be at least "
+                              f"{MIN_SECRET} characters (openssl rand -hex 32)")
+    if not identities and secret is None:
+        raise ConfigError("est.proxy", "needs client_certs (mutual TLS) or secret_file "
+                          "(a shared secret header), or both")
+    return ProxySettings(networks=networks, certificates=frozenset(identities),
+                         chain=tuple(chain), secret=secret, secret_header=header)
 
 
 def _anchors(paths: tuple[str, ...], key: str) -> tuple[x509.Certificate, ...]:
@@ -155,11 +258,10 @@ def _parse(config: Config) -> EstSettings | None:
     if not as_bool(section.get("enabled", True), "est.enabled"):
         return None
     base = endpoints.path(section.get("path", DEFAULT_PATH), "est.path")
-    header = as_str(section.get("client_cert_header", "x-ssl-client-cert"),
-                    "est.client_cert_header").lower()
-    if not header or len(header) > 64 or not header.replace("-", "").isalnum():
-        raise ConfigError("est.client_cert_header", "expected an HTTP header name")
+    header = _header_name(section.get("client_cert_header"), "est.client_cert_header",
+                          "x-ssl-client-cert")
+    proxy = _proxy(section, config, header)
     tables = as_table(section.get("endpoints", {DEFAULT_LABEL: {}}), "est.endpoints")
     parsed = tuple(_endpoint(label, as_table(t, f"est.endpoints.{label}"), base, config)
                    for label, t in tables.items())
-    return EstSettings(path=base, client_cert_header=header, endpoints=parsed)
+    return EstSettings(path=base, client_cert_header=header, endpoints=parsed, proxy=proxy)

@@ -1,7 +1,8 @@
 """EST wire formats (RFC 7030 §4, RFC 8951): pure functions, no I/O.
 
-- request bodies: base64 of a DER PKCS#10 (``application/pkcs10``); whitespace and line
-  breaks are tolerated, and so is PEM armour some clients add;
+- request bodies: base64 of a DER PKCS#10 (``application/pkcs10``, RFC 7030 §4.2.1);
+  whitespace and line breaks are tolerated; a PEM body (``-----BEGIN …``) is not the
+  RFC's encoding and is refused with a message naming the one expected;
 - ``application/pkcs7-mime; smime-type=certs-only``: base64 of a degenerate SignedData;
 - serverkeygen's ``multipart/mixed`` answer (RFC 7030 §4.4.2).
 """
@@ -24,6 +25,8 @@ CSRATTRS = "application/csrattrs"
 PKCS10 = "application/pkcs10"
 PKCS8 = "application/pkcs8"
 _WHITESPACE = b" \t\r\n\v\f"
+PEM_REFUSED = ("the body is PEM; RFC 7030 §4.2.1 expects the base64 encoding of the DER "
+               "PKCS#10 without PEM armour (openssl req -outform DER | openssl base64)")
 
 
 def decode_base64_body(body: bytes, limit: int = MAX_CSR_BODY) -> bytes:
@@ -33,9 +36,8 @@ def decode_base64_body(body: bytes, limit: int = MAX_CSR_BODY) -> bytes:
     """
     if len(body) > limit:
         raise MalformedInput("request body too large")
-    if body.lstrip().startswith(b"-----BEGIN"):
-        lines = [ln for ln in body.splitlines() if not ln.strip().startswith(b"-----")]
-        body = b"".join(lines)
+    if b"-----BEGIN" in body[:256]:
+        raise MalformedInput(PEM_REFUSED)
     compact = body.translate(None, _WHITESPACE)
     if not compact:
         raise MalformedInput("empty request body")

@@ -18,6 +18,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from enroll.asgi.peer import peer_address
+from enroll.asgi.plain_http import allow_plain_http
 from enroll.errors import RateLimited
 from enroll.rate_limits import Limit
 
@@ -104,8 +105,10 @@ def routes(service: ScepService, one_time: OneTimeChallenges) -> list[BaseRoute]
                         media_type="application/json", headers={"cache-control": "no-store"})
 
     path = service.endpoint.path
+    # SCEP itself runs over plain HTTP (RFC 8894 §4.1: the pkiMessage protects itself);
+    # the challenge API carries a bearer token, so it stays HTTPS-only.
     return [
-        Route(path, scep, methods=["GET", "POST"]),
-        Route(f"{path}/pkiclient.exe", scep, methods=["GET", "POST"]),
+        *allow_plain_http([Route(path, scep, methods=["GET", "POST"]),
+                           Route(f"{path}/pkiclient.exe", scep, methods=["GET", "POST"])]),
         Route(f"{path}/challenge", challenge_api, methods=["POST"]),
     ]

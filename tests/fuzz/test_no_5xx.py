@@ -112,12 +112,16 @@ async def test_mutated_scep_pkioperations(harness_factory: Any,
     _no_internal_errors(caplog)
 
 
-async def test_mutated_est_simpleenroll(harness_factory: Any,
+async def test_mutated_est_simpleenroll(harness_factory: Any, tmp_path: Any,
                                         caplog: pytest.LogCaptureFixture) -> None:
     from harness import est_section
 
+    secret = "fuzz-proxy-secret-" + "0" * 32
+    (tmp_path / "proxy-secret").write_text(secret)
+    section = est_section()
+    section["est"]["proxy"] = {"secret_file": str(tmp_path / "proxy-secret")}
     h = harness_factory(listener=True, base_url="https://testserver",
-                        trusted_proxies=["127.0.0.1"], **est_section())
+                        trusted_proxies=["127.0.0.1"], **section)
     rng = random.Random(SEED + 1)  # noqa: S311 - a replayable mutator, not a secret
     ders = [make_csr(cn="fuzz").public_bytes(serialization.Encoding.DER)]
     ders += [p.read_bytes() for p in sorted(crafted.HOSTILE_DIR.glob("*.der"))]
@@ -128,6 +132,8 @@ async def test_mutated_est_simpleenroll(harness_factory: Any,
         headers["authorization"] = _header_text(mutate(rng, basic) if i % 3 == 0 else basic)
         if i % 4 == 0:
             headers["x-ssl-client-cert"] = _header_text(mutate(rng, cert_pem, 2))
+            headers["x-enroll-proxy-secret"] = secret if i % 8 else _header_text(
+                mutate(rng, secret.encode()))
         if i % 17 == 0:
             headers["content-type"] = _header_text(mutate(rng, b"application/pkcs10"))
         op = ("simpleenroll", "simplereenroll", "serverkeygen")[i % 3]

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from enroll.protocols.acme import ari, eab
 from enroll.protocols.acme.jws import b64e, jwk_of
-from harness import acme_client, problem
+from harness import NS, acme_client, problem
 
 from enroll.config import default_raw_config
 from enroll.testing.acme_client import AcmeClient, Http01Responder, alg_of, jws, make_csr
@@ -291,3 +291,37 @@ async def test_expired_order_is_invalid_and_cannot_be_finalized(harness: Any) ->
                         check=False)
     problem(r, "orderNotReady", 403)
     assert harness.counts() == (0, 0)
+
+
+async def test_every_bad_identifier_is_a_subproblem(make_harness: Any) -> None:
+    """RFC 8555 §6.7.1: one problem whose subproblems name each refused identifier, not
+    only the first; nothing is stored."""
+    harness = make_harness(endpoints={"default": {
+        "challenges": ["http-01"], "allow": ["dns:*.test.example"]}})
+    acme = acme_client(harness)
+    await acme.register()
+    d = await acme.directory()
+    idents = [{"type": "dns", "value": "ok.test.example"},
+              {"type": "dns", "value": "outside.example"},
+              {"type": "dns", "value": "bad..name"},
+              {"type": "email", "value": "a@b"},
+              {"type": "ip", "value": "not-an-ip"}]
+    r = await acme.post(d["newOrder"], {"identifiers": idents}, check=False)
+    problem(r, "malformed", 400)
+    subs = r.json()["subproblems"]
+    assert [s["identifier"] for s in subs] == [
+        {"type": "dns", "value": "bad..name"}, {"type": "email", "value": "a@b"},
+        {"type": "ip", "value": "not-an-ip"}, {"type": "dns", "value": "outside.example"}]
+    assert [s["type"].removeprefix(NS) for s in subs] == [
+        "rejectedIdentifier", "unsupportedIdentifier", "rejectedIdentifier",
+        "rejectedIdentifier"]
+    assert "4 identifiers are refused" in r.json()["detail"]
+    # Two refused by the name policy alone: one type, so it is the top-level type.
+    r = await acme.post(d["newOrder"], {"identifiers": [
+        {"type": "dns", "value": "a.example"}, {"type": "dns", "value": "b.example"}]},
+        check=False)
+    problem(r, "rejectedIdentifier", 400)
+    assert [s["identifier"]["value"] for s in r.json()["subproblems"]] == ["a.example",
+                                                                           "b.example"]
+    assert harness.rows("acme_orders") == []
+    assert harness.rows("acme_authzs") == []

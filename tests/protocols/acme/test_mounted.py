@@ -31,3 +31,23 @@ async def test_mounted_app_issues_through_the_prefix(make_config: Any, local_dns
             assert "BEGIN CERTIFICATE" in pem
     finally:
         inner.state.enroll.db.dispose()
+
+
+async def test_mounted_app_adds_replay_nonce_to_outer_error_answers(make_config: Any) -> None:
+    """Under a prefix the ACME paths are matched below the mount point: the router's 404
+    and 405 carry a Replay-Nonce there, and a path outside ACME gets none."""
+    inner = create_app(make_config())
+    outer = Starlette(routes=[Mount("/pki", app=inner)])
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=outer),
+                                     base_url="http://host.test") as http:
+            for r in (await http.get("/pki/acme/new-order"),
+                      await http.post("/pki/acme/nothing-here")):
+                assert r.status_code in (404, 405)
+                assert r.headers["replay-nonce"]
+            r = await http.get("/pki/nothing")
+            assert r.status_code == 404 and "replay-nonce" not in r.headers
+            # Embedded, no enroll serve listener: served whatever the scheme.
+            assert (await http.get("/pki/acme/directory")).status_code == 200
+    finally:
+        inner.state.enroll.db.dispose()

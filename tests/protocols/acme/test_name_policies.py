@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from enroll.protocols.acme import fields, names
-from enroll.protocols.acme.problems import AcmeProblem
 
 from enroll.errors import ConfigError
 
@@ -33,11 +32,15 @@ def test_malformed_patterns_are_refused_when_configured(pattern: str) -> None:
 ])
 def test_identifiers_the_core_would_refuse_are_rejected_at_new_order(value: str,
                                                                       reason: str) -> None:
-    with pytest.raises(AcmeProblem, match=reason) as info:
-        fields.identifiers([{"type": "dns", "value": value}])
-    assert info.value.typ == "rejectedIdentifier"
+    good, refused = fields.identifiers([{"type": "dns", "value": value}])
+    assert good == []
+    problem = fields.refusal(refused)
+    assert reason in problem.detail
+    assert problem.typ == "rejectedIdentifier"
+    assert problem.document()["subproblems"][0]["identifier"] == {"type": "dns",
+                                                                  "value": value}
 
 
 def test_identifiers_are_normalised_like_csr_names() -> None:
-    assert fields.identifiers([{"type": "dns", "value": "WWW.Example.COM."}]) == [
-        {"type": "dns", "value": "www.example.com"}]
+    assert fields.identifiers([{"type": "dns", "value": "WWW.Example.COM."}]) == ([
+        {"type": "dns", "value": "www.example.com"}], [])

@@ -20,17 +20,23 @@ HarnessFactory = Callable[..., Harness]
 
 @pytest.fixture
 def make_est(harness_factory: HarnessFactory) -> HarnessFactory:
-    """`make_est(endpoints=..., extra_profiles=..., trusted_proxies=..., **default)`."""
+    """`make_est(endpoints=..., extra_profiles=..., trusted_proxies=..., proxy=...,
+    listener=True, **default)`; `proxy` is the ``[est.proxy]`` table."""
 
     def factory(endpoints: dict[str, Any] | None = None,
                 extra_profiles: dict[str, Any] | None = None,
                 trusted_proxies: list[str] | None = None, clock: Any = None,
-                labels: dict[str, Any] | None = None, **default: Any) -> Harness:
+                labels: dict[str, Any] | None = None,
+                proxy: dict[str, Any] | None = None, listener: bool = True,
+                **default: Any) -> Harness:
         overrides = est_section(endpoints, labels, **default)
         if trusted_proxies is not None:
             overrides["trusted_proxies"] = trusted_proxies
-        return harness_factory(clock=clock, base_url="https://testserver", listener=True,
-                               extra_profiles=extra_profiles, **overrides)
+        if proxy is not None:
+            overrides["est"]["proxy"] = proxy
+        return harness_factory(clock=clock, base_url="https://testserver",
+                               listener=listener, extra_profiles=extra_profiles,
+                               **overrides)
 
     return factory
 

@@ -8,6 +8,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import AttributeOID, NameOID
@@ -160,26 +161,121 @@ def _header(cert: x509.Certificate) -> dict[str, str]:
     return {**PKCS10, "x-ssl-client-cert": urllib.parse.quote(pem)}
 
 
-def test_proxy_header_is_honoured_from_a_trusted_proxy(make_est: Any) -> None:
-    h = make_est(trusted_proxies=["127.0.0.2", "10.0.0.0/8"])
-    _, old = _issue(h)
-    r = h.request("POST", f"{EST}/simplereenroll", content=csr_body(make_csr(cn="device-1")),
-                  headers=_header(old), tls=False, peer="127.0.0.2")
+SECRET = "proxy-secret-" + "5f0c" * 12  # noqa: S105 - a test value
+SECRET_HEADER = "x-enroll-proxy-secret"  # noqa: S105 - a header name
+
+
+@pytest.fixture
+def proxy_cert(tmp_path: Path) -> x509.Certificate:
+    """The proxy's own TLS client certificate (self-signed), in ``client_certs``."""
+    _, cert = _self_signed("nginx-proxy")
+    (tmp_path / "proxy.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return cert
+
+
+@pytest.fixture
+def proven(make_est: Any, tmp_path: Path, proxy_cert: x509.Certificate) -> Any:
+    """EST behind a proxy at 127.0.0.2 or 10/8 that proves itself either way."""
+    (tmp_path / "secret").write_text(SECRET + "\n")
+    return make_est(trusted_proxies=["127.0.0.2", "10.0.0.0/8"], proxy={
+        "client_certs": [str(tmp_path / "proxy.pem")],
+        "secret_file": str(tmp_path / "secret")})
+
+
+def _reenroll(h: Any, headers: Any, **kw: Any) -> Any:
+    return h.request("POST", f"{EST}/simplereenroll", headers=headers,
+                     content=csr_body(make_csr(cn="device-1")), **kw)
+
+
+def test_proxy_header_is_honoured_from_a_proxy_with_its_client_certificate(
+        proven: Any, proxy_cert: x509.Certificate) -> None:
+    _, old = _issue(proven)
+    r = _reenroll(proven, _header(old), client_cert=proxy_cert, peer="127.0.0.2",
+                  tls_unique=b"proxy-channel")
     assert r.status_code == 200, r.text
-    assert h.counts() == (2, 2)
+    r = _reenroll(proven, _header(old), client_cert=proxy_cert, peer="10.1.2.3")
+    assert r.status_code == 409, r.text  # proven again; the core's renewed-once rule
+    assert proven.counts() == (2, 2)
 
 
-def test_forged_proxy_header_from_an_untrusted_address_is_ignored(make_est: Any) -> None:
-    h = make_est(trusted_proxies=["127.0.0.2"])
-    _, old = _issue(h)
-    r = h.request("POST", f"{EST}/simplereenroll", content=csr_body(make_csr(cn="device-1")),
-                  headers=_header(old), peer="127.0.0.1")
-    assert r.status_code == 401
-    # Over plain HTTP from an untrusted peer it is not even EST.
-    r = h.request("POST", f"{EST}/simplereenroll", content=csr_body(make_csr(cn="device-1")),
-                  headers=_header(old), peer="127.0.0.1", tls=False)
+def test_proxy_header_is_honoured_with_the_shared_secret(proven: Any) -> None:
+    _, old = _issue(proven)
+    r = _reenroll(proven, {**_header(old), SECRET_HEADER: SECRET}, peer="127.0.0.2")
+    assert r.status_code == 200, r.text
+    assert proven.counts() == (2, 2)
+
+
+def test_proxy_without_proof_or_from_elsewhere_is_ignored(
+        proven: Any, proxy_cert: x509.Certificate) -> None:
+    _, old = _issue(proven)
+    # A trusted address alone proves nothing any more.
+    assert _reenroll(proven, _header(old), peer="127.0.0.2").status_code == 401
+    # A wrong secret from the proxy's address.
+    wrong = {**_header(old), SECRET_HEADER: SECRET[:-1] + "x"}
+    assert _reenroll(proven, wrong, peer="127.0.0.2").status_code == 401
+    # The right secret, or the proxy's certificate, from a peer that is not the proxy.
+    right = {**_header(old), SECRET_HEADER: SECRET}
+    assert _reenroll(proven, right, peer="127.0.0.1").status_code == 401
+    assert _reenroll(proven, _header(old), client_cert=proxy_cert,
+                     peer="127.0.0.1").status_code == 401
+    # The proxy's own certificate, with nothing forwarded, is no client credential.
+    assert _reenroll(proven, PKCS10, client_cert=proxy_cert,
+                     peer="127.0.0.2").status_code == 401
+    assert proven.counts() == (1, 1)
+
+
+def test_repeated_certificate_or_secret_header_is_400(
+        proven: Any, proxy_cert: x509.Certificate) -> None:
+    _, old = _issue(proven)
+    _, other = _issue(proven, cn="device-2")
+    cert_header = _header(old)["x-ssl-client-cert"]
+    other_header = _header(other)["x-ssl-client-cert"]
+    twice = [*PKCS10.items(), ("x-ssl-client-cert", other_header),
+             ("x-ssl-client-cert", cert_header)]
+    r = _reenroll(proven, twice, client_cert=proxy_cert, peer="127.0.0.2")
+    assert r.status_code == 400 and "x-ssl-client-cert header is repeated" in r.text
+    # Even from an address that is not the proxy: never first- or last-wins.
+    assert _reenroll(proven, twice, peer="127.0.0.1").status_code == 400
+    secret_twice = [*PKCS10.items(), ("x-ssl-client-cert", cert_header),
+                    (SECRET_HEADER, "wrong" * 8), (SECRET_HEADER, SECRET)]
+    r = _reenroll(proven, secret_twice, peer="127.0.0.2")
+    assert r.status_code == 400 and f"{SECRET_HEADER} header is repeated" in r.text
+    assert proven.counts() == (2, 2)
+
+
+def test_plain_http_from_the_proxy_is_refused_naming_https(proven: Any) -> None:
+    _, old = _issue(proven)
+    r = _reenroll(proven, {**_header(old), SECRET_HEADER: SECRET}, peer="127.0.0.2",
+                  tls=False)
     assert r.status_code == 403
-    assert h.counts() == (1, 1)
+    assert r.text.startswith("EST is served over HTTPS only (RFC 7030 §3.3): https://")
+    assert r.text.rstrip().endswith("/.well-known/est/simplereenroll")
+    assert proven.counts() == (1, 1)
+
+
+def test_embedded_app_honours_only_the_secret(make_est: Any, tmp_path: Path,
+                                              proxy_cert: x509.Certificate) -> None:
+    """Embedded under another ASGI server there is no socket peer to check."""
+    (tmp_path / "secret").write_text(SECRET)
+    h = make_est(trusted_proxies=["127.0.0.2"], listener=False, proxy={
+        "client_certs": [str(tmp_path / "proxy.pem")], "secret_file": str(tmp_path / "secret")})
+    _, old = _issue(h)
+    assert _reenroll(h, _header(old)).status_code == 401
+    r = _reenroll(h, {**_header(old), SECRET_HEADER: SECRET})
+    assert r.status_code == 200, r.text
+    only_certs = make_est(trusted_proxies=["127.0.0.2"], listener=False,
+                          proxy={"client_certs": [str(tmp_path / "proxy.pem")]})
+    _, old = _issue(only_certs)
+    assert _reenroll(only_certs, {**_header(old), SECRET_HEADER: SECRET}).status_code == 401
+
+
+def test_forged_proxy_header_from_an_untrusted_address_is_ignored(proven: Any) -> None:
+    _, old = _issue(proven)
+    r = _reenroll(proven, _header(old), peer="127.0.0.1")
+    assert r.status_code == 401
+    # Over plain HTTP it is not even EST.
+    assert _reenroll(proven, _header(old), peer="127.0.0.1", tls=False).status_code == 403
+    assert proven.counts() == (1, 1)
 
 
 def test_forged_proxy_header_with_no_trusted_proxies_is_ignored(est: Any) -> None:

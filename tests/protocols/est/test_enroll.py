@@ -64,14 +64,16 @@ def test_simpleenroll_with_basic_auth_issues_a_certificate(est: Harness) -> None
     assert est.counts() == (1, 1)
 
 
-def test_base64_with_line_breaks_and_pem_armour_is_accepted(est: Harness) -> None:
+def test_base64_with_line_breaks_is_accepted_and_pem_armour_refused(est: Harness) -> None:
     csr = make_csr(cn="armoured")
     from cryptography.hazmat.primitives import serialization
 
     pem = csr.public_bytes(serialization.Encoding.PEM)
     r = est.request("POST", f"{EST}/simpleenroll", content=pem, headers=PKCS10,
                     auth=ALICE)
-    assert r.status_code == 200, r.text
+    assert r.status_code == 400, r.text
+    assert "RFC 7030 §4.2.1" in r.text
+    assert est.counts() == (0, 0)
     spaced = b"\r\n  ".join(base64.b64encode(csr.public_bytes(serialization.Encoding.DER))
                             [i:i + 10] for i in range(0, 400, 10))
     r = est.request("POST", f"{EST}/simpleenroll", content=spaced, headers=PKCS10,

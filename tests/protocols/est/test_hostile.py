@@ -97,7 +97,12 @@ def anchored(make_est: Any, tmp_path: Path) -> Any:
               .not_valid_after(now + dt.timedelta(days=1)).sign(key, hashes.SHA256()))
     path = tmp_path / "anchor.pem"
     path.write_bytes(anchor.public_bytes(serialization.Encoding.PEM))
-    return make_est(trusted_proxies=["127.0.0.2"], client_cert_cas=[str(path)])
+    (tmp_path / "proxy-secret").write_text(PROXY_SECRET)
+    return make_est(trusted_proxies=["127.0.0.2"], client_cert_cas=[str(path)],
+                    proxy={"secret_file": str(tmp_path / "proxy-secret")})
+
+
+PROXY_SECRET = "hostile-test-proxy-secret-" + "a1" * 16  # noqa: S105 - a test value
 
 
 def _csr_body() -> bytes:
@@ -111,9 +116,10 @@ def _csr_body() -> bytes:
 @pytest.mark.parametrize("op", ["simpleenroll", "simplereenroll"])
 def test_garbage_certificate_from_a_trusted_proxy_is_401(anchored: Any, case: str,
                                                          op: str) -> None:
-    headers = {**PKCS10, "x-ssl-client-cert": urllib.parse.quote(PEMS[case])}
+    headers = {**PKCS10, "x-ssl-client-cert": urllib.parse.quote(PEMS[case]),
+               "x-enroll-proxy-secret": PROXY_SECRET}
     r = anchored.request("POST", f"{EST}/{op}", content=_csr_body(), headers=headers,
-                         tls=False, peer="127.0.0.2")
+                         peer="127.0.0.2")
     assert r.status_code == 401, (r.status_code, r.text)
     assert r.headers["www-authenticate"].startswith("Basic")
     assert anchored.counts() == (0, 0)

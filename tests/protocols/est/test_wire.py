@@ -24,7 +24,6 @@ def vector(name: str) -> bytes:
 @pytest.mark.parametrize(("name", "cn"), [
     ("openssl_p256_simpleenroll.b64", "device-1"),
     ("openssl_rsa2048_one_line.b64", "rsa-device"),
-    ("openssl_p256_pem_armour.csr.pem", "pem-body"),
 ])
 def test_openssl_bodies_parse(name: str, cn: str) -> None:
     csr = load_csr(wire.decode_base64_body(vector(name)))
@@ -37,6 +36,23 @@ def test_openssl_bodies_parse(name: str, cn: str) -> None:
 def test_bad_bodies_are_malformed_input(name: str) -> None:
     with pytest.raises(MalformedInput):
         load_csr(wire.decode_base64_body(vector(name)))
+
+
+def test_pem_body_is_refused_naming_the_expected_encoding() -> None:
+    with pytest.raises(MalformedInput, match="RFC 7030 §4.2.1 expects the base64"):
+        wire.decode_base64_body(vector("openssl_p256_pem_armour.csr.pem"))
+    with pytest.raises(MalformedInput, match="the body is PEM"):
+        wire.decode_base64_body(b"\r\n  " + vector("openssl_p256_pem_armour.csr.pem"))
+
+
+def test_pem_body_is_400_through_the_app_and_nothing_is_stored(est: Any) -> None:
+    r = est.request("POST", f"{WELL_KNOWN}/simpleenroll",
+                    content=vector("openssl_p256_pem_armour.csr.pem"),
+                    headers=PKCS10_HEADERS, auth=ALICE)
+    assert r.status_code == 400
+    assert r.headers["content-type"].startswith("text/plain")
+    assert "base64 encoding of the DER" in r.text
+    assert est.counts() == (0, 0)
 
 
 def test_oversized_body_is_refused_before_decoding() -> None:
