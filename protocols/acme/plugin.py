@@ -62,3 +62,10 @@ def enroll_cli_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
     from . import cli
 
     cli.register(subparsers)
+
+
+@hookimpl
+def enroll_recover(frontend: FrontEnd, grace: float) -> int:
+    from .recovery import recover
+
+    return recover(frontend, grace)
