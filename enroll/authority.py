@@ -133,9 +133,10 @@ class Authority:
 
     def lookup(self, cert: x509.Certificate) -> CertificateRecord | None:
         """The stored record of exactly this certificate (serial and bytes), if this
-        engine issued it."""
+        engine issued it to a client (a CA's own certificate is never a credential)."""
         record = self.certificate(cert.serial_number)
-        if record is None or record.certificate != cert:
+        if record is None or record.certificate != cert \
+                or record.protocol == queries.CA_PROTOCOL:
             return None
         return record
 

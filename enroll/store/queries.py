@@ -181,6 +181,10 @@ def count_requests(tx: Tx) -> int:
 
 # -- certificates -----------------------------------------------------------------------
 
+CA_PROTOCOL = "ca"
+"""The ``protocol`` of a CA's own certificate row (`enroll.ca_certificates`)."""
+
+
 _CERTIFICATE = ("serial, ca, request_id, status, profile, protocol, requester, subject, "
                 "sans, not_before, not_after, revoked_at, revocation_reason, replaces, der, "
                 "identity, superseded_by")
@@ -212,8 +216,10 @@ def get_certificate(tx: Tx, serial_hex: str) -> CertificateRecord | None:
 
 
 def list_certificates(tx: Tx, *, status: CertificateStatus | None = None,
-                      ca: str | None = None, limit: int = 100) -> list[CertificateRecord]:
-    conditions: list[str] = []
+                      ca: str | None = None, limit: int = 100,
+                      include_ca: bool = False) -> list[CertificateRecord]:
+    """Newest first; CAs' own certificates only with `include_ca`."""
+    conditions: list[str] = [] if include_ca else [f"protocol != '{CA_PROTOCOL}'"]
     params: list[Any] = []
     if status is not None:
         conditions.append("status = ?")
@@ -236,8 +242,9 @@ def insert_ca_certificate(tx: Tx, *, cert: x509.Certificate, issuer_ca: str, nam
         return False
     tx.insert(certificates, {
         "serial": serial, "ca": issuer_ca, "request_id": None,
-        "status": CertificateStatus.VALID.value, "profile": f"ca:{name}", "protocol": "ca",
-        "requester": "system", "subject": cert.subject.rfc4514_string(), "sans": [],
+        "status": CertificateStatus.VALID.value, "profile": f"ca:{name}",
+        "protocol": CA_PROTOCOL,
+        "requester": "system:ca", "subject": cert.subject.rfc4514_string(), "sans": [],
         "key_fingerprint": key_fingerprint, "not_before": cert.not_valid_before_utc,
         "not_after": cert.not_valid_after_utc, "revoked_at": None, "revocation_reason": None,
         "replaces": None, "der": cert.public_bytes(serialization.Encoding.DER),
@@ -256,7 +263,9 @@ def revoked_serial(tx: Tx, serials: tuple[str, ...]) -> str | None:
 
 
 def count_certificates(tx: Tx) -> int:
-    return int(tx.scalar("SELECT count(*) FROM certificates"))
+    """Certificates issued to clients (not the CAs' own)."""
+    return int(tx.scalar("SELECT count(*) FROM certificates WHERE protocol != ?",
+                         (CA_PROTOCOL,)))
 
 
 def supersede(tx: Tx, serial_hex: str, by: str) -> bool:
