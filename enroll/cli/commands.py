@@ -258,7 +258,15 @@ def _ca_row(ctx: AppContext, name: str) -> dict[str, Any]:
             "not_after": cert.not_valid_after_utc.isoformat(timespec="seconds"),
             "parent": ctx.config.cas[name].parent or "",
             "backend": ctx.config.cas[name].backend,
-            "sha256": cert.fingerprint(hashes.SHA256()).hex()}
+            "sha256": cert.fingerprint(hashes.SHA256()).hex(),
+            "status": _ca_status(ctx, cert)}
+
+
+def _ca_status(ctx: AppContext, cert: x509.Certificate) -> str:
+    """valid / revoked from the CA's certificate row (``unknown`` until a start-up has
+    stored it: data dirs created by older versions)."""
+    record = ctx.authority.certificate(cert.serial_number)
+    return record.status.value if record is not None else "unknown"
 
 
 def cmd_ca_list(args: argparse.Namespace, opener: Opener) -> int:
