@@ -58,6 +58,7 @@ from enroll.errors import (
     Unavailable,
 )
 from enroll.model import (
+    NOT_RECOVERABLE,
     CertificateRecord,
     CertificateStatus,
     ChallengeContext,
@@ -475,6 +476,11 @@ class Authority:
                               details={"reserved_serial": serial_hex(serial)})
         log.warning("recovering request %s, left approved without a certificate",
                     request_id)
+        if record.attributes.get(NOT_RECOVERABLE):
+            # Its front-end cannot deliver a certificate signed now: the retry starts over.
+            self._fail(record, "its worker stopped before the certificate was stored; "
+                               "send the request again", retryable=True)
+            return True
         try:
             profile = self.profile(record.profile)
             with self.db.read() as tx:

@@ -44,6 +44,8 @@ from enroll.config import Config, from_raw
 
 log = logging.getLogger("enroll.serve")
 BACKLOG = 2048
+STOP_TIMEOUT = 30.0
+"""Seconds a worker has to stop after SIGTERM before the parent kills it."""
 
 
 @dataclass(frozen=True)
@@ -244,4 +246,9 @@ class Supervisor:
             if proc.is_alive():
                 proc.terminate()
         for proc in self.procs.values():
-            proc.join()
+            proc.join(STOP_TIMEOUT)
+            if proc.is_alive():  # stuck in shutdown: do not hang the parent
+                log.error("worker (pid %s) did not stop in %ss; killing it", proc.pid,
+                          STOP_TIMEOUT)
+                proc.kill()
+                proc.join()

@@ -15,7 +15,7 @@ from enroll import recovery
 from enroll.authority import Authority
 from enroll.clock import FrozenClock
 from enroll.context import AppContext
-from enroll.model import CertificateStatus, Issued, Rejected, RequestStatus
+from enroll.model import NOT_RECOVERABLE, CertificateStatus, Issued, Rejected, RequestStatus
 from enroll.store import queries
 from enroll.testing import make_csr, request
 
@@ -162,3 +162,25 @@ def test_a_slow_signer_overtaken_by_recovery_answers_with_the_stored_certificate
     record = a.request(outcome.request_id)
     assert record is not None and record.certificate_serial == outcome.serial_hex
     assert stored(ctx) == (1, 1)
+
+
+def test_a_request_its_front_end_cannot_deliver_later_is_failed_and_released(
+        ctx: AppContext, clock: FrozenClock, stored: Counts) -> None:
+    """An EST server-generated key lived only in the dead worker: recovery must not
+    certify it; the client's retry is a new request (new key)."""
+    csr = make_csr()
+    with pytest.raises(Crash):
+        crashing(ctx).submit(request(csr, protocol="est", endpoint="default",
+                                     transaction_id="t-key",
+                                     attributes={NOT_RECOVERABLE: True}))
+    left = ctx.authority.find_transaction("est", "default", "t-key")
+    assert left is not None
+    clock.advance(GRACE)
+    assert recovery.run(ctx).requests == 1
+    failed = ctx.authority.request(left.id)
+    assert failed is not None and failed.status is RequestStatus.FAILED
+    assert failed.transaction_id is None and "send the request again" in failed.reason
+    assert stored(ctx) == (0, 1)
+    retry = ctx.authority.submit(request(make_csr(), protocol="est", endpoint="default",
+                                         transaction_id="t-key"))
+    assert isinstance(retry, Issued) and retry.request_id != left.id
