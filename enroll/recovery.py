@@ -32,8 +32,13 @@ class Recovered:
 
 
 def run(ctx: AppContext) -> Recovered:
-    """One recovery pass over the store."""
-    requests = len(ctx.authority.recover_stale())
+    """One recovery pass over the store. Failures are logged, never raised: the next
+    pass (or the next start) tries again."""
+    try:
+        requests = len(ctx.authority.recover_stale())
+    except Exception:
+        log.exception("recovery of requests left approved failed")
+        requests = 0
     resolved = 0
     grace = ctx.authority.recovery_grace.total_seconds()
     for impl in ctx.pm.hook.enroll_recover.get_hookimpls():

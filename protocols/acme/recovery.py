@@ -32,9 +32,24 @@ from .problems import AcmeProblem
 log = logging.getLogger("enroll.acme.recovery")
 
 
+_ENDPOINTS: dict[int, tuple[FrontEnd, dict[str, AcmeEndpoint]]] = {}
+
+
+def _endpoints(frontend: FrontEnd) -> dict[str, AcmeEndpoint]:
+    """The endpoints of this front-end, built once per worker (building reads the
+    deployment secrets)."""
+    cached = _ENDPOINTS.get(id(frontend))
+    if cached is None or cached[0] is not frontend:
+        if len(_ENDPOINTS) >= 8:  # a worker has one front-end; tests build many
+            _ENDPOINTS.clear()
+        cached = _ENDPOINTS[id(frontend)] = (
+            frontend, {ep.label: ep for ep in build_endpoints(frontend)})
+    return cached[1]
+
+
 def recover(frontend: FrontEnd, grace: float, limit: int = 100) -> int:
     """Resolve orders stuck in processing; how many this call resolved."""
-    endpoints = {ep.label: ep for ep in build_endpoints(frontend)}
+    endpoints = _endpoints(frontend)
     if not endpoints:
         return 0
     now = frontend.clock.now()
