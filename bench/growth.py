@@ -508,7 +508,8 @@ def sample_serials(ctx: AppContext, n: int, seed: int = 1) -> list[tuple[str, st
     marks = ", ".join("?" for _ in cas)
     with ctx.db.read() as tx:
         rows = tx.all("SELECT serial, ca, status FROM certificates "  # noqa: S608
-                      f"WHERE ca IN ({marks}) ORDER BY random() LIMIT ?", (*cas, n))
+                      f"WHERE ca IN ({marks}) AND protocol <> 'ca' ORDER BY random() LIMIT ?",
+                      (*cas, n))
     return [(str(r["serial"]), str(r["ca"]), str(r["status"])) for r in rows]
 
 
@@ -562,7 +563,8 @@ def crl_rebuild(ctx: AppContext, rounds: int) -> tuple[list[float], list[float],
 
 def store_counts(ctx: AppContext) -> tuple[int, int]:
     with ctx.db.read() as tx:
-        total = (tx.one("SELECT COUNT(*) AS n FROM certificates") or {"n": 0})["n"]
+        total = (tx.one("SELECT COUNT(*) AS n FROM certificates WHERE protocol <> 'ca'")
+                 or {"n": 0})["n"]
         revoked = (tx.one("SELECT COUNT(*) AS n FROM certificates WHERE status = 'revoked'")
                    or {"n": 0})["n"]
     return int(total), int(revoked)

@@ -9,7 +9,14 @@
 Signing happens between two commits on purpose: if the process dies after signing, the
 certificate never reached a client (it is returned only after transaction 2 commits)
 and the audit trail shows a request approved with a reserved serial and no
-``certificate.issued`` event, which `enroll requests list --status approved` surfaces.
+``certificate.issued`` event. The recovery pass (`enroll.recovery`, `recover_stale`)
+finishes such a request once it has been ``approved`` longer than the grace period: it
+claims the row (a conditional UPDATE of ``updated_at``, so one worker of many does it),
+signs under a new serial and stores, and the client's retry is answered with that
+certificate. A retry that finds its request stale runs that recovery itself.
+
+No certificate is issued from a CA whose certificate, or an issuer's, is stored revoked
+(`enroll ca revoke`): `PolicyDenied`, and nothing is stored.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from enroll import (
     request_writes,
     templates,
 )
+from enroll.ca import CABackend
 from enroll.ca_registry import CARegistry
 from enroll.clock import Clock
 from enroll.crypto.keys import spki_sha256
@@ -50,6 +58,7 @@ from enroll.errors import (
     Unavailable,
 )
 from enroll.model import (
+    NOT_RECOVERABLE,
     CertificateRecord,
     CertificateStatus,
     ChallengeContext,
@@ -69,6 +78,7 @@ from enroll.profiles import Profile
 from enroll.revocation import CRLService
 from enroll.store import queries
 from enroll.store.db import Database
+from enroll.store.transaction import Tx
 
 log = logging.getLogger("enroll.authority")
 PEM = serialization.Encoding.PEM
@@ -88,7 +98,8 @@ def combine(decisions: Iterable[Decision | None]) -> Decision:
 class Authority:
     def __init__(self, *, db: Database, pm: pluggy.PluginManager, cas: CARegistry,
                  profiles: dict[str, Profile], clock: Clock, crls: CRLService,
-                 crash_after_sign: Callable[[], None] | None = None) -> None:
+                 crash_after_sign: Callable[[], None] | None = None,
+                 recovery_grace: float = 60.0) -> None:
         self.db = db
         self.pm = pm
         self.cas = cas
@@ -97,6 +108,8 @@ class Authority:
         self.crls = crls
         # Test seam: called between signing and storing to simulate a crash.
         self._crash_after_sign = crash_after_sign
+        # How long a request may stay `approved` (signing) before recovery takes it over.
+        self.recovery_grace = dt.timedelta(seconds=recovery_grace)
         # Requests this process is signing right now: a concurrent retry of the same
         # transaction waits on the event instead of polling the database.
         self._signing: dict[str, threading.Event] = {}
@@ -124,9 +137,10 @@ class Authority:
 
     def lookup(self, cert: x509.Certificate) -> CertificateRecord | None:
         """The stored record of exactly this certificate (serial and bytes), if this
-        engine issued it."""
+        engine issued it to a client (a CA's own certificate is never a credential)."""
         record = self.certificate(cert.serial_number)
-        if record is None or record.certificate != cert:
+        if record is None or record.certificate != cert \
+                or record.protocol == queries.CA_PROTOCOL:
             return None
         return record
 
@@ -232,6 +246,9 @@ class Authority:
         try:
             try:
                 with self.db.write() as tx:
+                    if status is RequestStatus.APPROVED:
+                        # In the insert's transaction: a refusal stores nothing.
+                        _refuse_if_ca_revoked(tx, backend)
                     queries.insert_request(tx, row)
                     queries.add_audit(
                         tx, at=now, type=f"request.{status.value}",
@@ -296,6 +313,11 @@ class Authority:
             if signing is not None:
                 signing.wait(RETRY_WAIT_SECONDS)
             existing = self.request(existing.id) or existing
+            if existing.status is RequestStatus.APPROVED and signing is None \
+                    and existing.updated_at < self.clock.now() - self.recovery_grace:
+                # Its signer died (or hangs): finish it now rather than answer pending.
+                self._recover(existing.id)
+                existing = self.request(existing.id) or existing
         if existing.status is RequestStatus.ISSUED and existing.certificate_serial:
             cert = self.certificate(existing.certificate_serial)
             if cert is None or cert.status is not CertificateStatus.VALID \
@@ -355,6 +377,11 @@ class Authority:
                 self._store_issued(record, cert, profile, ca_name, issuance,
                                    accepted.identity)
             except Conflict as exc:
+                current = self.request(record.id)
+                if current is not None and current.status is RequestStatus.ISSUED:
+                    # Recovery finished it while this signer was slow: answer with the
+                    # certificate stored (this one was never stored nor handed out).
+                    return self._outcome(current)  # type: ignore[return-value]
                 self._fail(record, exc.detail)
                 raise
             except IntegrityError:
@@ -402,6 +429,8 @@ class Authority:
         pending = self.request(request_id)
         if pending is not None and pending.status is RequestStatus.PENDING:
             key_blocklist.refuse_if_blocked(self.db, pending.key_fingerprint)
+            with self.db.read() as tx:
+                _refuse_if_ca_revoked(tx, self.cas.get(pending.ca))
         now = self.clock.now()
         serial = new_serial()
         with self.db.write() as tx:
@@ -417,18 +446,60 @@ class Authority:
             raise NotFound("no such request")
         if not ok:
             raise Conflict(f"request is {record.status.value}, not pending")
-        csr = x509.load_pem_x509_csr(record.csr_pem.encode())
-        request = EnrollmentRequest(
-            csr=csr, profile=record.profile,
-            requester=_requester(record), protocol=record.protocol, endpoint=record.endpoint,
-            transaction_id=record.transaction_id, replaces=record.replaces, ca=record.ca,
-            attributes=record.attributes)
         started = self.clock.now()
-        issued = self._sign_and_store(record, request, self.profile(record.profile), record.ca,
-                                      serial)
+        issued = self._sign_and_store(record, _stored_request(record),
+                                      self.profile(record.profile), record.ca, serial)
         metrics.observe_outcome(record.protocol, record.profile, issued,
                                 (self.clock.now() - started).total_seconds())
         return issued
+
+    # -- recovery -----------------------------------------------------------------------
+
+    def recover_stale(self, limit: int = 100) -> list[str]:
+        """Finish requests left ``approved`` longer than the grace period (their signer
+        died between signing and storing): each is claimed by one worker, signed under a
+        new serial and stored. Returns the ids this call resolved (issued or failed)."""
+        before = self.clock.now() - self.recovery_grace
+        with self.db.read() as tx:
+            stale = queries.stale_approved(tx, before, limit)
+        return [rid for rid in stale if self._recover(rid)]
+
+    def _recover(self, request_id: str) -> bool:
+        """Claim one stale approved request and sign and store it; False if another
+        worker claimed it first (or it is no longer stale)."""
+        now = self.clock.now()
+        serial = new_serial()
+        with self.db.write() as tx:
+            if not queries.claim_approved(tx, request_id, now - self.recovery_grace, now):
+                return False
+            record = queries.get_request(tx, request_id)
+            assert record is not None
+            queries.add_audit(tx, at=now, type="request.recovering", actor="system:recovery",
+                              request_id=request_id,
+                              details={"reserved_serial": serial_hex(serial)})
+        log.warning("recovering request %s, left approved without a certificate",
+                    request_id)
+        if record.attributes.get(NOT_RECOVERABLE):
+            # Its front-end cannot deliver a certificate signed now: the retry starts over.
+            self._fail(record, "its worker stopped before the certificate was stored; "
+                               "send the request again", retryable=True)
+            return True
+        try:
+            profile = self.profile(record.profile)
+            with self.db.read() as tx:
+                _refuse_if_ca_revoked(tx, self.cas.get(record.ca))
+        except EnrollError as exc:
+            self._fail(record, exc.detail)
+            return True
+        try:
+            issued = self._sign_and_store(record, _stored_request(record), profile,
+                                          record.ca, serial)
+        except EnrollError as exc:  # already recorded as failed by _sign_and_store
+            log.warning("recovery of request %s failed: %s", request_id, exc.detail)
+            return True
+        metrics.observe_outcome(record.protocol, record.profile, issued,
+                                (self.clock.now() - now).total_seconds())
+        return True
 
     def reject(self, request_id: str, actor: str, reason: str) -> RequestRecord:
         """Reject a pending request, or close one left ``approved`` by a crash between
@@ -529,6 +600,26 @@ def _serial_key(serial: str | int) -> str:
         return parse_serial_hex(serial)
     except ValueError as exc:
         raise MalformedInput(str(exc)) from exc
+
+
+def _refuse_if_ca_revoked(tx: Tx, backend: CABackend) -> None:
+    """`PolicyDenied` when the CA's certificate or an issuer's is stored revoked."""
+    chain = tuple(backend.chain) or (backend.certificate,)
+    revoked = queries.revoked_serial(tx, tuple(format(c.serial_number, "x") for c in chain))
+    if revoked is not None:
+        which = "its" if revoked == format(backend.certificate.serial_number, "x") \
+            else f"its issuer's ({revoked})"
+        raise PolicyDenied(f"CA {backend.name!r} cannot issue: {which} certificate is "
+                           "revoked")
+
+
+def _stored_request(record: RequestRecord) -> EnrollmentRequest:
+    """The `EnrollmentRequest` of a stored request (operator approval, recovery)."""
+    return EnrollmentRequest(
+        csr=x509.load_pem_x509_csr(record.csr_pem.encode()), profile=record.profile,
+        requester=_requester(record), protocol=record.protocol, endpoint=record.endpoint,
+        transaction_id=record.transaction_id, replaces=record.replaces, ca=record.ca,
+        attributes=record.attributes)
 
 
 def _requester(record: RequestRecord) -> Any:

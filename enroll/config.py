@@ -59,7 +59,8 @@ TOP_LEVEL_KEYS = {
     "data_dir", "host", "http_port", "https_port", "workers", "public_http_url",
     "public_https_url", "database_url", "ca_passphrase", "ca_passphrase_file",
     "log_format", "log_level", "log_requests", "plugins", "disable_plugins", "tls_names",
-    "trusted_proxies", "max_body_bytes", "crl_check_interval",
+    "trusted_proxies", "max_body_bytes", "crl_check_interval", "recovery_grace",
+    "recovery_interval",
 }
 
 
@@ -110,6 +111,11 @@ class Config:
     """Raw tables for protocols and plugins (``scep``, ``est``, ``acme``, ``webhook``…);
     each validates its own table at start-up with the converters above."""
     source: Path | None = None
+    recovery_grace: int = 60
+    """Seconds a request may stay ``approved`` (or an ACME order ``processing``) before
+    the recovery pass (`enroll.recovery`) takes it over from a signer presumed dead."""
+    recovery_interval: int = 60
+    """Seconds between two recovery passes of each worker (`enroll.scheduler`)."""
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
     env_keys: Mapping[str, str] = field(default_factory=dict, repr=False)
     """Dotted key -> the ``ENROLL_*`` variable that set it (to name it in errors)."""
@@ -365,6 +371,10 @@ def _from_raw(raw: Mapping[str, Any], source: Path | None,
                               minimum=1024, maximum=16 * 1024 * 1024),
         cas=cas, profiles=profiles, sections=sections, source=source, raw=raw,
         env_keys=env_keys,
+        recovery_grace=as_duration(raw.get("recovery_grace", "60s"), "recovery_grace",
+                                   minimum=5, maximum=86400),
+        recovery_interval=as_duration(raw.get("recovery_interval", "60s"),
+                                      "recovery_interval", minimum=1, maximum=86400),
     )
 
 

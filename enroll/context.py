@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import pluggy
 
+from enroll import ca_certificates
 from enroll.asgi.blocking import BlockingPool, threads_for
 from enroll.authority import Authority
 from enroll.ca_registry import CARegistry
@@ -65,12 +66,15 @@ def build_context(config: Config, *, clock: Clock | None = None,
             migrate.plugin_schema(pm)  # protocols' tables on the shared metadata
         cas = CARegistry.open(config, db, pm, clock, create=create,
                               unseal=create if unseal is None else unseal)
+        if create:
+            # Every CA certificate is a certificate row (revocable), backfilled here.
+            ca_certificates.store_all(db, cas, config.cas, clock)
     except BaseException:
         db.dispose()
         raise
     crls = CRLService(db, cas, config.cas, clock)
     authority = Authority(db=db, pm=pm, cas=cas, profiles=dict(config.profiles), clock=clock,
-                          crls=crls)
+                          crls=crls, recovery_grace=config.recovery_grace)
     frontend = FrontEnd(door=authority, config=config, clock=clock, db=db,
                         passphrase=config.ca_passphrase,
                         blocking=BlockingPool(threads_for(db.is_sqlite)),

@@ -133,6 +133,21 @@ def enroll_request_rejected(request: RequestRecord, actor: str, reason: str) -> 
     """A request was rejected by an operator or denied by policy."""
 
 
+# -- recovery ---------------------------------------------------------------------------
+
+@hookspec
+def enroll_recover(frontend: FrontEnd, grace: float) -> int | None:
+    """Finish your protocol's work that a dead worker left half done (an ACME order
+    stuck in ``processing``…), older than `grace` seconds. Every plugin is called.
+
+    Runs in the recovery pass (`enroll.recovery`): at ``enroll serve`` start-up before
+    the workers, then on a schedule in every worker, so several workers and hosts run it
+    at once: claim each row with a conditional UPDATE (a lease timestamp) so exactly one
+    acts on it. The core's own recovery (requests left ``approved``) has run first.
+    Return how many items you resolved (None: nothing to do). An exception is logged and
+    does not stop the other plugins' recovery."""
+
+
 # -- composition: tables, routes, defaults, CLI, endpoints.json -------------------------
 
 @hookspec

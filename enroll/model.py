@@ -74,6 +74,10 @@ class Authorization:
     """For refusals: ``the order's identifiers``, ``certificate 1a2b…``."""
 
 
+NOT_RECOVERABLE = "not_recoverable"
+"""The `EnrollmentRequest.attributes` key that keeps recovery from signing a request."""
+
+
 @dataclass(frozen=True, slots=True)
 class EnrollmentRequest:
     """One request for a certificate, whichever protocol it came through.
@@ -89,7 +93,11 @@ class EnrollmentRequest:
     names. `authorized` narrows the names to what the front-end proved (ACME). `ca`
     overrides the profile's CA (an endpoint bound to its own intermediate).
     `attributes` carries protocol details worth keeping with the request (ACME order id,
-    SCEP message type); it is stored as JSON, so values must be JSON-serialisable.
+    SCEP message type); it is stored as JSON, so values must be JSON-serialisable. With
+    ``attributes[NOT_RECOVERABLE] = True`` a request whose signer died is not signed by
+    the recovery pass but failed (its transaction id released, so the retry is a new
+    request): for a front-end that could not deliver such a certificate (an EST
+    server-generated key that was only in the dead worker's memory).
     """
 
     csr: x509.CertificateSigningRequest

@@ -2,8 +2,10 @@
 
 CRLs are kept in the ``crls`` table, so every worker serves the same one. A CRL is
 re-signed on each revocation and whenever the stored one is older than the CA's
-``crl_refresh`` (checked on request and by the serve loop's timer). CRL numbers only
-grow: a conditional update keeps the highest.
+``crl_refresh`` (checked on request and by the scheduler, `enroll.scheduler`). CRL
+numbers come from a per-CA counter in the database (``crl_numbers``), reserved before
+signing; a conditional update stores a CRL only over a lower number, so the published
+number only grows, across workers and hosts.
 """
 
 from __future__ import annotations
@@ -71,9 +73,12 @@ class CRLService:
         settings = self.settings[ca]
         now = self.clock.now()
         with self.db.read() as tx:
-            stored = queries.get_crl(tx, ca)
             entries = list(queries.revoked_entries(tx, ca, now))
-        number = max((stored[0] + 1) if stored else 1, int(now.timestamp() * 1000))
+        # The number comes from the CA's counter in the database (reserved in its own
+        # short write, so signing never holds the writer lock): it grows across workers
+        # and hosts whatever their clocks say, and starts above every number published.
+        with self.db.write() as tx:
+            number = queries.next_crl_number(tx, ca)
         aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(
             backend.certificate.public_key())  # type: ignore[arg-type]
         # All entries go into one builder: add_revoked_certificate copies the list on every

@@ -9,8 +9,14 @@ a second worker used to add nothing. The parent's sockets stay bound but never l
 (they only hold the ports), so the kernel hands them no connections.
 
 Each worker builds its own app (no migrations, the parent ran them) and runs two uvicorn
-servers on uvloop with httptools. Nothing a second worker needs lives in one worker's
-memory: all state is in the database.
+servers on uvloop with httptools, plus the periodic jobs (`enroll.scheduler`: CRL
+refresh, recovery). Nothing a second worker needs lives in one worker's memory: all
+state is in the database.
+
+The parent supervises the workers: one that dies (killed, out of memory, crashed) is
+logged with its exit code or signal and started again, after a back-off that doubles
+for a worker that keeps dying soon after its start (`Supervisor`). SIGTERM/SIGINT stop
+the restarts first, then every worker.
 """
 
 from __future__ import annotations
@@ -18,10 +24,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import multiprocessing.connection
 import signal
 import socket
 import ssl
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +44,8 @@ from enroll.config import Config, from_raw
 
 log = logging.getLogger("enroll.serve")
 BACKLOG = 2048
+STOP_TIMEOUT = 30.0
+"""Seconds a worker has to stop after SIGTERM before the parent kills it."""
 
 
 @dataclass(frozen=True)
@@ -109,30 +120,21 @@ async def _serve(app: Any, listeners: Listeners, tls: TLSFiles, log_level: str) 
     await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def _crl_timer(ctx: Any, interval: float, stop: threading.Event) -> None:
-    while not stop.wait(interval):
-        try:
-            ctx.crls.refresh_due()
-        except Exception:
-            log.exception("scheduled CRL refresh failed")
-
-
 def run_worker(config: Config, listeners: Listeners, tls: TLSFiles,
                run_migrations: bool = False) -> None:
     from enroll.app import create_app
+    from enroll.scheduler import Scheduler, jobs_for
 
     logs.configure(config.log_format, config.log_level)
     app = create_app(config, run_migrations=run_migrations)
     ctx = app.state.enroll
-    stop = threading.Event()
-    interval = max(10.0, min(ca.crl_refresh for ca in config.cas.values()) / 2)
-    timer = threading.Thread(target=_crl_timer, args=(ctx, interval, stop), daemon=True)
-    timer.start()
+    scheduler = Scheduler(jobs_for(ctx))
+    scheduler.start()
     try:
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             runner.run(_serve(app, listeners, tls, config.log_level))
     finally:
-        stop.set()
+        scheduler.stop()
         ctx.frontend.blocking.close()
         ctx.db.dispose()
 
@@ -151,26 +153,114 @@ def run(config: Config, listeners: Listeners, tls: TLSFiles) -> None:
         run_worker(config, listeners, tls)
         return
     _share_metrics(config)
-    ctx = multiprocessing.get_context("spawn")
+    mp = multiprocessing.get_context("spawn")
     host = listeners.http.getsockname()[0]
     ports = (listeners.http.getsockname()[1], listeners.https.getsockname()[1])
-    procs = [ctx.Process(target=_worker_entry, args=(config, host, *ports, tls), daemon=False)
-             for _ in range(config.workers)]
-    for p in procs:
-        p.start()
-    stopping = threading.Event()
 
-    def _stop(*_: Any) -> None:
-        stopping.set()
-        for p in procs:
-            if p.is_alive():
-                p.terminate()
+    def start(_slot: int) -> Any:
+        proc = mp.Process(target=_worker_entry, args=(config, host, *ports, tls),
+                          daemon=False)
+        proc.start()
+        return proc
 
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
-    for p in procs:
-        p.join()
-        _worker_metrics_done(p.pid)
+    supervisor = Supervisor(config.workers, start, on_exit=_worker_metrics_done)
+    signal.signal(signal.SIGINT, supervisor.stop)
+    signal.signal(signal.SIGTERM, supervisor.stop)
+    supervisor.run()
+
+
+def exit_reason(exitcode: int | None) -> str:
+    """How a worker ended, for the log: ``exit code 3`` or ``signal SIGKILL``."""
+    if exitcode is None:
+        return "unknown"
+    if exitcode < 0:
+        try:
+            return f"signal {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"signal {-exitcode}"
+    return f"exit code {exitcode}"
+
+
+class Supervisor:
+    """Keeps `count` worker processes running until `stop()`.
+
+    `start(slot)` starts a worker (a `multiprocessing.Process`-like object with
+    ``sentinel``, ``exitcode``, ``pid``, ``is_alive()``, ``terminate()``, ``join()``).
+    A worker that dies is restarted after `backoff` seconds, doubled (up to
+    `max_backoff`) each time it dies again within `stable` seconds of its start, reset
+    once it has run that long."""
+
+    def __init__(self, count: int, start: Callable[[int], Any], *, backoff: float = 0.5,
+                 max_backoff: float = 30.0, stable: float = 60.0,
+                 on_exit: Callable[[int | None], None] | None = None) -> None:
+        self.count = count
+        self._start = start
+        self._on_exit = on_exit
+        self.backoff = backoff
+        self.max_backoff = max_backoff
+        self.stable = stable
+        self.procs: dict[int, Any] = {}
+        self.restarts = 0
+        self._started_at: dict[int, float] = {}
+        self._delay: dict[int, float] = {}
+        self._stopping = threading.Event()
+
+    def stop(self, *_: Any) -> None:
+        """Stop restarting, then terminate every worker (SIGTERM handler)."""
+        self._stopping.set()
+        for proc in list(self.procs.values()):
+            if proc.is_alive():
+                proc.terminate()
+
+    def _spawn(self, slot: int) -> None:
+        self.procs[slot] = self._start(slot)
+        self._started_at[slot] = time.monotonic()
+
+    def run(self) -> None:
+        for slot in range(self.count):
+            self._spawn(slot)
+        due: dict[int, float] = {}  # slot -> when its restart is due
+        while not self._stopping.is_set():
+            timeout = max(0.0, min(due.values()) - time.monotonic()) if due else 1.0
+            alive = {p.sentinel: slot for slot, p in self.procs.items() if slot not in due}
+            ready = multiprocessing.connection.wait(list(alive), timeout=min(timeout, 1.0))
+            for sentinel in ready:
+                slot = alive[sentinel]
+                proc = self.procs[slot]
+                proc.join()
+                self._exited(proc)
+                if self._stopping.is_set():
+                    break
+                lived = time.monotonic() - self._started_at[slot]
+                delay = self.backoff if lived >= self.stable else min(
+                    self.max_backoff, self._delay.get(slot, self.backoff / 2) * 2)
+                self._delay[slot] = delay
+                log.error("worker %d (pid %s) died (%s) after %.1fs; restarting in %.1fs",
+                          slot, proc.pid, exit_reason(proc.exitcode), lived, delay)
+                due[slot] = time.monotonic() + delay
+            now = time.monotonic()
+            for slot in [s for s, when in due.items() if when <= now]:
+                del due[slot]
+                if self._stopping.is_set():
+                    break
+                self._spawn(slot)
+                self.restarts += 1
+                log.warning("worker %d restarted (pid %s)", slot, self.procs[slot].pid)
+        for proc in self.procs.values():
+            if proc.is_alive():
+                proc.terminate()
+        for proc in self.procs.values():
+            proc.join(STOP_TIMEOUT)
+            if proc.is_alive():  # stuck in shutdown: do not hang the parent
+                log.error("worker (pid %s) did not stop in %ss; killing it", proc.pid,
+                          STOP_TIMEOUT)
+                proc.kill()
+                proc.join()
+            self._exited(proc)
+
+    def _exited(self, proc: Any) -> None:
+        if self._on_exit is not None:
+            self._on_exit(proc.pid)
 
 
 def _share_metrics(config: Config) -> None:

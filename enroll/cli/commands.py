@@ -95,6 +95,13 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("name")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_ca_show)
+    p = ca.add_parser("revoke", help="revoke a CA's certificate (its parent's CRL lists "
+                                     "it; the CA issues nothing more)")
+    p.add_argument("name")
+    p.add_argument("--reason", default="ca_compromise",
+                   choices=[r.name for r in x509.ReasonFlags if r.name != "remove_from_crl"])
+    p.add_argument("--actor", default="operator")
+    p.set_defaults(func=cmd_ca_revoke)
     p = ca.add_parser("export", help="print a CA certificate (or its chain) as PEM")
     p.add_argument("name")
     p.add_argument("--chain", action="store_true", help="include issuers up to the root")
@@ -198,7 +205,7 @@ def cmd_init(args: argparse.Namespace, opener: Opener) -> int:
 
 
 def cmd_serve(args: argparse.Namespace, opener: Opener) -> int:
-    from enroll import logs, serve
+    from enroll import logs, recovery, serve
     from enroll.embedded import banner, write_endpoints
 
     env = dict(opener.env)
@@ -225,6 +232,9 @@ def cmd_serve(args: argparse.Namespace, opener: Opener) -> int:
     info = write_endpoints(ctx, ctx.config.public_http_url, ctx.config.public_https_url, bundle)
     print(banner(info), flush=True)
     print(f"  endpoints.json {ctx.config.data_dir / 'endpoints.json'}", flush=True)
+    # Finish what a dead worker of the previous run left half done, before any worker
+    # starts (each worker then repeats the pass on its schedule).
+    recovery.run(ctx)
     config = ctx.config
     ctx.db.dispose()
     serve.run(config, listeners, serve.TLSFiles(tls_dir / "server.pem", tls_dir / "server.key",
@@ -252,7 +262,15 @@ def _ca_row(ctx: AppContext, name: str) -> dict[str, Any]:
             "not_after": cert.not_valid_after_utc.isoformat(timespec="seconds"),
             "parent": ctx.config.cas[name].parent or "",
             "backend": ctx.config.cas[name].backend,
-            "sha256": cert.fingerprint(hashes.SHA256()).hex()}
+            "sha256": cert.fingerprint(hashes.SHA256()).hex(),
+            "status": _ca_status(ctx, cert)}
+
+
+def _ca_status(ctx: AppContext, cert: x509.Certificate) -> str:
+    """valid / revoked from the CA's certificate row (``unknown`` until a start-up has
+    stored it: data dirs created by older versions)."""
+    record = ctx.authority.certificate(cert.serial_number)
+    return record.status.value if record is not None else "unknown"
 
 
 def cmd_ca_list(args: argparse.Namespace, opener: Opener) -> int:
@@ -266,6 +284,17 @@ def cmd_ca_show(args: argparse.Namespace, opener: Opener) -> int:
     row = _ca_row(opener.context(), args.name)
     _out(json.dumps(row, indent=2) if args.json else
          "\n".join(f"{k:10} {v}" for k, v in row.items()))
+    return 0
+
+
+def cmd_ca_revoke(args: argparse.Namespace, opener: Opener) -> int:
+    from enroll.ca_certificates import issuer_of, serial_of
+
+    ctx = opener.context(sign=True)
+    serial = serial_of(ctx.cas, args.name)
+    rec = ctx.authority.revoke(serial, x509.ReasonFlags[args.reason], args.actor)
+    _out(f"revoked CA {args.name} (certificate {rec.serial_hex}, listed on the CRL of "
+         f"{issuer_of(args.name, ctx.config.cas)}); it issues no more certificates")
     return 0
 
 

@@ -172,11 +172,31 @@ def list_requests(tx: Tx, status: RequestStatus | None = None,
     return [_request(r) for r in rows]
 
 
+def stale_approved(tx: Tx, before: dt.datetime, limit: int = 100) -> list[str]:
+    """Ids of requests ``approved`` (signing started) but not issued since before
+    `before`: their signer died between signing and storing, or is stuck."""
+    rows = tx.all("SELECT id FROM requests WHERE status = 'approved' AND updated_at < ? "
+                  f"ORDER BY updated_at LIMIT {int(limit)}", (tx.when(before),))
+    return [r["id"] for r in rows]
+
+
+def claim_approved(tx: Tx, request_id: str, before: dt.datetime, now: dt.datetime) -> bool:
+    """Take a stale approved request for recovery: one conditional UPDATE moves its
+    ``updated_at`` (the lease) to `now`, so of several workers exactly one claims it,
+    and a claimer that dies leaves it claimable again after the grace period."""
+    return tx.run("UPDATE requests SET updated_at = ? WHERE id = ? AND status = 'approved' "
+                  "AND updated_at < ?", (tx.when(now), request_id, tx.when(before))) == 1
+
+
 def count_requests(tx: Tx) -> int:
     return int(tx.scalar("SELECT count(*) FROM requests"))
 
 
 # -- certificates -----------------------------------------------------------------------
+
+CA_PROTOCOL = "ca"
+"""The ``protocol`` of a CA's own certificate row (`enroll.ca_certificates`)."""
+
 
 _CERTIFICATE = ("serial, ca, request_id, status, profile, protocol, requester, subject, "
                 "sans, not_before, not_after, revoked_at, revocation_reason, replaces, der, "
@@ -209,8 +229,10 @@ def get_certificate(tx: Tx, serial_hex: str) -> CertificateRecord | None:
 
 
 def list_certificates(tx: Tx, *, status: CertificateStatus | None = None,
-                      ca: str | None = None, limit: int = 100) -> list[CertificateRecord]:
-    conditions: list[str] = []
+                      ca: str | None = None, limit: int = 100,
+                      include_ca: bool = False) -> list[CertificateRecord]:
+    """Newest first; CAs' own certificates only with `include_ca`."""
+    conditions: list[str] = [] if include_ca else [f"protocol != '{CA_PROTOCOL}'"]
     params: list[Any] = []
     if status is not None:
         conditions.append("status = ?")
@@ -224,8 +246,39 @@ def list_certificates(tx: Tx, *, status: CertificateStatus | None = None,
     return [_certificate(r) for r in rows]
 
 
+def insert_ca_certificate(tx: Tx, *, cert: x509.Certificate, issuer_ca: str, name: str,
+                          key_fingerprint: str, now: dt.datetime) -> bool:
+    """Store CA `name`'s certificate as a certificate of `issuer_ca` (itself for a
+    root), once: False if it is already stored. Profile ``ca:<name>``, protocol ``ca``."""
+    serial = format(cert.serial_number, "x")
+    if tx.scalar("SELECT 1 FROM certificates WHERE serial = ?", (serial,)) is not None:
+        return False
+    tx.insert(certificates, {
+        "serial": serial, "ca": issuer_ca, "request_id": None,
+        "status": CertificateStatus.VALID.value, "profile": f"ca:{name}",
+        "protocol": CA_PROTOCOL,
+        "requester": "system:ca", "subject": cert.subject.rfc4514_string(), "sans": [],
+        "key_fingerprint": key_fingerprint, "not_before": cert.not_valid_before_utc,
+        "not_after": cert.not_valid_after_utc, "revoked_at": None, "revocation_reason": None,
+        "replaces": None, "der": cert.public_bytes(serialization.Encoding.DER),
+        "created_at": now, "identity": f"ca:{name}", "superseded_by": None})
+    return True
+
+
+def revoked_serial(tx: Tx, serials: tuple[str, ...]) -> str | None:
+    """The first of `serials` that is stored revoked, or None."""
+    if not serials:
+        return None
+    marks = ", ".join("?" for _ in serials)
+    row = tx.one(f"SELECT serial FROM certificates WHERE serial IN ({marks}) AND "
+                 f"{REVOKED} LIMIT 1", serials)
+    return None if row is None else str(row["serial"])
+
+
 def count_certificates(tx: Tx) -> int:
-    return int(tx.scalar("SELECT count(*) FROM certificates"))
+    """Certificates issued to clients (not the CAs' own)."""
+    return int(tx.scalar("SELECT count(*) FROM certificates WHERE protocol != ?",
+                         (CA_PROTOCOL,)))
 
 
 def supersede(tx: Tx, serial_hex: str, by: str) -> bool:
@@ -285,6 +338,21 @@ def put_crl(tx: Tx, ca: str, number: int, this_update: dt.datetime,
         return True
     return tx.update(crls, values, "ca = ? AND number < ?", (ca, number),
                      allowed=values.keys()) == 1
+
+
+def next_crl_number(tx: Tx, ca: str) -> int:
+    """Reserve the CA's next CRL number (call in a write transaction). The counter
+    starts above the stored CRL's number (wall-clock numbers of older versions), and
+    never goes back: a number reserved and never published is skipped."""
+    stored = tx.scalar("SELECT number FROM crls WHERE ca = ?", (ca,))
+    floor = int(stored) if stored is not None else 0
+    # Insert-if-absent then increment: two first reservations racing on PostgreSQL
+    # queue on the row instead of one failing on the primary key.
+    tx.run("INSERT INTO crl_numbers (ca, last_number) VALUES (?, ?) "
+           "ON CONFLICT (ca) DO NOTHING", (ca, floor))
+    tx.run("UPDATE crl_numbers SET last_number = CASE WHEN last_number < ? THEN ? "
+           "ELSE last_number END + 1 WHERE ca = ?", (floor, floor, ca))
+    return int(tx.scalar("SELECT last_number FROM crl_numbers WHERE ca = ?", (ca,)))
 
 
 # -- audit ------------------------------------------------------------------------------

@@ -135,6 +135,15 @@ crls = Table(
     Column("der", LargeBinary, nullable=False),
 )
 
+crl_numbers = Table(
+    "crl_numbers", metadata,
+    # The last CRL number each CA reserved (enroll.revocation): one counter per CA in
+    # the shared database, so numbers grow across workers and hosts whatever their
+    # clocks say. Migration 0006 starts it at the number of the CRL already stored.
+    Column("ca", String(64), primary_key=True),
+    Column("last_number", BigInteger, nullable=False),
+)
+
 blocked_keys = Table(
     "blocked_keys", metadata,
     # enroll.key_blocklist: keys no certificate or ACME account may carry again, by the

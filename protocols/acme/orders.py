@@ -8,6 +8,7 @@ import ipaddress
 import secrets
 
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from sqlalchemy.exc import IntegrityError
 
 from enroll.csr import load_csr
@@ -203,9 +204,23 @@ def finalize(ep: AcmeEndpoint, v: Verified, order_id: str, base: str) -> store.O
     assert account is not None
     if _same_key(csr, account.thumbprint):
         raise AcmeProblem("badCSR", "the certificate key must differ from the account key")
+    requester = f"acme-account:{account_url(base, account.id)}"
     with ep.db.write() as conn:
-        if not store.set_order(conn, order.id, "ready", status="processing"):
+        # What is submitted is kept with the order, so recovery can submit it again if
+        # this worker dies before the answer is stored (protocols.acme.recovery).
+        if not store.set_order(conn, order.id, "ready", status="processing",
+                               csr=csr.public_bytes(serialization.Encoding.PEM).decode(),
+                               finalized_by=requester, processing_since=ep.clock.now()):
             raise AcmeProblem("orderNotReady", "order is already being finalized", 403)
+    return submit(ep, order, csr, requester)
+
+
+def submit(ep: AcmeEndpoint, order: store.Order, csr: x509.CertificateSigningRequest,
+           requester: str, *, recovering: bool = False) -> store.Order:
+    """Hand a ``processing`` order's CSR to the core and record its answer. A refused
+    CSR or a transient failure returns the order to ``ready`` (the client may finalize
+    again); in `recovering` a transient failure leaves it ``processing`` for the next
+    pass, and a refused CSR makes it invalid (the client sees why)."""
     # The core issues only what the order's validated identifiers name: an e-mail or URI
     # name, or a subject field the CSR adds, is refused (not silently issued).
     authorized = Authorization(
@@ -213,16 +228,25 @@ def finalize(ep: AcmeEndpoint, v: Verified, order_id: str, base: str) -> store.O
         source="the order's identifiers")
     request = EnrollmentRequest(
         csr=csr, profile=order.profile, protocol="acme", endpoint=ep.label,
-        requester=Requester(f"acme-account:{account_url(base, account.id)}", "jws"),
+        requester=Requester(requester, "jws"),
         transaction_id=order.id, replaces=order.replaces, ca=ep.settings.ca,
         attributes={"acme_order": order.id}, authorized=authorized)
     try:
         outcome = ep.authority.submit(request)
-    except (BadCSR, MalformedInput, Unavailable) as exc:
-        # Nothing was stored for a CSR the profile refuses, nor kept for a transient CA
-        # failure: the client may finalize again.
+    except Unavailable as exc:
+        if not recovering:
+            with ep.db.write() as conn:
+                store.set_order(conn, order.id, "processing", status="ready")
+        raise from_error(exc) from None
+    except (BadCSR, MalformedInput) as exc:
+        # Nothing was stored for a CSR the profile refuses: the client may finalize
+        # again (with a CSR it can fix; recovery has no other CSR: invalid).
         with ep.db.write() as conn:
-            store.set_order(conn, order.id, "processing", status="ready")
+            if recovering:
+                store.set_order(conn, order.id, "processing", status="invalid",
+                                error=from_error(exc).document())
+            else:
+                store.set_order(conn, order.id, "processing", status="ready")
         raise from_error(exc) from None
     except EnrollError as exc:
         problem = from_error(exc)

@@ -71,3 +71,10 @@ def enroll_reseal_secrets(tx: Tx, old: Secret, new: Secret) -> Mapping[str, int]
     from . import eab
 
     return {"ACME EAB keys": eab.reseal(tx, old, new)}
+
+
+@hookimpl
+def enroll_recover(frontend: FrontEnd, grace: float) -> int:
+    from .recovery import recover
+
+    return recover(frontend, grace)

@@ -34,6 +34,7 @@ from enroll.store.schema import metadata
 from enroll.store.transaction import Row, Tx
 
 LIVE_REPLACEMENT = "replaces IS NOT NULL AND status != 'invalid'"
+PROCESSING = "status = 'processing'"
 
 acme_secrets = Table(
     "acme_secrets", metadata,
@@ -72,6 +73,13 @@ acme_orders = Table(
     Column("error", Text, nullable=True),
     Column("expires", UTC_DT, nullable=False),
     Column("created_at", UTC_DT, nullable=False),
+    # What finalize submitted (PEM CSR, requester) and when the order entered
+    # processing: the recovery pass re-submits an order stuck there (migration 0005).
+    Column("csr", Text, nullable=True),
+    Column("finalized_by", String(512), nullable=True),
+    Column("processing_since", UTC_DT, nullable=True),
+    Index("ix_acme_orders_processing", "processing_since",
+          sqlite_where=text(PROCESSING), postgresql_where=text(PROCESSING)),
     # RFC 9773 §5: at most one order that is not invalid replaces a certificate. An
     # order that becomes invalid (failed validation, deactivated, expired, refused)
     # leaves the index, so the certificate can be replaced by a new order.
@@ -330,7 +338,8 @@ def get_challenge(tx: Tx, challenge_id: str) -> Challenge | None:
     return None if row is None else _challenge(row)
 
 
-_ORDER_UPDATABLE = frozenset({"status", "request_id", "certificate_serial", "error"})
+_ORDER_UPDATABLE = frozenset({"status", "request_id", "certificate_serial", "error", "csr",
+                              "finalized_by", "processing_since"})
 
 
 def set_order(tx: Tx, order_id: str, expect: str | tuple[str, ...], **values: Any) -> bool:
@@ -355,6 +364,34 @@ def set_challenge(tx: Tx, challenge_id: str, expect: str, status: str,
                   "WHERE id = ? AND status = ?",
                   (status, tx.when(validated_at), None if error is None else json.dumps(error),
                    challenge_id, expect)) > 0
+
+
+def stuck_processing(tx: Tx, before: dt.datetime, limit: int = 100) -> list[str]:
+    """Ids of orders in ``processing`` with no core request since before `before` (or
+    since an unknown time: finalized before migration 0005). An order waiting for an
+    approval has its request id, and is not stuck."""
+    rows = tx.all(f"SELECT id FROM acme_orders WHERE {PROCESSING} AND request_id IS NULL "
+                  "AND (processing_since IS NULL OR processing_since < ?) "
+                  f"ORDER BY processing_since LIMIT {int(limit)}", (tx.when(before),))
+    return [r["id"] for r in rows]
+
+
+def claim_processing(tx: Tx, order_id: str, before: dt.datetime, now: dt.datetime) -> bool:
+    """Take an order stuck in processing for recovery: one conditional UPDATE moves its
+    ``processing_since`` to `now`, so of several workers exactly one claims it (and a
+    claimer that dies too leaves it claimable again after the grace period)."""
+    return tx.run("UPDATE acme_orders SET processing_since = ? WHERE id = ? AND "
+                  f"{PROCESSING} AND request_id IS NULL AND "
+                  "(processing_since IS NULL OR processing_since < ?)",
+                  (tx.when(now), order_id, tx.when(before))) == 1
+
+
+def finalize_input(tx: Tx, order_id: str) -> tuple[str, str] | None:
+    """(CSR PEM, requester) that finalize submitted for this order, if recorded."""
+    row = tx.one("SELECT csr, finalized_by FROM acme_orders WHERE id = ?", (order_id,))
+    if row is None or row["csr"] is None or row["finalized_by"] is None:
+        return None
+    return str(row["csr"]), str(row["finalized_by"])
 
 
 # -- EAB keys -----------------------------------------------------------------------------

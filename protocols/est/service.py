@@ -29,6 +29,7 @@ from enroll.csr import load_csr
 from enroll.door import Door, FrontEnd
 from enroll.errors import BadCSR, Unauthorized, Unavailable
 from enroll.model import (
+    NOT_RECOVERABLE,
     CertificateStatus,
     EnrollmentRequest,
     Issued,
@@ -162,11 +163,15 @@ class EstService:
     # -- operations ---------------------------------------------------------------------
 
     def _request(self, csr: x509.CertificateSigningRequest, requester: Requester, tid: str,
-                 kind: str = "simpleenroll", **binding: Any) -> EnrollmentRequest:
+                 kind: str = "simpleenroll", *, recoverable: bool = True,
+                 **binding: Any) -> EnrollmentRequest:
+        attributes: dict[str, Any] = {"operation": kind}
+        if not recoverable:
+            attributes[NOT_RECOVERABLE] = True
         return EnrollmentRequest(
             csr=csr, profile=self.endpoint.profile, requester=requester, protocol=PROTOCOL,
             endpoint=self.endpoint.label, transaction_id=tid, ca=self.endpoint.ca,
-            attributes={"operation": kind}, **binding)
+            attributes=attributes, **binding)
 
     def simpleenroll(self, authorization: str, transport: Transport, body: bytes) -> Outcome:
         """RFC 7030 §4.2.1."""
@@ -264,8 +269,13 @@ class EstService:
                               "(no ca_passphrase is configured)")
         key, csr = serverkeygen.new_key_and_csr(self.profile.server_key_type, template)
         der = serverkeygen.pkcs8_der(key)
+        # The key is stored only once the core answered (kept while waiting for an
+        # approval, archived): if this worker dies while the request is being signed,
+        # the key dies with it, and recovery must not certify a lost key. A request
+        # queued for approval has its key kept when the officer's approval signs it.
+        recoverable = self.profile.approval == "manual"
         outcome = self.authority.submit(self._request(csr, requester, tid, "serverkeygen",
-                                                      **binding))
+                                                      recoverable=recoverable, **binding))
         keep = isinstance(outcome, Pending) or (isinstance(outcome, Issued)
                                                 and self.endpoint.archive_keys)
         if keep:

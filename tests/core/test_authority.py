@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
@@ -10,6 +11,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
 from enroll import authority as authority_mod
+from enroll import recovery
 from enroll.authority import Authority
 from enroll.context import AppContext
 from enroll.csr import load_csr
@@ -233,6 +235,19 @@ def test_crash_between_signing_and_storing_hands_out_nothing_and_audit_explains(
         approved.csr_pem.encode()), protocol="est", transaction_id="t-crash"))
     assert isinstance(retry, Pending)
     assert stored(context) == (0, 1)
+    # Recovery (once the grace period is over: zero here) finishes it: signed under a
+    # new serial (the reserved one was never handed out) and stored, and the retry now
+    # gets exactly the certificate the store holds.
+    context.authority.recovery_grace = dt.timedelta(0)
+    assert recovery.run(context).requests == 1
+    retry = context.authority.submit(request(x509.load_pem_x509_csr(
+        approved.csr_pem.encode()), protocol="est", transaction_id="t-crash"))
+    assert isinstance(retry, Issued) and retry.request_id == approved.id
+    record = context.authority.certificate(retry.serial_hex)
+    assert record is not None and record.certificate == retry.certificate
+    assert retry.serial_hex != reserved
+    assert stored(context) == (1, 1)
+    assert not context.authority.list_requests(RequestStatus.APPROVED)
 
 
 def test_an_operator_closes_a_request_left_approved_by_a_crash(

@@ -52,7 +52,8 @@ def test_plugin_hooks_that_build_a_front_end_take_a_frontend() -> None:
 
     from enroll import hookspecs
 
-    for name in ("enroll_routes", "enroll_endpoint_info", "enroll_tls_client_cas"):
+    for name in ("enroll_routes", "enroll_endpoint_info", "enroll_tls_client_cas",
+                 "enroll_recover"):
         params = list(inspect.signature(getattr(hookspecs, name)).parameters)
         assert params[0] == "frontend", name
 

@@ -15,6 +15,9 @@ def test_sqlite_file_runs_in_wal_mode_with_a_busy_timeout(tmp_path: Path) -> Non
     try:
         with db.read() as tx:
             assert tx.scalar("PRAGMA journal_mode") == "wal"
+            # FULL (2): a commit is on disk before the answer (NORMAL could lose the
+            # last commits of a WAL database on power loss).
+            assert tx.scalar("PRAGMA synchronous") == 2
             assert tx.scalar("PRAGMA busy_timeout") == 30000
             assert tx.scalar("PRAGMA foreign_keys") == 1
     finally:

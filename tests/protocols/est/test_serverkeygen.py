@@ -18,7 +18,7 @@ from enroll.config import Secret
 from enroll.crypto.keys import key_type_of
 from enroll.crypto.sealing import UnsealError, is_sealed
 from enroll.errors import Unavailable
-from enroll.model import RequestStatus
+from enroll.model import NOT_RECOVERABLE, RequestStatus
 from enroll.testing import TEST_PASSPHRASE, make_csr
 from enroll.testing.est_client import serverkeygen_parts
 
@@ -42,6 +42,11 @@ def test_serverkeygen_returns_a_pkcs8_key_matching_the_certificate(est: Any) -> 
     assert cert.subject.rfc4514_string() == "CN=keyless"
     assert est.counts() == (1, 1)
     assert _keys(est) == 0  # not archived by default
+    # Had its worker died while signing, the key would have died with it: recovery
+    # must fail such a request rather than certify a key nobody has.
+    [record] = [r for r in est.ctx.authority.list_requests(RequestStatus.ISSUED)
+                if r.protocol == "est"]
+    assert record.attributes.get(NOT_RECOVERABLE) is True
 
 
 def test_serverkeygen_uses_the_profile_key_type_and_archives_when_asked(make_est: Any) -> None:
@@ -65,6 +70,7 @@ def test_pending_serverkeygen_keeps_the_key_until_collected(make_est: Any) -> No
     assert est_enroll(h, csr, op="serverkeygen").status_code == 202
     assert _keys(h) == 1 and h.counts() == (0, 1)
     [pending] = h.ctx.authority.list_requests(RequestStatus.PENDING)
+    assert NOT_RECOVERABLE not in pending.attributes  # its key is kept: recoverable
     h.ctx.authority.approve(pending.id, "officer")
     r = est_enroll(h, csr, op="serverkeygen")
     assert r.status_code == 200

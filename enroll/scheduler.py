@@ -1,0 +1,84 @@
+"""Periodic jobs of a serving worker, in one place.
+
+Every worker runs the same jobs on one daemon thread (`Scheduler`); each job must be
+safe to run in several workers and hosts at once (they share only the database). The
+jobs are the list in `jobs_for`: adding one is one line there. A job's first run is
+spread over its interval (random offset) so workers started together do not all run it
+at once; a failing run is logged and the job runs again at its next time.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from enroll import recovery
+from enroll.context import AppContext
+
+log = logging.getLogger("enroll.scheduler")
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    name: str
+    interval: float
+    """Seconds between two runs."""
+    run: Callable[[], object]
+
+
+def jobs_for(ctx: AppContext) -> list[Job]:
+    """The periodic jobs of a worker (add a job here)."""
+    config = ctx.config
+    crl_interval = max(10.0, min(ca.crl_refresh for ca in config.cas.values()) / 2)
+    return [
+        Job("crl-refresh", crl_interval, ctx.crls.refresh_due),
+        Job("recovery", float(config.recovery_interval), lambda: recovery.run(ctx)),
+    ]
+
+
+class Scheduler:
+    """Runs `jobs` on one thread until `stop()`."""
+
+    def __init__(self, jobs: Sequence[Job], *,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.jobs = list(jobs)
+        self._monotonic = monotonic
+        start = monotonic()
+        self._due = {job.name: start + random.uniform(0, job.interval)  # noqa: S311
+                     for job in self.jobs}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def run_due(self) -> list[str]:
+        """Run every job whose time has come (each failure logged); the names run."""
+        ran: list[str] = []
+        for job in self.jobs:
+            if self._stop.is_set() or self._monotonic() < self._due[job.name]:
+                continue
+            try:
+                job.run()
+            except Exception:
+                log.exception("scheduled job %s failed", job.name)
+            self._due[job.name] = self._monotonic() + job.interval
+            ran.append(job.name)
+        return ran
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.run_due()
+            wait = min(self._due.values(), default=self._monotonic() + 60) - self._monotonic()
+            self._stop.wait(max(0.05, wait))
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="enroll-scheduler",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)

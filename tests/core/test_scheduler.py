@@ -1,0 +1,62 @@
+"""The worker's periodic jobs: one list, each job run when due, a failure logged and
+the job run again at its next time (no sleeping: a fake monotonic clock)."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from enroll.context import AppContext
+from enroll.scheduler import Job, Scheduler, jobs_for
+
+
+class Ticks:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_a_worker_runs_the_crl_refresh_and_the_recovery_pass(context: AppContext) -> None:
+    jobs = {job.name: job for job in jobs_for(context)}
+    assert set(jobs) == {"crl-refresh", "recovery"}
+    assert jobs["recovery"].interval == context.config.recovery_interval
+    assert jobs["crl-refresh"].interval == 1800  # half the default crl_refresh of 1h
+    for job in jobs.values():
+        job.run()  # each runs against the real store
+    with context.db.read() as tx:
+        assert tx.scalar("SELECT count(*) FROM crls") == 2
+
+
+def test_jobs_run_when_due_and_a_failure_does_not_stop_the_others(
+        caplog: pytest.LogCaptureFixture) -> None:
+    ticks = Ticks()
+    ran: list[str] = []
+
+    def boom() -> None:
+        ran.append("boom")
+        raise RuntimeError("database away")
+
+    scheduler = Scheduler([Job("boom", 10, boom), Job("ok", 30, lambda: ran.append("ok"))],
+                          monotonic=ticks)
+    ticks.t += 30  # past every first run (spread over each job's interval)
+    with caplog.at_level(logging.ERROR, logger="enroll.scheduler"):
+        assert scheduler.run_due() == ["boom", "ok"]
+    assert "scheduled job boom failed" in caplog.text
+    assert scheduler.run_due() == []  # neither is due again yet
+    ticks.t += 10
+    assert scheduler.run_due() == ["boom"]
+    ticks.t += 20
+    assert scheduler.run_due() == ["boom", "ok"]
+    assert ran == ["boom", "ok", "boom", "boom", "ok"]
+
+
+def test_a_stopped_scheduler_runs_nothing() -> None:
+    ticks = Ticks()
+    scheduler = Scheduler([Job("x", 1, lambda: None)], monotonic=ticks)
+    scheduler.start()
+    scheduler.stop()
+    ticks.t += 5
+    assert scheduler.run_due() == []
