@@ -137,6 +137,15 @@ class Rejected:
 Outcome = Issued | Pending | Rejected
 
 
+@dataclass(frozen=True, slots=True)
+class AwaitingApproval:
+    """An approval was recorded; the request needs more distinct approvers."""
+
+    request_id: str
+    approvers: tuple[str, ...]
+    required: int
+
+
 class RequestStatus(enum.StrEnum):
     REQUESTED = "requested"
     PENDING = "pending"
@@ -144,6 +153,8 @@ class RequestStatus(enum.StrEnum):
     REJECTED = "rejected"
     ISSUED = "issued"
     FAILED = "failed"
+    EXPIRED = "expired"
+    """Pending longer than its profile's ``pending_expiry``; answered as rejected."""
 
 
 class CertificateStatus(enum.StrEnum):

@@ -26,6 +26,7 @@ from enroll.model import (
     RequestStatus,
     StoredCA,
 )
+from enroll.store import audit_chain
 from enroll.store.schema import (
     REVOKED,
     audit_events,
@@ -33,6 +34,7 @@ from enroll.store.schema import (
     cas,
     certificates,
     crls,
+    request_approvals,
     requests,
 )
 from enroll.store.transaction import Row, Tx
@@ -159,6 +161,37 @@ def list_requests(tx: Tx, status: RequestStatus | None = None,
     return [_request(r) for r in rows]
 
 
+def lock_request_status(tx: Tx, request_id: str) -> RequestStatus | None:
+    """The request's status, its row locked until the transaction ends (PostgreSQL:
+    ``FOR UPDATE``; SQLite's writer lock already holds every writer off)."""
+    lock = "" if tx.sqlite else " FOR UPDATE"
+    found = tx.scalar(f"SELECT status FROM requests WHERE id = ?{lock}", (request_id,))
+    return None if found is None else RequestStatus(found)
+
+
+def add_approval(tx: Tx, request_id: str, approver: str, now: dt.datetime) -> bool:
+    """Record one approver of a request; False if this approver already approved."""
+    return tx.run("INSERT INTO request_approvals (request_id, approver, at) VALUES (?, ?, ?) "
+                  "ON CONFLICT (request_id, approver) DO NOTHING",
+                  (request_id, approver, tx.when(now))) == 1
+
+
+def approvers(tx: Tx, request_id: str) -> list[str]:
+    """The distinct approvers of a request, first first."""
+    rows = tx.all("SELECT approver FROM request_approvals WHERE request_id = ? "
+                  "ORDER BY at, approver", (request_id,), request_approvals)
+    return [str(r["approver"]) for r in rows]
+
+
+def pending_created_before(tx: Tx, cutoff: dt.datetime, limit: int = 500
+                           ) -> list[RequestRecord]:
+    """Pending requests older than `cutoff`, oldest first (the expiry sweep)."""
+    rows = tx.all(f"SELECT {_REQUEST} FROM requests WHERE status = 'pending' "
+                  f"AND created_at < ? ORDER BY created_at LIMIT {int(limit)}",
+                  (tx.when(cutoff),), requests)
+    return [_request(r) for r in rows]
+
+
 def count_requests(tx: Tx) -> int:
     return int(tx.scalar("SELECT count(*) FROM requests"))
 
@@ -279,9 +312,9 @@ def put_crl(tx: Tx, ca: str, number: int, this_update: dt.datetime,
 def add_audit(tx: Tx, *, at: dt.datetime, type: str, actor: str,
               request_id: str | None = None, serial: str | None = None,
               details: Mapping[str, Any] | None = None) -> None:
-    tx.insert(audit_events, {"at": at, "type": type, "actor": actor,
-                             "request_id": request_id, "serial": serial,
-                             "details": details or {}})
+    """Append one event to the hash-chained audit log (`enroll.store.audit_chain`)."""
+    audit_chain.append(tx, at=at, type=type, actor=actor, request_id=request_id,
+                       serial=serial, details=details)
 
 
 def list_audit(tx: Tx, *, since: dt.datetime | None = None,

@@ -17,6 +17,8 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from enroll.asgi.peer import socket_peer
+
 from .challenges import OneTimeChallenges, digest
 from .failinfo import ScepFailure
 from .service import ScepService
@@ -66,7 +68,8 @@ def routes(service: ScepService, one_time: OneTimeChallenges) -> list[BaseRoute]
         request_id = str(request.scope.get("state", {}).get("request_id", "-"))
         try:
             answer = await service.frontend.blocking.run(service.pki_operation, message,
-                                                         request_id)
+                                                         request_id,
+                                                         socket_peer(request.scope))
         except ScepFailure as exc:
             return _bad(f"not a SCEP pkiMessage: {exc.detail}")
         return Response(answer, media_type=PKI_MESSAGE)
