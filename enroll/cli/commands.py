@@ -377,7 +377,8 @@ def cmd_requests_approve(args: argparse.Namespace, opener: Opener) -> int:
              f"as {actor.identity}; waiting for {left} more approver(s) "
              f"(so far: {', '.join(result.approvers)})")
         return 0
-    _out(f"approved {args.id} as {actor.identity}: issued certificate {result.serial_hex}")
+    sys.stderr.write(f"recorded as {actor.identity}\n")
+    _out(f"approved {args.id}: issued certificate {result.serial_hex}")
     return 0
 
 
