@@ -4,6 +4,7 @@ On a SQLite file and on PostgreSQL (``db_url``)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -175,7 +176,7 @@ def test_the_migration_chains_events_stored_before_it(db_url: str) -> None:
                                   "serial, details) VALUES (:at, 'old.event', :actor, NULL, "
                                   "NULL, :details)"),
                              {"at": f"2025-01-0{i + 1} 10:00:00.000000", "actor": f"a{i}",
-                              "details": '{"n": %d, "text": "caf\\u00e9"}' % i})
+                              "details": json.dumps({"n": i, "text": "café"})})
         migrate.upgrade(db)
         with db.read() as tx:
             result = audit_chain.verify(tx)

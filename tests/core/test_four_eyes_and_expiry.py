@@ -21,7 +21,7 @@ from enroll.approvals import cli_actor, os_user
 from enroll.clock import FrozenClock
 from enroll.context import AppContext, build_context
 from enroll.embedded import init_data_dir
-from enroll.errors import Conflict, ConfigError, Unauthorized
+from enroll.errors import ConfigError, Conflict, Unauthorized
 from enroll.model import AwaitingApproval, Issued, Pending, Rejected, RequestStatus
 from enroll.plugin_loader import build_plugin_manager
 from enroll.store import audit_chain, queries
