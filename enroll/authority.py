@@ -33,6 +33,7 @@ from enroll import (
     key_checks,
     metrics,
     profile_rules,
+    refusal_buffer,
     refusals,
     renewal,
     request_writes,
@@ -108,6 +109,8 @@ class Authority:
         # transaction waits on the event instead of polling the database.
         self._signing: dict[str, threading.Event] = {}
         self._signing_lock = threading.Lock()
+        # Repeated refusals held between writes (enroll.refusal_buffer).
+        self._refusals = refusal_buffer.RefusalBuffer()
 
     # -- queries ------------------------------------------------------------------------
 
@@ -544,16 +547,52 @@ class Authority:
                        actor: str | None, details: Mapping[str, Any] | None = None) -> None:
         """Count one refusal in the audit trail (`enroll.refusals`): `door` the
         endpoint's label (``est:default``), `reason` a short code, `source` the client
-        address, `actor` the authenticated requester (None: not authenticated). Never
-        raises: a store failure is logged and the refusal is still answered."""
+        address, `actor` the authenticated requester (None: not authenticated). The
+        first of a key is written at once, repeats are held and added in one write every
+        few seconds (`enroll.refusal_buffer`). Never raises: a store failure is logged
+        and the refusal is still answered."""
+        now = self.clock.now()
+        key = (refusals.window_start(now), *refusals.key_of(door, reason, source, actor))
+        write_now = self._refusals.add(now, key)
+        batches = self._refusals.due(now)
+        if write_now or batches:
+            self._write_refusals(now, batches, (door, reason, source, actor, details)
+                                 if write_now else None)
+
+    def flush_refusals(self) -> int:
+        """Write every refusal count this process holds; how many keys."""
+        batches = self._refusals.due(self.clock.now(), everything=True)
+        if batches:
+            self._write_refusals(self.clock.now(), batches, None)
+        return len(batches)
+
+    def _write_refusals(self, now: dt.datetime, batches: list[refusal_buffer.Batch],
+                        one: tuple[str, str, str | None, str | None,
+                                   Mapping[str, Any] | None] | None) -> None:
         try:
             with self.db.write() as tx:
-                refusals.record(tx, self.clock.now(), door, reason, source, actor, details)
+                # Held counts first: a passed window gets its repeats before the new
+                # refusal below closes it.
+                for batch in batches:
+                    window, door, reason, source, actor = batch.key
+                    refusals.record(tx, batch.last_at, door, reason, source or None,
+                                    actor or None, None, count=batch.count, window=window)
+                if one is not None:
+                    refusals.record(tx, now, *one)
         except Exception:
-            log.exception("could not record a refusal at %s (%s)", door[:128], reason[:64])
+            kept = list(batches)
+            if one is not None:
+                key = (refusals.window_start(now), *refusals.key_of(*one[:4]))
+                kept.append(refusal_buffer.Batch(key, 1, now))
+            self._refusals.restore(kept)
+            log.exception("could not record a refusal (%d count(s) kept to retry)",
+                          len(kept))
 
     def close_refusal_windows(self, now: dt.datetime | None = None) -> int:
-        """Chain the refusal counts of the windows that have passed; how many rows."""
+        """Write the held refusal counts, then chain the refusal counts of the windows
+        that have passed; how many rows were chained. Run it from every worker's
+        scheduler (held counts are per process)."""
+        self.flush_refusals()
         with self.db.write() as tx:
             return refusals.close_windows(tx, now or self.clock.now())
 

@@ -99,40 +99,43 @@ def bounded_details(details: Mapping[str, Any] | None) -> dict[str, Any]:
     return out
 
 
-def _key(door: str, reason: str, source: str | None, actor: str | None
-         ) -> tuple[str, str, str, str]:
+def key_of(door: str, reason: str, source: str | None, actor: str | None
+           ) -> tuple[str, str, str, str]:
+    """The stored form of a refusal's key (bounded; None is stored as '')."""
     return door[:128], reason[:64], (source or "")[:64], (actor or "")[:512]
 
 
 def record(tx: Tx, now: dt.datetime, door: str, reason: str, source: str | None,
-           actor: str | None, details: Mapping[str, Any] | None) -> None:
-    """Count one refusal in the current window (see the module docstring)."""
-    start = window_start(now)
-    key = _key(door, reason, source, actor)
-    if _bump(tx, start, now, key):
+           actor: str | None, details: Mapping[str, Any] | None, *, count: int = 1,
+           window: dt.datetime | None = None) -> None:
+    """Count `count` refusals (at `now`) in the window starting at `window` (default:
+    the current one); see the module docstring."""
+    start = window or window_start(now)
+    key = key_of(door, reason, source, actor)
+    if _bump(tx, start, now, key, count):
         return
     close_windows(tx, now)
     keys = int(tx.scalar("SELECT count(*) FROM audit_refusals WHERE window_start = ?",
                          (tx.when(start),)))
     if keys >= MAX_KEYS_PER_WINDOW:
         key = (key[0], key[1], OVERFLOW, OVERFLOW)
-        if _bump(tx, start, now, key):
+        if _bump(tx, start, now, key, count):
             return
     # Two workers may open the same key at once: the loser of the insert counts into
     # the winner's row.
     tx.run("INSERT INTO audit_refusals (window_start, door, reason, source, actor, count, "
-           f"first_at, last_at, details) VALUES (?, ?, ?, ?, ?, 1, ?, ?, {tx.json_param}) "
+           f"first_at, last_at, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, {tx.json_param}) "
            "ON CONFLICT (window_start, door, reason, source, actor) DO UPDATE SET "
-           "count = audit_refusals.count + 1, last_at = excluded.last_at",
-           (tx.when(start), *key, tx.when(now), tx.when(now),
+           "count = audit_refusals.count + excluded.count, last_at = excluded.last_at",
+           (tx.when(start), *key, count, tx.when(now), tx.when(now),
             tx.json(bounded_details(details))))
 
 
 def _bump(tx: Tx, start: dt.datetime, now: dt.datetime,
-          key: tuple[str, str, str, str]) -> bool:
-    return tx.run("UPDATE audit_refusals SET count = count + 1, last_at = ? "
+          key: tuple[str, str, str, str], count: int) -> bool:
+    return tx.run("UPDATE audit_refusals SET count = count + ?, last_at = ? "
                   "WHERE window_start = ? AND door = ? AND reason = ? AND source = ? "
-                  "AND actor = ?", (tx.when(now), tx.when(start), *key)) == 1
+                  "AND actor = ?", (count, tx.when(now), tx.when(start), *key)) == 1
 
 
 def close_windows(tx: Tx, now: dt.datetime) -> int:

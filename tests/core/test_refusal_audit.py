@@ -30,7 +30,10 @@ def ctx(build: Callable[..., AppContext], clock: FrozenClock) -> AppContext:
     return build(clock=clock)
 
 
-def open_rows(ctx: AppContext) -> list[dict[str, object]]:
+def open_rows(ctx: AppContext, *, flush: bool = True) -> list[dict[str, object]]:
+    """The open windows' rows, after writing the counts this process holds."""
+    if flush:
+        ctx.authority.flush_refusals()
     with ctx.db.read() as tx:
         return refusals.open_counts(tx)
 
@@ -49,6 +52,33 @@ def test_a_flood_from_one_source_is_one_row_counted_in_place(ctx: AppContext) ->
     assert (row["door"], row["reason"], row["source"], row["actor"], row["count"]) == (
         "est:default", "unauthorized", "192.0.2.7", "", 1000)
     assert row["details"] == {"operation": "simpleenroll", "n": 0}  # the first, as sample
+
+
+def test_repeats_are_held_and_written_in_one_write_per_interval(
+        ctx: AppContext, clock: FrozenClock) -> None:
+    from enroll.refusal_buffer import FLUSH_SECONDS
+
+    for _ in range(1000):
+        ctx.authority.record_refusal("est:default", "rate_limited", "192.0.2.8", None, {})
+    # One write: the first refusal opened the row, the 999 repeats are held.
+    [row] = open_rows(ctx, flush=False)
+    assert row["count"] == 1
+    clock.advance(dt.timedelta(seconds=FLUSH_SECONDS))
+    ctx.authority.record_refusal("est:default", "rate_limited", "192.0.2.8", None, {})
+    [row] = open_rows(ctx, flush=False)
+    assert row["count"] == 1001  # the interval passed: the held counts are written
+    assert ctx.authority.flush_refusals() == 0  # nothing is held any more
+
+
+def test_held_repeats_reach_their_window_before_it_is_chained(
+        ctx: AppContext, clock: FrozenClock) -> None:
+    for _ in range(10):
+        ctx.authority.record_refusal("scep:default", "unauthorized", "192.0.2.3", None, {})
+    clock.advance(dt.timedelta(seconds=refusals.WINDOW_SECONDS))
+    # A refusal in the next window writes the held counts, then closes the old window.
+    ctx.authority.record_refusal("scep:default", "bad_csr", "192.0.2.3", None, {})
+    [event] = refused_events(ctx)
+    assert (event["reason"], event["count"]) == ("unauthorized", 10)
 
 
 def test_a_flood_from_many_sources_costs_bounded_rows(ctx: AppContext,
@@ -133,4 +163,4 @@ def test_a_refusal_the_store_cannot_take_is_logged_and_not_raised(
     with ctx.db.write() as tx:
         tx.run("DROP TABLE audit_refusals")
     ctx.authority.record_refusal("est:default", "unauthorized", None, None, {})
-    assert "could not record a refusal at est:default" in caplog.text
+    assert "could not record a refusal" in caplog.text

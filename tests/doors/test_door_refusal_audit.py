@@ -31,6 +31,7 @@ ACTOR_PREFIX = {"scep": "scep:default", "est": "est-user:", "acme": "acme-accoun
 
 
 def refusal_rows(d: DoorDriver) -> list[dict[str, Any]]:
+    d.h.ctx.authority.flush_refusals()
     with d.h.ctx.db.read() as tx:
         return refusals.open_counts(tx)
 
