@@ -4,7 +4,9 @@ A front-end refuses a request (bad CSR, failed authentication, policy, throttlin
 calls `Door.record_refusal(door, reason, source, actor, details)`. Refusals are counted
 in ``audit_refusals``, one row per (window, door, reason, source, actor), updated in
 place: the first refusal of a key in a window inserts its row (keeping its `details` as
-the sample), every further one adds one to its count. A window holds at most
+the sample), every further one adds to its count (`Authority.record_refusal` holds
+repeats in the worker and adds them in one write every few seconds:
+`enroll.refusal_buffer`). A window holds at most
 `MAX_KEYS_PER_WINDOW` keys; once full, further new keys are counted in one overflow row
 per (door, reason) with source and actor ``*``. So a window costs at most
 ``MAX_KEYS_PER_WINDOW`` rows plus one per (door, reason), however many refusals arrive.
