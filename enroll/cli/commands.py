@@ -359,7 +359,11 @@ def cmd_requests_list(args: argparse.Namespace, opener: Opener) -> int:
              "protocol": r.protocol, "requester": r.requester, "subject": r.subject,
              "sans": ",".join(r.sans), "reason": r.reason,
              "created_at": r.created_at.isoformat(timespec="seconds"),
-             "certificate_serial": r.certificate_serial}
+             "certificate_serial": r.certificate_serial,
+             # Four eyes: approvers so far of the approvers the profile requires.
+             "approvals": f"{len(ctx.authority.approvers(r.id))}/"
+                          f"{ctx.authority.approvals_required(r)}"
+             if r.status is RequestStatus.PENDING else None}
             for r in ctx.authority.list_requests(status, args.limit)]
     _out(render(rows, ["id", "status", "profile", "protocol", "subject", "created_at"],
                 args.json))

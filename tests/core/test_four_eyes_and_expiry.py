@@ -5,6 +5,7 @@ CLI, on a SQLite file and on PostgreSQL."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import subprocess
 import sys
 import threading
@@ -195,6 +196,9 @@ def test_four_eyes_through_the_cli(cli: tuple[Path, dict[str, str]]) -> None:
     again = run(cli, "requests", "approve", rid, "--actor", "alice")
     assert again.returncode == 1
     assert "has already approved this request" in again.stderr
+
+    [listed] = json.loads(run(cli, "requests", "list", "--json").stdout)
+    assert (listed["id"], listed["approvals"]) == (rid, "1/2")
 
     second = run(cli, "requests", "approve", rid, "--actor", "bob")
     assert second.returncode == 0, second.stderr
