@@ -4,6 +4,7 @@ On a SQLite file and on PostgreSQL (``db_url``)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from harness import child_env
 from sqlalchemy import text
 
 from enroll import config as config_mod
+from enroll import refusals
 from enroll.context import AppContext, build_context
 from enroll.embedded import init_data_dir
 from enroll.model import Issued
@@ -190,3 +192,44 @@ def test_the_migration_chains_events_stored_before_it(db_url: str) -> None:
         assert result.ok and result.events == 6, result
     finally:
         db.dispose()
+
+
+WORKER = """
+import sys
+from pathlib import Path
+from enroll.context import build_context
+from enroll.model import Issued
+from enroll.testing import make_csr, request, test_config
+
+ctx = build_context(test_config(Path(sys.argv[1]), sys.argv[2], http_port=8080,
+                                https_port=8443))
+for i in range(int(sys.argv[4])):
+    name = f"w{sys.argv[3]}-{i}.example.com"
+    assert isinstance(ctx.authority.submit(request(make_csr(dns=[name]))), Issued)
+    ctx.authority.record_refusal("est:default", "unauthorized", sys.argv[3], None, {})
+ctx.authority.flush_refusals()
+ctx.db.dispose()
+"""
+
+
+def test_worker_processes_extend_one_chain(tmp_path: Path, db_url: str,
+                                           build: Callable[..., AppContext]) -> None:
+    ctx = build()  # the schema and the CAs, as `enroll serve` leaves them
+    data_dir = Path(ctx.config.data_dir)
+    workers = [subprocess.Popen([sys.executable, "-c", WORKER, str(data_dir), db_url,
+                                 str(n), "8"], env=child_env(), stderr=subprocess.PIPE,
+                                text=True) for n in range(3)]
+    for worker in workers:
+        _, err = worker.communicate(timeout=240)
+        assert worker.returncode == 0, err
+    result = verdict(ctx)
+    assert result.ok, result
+    with ctx.db.read() as tx:
+        assert tx.scalar("SELECT count(*) FROM audit_events WHERE type = "
+                         "'certificate.issued'") == 24
+    with ctx.db.read() as tx:
+        rows = refusals.open_counts(tx)
+    assert sum(r["count"] for r in rows) == 24  # every worker's held counts written
+    assert ctx.authority.close_refusal_windows(
+        ctx.clock.now() + dt.timedelta(minutes=2)) == len(rows)
+    assert verdict(ctx).ok
