@@ -225,6 +225,8 @@ class AuditEvent:
     request_id: str | None
     serial_hex: str | None
     details: Mapping[str, Any]
+    hash: str | None = None
+    """Its link in the hash chain (`enroll.store.audit_chain`)."""
 
 
 @dataclass(frozen=True, slots=True)

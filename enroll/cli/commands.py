@@ -450,6 +450,7 @@ def cmd_audit_export(args: argparse.Namespace, opener: Opener) -> int:
     for e in events:
         sys.stdout.write(json.dumps({"id": e.id, "at": e.at.isoformat(), "type": e.type,
                                      "actor": e.actor, "request_id": e.request_id,
-                                     "serial": e.serial_hex, "details": e.details},
+                                     "serial": e.serial_hex, "details": e.details,
+                                     "hash": e.hash},
                                     default=str) + "\n")
     return 0

@@ -329,11 +329,11 @@ def list_audit(tx: Tx, *, since: dt.datetime | None = None,
         params.append(request_id)
     where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
     tail = f" LIMIT {int(limit)}" if limit is not None else ""
-    rows = tx.all("SELECT id, at, type, actor, request_id, serial, details FROM audit_events "
-                  f"{where}ORDER BY id{tail}", params, audit_events)
+    rows = tx.all("SELECT id, at, type, actor, request_id, serial, details, hash "
+                  f"FROM audit_events {where}ORDER BY id{tail}", params, audit_events)
     return [AuditEvent(id=r["id"], at=r["at"], type=r["type"], actor=r["actor"],
                        request_id=r["request_id"], serial_hex=r["serial"],
-                       details=r["details"] or {}) for r in rows]
+                       details=r["details"] or {}, hash=r["hash"]) for r in rows]
 
 
 # -- blocked keys -------------------------------------------------------------------------

@@ -153,6 +153,10 @@ def test_audit_verify_passes_then_names_the_tampered_event(
         ok = enroll_cli(data, env, "audit", "verify")
         assert ok.returncode == 0, ok.stderr
         assert ok.stdout.startswith("audit chain intact: ")
+        # The export carries each event's hash: a SIEM can hold the chain's last link.
+        last = json.loads(enroll_cli(data, env, "audit", "export").stdout.splitlines()[-1])
+        with ctx.db.read() as tx:
+            assert last["hash"] == tx.scalar("SELECT last_hash FROM audit_chain_head")
         victim = event_ids(ctx)[3]
         with ctx.db.write() as tx:
             tx.run("UPDATE audit_events SET actor = 'mallory' WHERE id = ?", (victim,))
