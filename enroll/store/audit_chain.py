@@ -97,7 +97,11 @@ class Verdict:
 def verify(tx: Tx) -> Verdict:
     """Walk the chain in id order, in batches; the first event whose ``prev_hash`` is
     not its predecessor's hash, or whose own hash does not match its fields, is named.
-    Finally the head must name the last event's hash (else events were cut off)."""
+    Finally the head must name the last event's hash (else events were cut off).
+
+    Safe on a live database: on PostgreSQL each batch sees what has committed by then,
+    so events appended while the walk runs are walked too before the head is judged
+    (the head and its event commit together)."""
     prev = GENESIS
     last_id = 0
     count = 0
@@ -118,10 +122,12 @@ def verify(tx: Tx) -> Verdict:
                                "(the event was altered)")
             prev = row["hash"]
             last_id = row["id"]
-        if len(rows) < VERIFY_BATCH:
-            break
-    head = tx.scalar("SELECT last_hash FROM audit_chain_head WHERE id = ?", (HEAD_ID,))
-    if (head or GENESIS) != prev:
-        return Verdict(count, None, "the chain head does not match the last event "
-                       f"(id {last_id}): events after it were removed")
-    return Verdict(count, None, "")
+        if len(rows) == VERIFY_BATCH:
+            continue
+        head = tx.scalar("SELECT last_hash FROM audit_chain_head WHERE id = ?", (HEAD_ID,))
+        if (head or GENESIS) == prev:
+            return Verdict(count, None, "")
+        if tx.scalar("SELECT 1 FROM audit_events WHERE id > ? LIMIT 1", (last_id,)) is None:
+            return Verdict(count, None, "the chain head does not match the last event "
+                           f"(id {last_id}): events after it were removed")
+        # Events were appended during the walk: walk them too.

@@ -125,6 +125,27 @@ def test_concurrent_issuance_on_threads_keeps_the_chain_valid(
     assert issued == n
 
 
+def test_verify_on_a_live_database_sees_no_break_while_events_are_appended(
+        build: Callable[..., AppContext]) -> None:
+    ctx = build()
+    stop = threading.Event()
+
+    def issue_until_stopped() -> int:
+        n = 0
+        while not stop.is_set() and n < 40:
+            ctx.authority.submit(request(make_csr(dns=[f"l{n}.example.com"])))
+            n += 1
+        return n
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        writers = [pool.submit(issue_until_stopped) for _ in range(2)]
+        verdicts = [verdict(ctx) for _ in range(15)]
+        stop.set()
+        assert sum(w.result() for w in writers) > 0
+    assert all(v.ok for v in verdicts), [v for v in verdicts if not v.ok]
+    assert verdict(ctx).ok
+
+
 # -- through the CLI ----------------------------------------------------------------------
 
 @pytest.fixture
