@@ -82,6 +82,8 @@ PENDING_RETRY_AFTER = 30
 RETRY_WAIT_SECONDS = 3.0
 DEFAULT_PENDING_EXPIRY = 7 * 86400
 """For a pending request whose profile is no longer configured."""
+SWEEP_PAGE = 500
+"""Pending requests the expiry sweep reads at a time."""
 
 
 def combine(decisions: Iterable[Decision | None]) -> Decision:
@@ -527,17 +529,16 @@ class Authority:
                        + [DEFAULT_PENDING_EXPIRY])
         cutoff = now - dt.timedelta(seconds=shortest)
         done = 0
-        seen: set[str] = set()
+        after: tuple[dt.datetime, str] | None = None
         while True:
             with self.db.read() as tx:
-                batch = [r for r in queries.pending_created_before(tx, cutoff)
-                         if r.id not in seen]
+                batch = queries.pending_created_before(tx, cutoff, after, SWEEP_PAGE)
             if not batch:
                 break
             for record in batch:
-                seen.add(record.id)
                 if self._due(record, now) and self._expire(record, now):
                     done += 1
+            after = (batch[-1].created_at, batch[-1].id)
         self.close_refusal_windows(now)
         return done
 

@@ -183,12 +183,18 @@ def approvers(tx: Tx, request_id: str) -> list[str]:
     return [str(r["approver"]) for r in rows]
 
 
-def pending_created_before(tx: Tx, cutoff: dt.datetime, limit: int = 500
-                           ) -> list[RequestRecord]:
-    """Pending requests older than `cutoff`, oldest first (the expiry sweep)."""
+def pending_created_before(tx: Tx, cutoff: dt.datetime,
+                           after: tuple[dt.datetime, str] | None = None,
+                           limit: int = 500) -> list[RequestRecord]:
+    """Pending requests older than `cutoff`, oldest first, from after `after` (the
+    (created_at, id) of the last one of the previous page): the expiry sweep."""
+    page, params = "", [tx.when(cutoff)]
+    if after is not None:
+        page = "AND (created_at > ? OR (created_at = ? AND id > ?)) "
+        params += [tx.when(after[0]), tx.when(after[0]), after[1]]
     rows = tx.all(f"SELECT {_REQUEST} FROM requests WHERE status = 'pending' "
-                  f"AND created_at < ? ORDER BY created_at LIMIT {int(limit)}",
-                  (tx.when(cutoff),), requests)
+                  f"AND created_at < ? {page}ORDER BY created_at, id LIMIT {int(limit)}",
+                  params, requests)
     return [_request(r) for r in rows]
 
 

@@ -142,6 +142,25 @@ def test_the_sweep_expires_only_what_is_due_and_once(build: Callable[..., AppCon
     assert isinstance(ctx.authority.status(kept.request_id), Pending)
 
 
+def test_the_sweep_pages_past_requests_that_are_not_due(
+        build: Callable[..., AppContext], clock: FrozenClock,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from enroll import authority
+
+    monkeypatch.setattr(authority, "SWEEP_PAGE", 2)
+    ctx = build(clock=clock, extra_profiles={
+        **FOUR_EYES, "slow": {**FOUR_EYES["four"], "pending_expiry": "7d"}})
+    for i in range(5):  # older, but their profile keeps them for a week
+        ctx.authority.submit(request(make_csr(dns=[f"s{i}.example.com"],
+                                              cn=f"s{i}.example.com"), "slow"))
+        clock.advance(dt.timedelta(seconds=1))
+    due = pend(ctx)
+    clock.advance(dt.timedelta(hours=3))
+    assert ctx.authority.expire_pending() == 1
+    record = ctx.authority.request(due.request_id)
+    assert record is not None and record.status is RequestStatus.EXPIRED
+
+
 def test_the_approval_settings_are_validated(make_config: Callable[..., Any]) -> None:
     with pytest.raises(ConfigError, match="approvals_required"):
         make_config(extra_profiles={"x": {"ca": "issuing", "approvals_required": 0}})
