@@ -26,7 +26,7 @@ import datetime as dt
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import pluggy
@@ -35,14 +35,18 @@ from cryptography.hazmat.primitives import serialization
 from sqlalchemy.exc import IntegrityError
 
 from enroll import (
+    approvals,
     key_blocklist,
     key_checks,
     metrics,
     profile_rules,
+    refusal_buffer,
+    refusals,
     renewal,
     request_writes,
     templates,
 )
+from enroll.approvals import Approver
 from enroll.ca import CABackend
 from enroll.ca_registry import CARegistry
 from enroll.clock import Clock
@@ -55,10 +59,12 @@ from enroll.errors import (
     MalformedInput,
     NotFound,
     PolicyDenied,
+    Unauthorized,
     Unavailable,
 )
 from enroll.model import (
     NOT_RECOVERABLE,
+    AwaitingApproval,
     CertificateRecord,
     CertificateStatus,
     ChallengeContext,
@@ -84,6 +90,10 @@ log = logging.getLogger("enroll.authority")
 PEM = serialization.Encoding.PEM
 PENDING_RETRY_AFTER = 30
 RETRY_WAIT_SECONDS = 3.0
+DEFAULT_PENDING_EXPIRY = 7 * 86400
+"""For a pending request whose profile is no longer configured."""
+SWEEP_PAGE = 500
+"""Pending requests the expiry sweep reads at a time."""
 
 
 def combine(decisions: Iterable[Decision | None]) -> Decision:
@@ -117,6 +127,8 @@ class Authority:
         # Called with (CA, serial hex) right after a revocation commits (the OCSP
         # responder re-signs its stored answers); a failing one is logged, never raised.
         self.revocation_listeners: list[Callable[[str, str], None]] = []
+        # Repeated refusals held between writes (enroll.refusal_buffer).
+        self._refusals = refusal_buffer.RefusalBuffer()
 
     # -- queries ------------------------------------------------------------------------
 
@@ -185,6 +197,7 @@ class Authority:
     def check(self, request: EnrollmentRequest) -> profile_rules.AcceptedRequest:
         """Run the profile's rules, and the bindings of the renewal rule, only (no
         policy, nothing stored)."""
+        # Not attributed to the requester: a front-end may check before it authenticates.
         check_csr_signature(request.csr)
         return self._accept(request, self.profile(request.profile))
 
@@ -193,7 +206,8 @@ class Authority:
         which case nothing but (for policy denials) an audit event is stored."""
         started = self.clock.now()
         try:
-            outcome = self._submit(request)
+            with refusals.attributed(request.requester.identity):
+                outcome = self._submit(request)
         except EnrollError as exc:
             metrics.REJECTIONS.labels(request.protocol, type(exc).__name__).inc()
             raise
@@ -331,11 +345,16 @@ class Authority:
             request_writes.release(tx, self.clock.now(), record, reason)
 
     def _outcome(self, record: RequestRecord) -> Issued | Pending | Rejected:
+        if record.status is RequestStatus.PENDING and self._due(record, self.clock.now()):
+            # Expired at read time: a polling client is answered as for a rejection.
+            self._expire(record, self.clock.now())
+            record = self.request(record.id) or record
         if record.status is RequestStatus.ISSUED and record.certificate_serial:
             cert = self.certificate(record.certificate_serial)
             assert cert is not None
             return Issued(record.id, cert.certificate, self.chain(record.ca))
-        if record.status in (RequestStatus.REJECTED, RequestStatus.FAILED):
+        if record.status in (RequestStatus.REJECTED, RequestStatus.FAILED,
+                             RequestStatus.EXPIRED):
             return Rejected(record.id, record.reason or "rejected")
         return Pending(record.id, PENDING_RETRY_AFTER, record.reason)
 
@@ -423,29 +442,64 @@ class Authority:
         with self.db.read() as tx:
             return queries.list_requests(tx, status, limit)
 
-    def approve(self, request_id: str, actor: str) -> Issued:
-        """Approve a pending request and issue its certificate (not if its key was
-        blocked meanwhile: `BadCSR`, and the request stays pending for a rejection)."""
+    def approve(self, request_id: str,
+                actor: str | Approver) -> Issued | AwaitingApproval:
+        """Record `actor`'s approval of a pending request; once it has the profile's
+        ``approvals_required`` distinct approvers, issue its certificate (not if its key
+        was blocked meanwhile: `BadCSR`, and the request stays pending for a rejection).
+        The requester never approves its own request (`Unauthorized`); an approver
+        counts once (`Conflict`); an expired request cannot be approved (`Conflict`)."""
+        approver = approvals.as_approver(actor)
         pending = self.request(request_id)
-        if pending is not None and pending.status is RequestStatus.PENDING:
+        if pending is None:
+            raise NotFound("no such request")
+        if pending.status is RequestStatus.PENDING:
+            if self._due(pending, self.clock.now()):
+                self._expire(pending, self.clock.now())
+                raise Conflict("request is expired, not pending")
+            if approvals.is_requester(approver, pending.requester):
+                with self.db.write() as tx:
+                    queries.add_audit(tx, at=self.clock.now(),
+                                      type="request.approval_refused",
+                                      actor=approver.identity, request_id=request_id,
+                                      details={"reason": "the requester cannot approve "
+                                                         "its own request"})
+                raise Unauthorized("the requester cannot approve its own request")
             key_blocklist.refuse_if_blocked(self.db, pending.key_fingerprint)
             with self.db.read() as tx:
                 _refuse_if_ca_revoked(tx, self.cas.get(pending.ca))
+        profile = self.profiles.get(pending.profile)
+        required = profile.approvals_required if profile is not None else 1
         now = self.clock.now()
         serial = new_serial()
+        names: list[str] = []
+        complete = False
         with self.db.write() as tx:
-            ok = queries.set_request_status(tx, request_id, expect=(RequestStatus.PENDING,),
-                                            status=RequestStatus.APPROVED, now=now,
-                                            decided_by=actor)
+            status = queries.lock_request_status(tx, request_id)
+            ok = status is RequestStatus.PENDING
             if ok:
-                queries.add_audit(tx, at=now, type="request.approved", actor=actor,
-                                  request_id=request_id,
-                                  details={"reserved_serial": serial_hex(serial)})
+                if not queries.add_approval(tx, request_id, approver.identity, now):
+                    raise Conflict(f"{approver.identity} has already approved this request")
+                names = queries.approvers(tx, request_id)
+                complete = len(names) >= required
+                if complete:
+                    queries.set_request_status(
+                        tx, request_id, expect=(RequestStatus.PENDING,),
+                        status=RequestStatus.APPROVED, now=now,
+                        decided_by=", ".join(names)[:256])
+                queries.add_audit(
+                    tx, at=now, type="request.approved" if complete else "request.approval",
+                    actor=approver.identity, request_id=request_id,
+                    details={"approvals": len(names), "required": required,
+                             "approvers": names,
+                             "reserved_serial": serial_hex(serial) if complete else None})
         record = self.request(request_id)
         if record is None:
             raise NotFound("no such request")
         if not ok:
             raise Conflict(f"request is {record.status.value}, not pending")
+        if not complete:
+            return AwaitingApproval(request_id, tuple(names), required)
         started = self.clock.now()
         issued = self._sign_and_store(record, _stored_request(record),
                                       self.profile(record.profile), record.ca, serial)
@@ -500,6 +554,122 @@ class Authority:
         metrics.observe_outcome(record.protocol, record.profile, issued,
                                 (self.clock.now() - now).total_seconds())
         return True
+
+    def approvers(self, request_id: str) -> list[str]:
+        """The distinct approvers recorded so far for a request."""
+        with self.db.read() as tx:
+            return queries.approvers(tx, request_id)
+
+    def approvals_required(self, record: RequestRecord) -> int:
+        profile = self.profiles.get(record.profile)
+        return profile.approvals_required if profile is not None else 1
+
+    # -- expiry of pending requests -------------------------------------------------------
+
+    def _expiry(self, record: RequestRecord) -> int:
+        profile = self.profiles.get(record.profile)
+        return profile.pending_expiry if profile is not None else DEFAULT_PENDING_EXPIRY
+
+    def _due(self, record: RequestRecord, now: dt.datetime) -> bool:
+        return record.created_at + dt.timedelta(seconds=self._expiry(record)) <= now
+
+    def _expire(self, record: RequestRecord, now: dt.datetime) -> bool:
+        """pending -> expired (once: False if it was decided meanwhile)."""
+        seconds = self._expiry(record)
+        reason = f"not approved within {_duration(seconds)}: the request expired"
+        with self.db.write() as tx:
+            ok = queries.set_request_status(tx, record.id, expect=(RequestStatus.PENDING,),
+                                            status=RequestStatus.EXPIRED, now=now,
+                                            reason=reason, decided_by="system:expiry")
+            if ok:
+                queries.add_audit(tx, at=now, type="request.expired", actor="system:expiry",
+                                  request_id=record.id,
+                                  details={"pending_expiry": seconds,
+                                           "approvers": queries.approvers(tx, record.id)})
+        if ok:
+            metrics.REJECTIONS.labels(record.protocol, "Expired").inc()
+            expired = self.request(record.id)
+            self._emit("enroll_request_rejected", request=expired, actor="system:expiry",
+                       reason=reason)
+        return ok
+
+    def expire_pending(self, now: dt.datetime | None = None) -> int:
+        """The sweep: every pending request past its profile's ``pending_expiry``
+        becomes ``expired`` (audited, answered to a polling client as rejected);
+        returns how many. Safe to run from several workers at once (each request
+        expires once). Also closes the refusal windows that have passed."""
+        now = now or self.clock.now()
+        shortest = min([p.pending_expiry for p in self.profiles.values()]
+                       + [DEFAULT_PENDING_EXPIRY])
+        cutoff = now - dt.timedelta(seconds=shortest)
+        done = 0
+        after: tuple[dt.datetime, str] | None = None
+        while True:
+            with self.db.read() as tx:
+                batch = queries.pending_created_before(tx, cutoff, after, SWEEP_PAGE)
+            if not batch:
+                break
+            for record in batch:
+                if self._due(record, now) and self._expire(record, now):
+                    done += 1
+            after = (batch[-1].created_at, batch[-1].id)
+        self.close_refusal_windows(now)
+        return done
+
+    # -- refusals -------------------------------------------------------------------------
+
+    def record_refusal(self, door: str, reason: str, source: str | None,
+                       actor: str | None, details: Mapping[str, Any] | None = None) -> None:
+        """Count one refusal in the audit trail (`enroll.refusals`): `door` the
+        endpoint's label (``est:default``), `reason` a short code, `source` the client
+        address, `actor` the authenticated requester (None: not authenticated). The
+        first of a key is written at once, repeats are held and added in one write every
+        few seconds (`enroll.refusal_buffer`). Never raises: a store failure is logged
+        and the refusal is still answered."""
+        now = self.clock.now()
+        key = (refusals.window_start(now), *refusals.key_of(door, reason, source, actor))
+        write_now = self._refusals.add(now, key)
+        batches = self._refusals.due(now)
+        if write_now or batches:
+            self._write_refusals(now, batches, (door, reason, source, actor, details)
+                                 if write_now else None)
+
+    def flush_refusals(self) -> int:
+        """Write every refusal count this process holds; how many keys."""
+        batches = self._refusals.due(self.clock.now(), everything=True)
+        if batches:
+            self._write_refusals(self.clock.now(), batches, None)
+        return len(batches)
+
+    def _write_refusals(self, now: dt.datetime, batches: list[refusal_buffer.Batch],
+                        one: tuple[str, str, str | None, str | None,
+                                   Mapping[str, Any] | None] | None) -> None:
+        try:
+            with self.db.write() as tx:
+                # Held counts first: a passed window gets its repeats before the new
+                # refusal below closes it.
+                for batch in batches:
+                    window, door, reason, source, actor = batch.key
+                    refusals.record(tx, batch.last_at, door, reason, source or None,
+                                    actor or None, None, count=batch.count, window=window)
+                if one is not None:
+                    refusals.record(tx, now, *one)
+        except Exception:
+            kept = list(batches)
+            if one is not None:
+                key = (refusals.window_start(now), *refusals.key_of(*one[:4]))
+                kept.append(refusal_buffer.Batch(key, 1, now))
+            self._refusals.restore(kept)
+            log.exception("could not record a refusal (%d count(s) kept to retry)",
+                          len(kept))
+
+    def close_refusal_windows(self, now: dt.datetime | None = None) -> int:
+        """Write the held refusal counts, then chain the refusal counts of the windows
+        that have passed; how many rows were chained. Run it from every worker's
+        scheduler (held counts are per process)."""
+        self.flush_refusals()
+        with self.db.write() as tx:
+            return refusals.close_windows(tx, now or self.clock.now())
 
     def reject(self, request_id: str, actor: str, reason: str) -> RequestRecord:
         """Reject a pending request, or close one left ``approved`` by a crash between
@@ -620,6 +790,14 @@ def _stored_request(record: RequestRecord) -> EnrollmentRequest:
         requester=_requester(record), protocol=record.protocol, endpoint=record.endpoint,
         transaction_id=record.transaction_id, replaces=record.replaces, ca=record.ca,
         attributes=record.attributes)
+
+
+def _duration(seconds: int) -> str:
+    if seconds % 86400 == 0:
+        return f"{seconds // 86400}d"
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600}h"
+    return f"{seconds}s"
 
 
 def _requester(record: RequestRecord) -> Any:

@@ -13,6 +13,7 @@ can hand a front-end a fake.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -87,6 +88,15 @@ class Door(Protocol):
 
     def verify_challenge(self, context: ChallengeContext) -> bool:
         """Ask the challenge-verification plugins; nobody answering means no."""
+        ...
+
+    def record_refusal(self, door: str, reason: str, source: str | None,
+                       actor: str | None, details: Mapping[str, Any] | None = None) -> None:
+        """Audit one refusal the front-end answers (bad CSR, failed authentication,
+        policy, throttling): `door` is the endpoint's label (``scep:default``), `reason`
+        a short code (`enroll.refusals.reason_code`), `source` the client address,
+        `actor` the authenticated requester if any (`enroll.refusals.actor_of`).
+        Aggregated per window, so a flood costs bounded rows; never raises."""
         ...
 
     def crl(self, issuer: bytes) -> bytes | None:

@@ -130,7 +130,9 @@ def enroll_request_pending(request: RequestRecord) -> None:
 
 @hookspec
 def enroll_request_rejected(request: RequestRecord, actor: str, reason: str) -> None:
-    """A request was rejected by an operator or denied by policy."""
+    """A request was rejected by an operator or denied by policy, or expired waiting
+    for approval (``actor`` is then ``system:expiry``; the request's status is
+    ``expired``)."""
 
 
 # -- recovery ---------------------------------------------------------------------------

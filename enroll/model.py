@@ -145,6 +145,15 @@ class Rejected:
 Outcome = Issued | Pending | Rejected
 
 
+@dataclass(frozen=True, slots=True)
+class AwaitingApproval:
+    """An approval was recorded; the request needs more distinct approvers."""
+
+    request_id: str
+    approvers: tuple[str, ...]
+    required: int
+
+
 class RequestStatus(enum.StrEnum):
     REQUESTED = "requested"
     PENDING = "pending"
@@ -152,6 +161,8 @@ class RequestStatus(enum.StrEnum):
     REJECTED = "rejected"
     ISSUED = "issued"
     FAILED = "failed"
+    EXPIRED = "expired"
+    """Pending longer than its profile's ``pending_expiry``; answered as rejected."""
 
 
 class CertificateStatus(enum.StrEnum):
@@ -222,6 +233,8 @@ class AuditEvent:
     request_id: str | None
     serial_hex: str | None
     details: Mapping[str, Any]
+    hash: str | None = None
+    """Its link in the hash chain (`enroll.store.audit_chain`)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -132,6 +132,12 @@ class Profile:
     aia: bool
     approval: str
     """``auto`` or ``manual``."""
+    approvals_required: int
+    """Distinct approvers a pending request needs before it is issued (four eyes: 2);
+    the requester is never one of them."""
+    pending_expiry: int
+    """Seconds a request may wait for approval; then it is ``expired`` (answered as
+    rejected)."""
     identity: str
     """What identifies a certificate's subject: ``san`` (its first name of any type),
     ``san.dns``, ``san.ip``, ``san.email``, ``san.uri`` (its first such name),
@@ -153,6 +159,7 @@ _PROFILE_KEYS = {
     "ca", "validity", "backdate", "key_usage", "extended_key_usage", "is_ca", "path_length",
     "subject", "san", "key_types", "signature_hash", "crl", "ocsp", "aia", "approval",
     "server_key_type", "identity", "successor", "revoke_superseded_after",
+    "approvals_required", "pending_expiry",
 }
 _PROFILE_KEYS |= {"rsa_exponents"}  # enroll.key_checks
 _SAN_KEYS = {"dns", "ip", "email", "uri", "max_names", "require", "allow_wildcards"}
@@ -249,6 +256,11 @@ def parse_profile(name: str, entry: Mapping[str, Any], cas: Mapping[str, int],
         ocsp=as_bool(entry.get("ocsp", False), f"{key}.ocsp"),
         aia=as_bool(entry.get("aia", False), f"{key}.aia"),
         approval=approval,
+        approvals_required=as_int(entry.get("approvals_required", 1),
+                                  f"{key}.approvals_required", minimum=1, maximum=10),
+        pending_expiry=as_duration(entry.get("pending_expiry", "7d"),
+                                   f"{key}.pending_expiry", minimum=60,
+                                   maximum=365 * 86400),
         identity=_parse_identity(entry.get("identity"), subject, san, f"{key}.identity"),
         successor=as_str(entry["successor"], f"{key}.successor")
         if entry.get("successor") is not None else None,

@@ -37,6 +37,12 @@ def jobs_for(ctx: AppContext) -> list[Job]:
     return [
         Job("crl-refresh", crl_interval, ctx.crls.refresh_due),
         Job("recovery", float(config.recovery_interval), lambda: recovery.run(ctx)),
+        # Expired pending requests, and this worker's held refusal counts written and
+        # passed refusal windows chained into the audit trail.
+        Job("pending-expiry", 60.0, ctx.authority.expire_pending),
+        # Profiles with `revoke_superseded_after`: revoke what a renewal replaced.
+        Job("revoke-superseded", 3600.0, ctx.authority.revoke_superseded),
+        Job("rate-limit-sweep", 600.0, ctx.frontend.limits.sweep),
     ]
 
 

@@ -16,6 +16,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
 from enroll import config as config_mod
+from enroll.approvals import cli_actor
 from enroll.cli.tables import render
 from enroll.config import Config
 from enroll.config_sections import check_sections
@@ -28,6 +29,7 @@ from enroll.store import migrate, queries
 from enroll.store.db import Database
 
 PEM = serialization.Encoding.PEM
+ACTOR_HELP = "the name you act as; recorded with your OS account (os-user:<you> as <name>)"
 
 
 class Opener:
@@ -128,7 +130,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("serial", help="serial number in hex")
     p.add_argument("--reason", default="unspecified",
                    choices=[r.name for r in x509.ReasonFlags if r.name != "remove_from_crl"])
-    p.add_argument("--actor", default="operator")
+    p.add_argument("--actor", help=ACTOR_HELP)
     p.set_defaults(func=cmd_certs_revoke)
     p = certs.add_parser("revoke-superseded",
                          help="revoke renewed certificates past their profile's "
@@ -143,14 +145,15 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--limit", type=int, default=100)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_requests_list)
-    p = reqs.add_parser("approve", help="approve a pending request and issue it")
+    p = reqs.add_parser("approve", help="approve a pending request (issued once it has "
+                                        "its profile's approvals_required approvers)")
     p.add_argument("id")
-    p.add_argument("--actor", default="operator")
+    p.add_argument("--actor", help=ACTOR_HELP)
     p.set_defaults(func=cmd_requests_approve)
     p = reqs.add_parser("reject", help="reject a pending request")
     p.add_argument("id")
     p.add_argument("--reason", default="rejected by an operator")
-    p.add_argument("--actor", default="operator")
+    p.add_argument("--actor", help=ACTOR_HELP)
     p.set_defaults(func=cmd_requests_reject)
 
     p = sub.add_parser("crl", help="print or write a CA's current CRL")
@@ -165,6 +168,9 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--since", help="ISO 8601 time or a duration like 24h / 7d")
     p.add_argument("--request", help="only events of this request id")
     p.set_defaults(func=cmd_audit_export)
+    p = audit.add_parser("verify", help="check the hash chain of the audit log; exits 1 "
+                                        "naming the first broken event")
+    p.set_defaults(func=cmd_audit_verify)
 
 
 def _out(text: str) -> None:
@@ -360,7 +366,8 @@ def cmd_certs_show(args: argparse.Namespace, opener: Opener) -> int:
 
 def cmd_certs_revoke(args: argparse.Namespace, opener: Opener) -> int:
     authority = opener.context(sign=True).authority
-    rec = authority.revoke(_serial(args.serial), x509.ReasonFlags[args.reason], args.actor)
+    rec = authority.revoke(_serial(args.serial), x509.ReasonFlags[args.reason],
+                           cli_actor(args.actor).identity)
     _out(f"revoked {rec.serial_hex} ({args.reason})")
     return 0
 
@@ -377,12 +384,19 @@ def cmd_certs_revoke_superseded(args: argparse.Namespace, opener: Opener) -> int
 
 def cmd_requests_list(args: argparse.Namespace, opener: Opener) -> int:
     ctx = opener.context()
+    # Pending requests past their profile's pending_expiry are expired first (audited),
+    # so the queue shows only what can still be approved.
+    ctx.authority.expire_pending()
     status = None if args.status == "all" else RequestStatus(args.status)
     rows = [{"id": r.id, "status": r.status.value, "profile": r.profile,
              "protocol": r.protocol, "requester": r.requester, "subject": r.subject,
              "sans": ",".join(r.sans), "reason": r.reason,
              "created_at": r.created_at.isoformat(timespec="seconds"),
-             "certificate_serial": r.certificate_serial}
+             "certificate_serial": r.certificate_serial,
+             # Four eyes: approvers so far of the approvers the profile requires.
+             "approvals": f"{len(ctx.authority.approvers(r.id))}/"
+                          f"{ctx.authority.approvals_required(r)}"
+             if r.status is RequestStatus.PENDING else None}
             for r in ctx.authority.list_requests(status, args.limit)]
     _out(render(rows, ["id", "status", "profile", "protocol", "subject", "created_at"],
                 args.json))
@@ -390,13 +404,23 @@ def cmd_requests_list(args: argparse.Namespace, opener: Opener) -> int:
 
 
 def cmd_requests_approve(args: argparse.Namespace, opener: Opener) -> int:
-    issued = opener.context(sign=True).authority.approve(args.id, args.actor)
-    _out(f"approved {args.id}: issued certificate {issued.serial_hex}")
+    from enroll.model import AwaitingApproval
+
+    actor = cli_actor(args.actor)
+    result = opener.context(sign=True).authority.approve(args.id, actor)
+    if isinstance(result, AwaitingApproval):
+        left = result.required - len(result.approvers)
+        _out(f"approval {len(result.approvers)} of {result.required} recorded for {args.id} "
+             f"as {actor.identity}; waiting for {left} more approver(s) "
+             f"(so far: {', '.join(result.approvers)})")
+        return 0
+    sys.stderr.write(f"recorded as {actor.identity}\n")
+    _out(f"approved {args.id}: issued certificate {result.serial_hex}")
     return 0
 
 
 def cmd_requests_reject(args: argparse.Namespace, opener: Opener) -> int:
-    opener.context().authority.reject(args.id, args.actor, args.reason)
+    opener.context().authority.reject(args.id, cli_actor(args.actor).identity, args.reason)
     _out(f"rejected {args.id}")
     return 0
 
@@ -435,6 +459,22 @@ def parse_since(text: str, now: dt.datetime) -> dt.datetime:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
+def cmd_audit_verify(args: argparse.Namespace, opener: Opener) -> int:
+    from enroll.store import audit_chain
+
+    ctx = opener.context()
+    # Refusal windows that have passed are chained first (enroll.refusals).
+    ctx.authority.close_refusal_windows()
+    with ctx.db.read() as tx:
+        verdict = audit_chain.verify(tx)
+    if verdict.ok:
+        _out(f"audit chain intact: {verdict.events} event(s)")
+        return 0
+    where = f"event {verdict.broken_id}" if verdict.broken_id is not None else "chain head"
+    sys.stderr.write(f"audit chain broken at {where}: {verdict.problem}\n")
+    return 1
+
+
 def cmd_audit_export(args: argparse.Namespace, opener: Opener) -> int:
     ctx = opener.context()
     since = parse_since(args.since, ctx.clock.now()) if args.since else None
@@ -443,6 +483,7 @@ def cmd_audit_export(args: argparse.Namespace, opener: Opener) -> int:
     for e in events:
         sys.stdout.write(json.dumps({"id": e.id, "at": e.at.isoformat(), "type": e.type,
                                      "actor": e.actor, "request_id": e.request_id,
-                                     "serial": e.serial_hex, "details": e.details},
+                                     "serial": e.serial_hex, "details": e.details,
+                                     "hash": e.hash},
                                     default=str) + "\n")
     return 0

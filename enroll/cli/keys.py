@@ -14,6 +14,7 @@ from typing import Any
 from cryptography import x509
 
 from enroll import key_blocklist
+from enroll.approvals import cli_actor
 from enroll.cli.commands import Opener, _out
 from enroll.cli.tables import render
 from enroll.crypto.keys import spki_sha256
@@ -32,7 +33,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     which.add_argument("--spki-sha256", help="the SHA-256 of the key's SubjectPublicKeyInfo")
     p.add_argument("--reason", default="blocked by an operator",
                    help="shown to a client whose request is refused")
-    p.add_argument("--actor", default="operator")
+    p.add_argument("--actor", help="the name you act as; recorded with your OS account")
     p.set_defaults(func=cmd_keys_block)
     p = keys.add_parser("list", help="list blocked keys (newest first)")
     p.add_argument("--limit", type=int, default=1000)
@@ -40,7 +41,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.set_defaults(func=cmd_keys_list)
     p = keys.add_parser("unblock", help="allow a blocked key again")
     p.add_argument("spki_sha256", metavar="HEX")
-    p.add_argument("--actor", default="operator")
+    p.add_argument("--actor", help="the name you act as; recorded with your OS account")
     p.set_defaults(func=cmd_keys_unblock)
 
 
@@ -77,7 +78,8 @@ def cmd_keys_block(args: argparse.Namespace, opener: Opener) -> int:
     ctx = opener.context()
     with ctx.db.write() as tx:
         added = key_blocklist.block(tx, fingerprint, reason=args.reason,
-                                    source=key_blocklist.OPERATOR, actor=args.actor,
+                                    source=key_blocklist.OPERATOR,
+                                    actor=cli_actor(args.actor).identity,
                                     now=ctx.clock.now())
     _out(f"blocked {fingerprint}" if added else f"already blocked {fingerprint}")
     return 0
@@ -100,7 +102,8 @@ def cmd_keys_unblock(args: argparse.Namespace, opener: Opener) -> int:
     fingerprint = key_blocklist.parse_fingerprint(args.spki_sha256)
     ctx = opener.context()
     with ctx.db.write() as tx:
-        removed = key_blocklist.unblock(tx, fingerprint, actor=args.actor, now=ctx.clock.now())
+        removed = key_blocklist.unblock(tx, fingerprint, actor=cli_actor(args.actor).identity,
+                                        now=ctx.clock.now())
     if not removed:
         raise NotFound(f"key {fingerprint} is not blocked")
     _out(f"unblocked {fingerprint}")

@@ -26,6 +26,7 @@ from enroll.model import (
     RequestStatus,
     StoredCA,
 )
+from enroll.store import audit_chain
 from enroll.store.schema import (
     REVOKED,
     audit_events,
@@ -33,6 +34,7 @@ from enroll.store.schema import (
     cas,
     certificates,
     crls,
+    request_approvals,
     requests,
 )
 from enroll.store.transaction import Row, Tx
@@ -186,6 +188,43 @@ def claim_approved(tx: Tx, request_id: str, before: dt.datetime, now: dt.datetim
     and a claimer that dies leaves it claimable again after the grace period."""
     return tx.run("UPDATE requests SET updated_at = ? WHERE id = ? AND status = 'approved' "
                   "AND updated_at < ?", (tx.when(now), request_id, tx.when(before))) == 1
+
+
+def lock_request_status(tx: Tx, request_id: str) -> RequestStatus | None:
+    """The request's status, its row locked until the transaction ends (PostgreSQL:
+    ``FOR UPDATE``; SQLite's writer lock already holds every writer off)."""
+    lock = "" if tx.sqlite else " FOR UPDATE"
+    found = tx.scalar(f"SELECT status FROM requests WHERE id = ?{lock}", (request_id,))
+    return None if found is None else RequestStatus(found)
+
+
+def add_approval(tx: Tx, request_id: str, approver: str, now: dt.datetime) -> bool:
+    """Record one approver of a request; False if this approver already approved."""
+    return tx.run("INSERT INTO request_approvals (request_id, approver, at) VALUES (?, ?, ?) "
+                  "ON CONFLICT (request_id, approver) DO NOTHING",
+                  (request_id, approver, tx.when(now))) == 1
+
+
+def approvers(tx: Tx, request_id: str) -> list[str]:
+    """The distinct approvers of a request, first first."""
+    rows = tx.all("SELECT approver FROM request_approvals WHERE request_id = ? "
+                  "ORDER BY at, approver", (request_id,), request_approvals)
+    return [str(r["approver"]) for r in rows]
+
+
+def pending_created_before(tx: Tx, cutoff: dt.datetime,
+                           after: tuple[dt.datetime, str] | None = None,
+                           limit: int = 500) -> list[RequestRecord]:
+    """Pending requests older than `cutoff`, oldest first, from after `after` (the
+    (created_at, id) of the last one of the previous page): the expiry sweep."""
+    page, params = "", [tx.when(cutoff)]
+    if after is not None:
+        page = "AND (created_at > ? OR (created_at = ? AND id > ?)) "
+        params += [tx.when(after[0]), tx.when(after[0]), after[1]]
+    rows = tx.all(f"SELECT {_REQUEST} FROM requests WHERE status = 'pending' "
+                  f"AND created_at < ? {page}ORDER BY created_at, id LIMIT {int(limit)}",
+                  params, requests)
+    return [_request(r) for r in rows]
 
 
 def count_requests(tx: Tx) -> int:
@@ -360,9 +399,9 @@ def next_crl_number(tx: Tx, ca: str) -> int:
 def add_audit(tx: Tx, *, at: dt.datetime, type: str, actor: str,
               request_id: str | None = None, serial: str | None = None,
               details: Mapping[str, Any] | None = None) -> None:
-    tx.insert(audit_events, {"at": at, "type": type, "actor": actor,
-                             "request_id": request_id, "serial": serial,
-                             "details": details or {}})
+    """Append one event to the hash-chained audit log (`enroll.store.audit_chain`)."""
+    audit_chain.append(tx, at=at, type=type, actor=actor, request_id=request_id,
+                       serial=serial, details=details)
 
 
 def list_audit(tx: Tx, *, since: dt.datetime | None = None,
@@ -377,11 +416,11 @@ def list_audit(tx: Tx, *, since: dt.datetime | None = None,
         params.append(request_id)
     where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
     tail = f" LIMIT {int(limit)}" if limit is not None else ""
-    rows = tx.all("SELECT id, at, type, actor, request_id, serial, details FROM audit_events "
-                  f"{where}ORDER BY id{tail}", params, audit_events)
+    rows = tx.all("SELECT id, at, type, actor, request_id, serial, details, hash "
+                  f"FROM audit_events {where}ORDER BY id{tail}", params, audit_events)
     return [AuditEvent(id=r["id"], at=r["at"], type=r["type"], actor=r["actor"],
                        request_id=r["request_id"], serial_hex=r["serial"],
-                       details=r["details"] or {}) for r in rows]
+                       details=r["details"] or {}, hash=r["hash"]) for r in rows]
 
 
 # -- blocked keys -------------------------------------------------------------------------

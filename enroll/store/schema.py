@@ -123,7 +123,44 @@ audit_events = Table(
     Column("request_id", String(36), nullable=True),
     Column("serial", String(40), nullable=True),
     Column("details", JSON, nullable=False),
+    # enroll.store.audit_chain: SHA-256 of the event's canonical fields and prev_hash.
+    Column("prev_hash", String(64), nullable=True),
+    Column("hash", String(64), nullable=True),
     Index("ix_audit_events_at", "at"),
+)
+
+audit_chain_head = Table(
+    "audit_chain_head", metadata,
+    # One row (id 1): the hash of the last event, locked by every writer of the chain.
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("last_hash", String(64), nullable=False),
+)
+
+audit_refusals = Table(
+    "audit_refusals", metadata,
+    # enroll.refusals: refusals of the current window, one row per (door, reason, source,
+    # actor), counted in place; a closed window's rows become chained audit events.
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("window_start", UTC_DT, nullable=False),
+    Column("door", String(128), nullable=False),
+    Column("reason", String(64), nullable=False),
+    Column("source", String(64), nullable=False),
+    Column("actor", String(512), nullable=False),
+    Column("count", BigInteger, nullable=False),
+    Column("first_at", UTC_DT, nullable=False),
+    Column("last_at", UTC_DT, nullable=False),
+    Column("details", JSON, nullable=False),
+    UniqueConstraint("window_start", "door", "reason", "source", "actor",
+                     name="uq_audit_refusals_key"),
+)
+
+request_approvals = Table(
+    "request_approvals", metadata,
+    # enroll.approvals: the distinct approvers of a pending request (four eyes).
+    Column("request_id", String(36), ForeignKey("requests.id"), primary_key=True),
+    Column("approver", String(512), primary_key=True),
+    Column("at", UTC_DT, nullable=False),
 )
 
 crls = Table(

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from enroll import refusals
 from enroll.asgi.error_headers import add_on_errors
 from enroll.asgi.peer import peer_address
 from enroll.asgi.plain_http import refuse_plain_http
@@ -120,11 +121,17 @@ class AcmeHttp:
                 if first is not None:
                     first()
                 v = accounts.authenticate(self.ep, parse(body), url, base, want=want)
-                return op(v, base, url)
+                if v.account is None:
+                    return op(v, base, url)
+                with refusals.attributed(
+                        f"acme-account:{accounts.account_url(base, v.account.id)}"):
+                    return op(v, base, url)
 
             reply = await self.ep.blocking.run(work)
         except EnrollError as exc:
-            return self._problem(from_error(exc), base)
+            problem = from_error(exc)
+            await self._record_refusal(request, problem, exc, suffix)
+            return self._problem(problem, base)
         except Exception:
             return self._internal(request, base, "ACME request failed")
         if reply.after is not None:
@@ -140,6 +147,18 @@ class AcmeHttp:
             if fresh is not None:
                 reply = fresh
         return self._render(reply, base)
+
+    async def _record_refusal(self, request: Request, problem: AcmeProblem,
+                              exc: EnrollError, suffix: str) -> None:
+        """Audit a refused request, except a stale nonce: RFC 8555 §6.5 makes badNonce
+        part of the normal flow (the client retries with the nonce it was just given)."""
+        if problem.typ == "badNonce":
+            return
+        resource = suffix.strip("/").split("/", 1)[0] or "-"
+        await self.ep.blocking.run(
+            self.ep.authority.record_refusal, f"acme:{self.ep.label}",
+            f"acme_{problem.typ}"[:64], peer_address(request.scope), refusals.actor_of(exc),
+            {"resource": resource, "detail": problem.detail})
 
     # -- unauthenticated resources ----------------------------------------------------------
 

@@ -13,6 +13,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from enroll import refusals
+from enroll.asgi.peer import peer_address
 from enroll.asgi.plain_http import refuse_plain_http
 from enroll.errors import EnrollError, MalformedInput, PolicyDenied
 from enroll.model import Issued, Outcome, Pending
@@ -101,6 +103,11 @@ def _endpoint_routes(settings: EstSettings, service: EstService) -> list[BaseRou
             outcome = await service.blocking.run(method, authorization, transport, body)
         except Exception as exc:  # noqa: BLE001 - mapped in statuses, logged there
             _log_refusal(request, operation, exc)
+            if isinstance(exc, EnrollError):
+                await service.blocking.run(
+                    service.authority.record_refusal, f"est:{service.endpoint.label}",
+                    refusals.reason_code(exc), peer_address(request.scope),
+                    refusals.actor_of(exc), {"operation": operation, "detail": exc.detail})
             return statuses.error_response(exc, _request_id(request))
         return _answer(outcome)
 

@@ -24,7 +24,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import AttributeOID
 
-from enroll import renewal
+from enroll import refusals, renewal
 from enroll.csr import load_csr
 from enroll.door import Door, FrontEnd
 from enroll.errors import BadCSR, Unauthorized, Unavailable
@@ -176,11 +176,12 @@ class EstService:
     def simpleenroll(self, authorization: str, transport: Transport, body: bytes) -> Outcome:
         """RFC 7030 §4.2.1."""
         requester, binding = self._authenticate(authorization, transport)
-        csr = load_csr(wire.decode_base64_body(body))
-        self.check_pop(csr, transport)
-        tid = transaction_id("enroll", requester.identity.encode(), _spki(csr),
-                             csr.subject.public_bytes(), _names_bytes(csr))
-        return self.authority.submit(self._request(csr, requester, tid, **binding))
+        with refusals.attributed(requester.identity):
+            csr = load_csr(wire.decode_base64_body(body))
+            self.check_pop(csr, transport)
+            tid = transaction_id("enroll", requester.identity.encode(), _spki(csr),
+                                 csr.subject.public_bytes(), _names_bytes(csr))
+            return self.authority.submit(self._request(csr, requester, tid, **binding))
 
     def simplereenroll(self, authorization: str, transport: Transport,
                        body: bytes) -> Outcome:
@@ -195,16 +196,17 @@ class EstService:
                                          grace=self.endpoint.reenroll_grace)
         if identity.record is None:
             raise Unauthorized("only certificates issued here can be re-enrolled")
-        csr = load_csr(wire.decode_base64_body(body))
-        self.check_pop(csr, transport)
-        self._check_same_names(csr, identity)
         requester = Requester(f"cert:{identity.record.serial_hex}", "renewal-cert")
-        tid = transaction_id("reenroll", identity.record.serial_hex.encode(), _spki(csr),
-                             csr.subject.public_bytes(), _names_bytes(csr))
-        serial = identity.record.serial_hex
-        return self.authority.submit(self._request(
-            csr, requester, tid, "simplereenroll", replaces=serial, credential=serial,
-            renewal_grace=self.endpoint.reenroll_grace))
+        with refusals.attributed(requester.identity):
+            csr = load_csr(wire.decode_base64_body(body))
+            self.check_pop(csr, transport)
+            self._check_same_names(csr, identity)
+            tid = transaction_id("reenroll", identity.record.serial_hex.encode(),
+                                 _spki(csr), csr.subject.public_bytes(), _names_bytes(csr))
+            serial = identity.record.serial_hex
+            return self.authority.submit(self._request(
+                csr, requester, tid, "simplereenroll", replaces=serial, credential=serial,
+                renewal_grace=self.endpoint.reenroll_grace))
 
     @staticmethod
     def _check_same_names(csr: x509.CertificateSigningRequest, identity: CertIdentity) -> None:
@@ -243,6 +245,11 @@ class EstService:
 
             raise NotFound("server-side key generation is not enabled on this endpoint")
         requester, binding = self._authenticate(authorization, transport)
+        with refusals.attributed(requester.identity):
+            return self._serverkeygen(requester, binding, transport, body)
+
+    def _serverkeygen(self, requester: Requester, binding: dict[str, Any],
+                      transport: Transport, body: bytes) -> KeyAndOutcome:
         template = load_csr(wire.decode_base64_body(body))
         self.check_pop(template, transport)
         asked = transaction_id("serverkeygen", requester.identity.encode(), _spki(template),

@@ -91,11 +91,17 @@ def routes(service: ScepService, one_time: OneTimeChallenges) -> list[BaseRoute]
             await service.frontend.blocking.run(service.frontend.limits.check, limits,
                                                 "failed token checks from this address")
         except RateLimited as exc:
+            await service.frontend.blocking.run(
+                service.door.record_refusal, f"scep:{service.endpoint.label}",
+                "challenge_api_rate_limited", source, None, {"detail": exc.detail})
             return _bad(exc.detail, 429, {"retry-after": str(exc.retry_after)})
         auth = request.headers.get("authorization", "")
         token = auth[7:] if auth[:7].lower() == "bearer " and len(auth) < 512 else ""
         if not token or not hmac.compare_digest(digest(token), expected):
             await service.frontend.blocking.run(service.frontend.limits.hit, limits)
+            await service.frontend.blocking.run(
+                service.door.record_refusal, f"scep:{service.endpoint.label}",
+                "challenge_api_unauthorized", source, None, {})
             return Response("unauthorized\n", status_code=401, media_type="text/plain",
                             headers={"www-authenticate": 'Bearer realm="enroll-scep"'})
         challenge, expires = await service.frontend.blocking.run(

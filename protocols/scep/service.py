@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import AttributeOID
 
+from enroll import refusals
 from enroll.crypto.keys import spki_sha256
 from enroll.csr import load_csr
 from enroll.door import FrontEnd
@@ -114,7 +115,8 @@ class ScepService:
         """Answer one pkiMessage with a DER CertRep. Raises `ScepFailure` only when the
         body is not a pkiMessage at all (no transactionID or nonce to answer with).
         `request_id` (the HTTP request's) is in the log line and the failInfoText of an
-        internal error; `source` (the peer address) is what the failure limit counts."""
+        internal error; `source` (the peer address) is what the failure limit counts and
+        is in the audit of a refusal."""
         message = parse_pkimessage(body, self.endpoint.max_message_bytes)
         cipher = "aes128_cbc"
         limits = self._failure_limits(source)
@@ -136,6 +138,7 @@ class ScepService:
                 reason = exc.reason if isinstance(exc, Undecryptable) else text
                 log.info("SCEP %s: transaction %s failed: %s (%s)", self.endpoint.label,
                          message.transaction_id, fail_info.name, reason)
+                self._record_refusal(exc, message, source, reason)
             result = _Result(PKIStatus.FAILURE, fail_info=fail_info, fail_text=text)
         digest = message.signed.digest if message.signed.digest in self.endpoint.digests \
             else "sha256"
@@ -154,6 +157,17 @@ class ScepService:
             return []
         return [Limit("scep.failures", f"{self.endpoint.label}|{source}",
                       self.endpoint.rate_limits["failures_per_address"])]
+
+    def _record_refusal(self, exc: EnrollError, message: PKIMessage, source: str | None,
+                        reason: str) -> None:
+        """Audit the refusal (every one costs the same write, whatever its reason, so
+        the answer time shows no more than the answer does)."""
+        code = "undecryptable" if isinstance(exc, Undecryptable) else (
+            f"scep_{exc.fail_info.name.lower()}" if isinstance(exc, ScepFailure)
+            else refusals.reason_code(exc))
+        self.door.record_refusal(
+            f"scep:{self.endpoint.label}", code, source, refusals.actor_of(exc),
+            {"message_type": message.message_type, "detail": reason})
 
     def _dispatch(self, message: PKIMessage) -> tuple[_Result, str]:
         try:

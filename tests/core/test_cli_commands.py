@@ -12,6 +12,7 @@ import pytest
 from cryptography import x509
 
 from enroll import config as config_mod
+from enroll.approvals import os_user
 from enroll.context import AppContext, build_context
 from enroll.embedded import init_data_dir
 from enroll.model import Issued, Pending
@@ -74,8 +75,10 @@ def test_requests_list_approve_reject_and_audit_export(
     events = [json.loads(line) for line in lines]
     decisions = [(e["type"], e["actor"], e["request_id"]) for e in events
                  if e["type"] in ("request.approved", "request.rejected")]
-    assert decisions == [("request.approved", "alice", first.request_id),
-                         ("request.rejected", "bob", second.request_id)]
+    # The CLI records the OS account that ran it with the claimed --actor.
+    me = f"os-user:{os_user()}"
+    assert decisions == [("request.approved", f"{me} as alice", first.request_id),
+                         ("request.rejected", f"{me} as bob", second.request_id)]
     now = dt.datetime.now(dt.UTC)
     for e in events:
         assert now - dt.timedelta(hours=1) <= dt.datetime.fromisoformat(e["at"]) <= now

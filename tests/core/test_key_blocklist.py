@@ -14,6 +14,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from enroll import key_blocklist
+from enroll.approvals import os_user
 from enroll.context import AppContext
 from enroll.crypto.keys import spki_sha256
 from enroll.embedded import init_data_dir
@@ -144,8 +145,8 @@ def test_cli_block_list_unblock_round_trip(data_dir: Path, run_cli: Run, tmp_pat
 
     listed = json.loads(run_cli(data_dir, "keys", "list", "--json").stdout)
     assert {(r["spki_sha256"], r["source"], r["reason"], r["actor"]) for r in listed} == {
-        (fp, "operator", "lost laptop", "operator"),
-        (csr_fp, "operator", "blocked by an operator", "carol")}
+        (fp, "operator", "lost laptop", f"os-user:{os_user()}"),
+        (csr_fp, "operator", "blocked by an operator", f"os-user:{os_user()} as carol")}
     table = run_cli(data_dir, "keys", "list").stdout.splitlines()
     assert table[0].split() == ["SPKI_SHA256", "SOURCE", "REASON", "CREATED_AT"]
 

@@ -19,9 +19,10 @@ class Ticks:
         return self.t
 
 
-def test_a_worker_runs_the_crl_refresh_and_the_recovery_pass(context: AppContext) -> None:
+def test_a_worker_runs_its_periodic_jobs(context: AppContext) -> None:
     jobs = {job.name: job for job in jobs_for(context)}
-    assert set(jobs) == {"crl-refresh", "recovery"}
+    assert set(jobs) == {"crl-refresh", "recovery", "pending-expiry", "revoke-superseded",
+                         "rate-limit-sweep"}
     assert jobs["recovery"].interval == context.config.recovery_interval
     assert jobs["crl-refresh"].interval == 1800  # half the default crl_refresh of 1h
     for job in jobs.values():

@@ -66,6 +66,11 @@ def test_est_basic_failures_lock_the_address_out_before_the_hash_runs(
     # Another address is not locked out.
     assert est_enroll(h, make_csr(), peer="198.51.100.8").status_code == 200
     assert h.counts() == (1, 1)
+    # The refusals are in the audit trail, counted per reason and address.
+    h.ctx.authority.flush_refusals()
+    counted = {(r["reason"], r["source"]): r["count"] for r in h.rows("audit_refusals")}
+    assert counted[("rate_limited", "198.51.100.7")] == 1
+    assert counted[("unauthorized", "198.51.100.7")] == 3
 
 
 def test_est_failures_per_user_lock_the_name_out_from_every_address(
