@@ -106,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             "answers": dict(tally.answers), "refusals": tally.failures_seen,
             "violations": len(tally.violations), "first_violations": tally.violations[:10],
             "gave_up_pending": len(tally.gave_up), "stuck_requests": len(result.stuck),
+            "recovered": result.recovered,
             "stored": result.stored_certificates, "revoked": result.revoked,
             "server_500_lines": log.count("status=500"),
             "p50_ms": round(1000 * _percentile(tally.latencies, 0.50), 1),
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(figures, indent=2))
         if args.json:
             args.json.write_text(json.dumps(figures, indent=2) + "\n")
-        return 1 if tally.violations or figures["server_500_lines"] else 0
+        return 1 if tally.violations or figures["server_500_lines"] or result.stuck else 0
     finally:
         if server is not None:
             server.stop()
