@@ -370,6 +370,21 @@ async def _finalize(client: AcmeClient, order_url: str) -> dict[str, Any]:
 
 
 def _nothing_lost(site: Site, received: dict[str, set[int]]) -> None:
+    import datetime as dt
+
+    from enroll import config as config_mod
+    from enroll import recovery
+    from enroll.context import build_context
+
+    # Host A was cut off mid-issuance: what it left `approved` is what B's scheduled
+    # recovery pass finishes after `recovery_grace`; run that pass now.
+    ctx = build_context(config_mod.load(None, {"ENROLL_DATABASE_URL": site.pg_url},
+                                        data_dir=site.data), run_migrations=False)
+    try:
+        ctx.authority.recovery_grace = dt.timedelta(0)
+        recovery.run(ctx)
+    finally:
+        ctx.db.dispose()
     engine = create_engine(normalise_url(site.pg_url))
     try:
         with engine.connect() as conn:
