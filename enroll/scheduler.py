@@ -18,8 +18,11 @@ from dataclasses import dataclass
 
 from enroll import recovery
 from enroll.context import AppContext
+from enroll.store import audit_chain
 
 log = logging.getLogger("enroll.scheduler")
+AUDIT_CHAIN_INTERVAL = 5.0
+"""Seconds an audit event may wait before it is in the hash chain."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +46,8 @@ def jobs_for(ctx: AppContext) -> list[Job]:
         # Profiles with `revoke_superseded_after`: revoke what a renewal replaced.
         Job("revoke-superseded", 3600.0, ctx.authority.revoke_superseded),
         Job("rate-limit-sweep", 600.0, ctx.frontend.limits.sweep),
+        # Seal the audit events committed since the last run into the hash chain.
+        Job("audit-chain", AUDIT_CHAIN_INTERVAL, lambda: audit_chain.chain_all(ctx.db)),
     ]
 
 

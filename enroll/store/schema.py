@@ -123,17 +123,25 @@ audit_events = Table(
     Column("request_id", String(36), nullable=True),
     Column("serial", String(40), nullable=True),
     Column("details", JSON, nullable=False),
-    # enroll.store.audit_chain: SHA-256 of the event's canonical fields and prev_hash.
+    # enroll.store.audit_chain: the event's place in the chain and SHA-256 of its
+    # canonical fields and prev_hash, set when the event is chained (NULL until then).
+    Column("chain_seq", BigInteger, nullable=True),
     Column("prev_hash", String(64), nullable=True),
     Column("hash", String(64), nullable=True),
     Index("ix_audit_events_at", "at"),
+    Index("uq_audit_events_chain_seq", "chain_seq", unique=True),
+    # What the chainer reads: the few events not chained yet.
+    Index("ix_audit_events_unchained", "id", sqlite_where=text("chain_seq IS NULL"),
+          postgresql_where=text("chain_seq IS NULL")),
 )
 
 audit_chain_head = Table(
     "audit_chain_head", metadata,
-    # One row (id 1): the hash of the last event, locked by every writer of the chain.
+    # One row (id 1): the hash and sequence number of the last chained event, locked
+    # by the chainer (enroll.store.audit_chain.chain_pending).
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("last_hash", String(64), nullable=False),
+    Column("last_seq", BigInteger, nullable=False, server_default="0"),
 )
 
 audit_refusals = Table(

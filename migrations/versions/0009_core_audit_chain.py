@@ -27,12 +27,18 @@ BATCH = 1000
 
 def upgrade() -> None:
     with op.batch_alter_table("audit_events", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("chain_seq", sa.BigInteger(), nullable=True))
         batch_op.add_column(sa.Column("prev_hash", sa.String(64), nullable=True))
         batch_op.add_column(sa.Column("hash", sa.String(64), nullable=True))
+    op.create_index("uq_audit_events_chain_seq", "audit_events", ["chain_seq"], unique=True)
+    op.create_index("ix_audit_events_unchained", "audit_events", ["id"],
+                    sqlite_where=sa.text("chain_seq IS NULL"),
+                    postgresql_where=sa.text("chain_seq IS NULL"))
     op.create_table(
         "audit_chain_head",
         sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("last_hash", sa.String(64), nullable=False),
+        sa.Column("last_seq", sa.BigInteger(), server_default="0", nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_audit_chain_head"),
     )
     op.create_table(
@@ -70,8 +76,8 @@ def _chain_existing() -> None:
     events = sa.table("audit_events", sa.column("id"), sa.column("at"), sa.column("type"),
                       sa.column("actor"), sa.column("request_id"), sa.column("serial"),
                       sa.column("details", sa.JSON()), sa.column("prev_hash"),
-                      sa.column("hash"))
-    prev, last_id = GENESIS, 0
+                      sa.column("hash"), sa.column("chain_seq"))
+    prev, last_id, seq = GENESIS, 0, 0
     while True:
         rows = conn.execute(sa.select(events.c.id, events.c.at, events.c.type,
                                       events.c.actor, events.c.request_id, events.c.serial,
@@ -82,19 +88,23 @@ def _chain_existing() -> None:
             digest = event_hash(prev, at=utc(row["at"]), type=row["type"],
                                 actor=row["actor"], request_id=row["request_id"],
                                 serial=row["serial"], details=row["details"])
+            seq += 1
             conn.execute(events.update().where(events.c.id == row["id"])
-                         .values(prev_hash=prev, hash=digest))
+                         .values(prev_hash=prev, hash=digest, chain_seq=seq))
             prev, last_id = digest, row["id"]
         if len(rows) < BATCH:
             break
-    conn.execute(sa.text("INSERT INTO audit_chain_head (id, last_hash) VALUES (:id, :h)"),
-                 {"id": HEAD_ID, "h": prev})
+    conn.execute(sa.text("INSERT INTO audit_chain_head (id, last_hash, last_seq) "
+                         "VALUES (:id, :h, :n)"), {"id": HEAD_ID, "h": prev, "n": seq})
 
 
 def downgrade() -> None:
     op.drop_table("request_approvals")
     op.drop_table("audit_refusals")
     op.drop_table("audit_chain_head")
+    op.drop_index("ix_audit_events_unchained", table_name="audit_events")
+    op.drop_index("uq_audit_events_chain_seq", table_name="audit_events")
     with op.batch_alter_table("audit_events", schema=None) as batch_op:
         batch_op.drop_column("hash")
         batch_op.drop_column("prev_hash")
+        batch_op.drop_column("chain_seq")
