@@ -87,6 +87,12 @@ def record_result(ep: AcmeEndpoint, challenge_id: str,
         fresh = store.get_challenge(conn, challenge_id)
     if failed is not None:
         limits.validation_failed(ep, *failed)
+        # A failed validation is a refusal of the authorization: audited (counted per
+        # window and account) like every other refusal.
+        ep.authority.record_refusal(f"acme:{ep.label}", "acme_validation_failed", None,
+                                    f"acme-account:{failed[0]}",
+                                    {"identifier": failed[1],
+                                     "problem": (error or {}).get("type", "")})
     return fresh
 
 

@@ -81,15 +81,23 @@ def _endpoint_routes(settings: EstSettings, service: EstService) -> list[BaseRou
         return ctype.split(";", 1)[0].strip().lower() == wire.PKCS10
 
     async def enrolling(request: Request, operation: str) -> Response:
+        async def audit(reason: str, detail: str) -> None:
+            await service.blocking.run(
+                service.authority.record_refusal, f"est:{service.endpoint.label}", reason,
+                peer_address(request.scope), None, {"operation": operation, "detail": detail})
+
         try:
             transport = transport_of(request)
         except MalformedInput as exc:  # a repeated certificate or proxy-secret header
             _log_refusal(request, operation, exc)
+            await audit("malformed", exc.detail)
             return statuses.error_response(exc)
         refused = insecure(transport)
         if refused is not None:
+            await audit("insecure", "not over TLS")
             return refused
         if not content_type_ok(request):
+            await audit("unsupported_media_type", "wrong Content-Type")
             return statuses.text(f"expected Content-Type: {wire.PKCS10}", 415)
         body = await request.body()
         authorization = request.headers.get("authorization", "")

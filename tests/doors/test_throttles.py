@@ -220,6 +220,8 @@ async def test_acme_failed_validations_per_account_and_name(
     # No token on the responder: the validation fails.
     answered = (await client.post(chall["url"], {})).json()
     assert answered["status"] == "invalid"
+    h.ctx.authority.flush_refusals()  # the failure is audited as a refusal
+    assert [r["reason"] for r in h.rows("audit_refusals")] == ["acme_validation_failed"]
     with pytest.raises(AcmeError) as err:
         await client.new_order(["FAILS.example.test"])
     problem(err.value.response, "rateLimited", 429)
