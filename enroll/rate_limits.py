@@ -10,13 +10,14 @@ address, an account, an account and a name). Front-ends use two calls:
   refused (an in-process memo until its Retry-After), so a throttled client costs no
   scrypt, no RSA decryption and no SQL write.
 - `RateLimits.hit(...)` when a counted event happens (a failed password, a new account):
-  one upsert per subject.
+  one upsert per subject, in the transaction that writes the event when there is one.
 
 Counting is a sliding window approximated by two fixed windows (the current one and the
 one before it, weighted by how much of it still lies inside the window), as most shared
 rate limiters do: two rows per subject at most, exact at the window edges, never letting
 more than the rate through in any window length. Rows outlive their window by one
-period and are then swept (`sweep`, run from `hit` every few hundred writes).
+period and are then swept (`sweep`: every worker's scheduler, and `hit` every few hundred
+writes of its own).
 
 Settings: `rates(table, key, defaults)` parses one endpoint's ``rate_limits`` table
 (``name = "N/period"`` or ``"off"``), so every limit is configurable per endpoint and
@@ -37,6 +38,7 @@ from enroll.clock import Clock
 from enroll.config_values import as_duration, as_table, check_keys
 from enroll.errors import ConfigError, RateLimited
 from enroll.store.db import Database
+from enroll.store.transaction import Tx
 
 MAX_SUBJECT = 200
 MEMO_ENTRIES = 10_000
@@ -93,6 +95,9 @@ class Limit:
     name: str
     subject: str
     rate: Rate | None
+    what: str = ""
+    """What is counted, for the refusal's text ("failed validations for …"); `check`'s
+    own `what` when empty."""
 
     @property
     def key(self) -> str:
@@ -173,20 +178,31 @@ class RateLimits:
             rows = tx.all(sql, [*keys, *wanted])
         return {(str(r["k"]), int(r["slot"])): int(r["count"]) for r in rows}
 
-    def hit(self, limits: Iterable[Limit]) -> None:
-        """Count one event against each of `limits` (one transaction)."""
+    def hit(self, limits: Iterable[Limit], tx: Tx | None = None) -> None:
+        """Count one event against each of `limits`: in `tx` when given (the
+        transaction that writes the event itself: no commit of its own), else in one
+        transaction of its own."""
         active = [lim for lim in limits if lim.rate is not None]
         if not active:
             return
+        if tx is not None:
+            self._count(tx, active)  # no sweep here: it would open a second writer
+            return
+        with self._db.write() as own:
+            self._count(own, active)
+        self._after_write()
+
+    def _count(self, tx: Tx, active: list[Limit]) -> None:
         now = self._clock.now().timestamp()
-        with self._db.write() as tx:
-            for lim in active:
-                assert lim.rate is not None
-                slot = int(now // lim.rate.period)
-                expires = (slot + 2) * lim.rate.period
-                tx.run("INSERT INTO rate_counters (k, slot, count, expires_at) "
-                       "VALUES (?, ?, 1, ?) ON CONFLICT (k, slot) DO UPDATE "
-                       "SET count = rate_counters.count + 1", (lim.key, slot, expires))
+        for lim in active:
+            assert lim.rate is not None
+            slot = int(now // lim.rate.period)
+            expires = (slot + 2) * lim.rate.period
+            tx.run("INSERT INTO rate_counters (k, slot, count, expires_at) "
+                   "VALUES (?, ?, 1, ?) ON CONFLICT (k, slot) DO UPDATE "
+                   "SET count = rate_counters.count + 1", (lim.key, slot, expires))
+
+    def _after_write(self) -> None:
         with self._lock:
             self._writes += 1
             due = self._writes % SWEEP_EVERY == 0
@@ -230,5 +246,5 @@ def _slots(rate: Rate | None, now: float) -> tuple[int, int]:
 
 
 def _refusal(what: str, wait: int, lim: Limit) -> RateLimited:
-    return RateLimited(f"too many {what}; retry after {wait} s", retry_after=wait,
-                       limit=lim.name)
+    return RateLimited(f"too many {lim.what or what}; retry after {wait} s",
+                       retry_after=wait, limit=lim.name)

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 
 from enroll.errors import RateLimited
 from enroll.rate_limits import Limit
+from enroll.store.transaction import Tx
 
 from . import store
 from .endpoint import AcmeEndpoint
@@ -34,21 +35,22 @@ def new_account(ep: AcmeEndpoint, source: str | None) -> list[Limit]:
 
 
 def _orders(ep: AcmeEndpoint, account_id: str) -> Limit:
-    return Limit("acme.new_orders", account_id, ep.settings.rate_limits["new_orders_per_account"])
+    return Limit("acme.new_orders", account_id, ep.settings.rate_limits["new_orders_per_account"],
+                 "new orders for this account")
 
 
 def _failures(ep: AcmeEndpoint, account_id: str, name: str) -> Limit:
     base = name[2:] if name.startswith("*.") else name
     return Limit("acme.failed_validations", f"{account_id}|{base.lower()}",
-                 ep.settings.rate_limits["failed_validations_per_account_and_name"])
+                 ep.settings.rate_limits["failed_validations_per_account_and_name"],
+                 "failed validations for this account and identifier")
 
 
 def check_new_order(ep: AcmeEndpoint, account_id: str, values: Iterable[str]) -> None:
-    """newOrder's limits, before anything is written."""
+    """newOrder's limits, before anything is written (one read for the rates)."""
     names = list(values)
-    ep.limits.check([_orders(ep, account_id)], "new orders for this account")
-    ep.limits.check([_failures(ep, account_id, n) for n in names],
-                    "failed validations for this account and identifier")
+    ep.limits.check([_orders(ep, account_id), *(_failures(ep, account_id, n) for n in names)],
+                    "requests")
     with ep.db.read() as conn:
         pending = store.pending_authz_count(conn, account_id, ep.clock.now())
     if pending + len(names) > ep.settings.max_pending_authorizations:
@@ -58,8 +60,9 @@ def check_new_order(ep: AcmeEndpoint, account_id: str, values: Iterable[str]) ->
             "some first", retry_after=QUOTA_RETRY, limit="acme.pending_authorizations")
 
 
-def order_created(ep: AcmeEndpoint, account_id: str) -> None:
-    ep.limits.hit([_orders(ep, account_id)])
+def order_created(ep: AcmeEndpoint, account_id: str, tx: Tx) -> None:
+    """Count the order in the transaction that stores it."""
+    ep.limits.hit([_orders(ep, account_id)], tx)
 
 
 def validation_failed(ep: AcmeEndpoint, account_id: str, name: str) -> None:

@@ -71,13 +71,13 @@ def new_order(ep: AcmeEndpoint, v: Verified) -> tuple[store.Order, list[str]]:
             store.add_order(conn, order, now)
             for ident in idents:
                 authz_ids.append(_add_authz(conn, order, ident, offered))
+            limits.order_created(ep, account.id, conn)
     except IntegrityError:
         # A concurrent newOrder committed its claim on `replaces` first (the partial
         # unique index on acme_orders.replaces).
         if replaces is None:
             raise
         raise _already_replaced() from None
-    limits.order_created(ep, account.id)
     return order, sorted(authz_ids)
 
 
