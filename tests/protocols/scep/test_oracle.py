@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -164,27 +164,32 @@ def test_failures_before_decryption_keep_their_own_answers(scep: Harness) -> Non
     assert scep.counts() == (0, 0)
 
 
-def test_a_classic_padding_oracle_probe_learns_nothing(
-        scep: Harness, caplog: pytest.LogCaptureFixture) -> None:
+def _padding_probes(h: Harness, guesses: range) -> Iterator[tuple[ScepClient, bytes]]:
     """The attacker's loop: a captured PKCSReq's envelope, re-signed with the attacker's
-    own certificate, with each of the 256 values of the last byte of the next-to-last
-    ciphertext block. Valid padding (the original value and the one giving 0x01) and
-    invalid padding must answer alike."""
-    victim = scep_client(scep)
+    own certificate, with the last byte of the next-to-last ciphertext block XORed with
+    each guess."""
+    victim = scep_client(h)
     captured = _enveloped(victim, csr_with_challenge(
         victim.key, "victim", CHALLENGE).public_bytes(DER))
     attacker_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     attacker = (self_signed(attacker_key, "attacker"), attacker_key)
     info = cms.ContentInfo.load(captured)
     original = _ciphertext(info["content"])
+    for guess in guesses:
+        c = bytearray(original)
+        c[-17] ^= guess
+        _set_ciphertext(info["content"], c)
+        yield victim, _sign(victim, bytes(info.dump(force=True)), f"probe-{guess}",
+                            signer=attacker)
+
+
+def test_a_classic_padding_oracle_probe_learns_nothing(
+        scep: Harness, caplog: pytest.LogCaptureFixture) -> None:
+    """Each of the 256 values of the guessed byte: valid padding (the original value and
+    the one giving 0x01) and invalid padding must answer alike."""
     answers = set()
     with caplog.at_level(logging.INFO, logger="enroll.scep"):
-        for guess in range(256):
-            c = bytearray(original)
-            c[-17] ^= guess
-            _set_ciphertext(info["content"], c)
-            message = _sign(victim, bytes(info.dump(force=True)), f"probe-{guess}",
-                            signer=attacker)
+        for victim, message in _padding_probes(scep, range(256)):
             answers.add(_answer(scep, victim, message))
     assert len(answers) == 1, answers  # not one bit of information
     assert scep.counts() == (0, 0)
@@ -200,21 +205,8 @@ def test_the_probe_is_throttled_after_twenty_failures(make_scep: Any) -> None:
     stops after 20 guesses: every later answer is the throttle's, decided before the
     envelope is opened, whatever the padding."""
     h: Harness = make_scep()
-    victim = scep_client(h)
-    captured = _enveloped(victim, csr_with_challenge(
-        victim.key, "victim", CHALLENGE).public_bytes(DER))
-    attacker_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    attacker = (self_signed(attacker_key, "attacker"), attacker_key)
-    info = cms.ContentInfo.load(captured)
-    original = _ciphertext(info["content"])
-    texts = []
-    for guess in range(30):
-        c = bytearray(original)
-        c[-17] ^= guess + 1
-        _set_ciphertext(info["content"], c)
-        message = _sign(victim, bytes(info.dump(force=True)), f"probe-{guess}",
-                        signer=attacker)
-        texts.append(_answer(h, victim, message)[2])
+    texts = [_answer(h, victim, message)[2]
+             for victim, message in _padding_probes(h, range(1, 31))]
     assert len(set(texts[:20])) == 1
     assert all(t.startswith("too many failed requests from this address") for t in texts[20:])
 
