@@ -36,6 +36,7 @@ from sqlalchemy.exc import IntegrityError
 
 from enroll import (
     approvals,
+    fleet_rules,
     key_blocklist,
     key_checks,
     metrics,
@@ -82,7 +83,7 @@ from enroll.model import (
 from enroll.names import names_as_strings
 from enroll.profiles import Profile
 from enroll.revocation import CRLService
-from enroll.store import queries
+from enroll.store import identities, queries
 from enroll.store.db import Database
 from enroll.store.transaction import Tx
 
@@ -251,6 +252,8 @@ class Authority:
             "subject": accepted.subject.rfc4514_string(),
             "sans": names_as_strings(accepted.names), "replaces": request.replaces,
             "identity": accepted.identity,
+            "device_id": fleet_rules.device_id_of(profile, request, accepted),
+            "link": fleet_rules.link_reason(request),
             "reason": decision.reason, "certificate_serial": None,
             "csr_pem": request.csr.public_bytes(PEM).decode(),
             "attributes": dict(request.attributes), "created_at": now, "updated_at": now,
@@ -708,6 +711,7 @@ class Authority:
                 raise NotFound("no certificate with this serial")
             if not queries.revoke_certificate(tx, key, reason, now):
                 raise Conflict("certificate is already revoked")
+            identities.record_revoked(tx, record.identity, key, now)
             queries.add_audit(tx, at=now, type="certificate.revoked", actor=actor,
                               serial=key, request_id=record.request_id,
                               details={"reason": reason.value, "ca": record.ca})

@@ -74,6 +74,18 @@ class Authorization:
     """For refusals: ``the order's identifiers``, ``certificate 1a2b…``."""
 
 
+LINK_REASONS = {
+    "credential": "the request was signed by the certificate it renews (SCEP RenewalReq, "
+                  "EST re-enrolment)",
+    "replaces": "the client named the certificate it renews (ACME replaces, same account)",
+    "eab": "the ACME account's external account binding allows this identity",
+    "names": "the order's validated identifiers are the renewed certificate's names",
+    "identity": "same identity as the identity's live certificate (the profile links "
+                "renewals by identity)",
+    "attested": "the device attested the identity (ACME device-attest-01)",
+}
+"""Why a certificate links to the one it replaces (`CertificateRecord.link`)."""
+
 NOT_RECOVERABLE = "not_recoverable"
 """The `EnrollmentRequest.attributes` key that keeps recovery from signing a request."""
 
@@ -114,6 +126,13 @@ class EnrollmentRequest:
     renewal_grace: int = 0
     """Seconds after its expiry a `credential` / `replaces` certificate still counts as
     live (the endpoint's setting)."""
+    device_id: str | None = None
+    """The device's id where the door or a plugin knows it (MDM device id, attested
+    serial); else the profile's ``device_id`` source gives it."""
+    link: str | None = None
+    """Why `replaces` names the certificate this one renews (`LINK_REASONS`), when the
+    door knows better than the default (``credential`` when `credential` is
+    `replaces`, else ``replaces``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +213,11 @@ class CertificateRecord:
     None for certificates stored before identities were recorded."""
     superseded_by: str | None = None
     """The serial of the certificate that renewed this one."""
+    endpoint: str | None = None
+    """The endpoint label that issued it (None for certificates stored before)."""
+    device_id: str | None = None
+    link: str | None = None
+    """Why it links to the certificate it `replaces` (`LINK_REASONS`)."""
 
     @property
     def serial(self) -> int:
@@ -222,6 +246,8 @@ class RequestRecord:
     csr_pem: str
     attributes: Mapping[str, Any]
     identity: str | None = None
+    device_id: str | None = None
+    link: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

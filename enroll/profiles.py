@@ -28,6 +28,7 @@ from enroll.config_values import (
 from enroll.errors import ConfigError
 from enroll.key_checks import DEFAULT_RSA_EXPONENTS
 from enroll.names import dns_pattern, email_pattern
+from enroll.profile_fleet import FLEET_KEYS, Fleet, parse_fleet
 from enroll.uri_names import uri_pattern
 
 KEY_USAGES = (
@@ -153,6 +154,9 @@ class Profile:
     public_http_url: str
     rsa_exponents: tuple[int, ...] = DEFAULT_RSA_EXPONENTS
     """RSA public exponents a CSR key may have (`enroll.key_checks`); 65537 only."""
+    fleet: Fleet = Fleet()
+    """Renewal window, lineage, migration policy, device id, expiry notices
+    (`enroll.profile_fleet`)."""
 
 
 _PROFILE_KEYS = {
@@ -162,6 +166,7 @@ _PROFILE_KEYS = {
     "approvals_required", "pending_expiry",
 }
 _PROFILE_KEYS |= {"rsa_exponents"}  # enroll.key_checks
+_PROFILE_KEYS |= FLEET_KEYS  # enroll.profile_fleet
 _SAN_KEYS = {"dns", "ip", "email", "uri", "max_names", "require", "allow_wildcards"}
 
 
@@ -272,6 +277,7 @@ def parse_profile(name: str, entry: Mapping[str, Any], cas: Mapping[str, int],
         public_http_url=public_http_url,
         rsa_exponents=rsa_exponents(entry.get("rsa_exponents", list(DEFAULT_RSA_EXPONENTS)),
                                     f"{key}.rsa_exponents"),
+        fleet=parse_fleet(entry, key, validity),
     )
 
 

@@ -22,7 +22,7 @@ from enroll.model import (
     RequestStatus,
 )
 from enroll.names import names_as_strings
-from enroll.store import queries
+from enroll.store import identities, queries
 from enroll.store.transaction import Tx
 
 
@@ -47,8 +47,14 @@ def store_issued(tx: Tx, now: dt.datetime, record: RequestRecord, cert: x509.Cer
         "not_before": cert.not_valid_before_utc, "not_after": cert.not_valid_after_utc,
         "revoked_at": None, "revocation_reason": None, "replaces": record.replaces,
         "der": cert.public_bytes(serialization.Encoding.DER), "created_at": now,
-        "identity": identity, "superseded_by": None,
+        "identity": identity, "superseded_by": None, "endpoint": record.endpoint,
+        "device_id": record.device_id, "link": record.link if record.replaces else None,
     })
+    identities.record_issued(
+        tx, identity=identity, serial=serial, protocol=record.protocol,
+        endpoint=record.endpoint, profile=profile, ca=ca_name,
+        not_before=cert.not_valid_before_utc, not_after=cert.not_valid_after_utc,
+        requester=record.requester, device_id=record.device_id, now=now)
     if record.replaces is not None:
         if not queries.supersede(tx, record.replaces, serial):
             raise Conflict(f"certificate {record.replaces} was already replaced")
@@ -58,7 +64,8 @@ def store_issued(tx: Tx, now: dt.datetime, record: RequestRecord, cert: x509.Cer
                       request_id=record.id, serial=serial,
                       details={"profile": profile, "ca": ca_name, "protocol": record.protocol,
                                "subject": cert.subject.rfc4514_string(), "sans": sans,
-                               "replaces": record.replaces,
+                               "replaces": record.replaces, "link": record.link,
+                               "identity": identity, "device_id": record.device_id,
                                "not_after": cert.not_valid_after_utc.isoformat()})
 
 

@@ -92,7 +92,8 @@ def list_cas(tx: Tx) -> list[StoredCA]:
 
 _REQUEST = ("id, status, profile, ca, protocol, endpoint, requester, auth_method, "
             "transaction_id, key_fingerprint, subject, sans, replaces, reason, "
-            "certificate_serial, csr_pem, attributes, created_at, updated_at, identity")
+            "certificate_serial, csr_pem, attributes, created_at, updated_at, identity, "
+            "device_id, link")
 
 
 def _request(row: Row) -> RequestRecord:
@@ -105,7 +106,8 @@ def _request(row: Row) -> RequestRecord:
         reason=row["reason"] or "", certificate_serial=row["certificate_serial"],
         created_at=row["created_at"], updated_at=row["updated_at"],
         csr_pem=row["csr_pem"], attributes=row["attributes"] or {},
-        identity=row.get("identity"))
+        identity=row.get("identity"), device_id=row.get("device_id"),
+        link=row.get("link"))
 
 
 def insert_request(tx: Tx, values: Mapping[str, Any]) -> None:
@@ -239,7 +241,7 @@ CA_PROTOCOL = "ca"
 
 _CERTIFICATE = ("serial, ca, request_id, status, profile, protocol, requester, subject, "
                 "sans, not_before, not_after, revoked_at, revocation_reason, replaces, der, "
-                "identity, superseded_by")
+                "identity, superseded_by, endpoint, device_id, link")
 
 
 def _certificate(row: Row) -> CertificateRecord:
@@ -254,7 +256,8 @@ def _certificate(row: Row) -> CertificateRecord:
         revocation_reason=x509.ReasonFlags(row["revocation_reason"])
         if row["revocation_reason"] else None,
         subject=row["subject"], sans=tuple(row["sans"] or ()),
-        identity=row["identity"], superseded_by=row["superseded_by"])
+        identity=row["identity"], superseded_by=row["superseded_by"],
+        endpoint=row.get("endpoint"), device_id=row.get("device_id"), link=row.get("link"))
 
 
 def insert_certificate(tx: Tx, values: Mapping[str, Any]) -> None:

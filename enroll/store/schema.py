@@ -68,6 +68,10 @@ requests = Table(
     Column("created_at", UTC_DT, nullable=False),
     Column("updated_at", UTC_DT, nullable=False),
     Column("identity", String(600), nullable=True),
+    # enroll.fleet: the device id (MDM / attested) and why the request links to the
+    # certificate it replaces (`enroll.model.LINK_REASONS`).
+    Column("device_id", String(256), nullable=True),
+    Column("link", String(16), nullable=True),
     # One answer per transaction, however often a client retries (SCEP transactionID…).
     UniqueConstraint("protocol", "endpoint", "transaction_id", name="uq_requests_transaction"),
     # `requests list` (newest first, optionally by status) reads these in order.
@@ -96,6 +100,11 @@ certificates = Table(
     Column("created_at", UTC_DT, nullable=False),
     Column("identity", String(600), nullable=True),
     Column("superseded_by", String(40), nullable=True),
+    # The endpoint that issued it, its device id (MDM / attested) and why it links to
+    # the certificate it replaces (`enroll.model.LINK_REASONS`).
+    Column("endpoint", String(64), nullable=True),
+    Column("device_id", String(256), nullable=True),
+    Column("link", String(16), nullable=True),
     # `certs list` (newest first, by status and/or CA) reads one of these in order.
     Index("ix_certificates_ca_status_created_at", "ca", "status", "created_at"),
     Index("ix_certificates_status_created_at", "status", "created_at"),
@@ -111,6 +120,73 @@ certificates = Table(
     Index("ix_certificates_identity", "identity"),
     # Certificates expiring soon, counted by the metrics' scrape (enroll.metrics_db).
     Index("ix_certificates_status_not_after", "status", "not_after"),
+    # Revocation by device or requester (`enroll certs revoke --device-id/--requester`).
+    Index("ix_certificates_device_id", "device_id"),
+    Index("ix_certificates_requester", "requester"),
+)
+
+identities = Table(
+    "identities", metadata,
+    # enroll.store.identities: the inventory, one row per identity (device, user or
+    # service) whatever protocol issued its certificates, kept in the transaction that
+    # issues or revokes one. `serial` is its current certificate: the newest live one,
+    # else the newest.
+    Column("identity", String(600), primary_key=True),
+    # `name`: the identity's value folded to lower case (prefix search).
+    Column("name", String(600), nullable=False),
+    Column("serial", String(40), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("protocol", String(16), nullable=False),
+    Column("endpoint", String(64), nullable=False),
+    Column("profile", String(64), nullable=False),
+    Column("ca", String(64), nullable=False),
+    Column("not_before", UTC_DT, nullable=False),
+    Column("not_after", UTC_DT, nullable=False),
+    Column("requester", String(512), nullable=False),
+    Column("device_id", String(256), nullable=True),
+    Column("first_issued", UTC_DT, nullable=False),
+    Column("last_issued", UTC_DT, nullable=False),
+    Column("certificates", Integer, nullable=False),
+    # The protocol the identity moved from: that of the certificate its current one
+    # replaced, when it differs.
+    Column("migrated_from", String(16), nullable=True),
+    Index("ix_identities_not_after", "not_after"),
+    Index("ix_identities_profile_not_after", "profile", "not_after"),
+    Index("ix_identities_protocol_not_after", "protocol", "not_after"),
+    Index("ix_identities_ca_not_after", "ca", "not_after"),
+    Index("ix_identities_endpoint_not_after", "endpoint", "not_after"),
+    Index("ix_identities_name", "name"),
+    Index("ix_identities_device_id", "device_id"),
+    Index("ix_identities_last_issued", "last_issued"),
+)
+
+scheduler_leases = Table(
+    "scheduler_leases", metadata,
+    # enroll.scheduler: a job that must run once across workers and hosts holds its
+    # lease until `expires_at`.
+    Column("name", String(64), primary_key=True),
+    Column("holder", String(128), nullable=False),
+    Column("expires_at", UTC_DT, nullable=False),
+)
+
+lifecycle_notices = Table(
+    "lifecycle_notices", metadata,
+    # enroll.lifecycle: each (certificate or profile, notice) emitted once, whichever
+    # worker got there first (``expiring:2592000``, ``expired``, ``migration.deadline``).
+    Column("subject", String(80), primary_key=True),
+    Column("notice", String(64), primary_key=True),
+    Column("at", UTC_DT, nullable=False),
+    Index("ix_lifecycle_notices_at", "at"),
+)
+
+device_events = Table(
+    "device_events", metadata,
+    # enroll.device_events: MDM lifecycle events already applied (replay protection).
+    Column("id", String(128), primary_key=True),
+    Column("event", String(32), nullable=False),
+    Column("received_at", UTC_DT, nullable=False),
+    Column("details", JSON, nullable=False),
+    Index("ix_device_events_received_at", "received_at"),
 )
 
 audit_events = Table(
