@@ -5,6 +5,10 @@ safe to run in several workers and hosts at once (they share only the database).
 jobs are the list in `jobs_for`: adding one is one line there. A job's first run is
 spread over its interval (random offset) so workers started together do not all run it
 at once; a failing run is logged and the job runs again at its next time.
+
+A job marked ``once`` must run in one worker per interval across all hosts: before each
+run the worker takes the job's lease in the database (`enroll.store.leases`) for the
+interval, and skips the run when another worker holds it.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from dataclasses import dataclass
 
 from enroll import recovery
 from enroll.context import AppContext
-from enroll.store import audit_chain
+from enroll.store import audit_chain, leases
 
 log = logging.getLogger("enroll.scheduler")
 AUDIT_CHAIN_INTERVAL = 5.0
@@ -31,6 +35,8 @@ class Job:
     interval: float
     """Seconds between two runs."""
     run: Callable[[], object]
+    once: bool = False
+    """Run by one worker per interval across all hosts (a database lease)."""
 
 
 def jobs_for(ctx: AppContext) -> list[Job]:
@@ -44,19 +50,27 @@ def jobs_for(ctx: AppContext) -> list[Job]:
         # passed refusal windows chained into the audit trail.
         Job("pending-expiry", 60.0, ctx.authority.expire_pending),
         # Profiles with `revoke_superseded_after`: revoke what a renewal replaced.
-        Job("revoke-superseded", 3600.0, ctx.authority.revoke_superseded),
+        Job("revoke-superseded", 3600.0, ctx.authority.revoke_superseded, once=True),
         Job("rate-limit-sweep", 600.0, ctx.frontend.limits.sweep),
         # Seal the audit events committed since the last run into the hash chain.
         Job("audit-chain", AUDIT_CHAIN_INTERVAL, lambda: audit_chain.chain_all(ctx.db)),
     ]
 
 
+def lease_taker(ctx: AppContext) -> Callable[[str, float], bool]:
+    """Takes a ``once`` job's lease in `ctx`'s database for one interval."""
+    holder = leases.holder_id()
+    return lambda name, ttl: leases.take(ctx.db, name, holder, ttl, ctx.clock.now())
+
+
 class Scheduler:
     """Runs `jobs` on one thread until `stop()`."""
 
     def __init__(self, jobs: Sequence[Job], *,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic,
+                 lease: Callable[[str, float], bool] | None = None) -> None:
         self.jobs = list(jobs)
+        self._lease = lease
         self._monotonic = monotonic
         start = monotonic()
         self._due = {job.name: start + random.uniform(0, job.interval)  # noqa: S311
@@ -71,7 +85,9 @@ class Scheduler:
             if self._stop.is_set() or self._monotonic() < self._due[job.name]:
                 continue
             try:
-                job.run()
+                if not job.once or self._lease is None or self._lease(job.name,
+                                                                        job.interval):
+                    job.run()
             except Exception:
                 log.exception("scheduled job %s failed", job.name)
             self._due[job.name] = self._monotonic() + job.interval

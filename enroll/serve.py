@@ -123,12 +123,12 @@ async def _serve(app: Any, listeners: Listeners, tls: TLSFiles, log_level: str) 
 def run_worker(config: Config, listeners: Listeners, tls: TLSFiles,
                run_migrations: bool = False) -> None:
     from enroll.app import create_app
-    from enroll.scheduler import Scheduler, jobs_for
+    from enroll.scheduler import Scheduler, jobs_for, lease_taker
 
     logs.configure(config.log_format, config.log_level)
     app = create_app(config, run_migrations=run_migrations)
     ctx = app.state.enroll
-    scheduler = Scheduler(jobs_for(ctx))
+    scheduler = Scheduler(jobs_for(ctx), lease=lease_taker(ctx))
     scheduler.start()
     try:
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:

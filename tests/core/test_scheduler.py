@@ -3,6 +3,7 @@ the job run again at its next time (no sleeping: a fake monotonic clock)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 import pytest
@@ -61,3 +62,31 @@ def test_a_stopped_scheduler_runs_nothing() -> None:
     scheduler.stop()
     ticks.t += 5
     assert scheduler.run_due() == []
+
+
+def test_a_once_job_runs_in_one_worker_per_interval(context: AppContext) -> None:
+    """Two workers (two schedulers, one database): the lease lets one run the job; the
+    other skips it until the lease has expired, then takes it over."""
+    from enroll.scheduler import lease_taker
+    from enroll.store import leases
+
+    ticks = Ticks()
+    ran: list[str] = []
+    now = [context.clock.now()]
+    workers = []
+    for name in ("a", "b"):
+        holder = f"worker-{name}"
+        workers.append(Scheduler(
+            [Job("superseded", 60, lambda n=name: ran.append(n), once=True)],
+            monotonic=ticks,
+            lease=lambda job, ttl, h=holder: leases.take(context.db, job, h, ttl, now[0])))
+    ticks.t += 60
+    assert [w.run_due() for w in workers] == [["superseded"], ["superseded"]]
+    assert ran == ["a"]  # b was due too, but a held the lease
+    with context.db.read() as tx:
+        assert tx.scalar("SELECT holder FROM scheduler_leases") == "worker-a"
+    now[0] += dt.timedelta(seconds=61)
+    ticks.t += 60
+    workers[1].run_due()
+    assert ran == ["a", "b"]  # a's lease expired: b took it over
+    assert lease_taker(context)("other", 5)  # a worker's own taker, on the real store
