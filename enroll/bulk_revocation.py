@@ -56,9 +56,10 @@ def one_selector(*, identity: str | None = None, requester: str | None = None,
 
 
 def select(tx: Tx, selectors: tuple[Selector, ...], now: dt.datetime,
-           limit: int = MAX_REVOKED) -> list[CertificateRecord]:
+           limit: int | None = None) -> list[CertificateRecord]:
     """The live certificates any of `selectors` matches (each once, oldest first);
-    `Conflict` when there are more than `limit`."""
+    `Conflict` when there are more than `limit` (default `MAX_REVOKED`)."""
+    limit = MAX_REVOKED if limit is None else limit
     found: dict[str, CertificateRecord] = {}
     for selector in selectors:
         for record in queries.live_certificates_by(tx, selector.column, selector.value,
