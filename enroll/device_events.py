@@ -88,7 +88,7 @@ def parse(config: Config) -> EventsSettings | None:
     """The ``[events]`` table; None when it configures no secret (the route is off)."""
     table = as_table(config.section(SECTION), SECTION)
     check_keys(table, KEYS, SECTION)
-    secrets = {}
+    secrets: dict[str, Secret | None] = {}
     for key in ("hmac_secret", "bearer_token"):
         value = table.get(key)
         if value is None:

@@ -12,10 +12,16 @@ from typing import Any
 import httpx
 import pytest
 from cryptography import x509
-
 from door_drivers import DoorDriver
-from harness import (ACME_BASE, Harness, LocalDns, acme_section, est_section, scep_section,
-                     with_transport)
+from harness import (
+    ACME_BASE,
+    Harness,
+    LocalDns,
+    acme_section,
+    est_section,
+    scep_section,
+    with_transport,
+)
 
 from enroll.device_events import sign
 from enroll.errors import ConfigError
@@ -148,7 +154,7 @@ async def test_refused_deliveries_change_nothing(fleet: dict[str, DoorDriver]) -
     tampered = signed(event)
     tampered["content"] = body.replace(b"e-1", b"e-2")
     cases: list[tuple[str, int, dict[str, Any]]] = [
-        ("bad signature", 401, signed(event, secret="not-the-shared-secret")),
+        ("bad signature", 401, signed(event, secret="not-the-shared-secret")),  # noqa: S106
         ("tampered body", 401, tampered),
         ("stale timestamp", 401, signed(event, at=now - 301)),
         ("future timestamp", 401, signed(event, at=now + 301)),
