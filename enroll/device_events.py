@@ -240,7 +240,7 @@ def routes(ctx: Any) -> list[BaseRoute]:
             return JSONResponse({"event": event.id, "duplicate": True, "revoked": []})
         except (Conflict, MalformedInput) as exc:
             return _error(409 if isinstance(exc, Conflict) else 400, exc.detail)
-        log.info("device event %s (%s, %s) revoked %d certificate(s)", event.id[:64],
+        log.info("device event %r (%s, %s) revoked %d certificate(s)", event.id[:64],
                  event.event, auth, len(revoked))
         return JSONResponse({"event": event.id, "revoked": [r.serial_hex for r in revoked]})
 
