@@ -40,7 +40,7 @@ import hmac
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 from sqlalchemy.exc import IntegrityError
@@ -57,6 +57,10 @@ from enroll.errors import ConfigError, Conflict, MalformedInput
 from enroll.model import CertificateRecord
 from enroll.store.schema import device_events
 from enroll.store.transaction import Tx
+
+if TYPE_CHECKING:
+    from enroll.authority import Authority
+    from enroll.context import AppContext
 
 log = logging.getLogger("enroll.device_events")
 SECTION = "events"
@@ -189,7 +193,7 @@ class Duplicate(Exception):
     """The event's id was applied before."""
 
 
-def apply(authority: Any, config: EventsSettings, event: DeviceEvent,
+def apply(authority: Authority, config: EventsSettings, event: DeviceEvent,
           auth: str) -> list[CertificateRecord]:
     """Revoke what `event` selects, its id recorded in the same transaction;
     `Duplicate` for an id seen before (nothing revoked)."""
@@ -205,15 +209,15 @@ def apply(authority: Any, config: EventsSettings, event: DeviceEvent,
         return {"event": event.event, "event_id": event.id}
 
     try:
-        return list(authority.revoke_selected(event.selectors, event.reason,
-                                              f"mdm-event:{auth}", within=record))
+        return authority.revoke_selected(event.selectors, event.reason,
+                                         f"mdm-event:{auth}", within=record)
     except IntegrityError:  # a concurrent delivery of the same id committed first
         raise Duplicate from None
 
 
 # -- the route ------------------------------------------------------------------------
 
-def routes(ctx: Any) -> list[BaseRoute]:
+def routes(ctx: AppContext) -> list[BaseRoute]:
     """``/events/device`` when ``[events]`` configures a secret, else nothing."""
     config = settings(ctx.config)
     if config is None:
