@@ -36,6 +36,7 @@ from sqlalchemy.exc import IntegrityError
 
 from enroll import (
     approvals,
+    bulk_revocation,
     fleet_rules,
     key_blocklist,
     key_checks,
@@ -700,37 +701,71 @@ class Authority:
 
     def revoke(self, serial: str | int, reason: x509.ReasonFlags, actor: str) -> CertificateRecord:
         """Revoke, record the audit event, re-sign the CA's CRL."""
-        if reason is x509.ReasonFlags.remove_from_crl:
-            # RFC 5280 §5.3.1: removeFromCRL only appears in delta CRLs.
-            raise MalformedInput("removeFromCRL is not a revocation reason")
+        _check_revocation_reason(reason)
         key = _serial_key(serial)
         now = self.clock.now()
         with self.db.write() as tx:
             record = queries.get_certificate(tx, key)
             if record is None:
                 raise NotFound("no certificate with this serial")
-            if not queries.revoke_certificate(tx, key, reason, now):
+            if not _revoke_in(tx, record, reason, actor, now):
                 raise Conflict("certificate is already revoked")
-            identities.record_revoked(tx, record.identity, key, now)
-            queries.add_audit(tx, at=now, type="certificate.revoked", actor=actor,
-                              serial=key, request_id=record.request_id,
-                              details={"reason": reason.value, "ca": record.ca})
-            if reason is x509.ReasonFlags.key_compromise:
-                key_blocklist.block(tx, spki_sha256(record.certificate.public_key()),
-                                    reason=f"keyCompromise (certificate {key} revoked)",
-                                    source=key_blocklist.REVOCATION, actor=actor, now=now,
-                                    serial=key)
-        self.crls.regenerate(record.ca)
-        for listener in self.revocation_listeners:
-            try:
-                listener(record.ca, key)
-            except Exception:
-                log.exception("after revoking %s: a revocation listener failed", key)
-        revoked = self.certificate(key)
-        assert revoked is not None
-        metrics.REVOCATIONS.labels(revoked.protocol).inc()
-        self._emit("enroll_certificate_revoked", certificate=revoked, actor=actor)
-        return revoked
+        return self._after_revoked([record], actor)[0]
+
+    def revoke_all(self, *, identity: str | None = None, requester: str | None = None,
+                   device_id: str | None = None, reason: x509.ReasonFlags, actor: str,
+                   dry_run: bool = False) -> list[CertificateRecord]:
+        """Revoke every live certificate of one identity, requester or device (exactly
+        one selector), whichever protocol issued it, in one transaction; the
+        certificates revoked (with `dry_run`: those that would be, nothing written).
+        `Conflict` above `bulk_revocation.MAX_REVOKED`."""
+        selector = bulk_revocation.one_selector(identity=identity, requester=requester,
+                                                device_id=device_id)
+        return self.revoke_selected((selector,), reason, actor, dry_run=dry_run)
+
+    def revoke_selected(self, selectors: tuple[bulk_revocation.Selector, ...],
+                        reason: x509.ReasonFlags, actor: str, *, dry_run: bool = False,
+                        within: Callable[[Tx], Mapping[str, Any] | None] | None = None,
+                        ) -> list[CertificateRecord]:
+        """`revoke_all` for any of several selectors. `within` runs first in the
+        revoking transaction (an MDM event records its id there: a replay is refused
+        by the same commit); what it returns is added to the summary audit event, and
+        what it raises aborts everything."""
+        _check_revocation_reason(reason)
+        now = self.clock.now()
+        selected = {"selector": [s.as_detail() for s in selectors]}
+        if dry_run:
+            with self.db.read() as tx:
+                return bulk_revocation.select(tx, selectors, now)
+        with self.db.write() as tx:
+            extra = within(tx) if within is not None else None
+            due = bulk_revocation.select(tx, selectors, now)
+            done = [r for r in due if _revoke_in(tx, r, reason, actor, now, selected)]
+            queries.add_audit(tx, at=now, type="certificates.revoked", actor=actor,
+                              details={**selected, "reason": reason.value,
+                                       "count": len(done), **(extra or {})})
+        return self._after_revoked(done, actor)
+
+    def _after_revoked(self, records: list[CertificateRecord],
+                       actor: str) -> list[CertificateRecord]:
+        """After a revocation committed: re-sign each CA's CRL, tell the revocation
+        listeners and the event hooks; the records as stored now."""
+        for ca in sorted({r.ca for r in records}):
+            self.crls.regenerate(ca)
+        for record in records:
+            for listener in self.revocation_listeners:
+                try:
+                    listener(record.ca, record.serial_hex)
+                except Exception:
+                    log.exception("after revoking %s: a revocation listener failed",
+                                  record.serial_hex)
+        with self.db.read() as tx:
+            revoked = [queries.get_certificate(tx, r.serial_hex) for r in records]
+        for stored in revoked:
+            assert stored is not None
+            metrics.REVOCATIONS.labels(stored.protocol).inc()
+            self._emit("enroll_certificate_revoked", certificate=stored, actor=actor)
+        return [r for r in revoked if r is not None]
 
     def revoke_superseded(self) -> list[str]:
         """Revoke (reason superseded) the certificates each profile's
@@ -774,6 +809,31 @@ def _serial_key(serial: str | int) -> str:
         return parse_serial_hex(serial)
     except ValueError as exc:
         raise MalformedInput(str(exc)) from exc
+
+
+def _check_revocation_reason(reason: x509.ReasonFlags) -> None:
+    if reason is x509.ReasonFlags.remove_from_crl:
+        # RFC 5280 §5.3.1: removeFromCRL only appears in delta CRLs.
+        raise MalformedInput("removeFromCRL is not a revocation reason")
+
+
+def _revoke_in(tx: Tx, record: CertificateRecord, reason: x509.ReasonFlags, actor: str,
+               now: dt.datetime, details: Mapping[str, Any] | None = None) -> bool:
+    """Revoke one certificate inside `tx` (its identity's current certificate moves on,
+    one audit event, a keyCompromise blocks the key); False if it was not valid."""
+    key = record.serial_hex
+    if not queries.revoke_certificate(tx, key, reason, now):
+        return False
+    identities.record_revoked(tx, record.identity, key, now)
+    queries.add_audit(tx, at=now, type="certificate.revoked", actor=actor,
+                      serial=key, request_id=record.request_id,
+                      details={"reason": reason.value, "ca": record.ca, **(details or {})})
+    if reason is x509.ReasonFlags.key_compromise:
+        key_blocklist.block(tx, spki_sha256(record.certificate.public_key()),
+                            reason=f"keyCompromise (certificate {key} revoked)",
+                            source=key_blocklist.REVOCATION, actor=actor, now=now,
+                            serial=key)
+    return True
 
 
 def _refuse_if_ca_revoked(tx: Tx, backend: CABackend) -> None:

@@ -1,6 +1,7 @@
 """Who owns each top-level table of the configuration, and checking them all at start-up.
 
-The core owns ``[cas]`` and ``[profiles]``; every other table must be claimed by a
+The core owns ``[cas]``, ``[profiles]`` and ``[events]`` (`CORE_SECTIONS`, the MDM events
+receiver's secrets, parsed here like a plugin's table); every other table must be claimed by a
 loaded protocol or plugin through `enroll_config_sections` (``{"scep": parse}``). A
 table nobody claims (``[scpe]``, or ``ENROLL_DATABSE_URL`` read as ``[databse] url``)
 stops start-up naming it. Each claimed table present in the configuration is parsed
@@ -16,15 +17,18 @@ from typing import Any
 
 import pluggy
 
+from enroll import device_events
 from enroll.config import Config, env_error
 from enroll.errors import ConfigError
 
 CORE_TABLES = ("cas", "profiles")
+CORE_SECTIONS: dict[str, Callable[[Config], Any] | None] = {
+    device_events.SECTION: device_events.settings}
 
 
 def claimed(pm: pluggy.PluginManager) -> dict[str, Callable[[Config], Any] | None]:
     """Table name -> its owner's parser (None: claimed, parsed elsewhere)."""
-    owners: dict[str, Callable[[Config], Any] | None] = {}
+    owners: dict[str, Callable[[Config], Any] | None] = dict(CORE_SECTIONS)
     for answer in pm.hook.enroll_config_sections():
         owners.update(answer or {})
     return owners

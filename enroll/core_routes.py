@@ -1,4 +1,5 @@
-"""HTTP routes of the core: health, CA certificates, CRLs, OCSP, metrics."""
+"""HTTP routes of the core: health, CA certificates, CRLs, OCSP, metrics, and the MDM
+events receiver (`enroll.device_events`, HTTPS only, when ``[events]`` is configured)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from enroll import metrics, ocsp_http
+from enroll import device_events, metrics, ocsp_http
+from enroll.asgi.request_frame import label_routes
 from enroll.context import AppContext
 from enroll.errors import MalformedInput, NotFound
 from enroll.metrics_store import StoreGauges
@@ -112,4 +114,7 @@ def core_routes(ctx: AppContext) -> list[BaseRoute]:
         Route("/ocsp", ocsp_post, methods=["POST"]),
         Route("/ocsp/{encoded:path}", ocsp_get, methods=["GET"]),
         Route("/metrics", metrics_view, methods=["GET"]),
+        # Bearer tokens travel in clear on plain HTTP: this one is HTTPS only.
+        *label_routes(device_events.routes(ctx), "events",
+                      https_url=ctx.config.public_https_url),
     ]

@@ -126,8 +126,16 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--pem", action="store_true", help="print the certificate as PEM")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_certs_show)
-    p = certs.add_parser("revoke", help="revoke a certificate")
-    p.add_argument("serial", help="serial number in hex")
+    p = certs.add_parser("revoke", help="revoke a certificate, or every live certificate "
+                                        "of an identity, requester or device")
+    p.add_argument("serial", nargs="?", help="serial number in hex")
+    p.add_argument("--identity", help="every live certificate of this identity "
+                                      "(subject.CN:dev-42)")
+    p.add_argument("--requester", help="every live certificate this requester enrolled")
+    p.add_argument("--device-id", help="every live certificate of this device")
+    p.add_argument("--dry-run", action="store_true",
+                   help="list what would be revoked; revoke nothing")
+    p.add_argument("--json", action="store_true")
     p.add_argument("--reason", default="unspecified",
                    choices=[r.name for r in x509.ReasonFlags if r.name != "remove_from_crl"])
     p.add_argument("--actor", help=ACTOR_HELP)
@@ -365,10 +373,37 @@ def cmd_certs_show(args: argparse.Namespace, opener: Opener) -> int:
 
 
 def cmd_certs_revoke(args: argparse.Namespace, opener: Opener) -> int:
-    authority = opener.context(sign=True).authority
-    rec = authority.revoke(_serial(args.serial), x509.ReasonFlags[args.reason],
-                           cli_actor(args.actor).identity)
-    _out(f"revoked {rec.serial_hex} ({args.reason})")
+    from enroll.errors import MalformedInput
+
+    selectors = {"identity": args.identity, "requester": args.requester,
+                 "device_id": args.device_id}
+    given = [k for k, v in selectors.items() if v is not None]
+    if len(given) + (args.serial is not None) != 1:
+        raise MalformedInput("give a serial or exactly one of --identity, --requester, "
+                             "--device-id")
+    reason = x509.ReasonFlags[args.reason]
+    if args.serial is not None:
+        if args.dry_run:
+            raise MalformedInput("--dry-run is for --identity, --requester, --device-id")
+        authority = opener.context(sign=True).authority
+        rec = authority.revoke(_serial(args.serial), reason, cli_actor(args.actor).identity)
+        _out(json.dumps(_cert_row(rec)) if args.json else
+             f"revoked {rec.serial_hex} ({args.reason})")
+        return 0
+    authority = opener.context(sign=not args.dry_run).authority
+    records = authority.revoke_all(**selectors, reason=reason,
+                                   actor=cli_actor(args.actor).identity,
+                                   dry_run=args.dry_run)
+    rows = [{**_cert_row(r), "identity": r.identity, "device_id": r.device_id}
+            for r in records]
+    if args.json:
+        _out(json.dumps({"dry_run": args.dry_run, "reason": args.reason,
+                         "certificates": rows}, indent=2))
+        return 0
+    _out(render(rows, ["serial", "status", "protocol", "identity", "device_id",
+                       "not_after"], False))
+    verb = "would be revoked (dry run)" if args.dry_run else "revoked"
+    _out(f"{len(records)} certificate(s) {verb} ({args.reason})")
     return 0
 
 

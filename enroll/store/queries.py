@@ -340,6 +340,23 @@ def superseded_due(tx: Tx, profile: str, renewed_before: dt.datetime,
     return [r["serial"] for r in rows]
 
 
+LIVE_SELECTORS = ("identity", "requester", "device_id")
+"""Columns `live_certificates_by` selects on (each indexed)."""
+
+
+def live_certificates_by(tx: Tx, column: str, value: str, now: dt.datetime,
+                         limit: int) -> list[CertificateRecord]:
+    """Live (valid, not expired) client certificates whose `column` (one of
+    `LIVE_SELECTORS`) is `value`, oldest first, at most `limit`."""
+    if column not in LIVE_SELECTORS:
+        raise ValueError(f"not a certificate selector: {column!r}")
+    rows = tx.all(f"SELECT {_CERTIFICATE} FROM certificates WHERE {column} = ? "
+                  f"AND status = ? AND not_after > ? AND protocol != '{CA_PROTOCOL}' "
+                  f"ORDER BY created_at, serial LIMIT {int(limit)}",
+                  (value, CertificateStatus.VALID.value, tx.when(now)), certificates)
+    return [_certificate(r) for r in rows]
+
+
 def revoke_certificate(tx: Tx, serial_hex: str, reason: x509.ReasonFlags,
                        now: dt.datetime) -> bool:
     return tx.run("UPDATE certificates SET status = ?, revoked_at = ?, revocation_reason = ? "
