@@ -36,7 +36,10 @@ from enroll.profiles import Profile
 from enroll.store.schema import certificates, identities
 from enroll.store.transaction import Tx
 
-LIVE = "profile = ? AND status = 'valid' AND not_after > ?"
+LIVE = ("profile = ? AND status = 'valid' AND not_after > ? "
+        "AND protocol IN ('acme', 'est', 'scep')")
+"""Live identities enrolled through a door (`enroll.migration_rules.DOORS`): not enroll's
+own certificates (the SCEP RA's, the HTTPS listener's)."""
 
 
 @dataclass(frozen=True, slots=True)

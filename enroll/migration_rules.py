@@ -22,6 +22,10 @@ from enroll.store.db import Database
 from enroll.store.transaction import Tx
 
 AUDIT_TYPE = "migration.straggler"
+DOORS = ("acme", "est", "scep")
+"""The enrollment protocols a device comes through. enroll's own issuance under a
+profile (the SCEP RA's certificate, ``scep-ra``; the HTTPS listener's, ``core``) is never
+a straggler's: a policy on the RA's profile must not stop SCEP itself."""
 
 
 def straggler(profile: Profile, protocol: str, endpoint: str,
@@ -29,7 +33,8 @@ def straggler(profile: Profile, protocol: str, endpoint: str,
     """The profile's migration if a request over (`protocol`, `endpoint`) at `now` is a
     straggler's (None before the date, over the target door, or without a policy)."""
     migration = profile.fleet.migration
-    if migration is None or not migration.applies(protocol, endpoint, now):
+    if migration is None or protocol not in DOORS \
+            or not migration.applies(protocol, endpoint, now):
         return None
     return migration
 

@@ -114,3 +114,19 @@ async def test_a_migration_to_another_endpoint_makes_this_one_an_old_door(
     assert d.h.counts() == (0, 0)
     [event] = stragglers(d)
     assert (event.details["to"], event.details["to_endpoint"]) == ("acme", "laptops")
+
+
+@pytest.mark.parametrize("protocol", ["scep-ra", "core"])
+async def test_enrolls_own_certificates_are_never_stragglers(protocol: str,
+                                                             make_driver: Any) -> None:
+    """The SCEP RA's certificate (``scep-ra``) and the listener's (``core``) are issued
+    under a profile too: a policy on that profile must not stop SCEP itself."""
+    from enroll.model import Issued
+    from enroll.testing import make_csr, request
+
+    d = make_driver("scep", profile("acme", "refuse"))
+    outcome = d.h.ctx.authority.submit(request(
+        make_csr(cn="ra.corp.example", dns=["ra.corp.example"]), "p", protocol=protocol,
+        endpoint="default"))
+    assert isinstance(outcome, Issued), outcome
+    assert stragglers(d) == []
