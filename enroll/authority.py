@@ -41,6 +41,7 @@ from enroll import (
     key_blocklist,
     key_checks,
     metrics,
+    migration_rules,
     profile_rules,
     refusal_buffer,
     refusals,
@@ -233,6 +234,9 @@ class Authority:
         check_csr_signature(request.csr)
         accepted = self._accept(request, profile)
         key_blocklist.refuse_if_blocked(self.db, fingerprint)
+        # A straggler of a migration: refused here (audited alone), or audited below.
+        migration = migration_rules.enforce(self.db, profile, request, accepted.identity,
+                                            self.clock.now())
         decision = combine(self.pm.hook.enroll_policy_vote(request=request, profile=profile))
         if decision.vote is Vote.DENY:
             self._record_denial(request, decision.reason)
@@ -275,6 +279,9 @@ class Authority:
                                  "endpoint": request.endpoint, "reason": decision.reason,
                                  "reserved_serial": serial_hex(serial)
                                  if status is RequestStatus.APPROVED else None})
+                    if migration is not None:
+                        migration_rules.record(tx, now, profile, request, accepted.identity,
+                                               migration, request_id)
             except IntegrityError:
                 # A concurrent retry of the same transaction won the insert: answer as
                 # it did.
@@ -381,6 +388,8 @@ class Authority:
                                         backend.certificate, now)
                 self.pm.hook.enroll_amend_certificate(draft=draft, request=request,
                                                       profile=profile)
+                migration_rules.cap_validity(draft, profile, record.protocol,
+                                             record.endpoint, now)
                 issuance = templates.finalise(profile, draft, public_key, serial,
                                               backend.certificate)
                 cert = backend.issue(issuance)

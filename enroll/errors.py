@@ -56,6 +56,20 @@ class PolicyDenied(EnrollError):
     """A policy rule or plugin voted deny, or an operator rejected the request."""
 
 
+class MigrationRequired(PolicyDenied):
+    """The profile's migration policy refuses this door after its date
+    (`enroll.migration_rules`); `detail` is the operator's message telling the device
+    where to renew. `to` (and `endpoint`) name the door to use.
+
+    A refinement of `PolicyDenied` (not in `ALL_ERRORS`): SCEP FAILURE badRequest with the
+    message in failInfoText, EST 403 with it as the body, ACME ``unauthorized`` (403)."""
+
+    def __init__(self, detail: str, *, to: str, endpoint: str | None = None) -> None:
+        super().__init__(detail)
+        self.to = to
+        self.endpoint = endpoint
+
+
 class NotFound(EnrollError):
     """The named object does not exist (or is not visible to this requester)."""
 

@@ -49,6 +49,7 @@ _CODES: dict[type[errors.EnrollError], str] = {
     errors.MalformedInput: "malformed",
     errors.BadCSR: "bad_csr",
     errors.Unauthorized: "unauthorized",
+    errors.MigrationRequired: "migration_required",
     errors.PolicyDenied: "policy_denied",
     errors.NotFound: "not_found",
     errors.Conflict: "conflict",

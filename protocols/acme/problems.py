@@ -17,6 +17,7 @@ from enroll.errors import (
     Conflict,
     EnrollError,
     MalformedInput,
+    MigrationRequired,
     NotFound,
     PolicyDenied,
     RateLimited,
@@ -33,6 +34,9 @@ ERROR_TABLE: dict[type[EnrollError], tuple[str, int]] = {
     BadPublicKey: ("badPublicKey", 400),
     Unauthorized: ("unauthorized", 403),
     PolicyDenied: ("rejectedIdentifier", 400),
+    # A migration policy refuses this door, not the identifier (which the target door
+    # issues): the client is not authorised here any more (docs/migration.md).
+    MigrationRequired: ("unauthorized", 403),
     NotFound: ("malformed", 404),
     Conflict: ("malformed", 409),
     RateLimited: ("rateLimited", 429),

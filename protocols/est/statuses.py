@@ -24,7 +24,7 @@ STATUS: dict[type[errors.EnrollError], int] = {
     errors.MalformedInput: 400,
     errors.BadCSR: 400,
     errors.Unauthorized: 401,
-    errors.PolicyDenied: 403,
+    errors.PolicyDenied: 403,  # and MigrationRequired: the body says where to renew
     errors.NotFound: 404,
     errors.Conflict: 409,
     errors.RateLimited: 429,

@@ -61,6 +61,8 @@ FAIL_INFO: dict[type[errors.EnrollError], FailInfo] = {
     errors.BadPublicKey: FailInfo.BAD_ALG,
     errors.Unauthorized: FailInfo.BAD_REQUEST,
     errors.PolicyDenied: FailInfo.BAD_REQUEST,
+    # RFC 8894 §3.2.1.4: "transaction not permitted"; failInfoText says where to renew.
+    errors.MigrationRequired: FailInfo.BAD_REQUEST,
     # RFC 8894 §3.3.3: no certificate matches the CertPoll/GetCert/GetCRL criteria.
     errors.NotFound: FailInfo.BAD_CERT_ID,
     errors.Conflict: FailInfo.BAD_REQUEST,
