@@ -1,7 +1,7 @@
 """acme: EAB keys may carry identity patterns; an order keeps why it may replace
 
 ``acme_eab_keys`` gains ``identity``: a JSON list of fnmatch patterns on stored
-identities (``san:dns:*.corp.example``). An account bound with such a key may name in
+identities (``san.dns:*.corp.example``). An account bound with such a key may name in
 ``replaces`` a certificate another door (SCEP, EST) or account got for a matching
 identity. ``acme_orders`` gains ``replaces_link``: why its ``replaces`` was accepted
 (``eab``, ``names``; NULL: the account's own certificate), recorded on the request

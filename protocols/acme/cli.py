@@ -22,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
                         "(repeatable)")
     p.add_argument("--identity", action="append", default=None,
                    help="identities whose certificates from any door (SCEP, EST) the "
-                        "account may name in replaces, e.g. 'san:dns:*.corp.example' "
+                        "account may name in replaces, e.g. 'san.dns:*.corp.example' "
                         "(fnmatch; repeatable)")
     p.set_defaults(func=_cmd_new)
     p = keys.add_parser("list", help="list EAB keys and the accounts they bound")

@@ -79,12 +79,12 @@ MAX_IDENTITY_PATTERN = 600
 
 
 def check_identity_patterns(patterns: list[str], key: str) -> None:
-    """An identity pattern is ``kind:…`` as identities are stored (``san:dns:*.corp.example``,
+    """An identity pattern is ``kind:…`` as identities are stored (``san.dns:*.corp.example``,
     ``subject.CN:printer-*``), fnmatch-style, bounded."""
     for pattern in patterns:
         if not 2 < len(pattern) <= MAX_IDENTITY_PATTERN or ":" not in pattern.strip(":"):
             raise ConfigError(key, f"not an identity pattern: {pattern[:64]!r} (expected "
-                              "kind:value, e.g. 'san:dns:*.corp.example')")
+                              "kind:value, e.g. 'san.dns:*.corp.example')")
 
 
 def identity_matches(patterns: list[str] | None, identity: str | None) -> bool:

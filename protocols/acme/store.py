@@ -124,7 +124,7 @@ acme_eab_keys = Table(
     # The HMAC key sealed under the CA passphrase (NULL: a key made before 0005, derived
     # from the "eab" secret; see protocols/acme/eab.py).
     Column("hmac_key", LargeBinary, nullable=True),
-    # JSON list of fnmatch patterns on identities (``san:dns:*.corp.example``): the bound
+    # JSON list of fnmatch patterns on identities (``san.dns:*.corp.example``): the bound
     # account may replace other doors' certificates of those identities (migration 0008).
     Column("identity", Text, nullable=True),
 )
