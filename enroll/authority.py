@@ -429,8 +429,8 @@ class Authority:
     def _store_issued(self, record: RequestRecord, cert: x509.Certificate, profile: Profile,
                       ca_name: str, issuance: IssuanceRequest, identity: str) -> str | None:
         with self.db.write() as tx:
-            return request_writes.store_issued(tx, self.clock.now(), record, cert, profile.name,
-                                        ca_name, issuance, identity)
+            return request_writes.store_issued(tx, self.clock.now(), record, cert,
+                                               profile.name, ca_name, issuance, identity)
 
     def _fail(self, record: RequestRecord, reason: str, *, retryable: bool = False) -> None:
         with self.db.write() as tx:
