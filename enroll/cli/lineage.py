@@ -28,7 +28,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p = group.add_parser("lineage", help="the renewal chain of a certificate or an identity")
     p.add_argument("target", metavar="SERIAL|IDENTITY",
                    help="a serial (hex, as `certs list` or openssl prints it) or an "
-                        "identity (san.dns:host.example, as `certs show` records it)")
+                        "identity (san.dns:host.example, as `certs lineage --json` prints it)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_certs_lineage)
 
