@@ -248,6 +248,8 @@ class Authority:
         request_id = str(uuid.uuid4())
         serial = new_serial()
         status = RequestStatus.PENDING if decision.vote is Vote.PENDING else RequestStatus.APPROVED
+        replaces, link = fleet_rules.renewal_link(self.db, profile, self.profiles, request,
+                                                  accepted.identity, now)
         row = {
             "id": request_id, "status": status.value, "profile": profile.name, "ca": ca_name,
             "protocol": request.protocol, "endpoint": request.endpoint,
@@ -255,10 +257,10 @@ class Authority:
             "auth_method": request.requester.method,
             "transaction_id": request.transaction_id, "key_fingerprint": fingerprint,
             "subject": accepted.subject.rfc4514_string(),
-            "sans": names_as_strings(accepted.names), "replaces": request.replaces,
+            "sans": names_as_strings(accepted.names), "replaces": replaces,
             "identity": accepted.identity,
             "device_id": fleet_rules.device_id_of(profile, request, accepted),
-            "link": fleet_rules.link_reason(request),
+            "link": link,
             "reason": decision.reason, "certificate_serial": None,
             "csr_pem": request.csr.public_bytes(PEM).decode(),
             "attributes": dict(request.attributes), "created_at": now, "updated_at": now,
@@ -406,8 +408,8 @@ class Authority:
             if self._crash_after_sign is not None:
                 self._crash_after_sign()
             try:
-                self._store_issued(record, cert, profile, ca_name, issuance,
-                                   accepted.identity)
+                replaced = self._store_issued(record, cert, profile, ca_name, issuance,
+                                              accepted.identity)
             except Conflict as exc:
                 current = self.request(record.id)
                 if current is not None and current.status is RequestStatus.ISSUED:
@@ -424,8 +426,8 @@ class Authority:
                     return self._outcome(current)  # type: ignore[return-value]
                 serial = new_serial()
                 continue
-            if record.replaces is not None and profile.revoke_superseded_after == 0:
-                self._revoke_superseded(record.replaces)
+            if replaced is not None and profile.revoke_superseded_after == 0:
+                self._revoke_superseded(replaced)
             if self.pm.hook.enroll_certificate_issued.get_hookimpls():
                 stored = self.certificate(cert.serial_number)
                 issued_record = self.request(record.id)
@@ -435,10 +437,10 @@ class Authority:
         raise Unavailable("could not allocate a unique serial")
 
     def _store_issued(self, record: RequestRecord, cert: x509.Certificate, profile: Profile,
-                      ca_name: str, issuance: IssuanceRequest, identity: str) -> None:
+                      ca_name: str, issuance: IssuanceRequest, identity: str) -> str | None:
         with self.db.write() as tx:
-            request_writes.store_issued(tx, self.clock.now(), record, cert, profile.name,
-                                        ca_name, issuance, identity)
+            return request_writes.store_issued(tx, self.clock.now(), record, cert,
+                                               profile.name, ca_name, issuance, identity)
 
     def _fail(self, record: RequestRecord, reason: str, *, retryable: bool = False) -> None:
         with self.db.write() as tx:

@@ -3,12 +3,16 @@ links to the certificate it replaces (the lineage across protocols)."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 from cryptography import x509
 
 from enroll.model import EnrollmentRequest
 from enroll.names import names_as_strings
 from enroll.profile_rules import AcceptedRequest
 from enroll.profiles import Profile
+from enroll.store import lineage
+from enroll.store.db import Database
 
 MAX_DEVICE_ID = 256
 
@@ -20,6 +24,31 @@ def link_reason(request: EnrollmentRequest) -> str | None:
     if request.link is not None:
         return request.link
     return "credential" if request.credential == request.replaces else "replaces"
+
+
+def renewal_link(db: Database, profile: Profile, profiles: dict[str, Profile],
+                 request: EnrollmentRequest, identity: str,
+                 now: dt.datetime) -> tuple[str | None, str | None]:
+    """(replaces, link) to record on the request. What the client named wins; else, on a
+    profile that links renewals by identity, the identity's live certificate on the
+    same profile line, linked ``identity``. That link is lineage, not a credential: it
+    was chosen after the renewal rule ran (`enroll.renewal`), so it bounds nothing, and
+    it never fails the issuance (`enroll.store.lineage.relink`)."""
+    if request.replaces is not None:
+        return request.replaces, link_reason(request)
+    if profile.fleet.link_renewals != "identity" or not identity:
+        return None, None
+    with db.read() as tx:
+        live = lineage.live_serial(tx, identity, now)
+    if live is None:
+        return None, None
+    serial, old_profile = live
+    old = profiles.get(old_profile)
+    if old_profile != profile.name and (old is None or old.successor != profile.name):
+        # Another purpose's certificate with the same identity is not this one's
+        # predecessor: superseding it would revoke it.
+        return None, None
+    return serial, "identity"
 
 
 def device_id_of(profile: Profile, request: EnrollmentRequest,

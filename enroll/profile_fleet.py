@@ -2,8 +2,9 @@
 lineage, its migration policy, where a device id comes from, and its expiry notices.
 
 Parsed from the profile's own table (``[profiles.X]`` keys ``renew_before``,
-``link_renewals``, ``device_id``, ``expiry_notices`` and the ``[profiles.X.migration]``
-table) by `parse_fleet`; `enroll.profiles.Profile.fleet` holds the result.
+``link_renewals``, ``replaces_by_names``, ``device_id``, ``expiry_notices`` and the
+``[profiles.X.migration]`` table) by `parse_fleet`; `enroll.profiles.Profile.fleet`
+holds the result.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from enroll.config_values import as_duration, as_str, as_str_list, as_table, check_keys
+from enroll.config_values import as_bool, as_duration, as_str, as_str_list, as_table, check_keys
 from enroll.errors import ConfigError
 
 DEFAULT_RENEW_BEFORE = 30 * 86400
@@ -26,7 +27,8 @@ identity that holds a live certificate links to that certificate, whatever proto
 issued it."""
 MIGRATION_MODES = ("refuse", "short", "warn")
 DEVICE_ID_SOURCES = ("subject.serialNumber", "subject.CN", "san.uri", "requester")
-FLEET_KEYS = {"renew_before", "link_renewals", "device_id", "expiry_notices", "migration"}
+FLEET_KEYS = {"renew_before", "link_renewals", "device_id", "expiry_notices", "migration",
+              "replaces_by_names"}
 _MIGRATION_KEYS = {"to", "endpoint", "after", "mode", "short_validity", "message"}
 
 
@@ -67,6 +69,10 @@ class Fleet:
     or a plugin does not set it."""
     expiry_notices: tuple[int, ...] = field(default=(30 * 86400, 7 * 86400, 86400))
     """Seconds before expiry at which ``certificate.expiring`` is emitted."""
+    replaces_by_names: bool = False
+    """ACME ``replaces`` may name a certificate another door or account got when its
+    names are exactly the order's validated identifiers (link ``names``); on by default
+    under a migration policy."""
 
     def renewal_window(self, not_before: dt.datetime,
                        not_after: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
@@ -116,14 +122,19 @@ def parse_fleet(entry: Mapping[str, Any], key: str, validity: int) -> Fleet:
                                                            ["30d", "7d", "1d"]),
                                                  f"{key}.expiry_notices")), reverse=True))
     migration = None
+    by_names = entry.get("replaces_by_names")
     if entry.get("migration") is not None:
         migration = parse_migration(as_table(entry["migration"], f"{key}.migration"),
                                     f"{key}.migration", validity)
         if link == "replaces":
             link = "identity"  # a migration follows devices across protocols
+        if by_names is None:
+            by_names = True  # and lets them name their old certificate from the new door
     return Fleet(renew_before=renew_before, renew_fraction=renew_fraction,
                  link_renewals=link, migration=migration, device_id=device_id,
-                 expiry_notices=notices)
+                 expiry_notices=notices,
+                 replaces_by_names=as_bool(by_names if by_names is not None else False,
+                                           f"{key}.replaces_by_names"))
 
 
 def parse_migration(table: Mapping[str, Any], key: str, validity: int) -> Migration:

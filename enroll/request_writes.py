@@ -22,14 +22,18 @@ from enroll.model import (
     RequestStatus,
 )
 from enroll.names import names_as_strings
-from enroll.store import identities, queries
+from enroll.store import identities, lineage, queries
 from enroll.store.transaction import Tx
 
 
 def store_issued(tx: Tx, now: dt.datetime, record: RequestRecord, cert: x509.Certificate,
-                 profile: str, ca_name: str, issuance: IssuanceRequest, identity: str) -> None:
+                 profile: str, ca_name: str, issuance: IssuanceRequest,
+                 identity: str) -> str | None:
     """The certificate, its request ``issued``, the renewed certificate superseded (once:
-    of two racing renewals exactly one commits) and the audit events."""
+    of two racing renewals exactly one commits) and the audit events. Returns the serial
+    superseded. A link made by identity (``link`` ``identity``) is lineage, not a
+    renewal the client asked for: if a concurrent issuance replaced that certificate
+    first, this one links to the newest of that line or to nothing, and is stored."""
     serial = serial_hex(cert.serial_number)
     # The names signed are those of the issuance request (no need to re-parse).
     sans: list[str] = []
@@ -55,18 +59,23 @@ def store_issued(tx: Tx, now: dt.datetime, record: RequestRecord, cert: x509.Cer
         endpoint=record.endpoint, profile=profile, ca=ca_name,
         not_before=cert.not_valid_before_utc, not_after=cert.not_valid_after_utc,
         requester=record.requester, device_id=record.device_id, now=now)
-    if record.replaces is not None:
-        if not queries.supersede(tx, record.replaces, serial):
-            raise Conflict(f"certificate {record.replaces} was already replaced")
+    replaced = record.replaces
+    if replaced is not None and not queries.supersede(tx, replaced, serial):
+        if record.link != "identity":
+            raise Conflict(f"certificate {replaced} was already replaced")
+        replaced = lineage.relink(tx, serial, replaced, now)
+    if replaced is not None:
         queries.add_audit(tx, at=now, type="certificate.superseded", actor=record.requester,
-                          request_id=record.id, serial=record.replaces, details={"by": serial})
+                          request_id=record.id, serial=replaced, details={"by": serial})
     queries.add_audit(tx, at=now, type="certificate.issued", actor=record.requester,
                       request_id=record.id, serial=serial,
                       details={"profile": profile, "ca": ca_name, "protocol": record.protocol,
                                "subject": cert.subject.rfc4514_string(), "sans": sans,
-                               "replaces": record.replaces, "link": record.link,
+                               "replaces": replaced,
+                               "link": record.link if replaced else None,
                                "identity": identity, "device_id": record.device_id,
                                "not_after": cert.not_valid_after_utc.isoformat()})
+    return replaced
 
 
 def fail(tx: Tx, now: dt.datetime, record: RequestRecord, reason: str, *,

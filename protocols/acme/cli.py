@@ -20,6 +20,10 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--allow", action="append", default=None,
                    help="name policy bound to the account, e.g. 'dns:*.corp.example' "
                         "(repeatable)")
+    p.add_argument("--identity", action="append", default=None,
+                   help="identities whose certificates from any door (SCEP, EST) the "
+                        "account may name in replaces, e.g. 'san.dns:*.corp.example' "
+                        "(fnmatch; repeatable)")
     p.set_defaults(func=_cmd_new)
     p = keys.add_parser("list", help="list EAB keys and the accounts they bound")
     p.set_defaults(func=_cmd_list)
@@ -37,9 +41,12 @@ def _cmd_new(args: argparse.Namespace, opener: Any) -> int:
     allow = list(args.allow) if args.allow else None
     if allow:
         names.check_patterns(allow, "--allow")
+    identity = list(args.identity) if args.identity else None
+    if identity:
+        eab.check_identity_patterns(identity, "--identity")
     with ctx.db.write() as conn:
         kid, key = eab.create(conn, args.endpoint, allow, ctx.config.ca_passphrase,
-                              ctx.clock.now())
+                              ctx.clock.now(), identity=identity)
     print(f"kid: {kid}")
     print(f"hmac: {key}")
     return 0
@@ -50,5 +57,7 @@ def _cmd_list(args: argparse.Namespace, opener: Any) -> int:
     with ctx.db.read() as conn:
         for row in store.list_eab_keys(conn):
             allow = ",".join(row["allow"] or ["(endpoint policy)"])
-            print(f"{row['kid']}\t{row['endpoint']}\t{allow}\t{row['account_id'] or '-'}")
+            identity = ",".join(row["identity"] or ["-"])
+            print(f"{row['kid']}\t{row['endpoint']}\t{allow}\t{row['account_id'] or '-'}"
+                  f"\t{identity}")
     return 0

@@ -11,6 +11,7 @@ rotate-passphrase`` seals them as well (`reseal`). A key binds one account once
 from __future__ import annotations
 
 import datetime as dt
+import fnmatch
 import hashlib
 import hmac
 import logging
@@ -63,13 +64,36 @@ def _require(passphrase: Secret | None) -> Secret:
 
 
 def create(tx: Tx, endpoint: str, allow: list[str] | None, passphrase: Secret | None,
-           now: dt.datetime) -> tuple[str, str]:
+           now: dt.datetime, identity: list[str] | None = None) -> tuple[str, str]:
     """A new key for `endpoint`, stored sealed; returns (kid, the HMAC key base64url),
-    the only time the key is shown."""
+    the only time the key is shown. `identity`: patterns of the identities whose
+    certificates, from any door, the account it binds may replace (`identity_matches`)."""
     kid, key = new_kid(), secrets.token_bytes(KEY_BYTES)
     store.add_eab_key(tx, kid, endpoint, allow, now,
-                      sealing.seal(key, _require(passphrase), context=context(kid)))
+                      sealing.seal(key, _require(passphrase), context=context(kid)),
+                      identity=identity)
     return kid, b64e(key)
+
+
+MAX_IDENTITY_PATTERN = 600
+
+
+def check_identity_patterns(patterns: list[str], key: str) -> None:
+    """An identity pattern is ``kind:…`` as identities are stored (``san.dns:*.corp.example``,
+    ``subject.CN:printer-*``), fnmatch-style, bounded."""
+    for pattern in patterns:
+        if not 2 < len(pattern) <= MAX_IDENTITY_PATTERN or ":" not in pattern.strip(":"):
+            raise ConfigError(key, f"not an identity pattern: {pattern[:64]!r} (expected "
+                              "kind:value, e.g. 'san.dns:*.corp.example')")
+
+
+def identity_matches(patterns: list[str] | None, identity: str | None) -> bool:
+    """Whether a certificate's stored identity matches one of the key's patterns
+    (fnmatch, case-insensitive: identities are DNS-like names)."""
+    if not patterns or not identity:
+        return False
+    folded = identity.lower()
+    return any(fnmatch.fnmatchcase(folded, p.lower()) for p in patterns)
 
 
 def reseal(tx: Tx, old: Secret, new: Secret) -> int:

@@ -13,10 +13,17 @@ from sqlalchemy.exc import IntegrityError
 
 from enroll.csr import load_csr
 from enroll.errors import BadCSR, EnrollError, MalformedInput, Unavailable
-from enroll.model import Authorization, EnrollmentRequest, Issued, Pending, Requester
+from enroll.model import (
+    Authorization,
+    CertificateRecord,
+    EnrollmentRequest,
+    Issued,
+    Pending,
+    Requester,
+)
 from enroll.store.transaction import Tx
 
-from . import ari, fields, limits, names, store
+from . import ari, eab, fields, limits, names, store
 from .accounts import Verified, account_url
 from .endpoint import AcmeEndpoint
 from .jws import b64d, jwk_of, thumbprint
@@ -56,13 +63,14 @@ def new_order(ep: AcmeEndpoint, v: Verified) -> tuple[store.Order, list[str]]:
     profile = payload.get("profile", ep.settings.profile)
     if not isinstance(profile, str) or profile not in ep.settings.profiles:
         raise AcmeProblem("invalidProfile", "this endpoint does not offer that profile")
-    replaces = None
+    replaces = link = None
     if "replaces" in payload:
-        replaces = _replaced_serial(ep, account, payload["replaces"])
+        replaces, link = _replaced_serial(ep, account, payload["replaces"], idents, profile)
     limits.check_new_order(ep, account.id, (i["value"] for i in idents))
     now = ep.clock.now()
     order = store.Order(secrets.token_urlsafe(12), ep.label, account.id, "pending", idents,
-                        profile, replaces, None, None, None, now + ORDER_LIFETIME)
+                        profile, replaces, None, None, None, now + ORDER_LIFETIME,
+                        replaces_link=link)
     authz_ids = []
     try:
         with ep.db.write() as conn:
@@ -112,15 +120,47 @@ def _already_replaced() -> AcmeProblem:
     return AcmeProblem("alreadyReplaced", "this certificate was already replaced", 409)
 
 
-def _replaced_serial(ep: AcmeEndpoint, account: store.Account, cert_id: object) -> str:
-    """RFC 9773 §5: the certificate must be known, this account's, not yet replaced."""
+def _replaced_serial(ep: AcmeEndpoint, account: store.Account, cert_id: object,
+                     idents: list[dict[str, str]], profile: str) -> tuple[str, str | None]:
+    """RFC 9773 §5: the certificate must be known, this account's, not yet replaced;
+    (serial, None). Or, across doors and accounts (the lineage of issue 11), bound to
+    this account by `_bound_link`: (serial, the link reason). The core's renewal rule
+    still checks the profile line and a shared name at finalize."""
     aki, serial = ari.parse_cert_id(cert_id)
     record = ep.authority.certificate(serial)
     if record is None or not ari.matches(record, aki):
         raise malformed("replaces names an unknown certificate")
-    if not record.requester.endswith(f"/acct/{account.id}"):
-        raise unauthorized("replaces names another account's certificate")
-    return serial  # not yet replaced: checked in newOrder's write (_claim_replacement)
+    if record.requester.endswith(f"/acct/{account.id}"):
+        # Not yet replaced: checked in newOrder's write (_claim_replacement).
+        return serial, None
+    link = _bound_link(ep, account, record, idents, profile)
+    if link is None:
+        raise unauthorized("replaces names another account's certificate"
+                           if record.protocol == "acme" else
+                           f"replaces names a certificate issued over {record.protocol} "
+                           "that this account is not bound to")
+    if record.superseded_by is not None:
+        # Another door renewed it: no ACME order claims it, so check here.
+        raise _already_replaced()
+    return serial, link
+
+
+def _bound_link(ep: AcmeEndpoint, account: store.Account, record: CertificateRecord,
+                idents: list[dict[str, str]], profile: str) -> str | None:
+    """Why this account may replace a certificate it did not get: its EAB key carries
+    an identity pattern the certificate's identity matches (``eab``), or the profile
+    links by names (``replaces_by_names``) and the certificate's names are exactly the
+    order's identifiers (``names``). None: it may not."""
+    if account.eab_kid is not None:
+        with ep.db.read() as conn:
+            key = store.get_eab_key(conn, account.eab_kid)
+        if key is not None and eab.identity_matches(key["identity"], record.identity):
+            return "eab"
+    if ep.authority.profile(profile).fleet.replaces_by_names:
+        wanted = {f"{i['type']}:{i['value']}".lower() for i in idents}
+        if record.sans and {n.lower() for n in record.sans} == wanted:
+            return "names"
+    return None
 
 
 def load_order(ep: AcmeEndpoint, v: Verified, order_id: str) -> store.Order:
@@ -229,7 +269,8 @@ def submit(ep: AcmeEndpoint, order: store.Order, csr: x509.CertificateSigningReq
     request = EnrollmentRequest(
         csr=csr, profile=order.profile, protocol="acme", endpoint=ep.label,
         requester=Requester(requester, "jws"),
-        transaction_id=order.id, replaces=order.replaces, ca=ep.settings.ca,
+        transaction_id=order.id, replaces=order.replaces, link=order.replaces_link,
+        ca=ep.settings.ca,
         attributes={"acme_order": order.id}, authorized=authorized)
     try:
         outcome = ep.authority.submit(request)

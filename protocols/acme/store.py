@@ -78,6 +78,9 @@ acme_orders = Table(
     Column("csr", Text, nullable=True),
     Column("finalized_by", String(512), nullable=True),
     Column("processing_since", UTC_DT, nullable=True),
+    # Why `replaces` was accepted (`enroll.model.LINK_REASONS`: eab, names; NULL: the
+    # account's own certificate), recorded on the request at finalize (migration 0008).
+    Column("replaces_link", String(16), nullable=True),
     Index("ix_acme_orders_processing", "processing_since",
           sqlite_where=text(PROCESSING), postgresql_where=text(PROCESSING)),
     # RFC 9773 §5: at most one order that is not invalid replaces a certificate. An
@@ -121,6 +124,9 @@ acme_eab_keys = Table(
     # The HMAC key sealed under the CA passphrase (NULL: a key made before 0005, derived
     # from the "eab" secret; see protocols/acme/eab.py).
     Column("hmac_key", LargeBinary, nullable=True),
+    # JSON list of fnmatch patterns on identities (``san.dns:*.corp.example``): the bound
+    # account may replace other doors' certificates of those identities (migration 0008).
+    Column("identity", Text, nullable=True),
 )
 
 
@@ -149,6 +155,8 @@ class Order:
     certificate_serial: str | None
     error: dict[str, Any] | None
     expires: dt.datetime
+    replaces_link: str | None = None
+    """Why `replaces` was accepted, when it is not the account's own certificate."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +188,7 @@ def _loads(text: str | None) -> Any:
 
 _ACCOUNT = "id, endpoint, thumbprint, jwk, status, contact, eab_kid, allow"
 _ORDER = ("id, endpoint, account_id, status, identifiers, profile, replaces, request_id, "
-          "certificate_serial, error, expires")
+          "certificate_serial, error, expires, replaces_link")
 _AUTHZ = "id, order_id, account_id, type, value, wildcard, status, expires"
 _CHALLENGE = "id, authz_id, type, token, status, validated_at, error"
 
@@ -197,7 +205,8 @@ def _order(row: Row) -> Order:
                  status=row["status"], identifiers=json.loads(row["identifiers"]),
                  profile=row["profile"], replaces=row["replaces"],
                  request_id=row["request_id"], certificate_serial=row["certificate_serial"],
-                 error=_loads(row["error"]), expires=row["expires"])
+                 error=_loads(row["error"]), expires=row["expires"],
+                 replaces_link=row["replaces_link"])
 
 
 def _authz(row: Row) -> Authz:
@@ -273,10 +282,11 @@ def update_account(tx: Tx, account_id: str, **values: Any) -> bool:
 
 def add_order(tx: Tx, order: Order, now: dt.datetime) -> None:
     tx.run("INSERT INTO acme_orders (id, endpoint, account_id, status, identifiers, profile, "
-           "replaces, expires, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+           "replaces, replaces_link, expires, created_at) "
+           "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
            (order.id, order.endpoint, order.account_id, order.status,
             json.dumps(order.identifiers), order.profile, order.replaces,
-            tx.when(order.expires), tx.when(now)))
+            order.replaces_link, tx.when(order.expires), tx.when(now)))
 
 
 def add_authz(tx: Tx, authz: Authz, challenges: list[Challenge]) -> None:
@@ -397,23 +407,26 @@ def finalize_input(tx: Tx, order_id: str) -> tuple[str, str] | None:
 # -- EAB keys -----------------------------------------------------------------------------
 
 def add_eab_key(tx: Tx, kid: str, endpoint: str, allow: list[str] | None,
-                now: dt.datetime, hmac_key: bytes | None = None) -> None:
-    """`hmac_key` is the sealed HMAC key (None only for keys made before it was kept)."""
-    tx.run("INSERT INTO acme_eab_keys (kid, endpoint, allow, created_at, hmac_key) "
-           "VALUES (?, ?, ?, ?, ?)",
+                now: dt.datetime, hmac_key: bytes | None = None,
+                identity: list[str] | None = None) -> None:
+    """`hmac_key` is the sealed HMAC key (None only for keys made before it was kept);
+    `identity` the identity patterns whose certificates the account may replace."""
+    tx.run("INSERT INTO acme_eab_keys (kid, endpoint, allow, created_at, hmac_key, identity) "
+           "VALUES (?, ?, ?, ?, ?, ?)",
            (kid, endpoint, None if allow is None else json.dumps(allow), tx.when(now),
-            hmac_key))
+            hmac_key, None if identity is None else json.dumps(identity)))
 
 
 def _eab_key(row: Row) -> dict[str, Any]:
     return {"kid": row["kid"], "endpoint": row["endpoint"], "allow": _loads(row["allow"]),
-            "account_id": row["account_id"]}
+            "account_id": row["account_id"], "identity": _loads(row["identity"])}
 
 
 def get_eab_key(tx: Tx, kid: str) -> dict[str, Any] | None:
     """The key row (kid, endpoint, allow, account_id, and ``hmac_key``: the sealed blob
     or None)."""
-    row = tx.one("SELECT kid, endpoint, allow, account_id, hmac_key FROM acme_eab_keys "
+    row = tx.one("SELECT kid, endpoint, allow, account_id, hmac_key, identity "
+                 "FROM acme_eab_keys "
                  "WHERE kid = ?", (kid,))
     if row is not None:
         found = _eab_key(row)
@@ -429,7 +442,7 @@ def bind_eab_key(tx: Tx, kid: str, account_id: str, now: dt.datetime) -> bool:
 
 
 def list_eab_keys(tx: Tx) -> list[dict[str, Any]]:
-    rows = tx.all("SELECT kid, endpoint, allow, account_id FROM acme_eab_keys "
+    rows = tx.all("SELECT kid, endpoint, allow, account_id, identity FROM acme_eab_keys "
                   "ORDER BY created_at")
     return [_eab_key(r) for r in rows]
 
