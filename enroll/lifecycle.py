@@ -19,6 +19,7 @@ backlog after downtime); the rest waits for the next run, soonest expiry first.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -141,8 +142,8 @@ class Lifecycle:
             done = self._windows(
                 profile, expiring_notice(threshold), now + dt.timedelta(seconds=lower),
                 now + dt.timedelta(seconds=threshold), now, summary, stop_at,
-                lambda cert, threshold=threshold: self._expiring(cert, threshold, profile,
-                                                                 now),
+                functools.partial(self._expiring, threshold=threshold, profile=profile,
+                                  now=now),
                 "expiring")
             if not done:
                 return False

@@ -119,7 +119,7 @@ def test_an_expiring_certificate_is_posted_signed_and_mailed(
     box, port = smtp
     ctx, issued = _expiring(build, {
         "webhook_url": receiver.url, "webhook_secret": SECRET,
-        **_smtp_section(port, smtp_user="enroll", smtp_password="smtp secret")})
+        **_smtp_section(port, smtp_user="enroll", smtp_password="smtp secret")})  # noqa: S106
     job = Lifecycle(ctx.db, ctx.pm, ctx.config, ctx.clock)
     assert job.run().expiring == 1
 
@@ -212,7 +212,7 @@ def test_wrong_smtp_credentials_are_logged_not_raised(
         build: Build, smtp: tuple[Mailbox, int], caplog: pytest.LogCaptureFixture) -> None:
     box, port = smtp
     ctx, _ = _expiring(build, _smtp_section(port, smtp_user="enroll",
-                                            smtp_password="wrong password"))
+                                            smtp_password="wrong password"))  # noqa: S106
     with caplog.at_level(logging.WARNING, logger="enroll.notifier"):
         Lifecycle(ctx.db, ctx.pm, ctx.config, ctx.clock).run()
     assert "SMTPAuthenticationError" in caplog.text and "wrong password" not in caplog.text
