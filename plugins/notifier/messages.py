@@ -54,11 +54,11 @@ def signature(secret: str, payload: bytes) -> str:
 
 
 def _days(seconds: int) -> str:
-    if seconds >= 86400:
-        days = seconds // 86400
-        return f"{days} day{'s' if days != 1 else ''}"
-    hours = max(1, seconds // 3600)
-    return f"{hours} hour{'s' if hours != 1 else ''}"
+    """``24 days``, ``5 hours``, ``8 minutes`` (rounded down, at least 1 minute)."""
+    unit, length = next((u, n) for u, n in (("day", 86400), ("hour", 3600), ("minute", 60))
+                        if seconds >= n or u == "minute")
+    count = max(1, seconds // length)
+    return f"{count} {unit}{'s' if count != 1 else ''}"
 
 
 def subject_line(event: dict[str, Any]) -> str:

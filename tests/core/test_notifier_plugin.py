@@ -234,3 +234,17 @@ def test_a_wrong_notify_section_stops_start_up_naming_the_key(
     with pytest.raises(ConfigError) as caught:
         build(notify=notify)
     assert caught.value.key == key
+
+
+def test_the_subject_says_how_long_is_left_in_the_right_unit() -> None:
+    from enroll.plugins.notifier.messages import subject_line
+
+    def subject(remaining: int) -> str:
+        return subject_line({"event": "certificate.expiring", "identity": "dev\r\nBcc: x",
+                             "subject": "CN=dev", "profile": "p",
+                             "remaining_seconds": remaining, "not_after": "T"})
+
+    assert subject(524) == "[enroll] dev??Bcc: x (p): certificate expires in 8 minutes, T"
+    assert "in 5 hours," in subject(5 * 3600 + 59)
+    assert "in 1 day," in subject(86400) and "in 24 days," in subject(24 * 86400 + 5)
+    assert "in 1 minute," in subject(3)
