@@ -250,3 +250,16 @@ def test_old_certificate_notices_are_purged_but_migration_deadlines_kept(
     with ctx.db.read() as tx:
         assert lifecycle_notices.given(tx, old.serial_hex) == []
         assert len(lifecycle_notices.given(tx, "fleet")) == 1
+
+
+def test_enroll_lifecycle_run_gives_the_due_notices_now(
+        tmp_path: Any, run_cli: Callable[..., Any]) -> None:
+    import json
+
+    data = tmp_path / "data"
+    run_cli(data, "init")
+    done = run_cli(data, "lifecycle", "run", "--json")
+    assert json.loads(done.stdout) == {"expiring": 0, "expired": 0,
+                                       "migration_deadlines": 0, "complete": True}
+    assert "0 expiring, 0 expired, 0 migration deadline notices" in \
+        run_cli(data, "lifecycle", "run").stdout
