@@ -263,3 +263,16 @@ def test_enroll_lifecycle_run_gives_the_due_notices_now(
                                        "migration_deadlines": 0, "complete": True}
     assert "0 expiring, 0 expired, 0 migration deadline notices" in \
         run_cli(data, "lifecycle", "run").stdout
+
+
+def test_a_run_past_its_time_budget_stops_claiming(build: Build) -> None:
+    clock = FrozenClock(dt.datetime.now(dt.UTC))
+    recorder = Recorder()
+    ctx = build(clock=clock, extra_plugins=[recorder])
+    _issue(ctx, "slow.example")
+    clock.advance(dt.timedelta(days=340))
+    ticks = iter([0.0, 31.0, 31.0, 31.0])  # the run starts, then its 30 s are gone
+    stalled = _job(ctx, monotonic=lambda: next(ticks))
+    summary = stalled.run()
+    assert (summary.total, summary.complete) == (0, False)
+    assert _job(ctx).run().expiring == 1  # the next run gives it
