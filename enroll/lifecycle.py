@@ -98,7 +98,11 @@ class Lifecycle:
         now = self.clock.now()
         summary = Summary(left=self.max_notices)
         stop_at = self._monotonic() + self.budget
-        for profile in self.config.profiles.values():
+        profiles = list(self.config.profiles.values())
+        # Each run starts at another profile, so a backlog in one (a first start over a
+        # big fleet) does not hold the others' notices back run after run.
+        start = int(now.timestamp() // INTERVAL) % max(1, len(profiles))
+        for profile in profiles[start:] + profiles[:start]:
             if not self._profile(profile, now, summary, stop_at):
                 summary.complete = False
                 break
