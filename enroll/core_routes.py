@@ -99,7 +99,7 @@ def core_routes(ctx: AppContext) -> list[BaseRoute]:
             return Response(status_code=304, headers=headers)
         return Response(answer.der, media_type="application/ocsp-response", headers=headers)
 
-    gauges = StoreGauges(ctx.db, ctx.cas, ctx.clock)
+    gauges = StoreGauges(ctx.db, ctx.cas, ctx.clock, ctx.config.profiles)
 
     async def metrics_view(request: Request) -> Response:
         body = await ctx.frontend.blocking.run(metrics.scrape, gauges)

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
         EnrollmentRequest,
         RequestRecord,
     )
+    from enroll.profile_fleet import Migration
     from enroll.profiles import Profile
     from enroll.store.transaction import Tx
 
@@ -133,6 +134,39 @@ def enroll_request_rejected(request: RequestRecord, actor: str, reason: str) -> 
     """A request was rejected by an operator or denied by policy, or expired waiting
     for approval (``actor`` is then ``system:expiry``; the request's status is
     ``expired``)."""
+
+
+# -- lifecycle events (enroll.lifecycle) -------------------------------------------------
+#
+# Emitted by the ``lifecycle`` scheduler job (one worker per interval across hosts), each
+# (certificate or profile, notice) at most once ever: the notice is recorded in the
+# database (table ``lifecycle_notices``) before any listener is called, so a listener
+# that fails or a worker that dies mid-run loses that notice rather than sending it
+# twice. Each listener is called on its own: an exception is logged and does not stop
+# the others. `config` is the running configuration (a listener reads its own section).
+
+@hookspec
+def enroll_certificate_expiring(certificate: CertificateRecord, remaining: int,
+                                threshold: int, profile: Profile, config: Config) -> None:
+    """An identity's current certificate crossed one of its profile's
+    ``expiry_notices`` (`threshold` seconds before its notAfter) and has not been renewed;
+    `remaining` is the seconds left. Each threshold fires once per certificate; one first
+    seen inside several thresholds fires only the nearest (smallest)."""
+
+
+@hookspec
+def enroll_certificate_expired(certificate: CertificateRecord, profile: Profile,
+                               config: Config) -> None:
+    """An identity's current certificate passed its notAfter without a renewal (within
+    the last `enroll.lifecycle.EXPIRED_LOOKBACK`); fires once per certificate."""
+
+
+@hookspec
+def enroll_migration_deadline(profile: Profile, migration: Migration, stragglers: int,
+                              config: Config) -> None:
+    """`profile`'s ``migration.after`` has come: `stragglers` identities still hold a live
+    certificate from another protocol (or endpoint) than ``migration.to``. Fires once
+    per profile and deadline (a changed ``after`` fires again)."""
 
 
 # -- recovery ---------------------------------------------------------------------------

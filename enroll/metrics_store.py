@@ -1,6 +1,7 @@
 """Gauges read from the database at scrape time (so every worker reports the same
 values, whichever one is scraped): CA certificate expiry and CRL nextUpdate per CA,
-pending approvals, certificates expiring within 30 days. Cheap indexed queries, run at
+pending approvals, certificates expiring within 30 days, identities by renewal state
+(`enroll.metrics_identities`). Cheap indexed queries, run at
 most once per `CACHE_SECONDS` per process."""
 
 from __future__ import annotations
@@ -16,12 +17,16 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from enroll.clock import Clock
+from enroll.metrics_identities import identity_states
 from enroll.model import CertificateStatus, RequestStatus
 from enroll.store.db import Database
 from enroll.store.schema import crls
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from enroll.ca_registry import CARegistry
+    from enroll.profiles import Profile
 
 log = logging.getLogger("enroll.metrics")
 CACHE_SECONDS = 5.0
@@ -29,8 +34,10 @@ EXPIRING_WITHIN = dt.timedelta(days=30)
 
 
 class StoreGauges(Collector):
-    def __init__(self, db: Database, cas: CARegistry, clock: Clock) -> None:
+    def __init__(self, db: Database, cas: CARegistry, clock: Clock,
+                 profiles: Mapping[str, Profile] | None = None) -> None:
         self.db = db
+        self.profiles = dict(profiles or {})
         self.cas = cas
         self.clock = clock
         self._lock = threading.Lock()
@@ -67,6 +74,7 @@ class StoreGauges(Collector):
                 "SELECT COUNT(*) FROM certificates WHERE status = ? AND not_after > ? "
                 "AND not_after <= ?", (CertificateStatus.VALID.value, tx.when(now),
                                        tx.when(now + EXPIRING_WITHIN)))
+            states = identity_states(tx, self.profiles, now)
         for row in sorted(stored, key=lambda r: str(r["ca"])):
             crl_next.add_metric([row["ca"]], (row["next_update"] - now).total_seconds())
         return [
@@ -77,4 +85,5 @@ class StoreGauges(Collector):
             GaugeMetricFamily("enroll_certificates_expiring_30d",
                               "Valid certificates whose notAfter is within 30 days",
                               value=int(expiring or 0)),
+            states,
         ]

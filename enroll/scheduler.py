@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from enroll import recovery
+from enroll import lifecycle, recovery
 from enroll.context import AppContext
 from enroll.store import audit_chain, leases
 
@@ -51,6 +51,9 @@ def jobs_for(ctx: AppContext) -> list[Job]:
         Job("pending-expiry", 60.0, ctx.authority.expire_pending),
         # Profiles with `revoke_superseded_after`: revoke what a renewal replaced.
         Job("revoke-superseded", 3600.0, ctx.authority.revoke_superseded, once=True),
+        # certificate.expiring / .expired and migration.deadline events, each once ever.
+        Job("lifecycle", lifecycle.INTERVAL,
+            lifecycle.Lifecycle(ctx.db, ctx.pm, ctx.config, ctx.clock).run, once=True),
         Job("rate-limit-sweep", 600.0, ctx.frontend.limits.sweep),
         # Seal the audit events committed since the last run into the hash chain.
         Job("audit-chain", AUDIT_CHAIN_INTERVAL, lambda: audit_chain.chain_all(ctx.db)),

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from enroll import __version__
-from enroll.cli import commands, keys, limits, lineage, migration
+from enroll.cli import commands, keys, lifecycle, limits, lineage, migration
 from enroll.errors import ConfigError, EnrollError, NotInitialised
 from enroll.plugin_loader import build_plugin_manager
 
@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     limits.register(sub)
     migration.register(sub)
     lineage.register(sub)
+    lifecycle.register(sub)
     pm = build_plugin_manager()
     pm.hook.enroll_cli_commands(subparsers=sub)
     return parser

@@ -23,7 +23,7 @@ class Ticks:
 def test_a_worker_runs_its_periodic_jobs(context: AppContext) -> None:
     jobs = {job.name: job for job in jobs_for(context)}
     assert set(jobs) == {"crl-refresh", "recovery", "pending-expiry", "revoke-superseded",
-                         "rate-limit-sweep", "audit-chain"}
+                         "lifecycle", "rate-limit-sweep", "audit-chain"}
     assert jobs["recovery"].interval == context.config.recovery_interval
     assert jobs["crl-refresh"].interval == 1800  # half the default crl_refresh of 1h
     for job in jobs.values():

@@ -1,0 +1,1 @@
+"""Built-in notifier plugin: lifecycle events to a webhook and by e-mail (`plugin`)."""
