@@ -21,11 +21,19 @@ _COLUMNS = ("identity, name, serial, status, protocol, endpoint, profile, ca, no
             "migrated_from")
 
 
+ENGINE_REQUESTER = "system:"
+"""Requesters of the engine's own certificates (the HTTPS listener's, the SCEP RA's):
+they are not the fleet's, so the inventory has no row for them."""
+
+
 def record_issued(tx: Tx, *, identity: str, serial: str, protocol: str, endpoint: str,
                   profile: str, ca: str, not_before: dt.datetime, not_after: dt.datetime,
                   requester: str, device_id: str | None, now: dt.datetime) -> None:
     """A new certificate is the identity's current one; the count grows by one and a
-    change of protocol is remembered in ``migrated_from``."""
+    change of protocol is remembered in ``migrated_from``. The engine's own certificates
+    are not recorded (`ENGINE_REQUESTER`)."""
+    if requester.startswith(ENGINE_REQUESTER):
+        return
     tx.run(
         f"INSERT INTO identities ({_COLUMNS}) VALUES "  # noqa: S608 - fixed column list
         "(?, ?, ?, 'valid', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, NULL) "

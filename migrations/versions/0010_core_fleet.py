@@ -106,7 +106,7 @@ def _fill_identities() -> None:
     rows = conn.execute(sa.text(
         "SELECT identity, serial, status, protocol, endpoint, profile, ca, not_before, "
         "not_after, requester, created_at FROM certificates WHERE identity IS NOT NULL "
-        "AND protocol != 'ca' ORDER BY identity, created_at"
+        "AND protocol != 'ca' AND requester NOT LIKE 'system:%' ORDER BY identity, created_at"
     ).execution_options(stream_results=True, yield_per=BATCH))
     batch: list[dict[str, Any]] = []
     group: list[Any] = []

@@ -65,6 +65,12 @@ class FaultProxy:
             self._server.close()
             for writer in list(self._writers):
                 _reset(writer)
+            # Finish every connection's tasks here: a coroutine left pending on a closed
+            # loop raises when collected, in whichever later test is running then.
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await self._server.wait_closed()
         with contextlib.suppress(Exception):  # closing at teardown
             self._call(go())
