@@ -272,16 +272,26 @@ def get_certificate(tx: Tx, serial_hex: str) -> CertificateRecord | None:
 
 def list_certificates(tx: Tx, *, status: CertificateStatus | None = None,
                       ca: str | None = None, limit: int = 100,
-                      include_ca: bool = False) -> list[CertificateRecord]:
-    """Newest first; CAs' own certificates only with `include_ca`."""
+                      include_ca: bool = False, protocol: str | None = None,
+                      profile: str | None = None, endpoint: str | None = None,
+                      identity: str | None = None,
+                      expiring: tuple[dt.datetime, dt.datetime] | None = None
+                      ) -> list[CertificateRecord]:
+    """Newest first; CAs' own certificates only with `include_ca`. `expiring`:
+    (now, until): unrevoked certificates with now < not_after <= until."""
     conditions: list[str] = [] if include_ca else [f"protocol != '{CA_PROTOCOL}'"]
     params: list[Any] = []
     if status is not None:
         conditions.append("status = ?")
         params.append(status.value)
-    if ca is not None:
-        conditions.append("ca = ?")
-        params.append(ca)
+    for column, value in (("ca", ca), ("protocol", protocol), ("profile", profile),
+                          ("endpoint", endpoint), ("identity", identity)):
+        if value is not None:
+            conditions.append(f"{column} = ?")
+            params.append(value)
+    if expiring is not None:
+        conditions.append("status <> 'revoked' AND not_after > ? AND not_after <= ?")
+        params += [tx.when(expiring[0]), tx.when(expiring[1])]
     where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
     rows = tx.all(f"SELECT {_CERTIFICATE} FROM certificates {where}"
                   f"ORDER BY created_at DESC LIMIT {int(limit)}", params, certificates)
