@@ -96,11 +96,15 @@ def _window_state(tx: Tx, state: str, terms: WindowTerms, now: dt.datetime
 
 def _state(tx: Tx, state: str, groups: Sequence[WindowGroup], now: dt.datetime
            ) -> tuple[str, list[Any]]:
+    """A status is 'valid' or 'revoked' (`enroll.store.identities`). The profile terms
+    carry a unary ``+`` so that SQLite reads one index in the listing's order and stops
+    at the page, rather than gathering every match of each profile and sorting them."""
     if state == "revoked":
         return "status = 'revoked'", []
     if state == "expired":
-        return "status <> 'revoked' AND not_after <= ?", [tx.when(now)]
+        return "status = 'valid' AND not_after <= ?", [tx.when(now)]
     named = [p for g in groups if g.profiles is not None for p in g.profiles]
+    column = "+profile" if tx.sqlite else "profile"
     alternatives: list[str] = []
     params: list[Any] = []
     for group in groups:
@@ -108,16 +112,16 @@ def _state(tx: Tx, state: str, groups: Sequence[WindowGroup], now: dt.datetime
         if group.profiles is None:
             if named:
                 marks = ", ".join("?" for _ in named)
-                alternatives.append(f"(profile NOT IN ({marks}) AND {cond})")
+                alternatives.append(f"({column} NOT IN ({marks}) AND {cond})")
                 params += [*named, *p]
             else:
                 alternatives.append(f"({cond})")
                 params += p
         elif group.profiles:
             marks = ", ".join("?" for _ in group.profiles)
-            alternatives.append(f"(profile IN ({marks}) AND {cond})")
+            alternatives.append(f"({column} IN ({marks}) AND {cond})")
             params += [*group.profiles, *p]
-    live = "status <> 'revoked' AND not_after > ?"
+    live = "status = 'valid' AND not_after > ?"
     return f"{live} AND ({' OR '.join(alternatives or ['1 = 0'])})", [tx.when(now), *params]
 
 
@@ -133,7 +137,7 @@ def page(tx: Tx, q: Query, groups: Sequence[WindowGroup], now: dt.datetime) -> l
             where.append(f"{column} = ?")
             params.append(value)
     if q.expiring_before is not None:
-        where.append("status <> 'revoked' AND not_after > ? AND not_after <= ?")
+        where.append("status = 'valid' AND not_after > ? AND not_after <= ?")
         params += [tx.when(now), tx.when(q.expiring_before)]
     if q.state is not None:
         cond, p = _state(tx, q.state, groups, now)

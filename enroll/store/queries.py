@@ -278,7 +278,8 @@ def list_certificates(tx: Tx, *, status: CertificateStatus | None = None,
                       expiring: tuple[dt.datetime, dt.datetime] | None = None
                       ) -> list[CertificateRecord]:
     """Newest first; CAs' own certificates only with `include_ca`. `expiring`:
-    (now, until): unrevoked certificates with now < not_after <= until."""
+    (now, until): unrevoked certificates with now < not_after <= until, soonest first
+    (read in order from ``ix_certificates_status_not_after``)."""
     conditions: list[str] = [] if include_ca else [f"protocol != '{CA_PROTOCOL}'"]
     params: list[Any] = []
     if status is not None:
@@ -290,11 +291,12 @@ def list_certificates(tx: Tx, *, status: CertificateStatus | None = None,
             conditions.append(f"{column} = ?")
             params.append(value)
     if expiring is not None:
-        conditions.append("status <> 'revoked' AND not_after > ? AND not_after <= ?")
+        conditions.append("status = 'valid' AND not_after > ? AND not_after <= ?")
         params += [tx.when(expiring[0]), tx.when(expiring[1])]
     where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
+    order = "not_after ASC, serial ASC" if expiring is not None else "created_at DESC"
     rows = tx.all(f"SELECT {_CERTIFICATE} FROM certificates {where}"
-                  f"ORDER BY created_at DESC LIMIT {int(limit)}", params, certificates)
+                  f"ORDER BY {order} LIMIT {int(limit)}", params, certificates)
     return [_certificate(r) for r in rows]
 
 

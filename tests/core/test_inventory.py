@@ -192,8 +192,9 @@ def test_sorts_and_pages_by_offset_and_cursor(
     everyone = _list(ctx)
     for sort in ("not_after", "last_issued", "identity"):
         for desc in (False, True):
-            key = (lambda r, s=sort: (getattr(r, s), r.identity))  # type: ignore[misc]
-            want = [r.identity for r in sorted(everyone, key=key, reverse=desc)]
+            want = [r.identity for r in sorted(
+                everyone, key=lambda r, s=sort: (getattr(r, s), r.identity),  # type: ignore[misc]
+                reverse=desc)]
             got: list[str] = []
             after = None
             while True:
