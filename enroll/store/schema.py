@@ -155,9 +155,10 @@ identities = Table(
     Index("ix_identities_not_after", "not_after"),
     # `enroll inventory --state ...`: status ('valid' or 'revoked') in expiry order,
     # covering what a renewal window needs, so rows outside the state are skipped in
-    # the index without reading the table.
+    # the index without reading the table (`enroll.store.inventory.page` reads the
+    # page's keys from it, then the page's rows).
     Index("ix_identities_status_not_after", "status", "not_after", "not_before", "profile",
-          "migrated_from"),
+          "migrated_from", "identity"),
     Index("ix_identities_profile_not_after", "profile", "not_after"),
     Index("ix_identities_protocol_not_after", "protocol", "not_after"),
     Index("ix_identities_ca_not_after", "ca", "not_after"),

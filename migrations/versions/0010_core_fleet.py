@@ -67,7 +67,8 @@ def upgrade() -> None:
     op.create_index("ix_identities_name", "identities", ["name"],
                     postgresql_ops={"name": "text_pattern_ops"})
     op.create_index("ix_identities_status_not_after", "identities",
-                    ["status", "not_after", "not_before", "profile", "migrated_from"])
+                    ["status", "not_after", "not_before", "profile", "migrated_from",
+                     "identity"])
     for column in ("profile", "protocol", "ca", "endpoint"):
         op.create_index(f"ix_identities_{column}_not_after", "identities",
                         [column, "not_after"])
