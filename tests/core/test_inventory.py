@@ -338,3 +338,35 @@ def test_unused_argparse_namespace_defaults_keep_old_callers_working(
     with contextlib.redirect_stdout(out):
         commands.cmd_certs_list(args, opener)
     assert len(json.loads(out.getvalue())) == 3
+
+
+def test_enroll_inventory_as_an_operator_runs_it(
+        tmp_path: Any, run_cli: Callable[..., Any],
+        open_data_dir: Callable[..., AppContext]) -> None:
+    """The installed command on an initialised data dir (SQLite, a subprocess)."""
+    from enroll import config as config_mod
+    from enroll.context import build_context
+    from enroll.embedded import init_data_dir
+    from enroll.plugin_loader import build_plugin_manager
+
+    data = tmp_path / "data"
+    assert init_data_dir(data, build_plugin_manager()) is not None
+    build_context(config_mod.load(None, {}, data_dir=data)).db.dispose()
+    ctx = open_data_dir(data)
+    for cn, protocol in (("printer-1", "scep"), ("printer-2", "est")):
+        assert isinstance(ctx.authority.submit(request(make_csr(cn=cn), protocol=protocol,
+                                                       device_id=f"id-{cn}")), Issued)
+    doc = json.loads(run_cli(data, "inventory", "--search", "PRINTER", "--json").stdout)
+    assert [(i["identity"], i["protocol"], i["state"], i["device_id"])
+            for i in sorted(doc["items"], key=lambda i: i["identity"])] == [
+        ("subject.CN:printer-1", "scep", "ok", "id-printer-1"),
+        ("subject.CN:printer-2", "est", "ok", "id-printer-2")]
+    assert doc["next"] is None
+    lines = run_cli(data, "inventory", "--protocol", "est", "--csv").stdout.splitlines()
+    assert lines[0].startswith("identity,serial,state,") and len(lines) == 2
+    bad = run_cli(data, "inventory", "--after", "not-a-cursor", check=False)
+    assert bad.returncode == 1
+    assert bad.stderr.strip() == ("error: not a cursor of this listing (same sort and "
+                                  "direction)")
+    listed = json.loads(run_cli(data, "certs", "list", "--protocol", "scep", "--json").stdout)
+    assert [r["identity"] for r in listed] == ["subject.CN:printer-1"]
