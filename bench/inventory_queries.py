@@ -93,6 +93,8 @@ def cases(ctx: AppContext) -> list[tuple[str, list[str]]]:
                                                                s["serial"]]),
         ("inventory --search <identity>", [*inv, "--search", s["identity"]]),
         ("inventory --search '*svc-0001*' (wildcard)", [*inv, "--search", "*svc-0001*"]),
+        ("inventory --search '*.example.net' (wildcard, the servers)",
+         [*inv, "--search", "*.example.net"]),
     ]
     for sort, desc in (("not_after", False), ("last_issued", True), ("identity", False)):
         first = [*inv, "--sort", sort, *(["--desc"] if desc else [])]

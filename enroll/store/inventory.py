@@ -152,7 +152,14 @@ def page(tx: Tx, q: Query, groups: Sequence[WindowGroup], now: dt.datetime) -> l
             search.append("name LIKE ? ESCAPE '\\'")
             params.append(_escape(q.prefix) + "%")
     if q.pattern:
-        search.append("name LIKE ? ESCAPE '\\'")
+        if tx.sqlite:
+            # A pattern reads every name: from the (name) index alone, not row by row
+            # in the listing's order (0.1 s against 2 s for 564,000 identities); a
+            # pattern that matches most of them sorts them all.
+            search.append("rowid IN (SELECT rowid FROM identities WHERE name LIKE ? "
+                          "ESCAPE '\\')")
+        else:
+            search.append("name LIKE ? ESCAPE '\\'")
         params.append(q.pattern)
     if q.exact:
         search.append("identity = ? OR device_id = ?")
