@@ -151,6 +151,10 @@ def _search(text: str | None) -> dict[str, Any]:
     text = text.strip()
     if len(text) > MAX_SEARCH:
         raise MalformedInput(f"search text longer than {MAX_SEARCH} characters")
+    try:
+        text.encode()
+    except UnicodeEncodeError as exc:  # a lone surrogate (undecodable argv bytes)
+        raise MalformedInput("search text is not valid text") from exc
     folded = text.lower()
     if "*" in folded:
         pattern = store._escape(folded).replace("*", "%")

@@ -145,10 +145,13 @@ def page(tx: Tx, q: Query, groups: Sequence[WindowGroup], now: dt.datetime) -> l
         params += p
     search: list[str] = []
     if q.prefix:
-        if tx.sqlite:  # BINARY collation: a range of the index is exactly the prefix
+        if tx.sqlite and ord(q.prefix[-1]) < 0x10FFFF:
+            # BINARY collation: a range of the index is exactly the prefix.
+            after = ord(q.prefix[-1]) + 1
+            after = 0xE000 if 0xD800 <= after <= 0xDFFF else after  # no surrogates
             search.append("(name >= ? AND name < ?)")
-            params += [q.prefix, q.prefix[:-1] + chr(ord(q.prefix[-1]) + 1)]
-        else:  # text_pattern_ops
+            params += [q.prefix, q.prefix[:-1] + chr(after)]
+        else:  # text_pattern_ops on PostgreSQL
             search.append("name LIKE ? ESCAPE '\\'")
             params.append(_escape(q.prefix) + "%")
     if q.pattern:

@@ -184,6 +184,10 @@ def test_search_by_prefix_exact_identity_device_id_serial_and_wildcard(
     assert _names(_list(ctx, search="*-due.*")) == {"dev-due", "fixed-due", "frac-due"}
     assert _list(ctx, search="nothing-like-it") == []
     assert _list(ctx, search="100%_") == []  # LIKE metacharacters are literal
+    assert _list(ctx, search="dev-\U0010ffff") == []
+    assert _list(ctx, search="dev-\ud7ff") == []
+    with pytest.raises(MalformedInput):
+        _list(ctx, search="dev-\udcff")
 
 
 def test_sorts_and_pages_by_offset_and_cursor(
