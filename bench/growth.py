@@ -74,6 +74,9 @@ def bench_config(db_url: str, data_dir: Path) -> config_mod.Config:
         raw["cas"][name] = {"backend": "local", "parent": "root",
                             "subject": f"CN=enroll {name} CA,O=enroll",
                             "key_type": "ec-p256", "validity_days": 1825}
+    # One profile with a fraction renewal window, one with the default (the inventory's
+    # state filters take both paths).
+    raw["profiles"]["server"]["renew_before"] = "33%"
     raw.update({"data_dir": str(data_dir), "database_url": db_url,
                 "ca_passphrase": PASSPHRASE})
     return config_mod.from_raw(raw)
@@ -173,14 +176,18 @@ class Template:
 REQUEST_COLUMNS = ("id", "status", "profile", "ca", "protocol", "endpoint", "requester",
                    "auth_method", "transaction_id", "key_fingerprint", "subject", "sans",
                    "replaces", "reason", "certificate_serial", "csr_pem", "attributes",
-                   "decided_by", "created_at", "updated_at")
+                   "decided_by", "created_at", "updated_at", "identity")
 CERTIFICATE_COLUMNS = ("serial", "ca", "request_id", "status", "profile", "protocol",
                        "requester", "subject", "sans", "key_fingerprint", "not_before",
                        "not_after", "revoked_at", "revocation_reason", "replaces", "der",
-                       "created_at")
+                       "created_at", "identity", "endpoint", "device_id", "link")
+IDENTITY_COLUMNS = ("identity", "name", "serial", "status", "protocol", "endpoint",
+                    "profile", "ca", "not_before", "not_after", "requester", "device_id",
+                    "first_issued", "last_issued", "certificates", "migrated_from")
 AUDIT_COLUMNS = ("at", "type", "actor", "request_id", "serial", "details")
 JSON_COLUMNS = {"sans", "attributes", "details"}
-TIME_COLUMNS = {"created_at", "updated_at", "not_before", "not_after", "revoked_at", "at"}
+TIME_COLUMNS = {"created_at", "updated_at", "not_before", "not_after", "revoked_at", "at",
+                "first_issued", "last_issued"}
 REASONS = tuple(r.value for r in (
     x509.ReasonFlags.unspecified, x509.ReasonFlags.key_compromise, x509.ReasonFlags.superseded,
     x509.ReasonFlags.cessation_of_operation, x509.ReasonFlags.affiliation_changed))
@@ -197,6 +204,48 @@ class Batch:
     requests: list[tuple[Any, ...]] = field(default_factory=list)
     certificates: list[tuple[Any, ...]] = field(default_factory=list)
     audit: list[tuple[Any, ...]] = field(default_factory=list)
+    identities: list[tuple[Any, ...]] = field(default_factory=list)
+
+
+class Identity:
+    """What `enroll.store.identities` keeps for one identity, folded in as its
+    certificates are generated (in any time order): the current certificate is the
+    newest live one, else the newest."""
+
+    __slots__ = ("count", "first", "last", "live", "newest", "previous_protocol")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.first: dt.datetime | None = None
+        self.last: dt.datetime | None = None
+        self.live: tuple[Any, ...] | None = None
+        self.newest: tuple[Any, ...] | None = None
+        self.previous_protocol: str | None = None
+
+    def add(self, row: tuple[Any, ...], live: bool) -> None:
+        created = row[0]
+        self.count += 1
+        self.first = created if self.first is None else min(self.first, created)
+        self.last = created if self.last is None else max(self.last, created)
+        if self.newest is None or created > self.newest[0]:
+            if self.newest is not None:
+                self.previous_protocol = self.newest[3]
+            self.newest = row
+        if live and (self.live is None or created > self.live[0]):
+            self.live = row
+
+    def row(self, identity: str) -> tuple[Any, ...]:
+        from enroll.store.identities import fold
+
+        current = self.live or self.newest
+        assert current is not None
+        (_created, serial, status, protocol, endpoint, profile, ca, not_before, not_after,
+         requester, device_id) = current
+        migrated = (self.previous_protocol if self.previous_protocol not in (None, protocol)
+                    else None)
+        return (identity, fold(identity), serial, status, protocol, endpoint, profile, ca,
+                not_before, not_after, requester, device_id, self.first, self.last, self.count,
+                migrated)
 
 
 def _pick(rng: random.Random, weighted: Sequence[tuple[Any, ...]]) -> Any:
@@ -238,6 +287,7 @@ class RowMaker:
         self.rng = random.Random(seed)  # noqa: S311 - reproducible test data
         self.base = base_url
         self.previous: dict[str, str] = {}  # last serial per device name (renewals)
+        self.identities: dict[str, Identity] = {}
 
     def serial(self) -> int:
         return self.rng.getrandbits(SERIAL_BITS) | (1 << SERIAL_BITS)
@@ -278,11 +328,14 @@ class RowMaker:
         csr_pem, _template_fingerprint = rng.choice(self.pools.csrs)
         fingerprint = f"{rng.getrandbits(256):064x}"
         request_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        # As the default profiles name them: device by subject CN, server by its names.
+        identity = f"subject.CN:{host}" if profile == "device" else f"san:dns:{host}"
+        device_id = f"udid-{device:06d}" if profile == "device" else None
         issued_at = created + dt.timedelta(milliseconds=rng.randrange(2, 40))
         batch.requests.append((
             request_id, "issued", profile, ca, protocol, endpoint, requester, method, tx_id,
             fingerprint, subject, sans, replaces, "", serial, csr_pem, attributes, None,
-            created, issued_at))
+            created, issued_at, identity))
         revoked_at = reason = None
         if revoke:
             revoked_at = min(issued_at + (self.now - issued_at) * rng.random(),
@@ -291,7 +344,11 @@ class RowMaker:
         batch.certificates.append((
             serial, ca, request_id, "revoked" if revoke else "valid", profile, protocol,
             requester, subject, sans, fingerprint, created, not_after, revoked_at, reason,
-            replaces, template.der(serial_int), issued_at))
+            replaces, template.der(serial_int), issued_at, identity, endpoint, device_id,
+            "replaces" if replaces else None))
+        self.identities.setdefault(identity, Identity()).add(
+            (issued_at, serial, "revoked" if revoke else "valid", protocol, endpoint, profile,
+             ca, created, not_after, requester, device_id), not revoke and not_after > self.now)
         batch.audit.append((created, "request.approved", requester, request_id, None, {
             "profile": profile, "protocol": protocol, "endpoint": endpoint, "reason": "",
             "reserved_serial": serial}))
@@ -329,7 +386,8 @@ class SQLiteWriter:
         cur.execute("BEGIN IMMEDIATE")
         for table, columns, rows in (("requests", REQUEST_COLUMNS, batch.requests),
                                      ("certificates", CERTIFICATE_COLUMNS, batch.certificates),
-                                     ("audit_events", AUDIT_COLUMNS, batch.audit)):
+                                     ("audit_events", AUDIT_COLUMNS, batch.audit),
+                                     ("identities", IDENTITY_COLUMNS, batch.identities)):
             marks = ", ".join("?" for _ in columns)
             cur.executemany(
                 f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})",  # noqa: S608
@@ -357,7 +415,9 @@ class PostgresWriter:
             for table, columns, rows in (("requests", REQUEST_COLUMNS, batch.requests),
                                          ("certificates", CERTIFICATE_COLUMNS,
                                           batch.certificates),
-                                         ("audit_events", AUDIT_COLUMNS, batch.audit)):
+                                         ("audit_events", AUDIT_COLUMNS, batch.audit),
+                                         ("identities", IDENTITY_COLUMNS,
+                                          batch.identities)):
                 json_at = [i for i, c in enumerate(columns) if c in JSON_COLUMNS]
                 with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
                     for row in rows:
@@ -373,6 +433,7 @@ class PostgresWriter:
             cur.execute("VACUUM ANALYZE requests")
             cur.execute("VACUUM ANALYZE certificates")
             cur.execute("VACUUM ANALYZE audit_events")
+            cur.execute("VACUUM ANALYZE identities")
         self._pooled.close()
 
 
@@ -436,6 +497,12 @@ def generate(db_url: str, certificates: int, revoked: int, *, seed: int | None =
                     rate = done / (time.perf_counter() - started)
                     print(f"  {done:>9,} certificates ({rate:,.0f}/s)", file=sys.stderr,
                           flush=True)
+            # The inventory: one row per identity, once every certificate is known.
+            rows = [state.row(identity) for identity, state in maker.identities.items()]
+            for at in range(0, len(rows), batch_size):
+                writer.write(Batch(identities=rows[at:at + batch_size]))
+            if progress:
+                print(f"  {len(rows):>9,} identities", file=sys.stderr, flush=True)
         finally:
             writer.finish()
     return Generated(certificates, revoked_serials, time.perf_counter() - started)

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 
 from enroll import config as config_mod
 from enroll.approvals import cli_actor
+from enroll.cli import inventory
 from enroll.cli.tables import render
 from enroll.config import Config
 from enroll.config_sections import check_sections
@@ -115,11 +116,18 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
     certs = sub.add_parser("certs", help="issued certificates").add_subparsers(
         dest="certs_command")
-    p = certs.add_parser("list", help="list certificates")
+    p = certs.add_parser("list", help="list certificates (newest first)")
     p.add_argument("--status", choices=[s.value for s in CertificateStatus])
     p.add_argument("--ca")
-    p.add_argument("--limit", type=int, default=100)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--protocol", help="scep, est, acme, core")
+    p.add_argument("--profile")
+    p.add_argument("--endpoint", help="the endpoint label that issued it")
+    p.add_argument("--identity", help="exactly this identity (as `enroll inventory` "
+                                      "prints it)")
+    p.add_argument("--expiring-within", type=inventory.duration, metavar="DURATION",
+                   help="unrevoked and expiring within (30d, 12h)")
+    p.add_argument("--limit", type=inventory.bounded_limit, default=100)
+    inventory.add_output_flags(p)
     p.set_defaults(func=cmd_certs_list)
     p = certs.add_parser("show", help="show one certificate")
     p.add_argument("serial", help="serial number in hex")
@@ -328,7 +336,8 @@ def cmd_ca_export(args: argparse.Namespace, opener: Opener) -> int:
 
 def _cert_row(rec: Any) -> dict[str, Any]:
     return {"serial": rec.serial_hex, "status": rec.status.value, "ca": rec.ca,
-            "profile": rec.profile, "protocol": rec.protocol, "subject": rec.subject,
+            "profile": rec.profile, "protocol": rec.protocol, "endpoint": rec.endpoint,
+            "identity": rec.identity, "subject": rec.subject,
             "sans": ",".join(rec.sans), "not_after": rec.not_after.isoformat(timespec="seconds"),
             "requester": rec.requester, "replaces": rec.replaces,
             "revoked_at": rec.revoked_at.isoformat(timespec="seconds") if rec.revoked_at else None,
@@ -345,13 +354,26 @@ def _serial(text: str) -> str:
         raise MalformedInput(f"not a serial number: {text[:48]!r}") from exc
 
 
+CERT_CSV_COLUMNS = ("serial", "status", "ca", "profile", "protocol", "endpoint", "identity",
+                    "subject", "sans", "not_after", "requester", "replaces", "revoked_at",
+                    "revocation_reason")
+
+
 def cmd_certs_list(args: argparse.Namespace, opener: Opener) -> int:
     ctx = opener.context()
+    now = ctx.clock.now()
+    within = getattr(args, "expiring_within", None)
     with ctx.db.read() as tx:
         records = queries.list_certificates(
             tx, status=CertificateStatus(args.status) if args.status else None, ca=args.ca,
-            limit=args.limit)
+            limit=args.limit, protocol=getattr(args, "protocol", None),
+            profile=getattr(args, "profile", None), endpoint=getattr(args, "endpoint", None),
+            identity=getattr(args, "identity", None),
+            expiring=(now, now + dt.timedelta(seconds=within)) if within is not None else None)
     rows = [_cert_row(r) for r in records]
+    if getattr(args, "csv", False):
+        _out(inventory.as_csv(rows, CERT_CSV_COLUMNS))
+        return 0
     _out(render(rows, ["serial", "status", "profile", "protocol", "subject", "not_after"],
                 args.json))
     return 0

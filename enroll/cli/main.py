@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from enroll import __version__
-from enroll.cli import commands, keys, lifecycle, limits, lineage, migration
+from enroll.cli import commands, inventory, keys, lifecycle, limits, lineage, migration
 from enroll.errors import ConfigError, EnrollError, NotInitialised
 from enroll.plugin_loader import build_plugin_manager
 
@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.register(sub)
     keys.register(sub)
     limits.register(sub)
+    inventory.register(sub)
     migration.register(sub)
     lineage.register(sub)
     lifecycle.register(sub)

@@ -272,19 +272,31 @@ def get_certificate(tx: Tx, serial_hex: str) -> CertificateRecord | None:
 
 def list_certificates(tx: Tx, *, status: CertificateStatus | None = None,
                       ca: str | None = None, limit: int = 100,
-                      include_ca: bool = False) -> list[CertificateRecord]:
-    """Newest first; CAs' own certificates only with `include_ca`."""
+                      include_ca: bool = False, protocol: str | None = None,
+                      profile: str | None = None, endpoint: str | None = None,
+                      identity: str | None = None,
+                      expiring: tuple[dt.datetime, dt.datetime] | None = None
+                      ) -> list[CertificateRecord]:
+    """Newest first; CAs' own certificates only with `include_ca`. `expiring`:
+    (now, until): unrevoked certificates with now < not_after <= until, soonest first
+    (read in order from ``ix_certificates_status_not_after``)."""
     conditions: list[str] = [] if include_ca else [f"protocol != '{CA_PROTOCOL}'"]
     params: list[Any] = []
     if status is not None:
         conditions.append("status = ?")
         params.append(status.value)
-    if ca is not None:
-        conditions.append("ca = ?")
-        params.append(ca)
+    for column, value in (("ca", ca), ("protocol", protocol), ("profile", profile),
+                          ("endpoint", endpoint), ("identity", identity)):
+        if value is not None:
+            conditions.append(f"{column} = ?")
+            params.append(value)
+    if expiring is not None:
+        conditions.append("status = 'valid' AND not_after > ? AND not_after <= ?")
+        params += [tx.when(expiring[0]), tx.when(expiring[1])]
     where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
+    order = "not_after ASC, serial ASC" if expiring is not None else "created_at DESC"
     rows = tx.all(f"SELECT {_CERTIFICATE} FROM certificates {where}"
-                  f"ORDER BY created_at DESC LIMIT {int(limit)}", params, certificates)
+                  f"ORDER BY {order} LIMIT {int(limit)}", params, certificates)
     return [_certificate(r) for r in rows]
 
 

@@ -61,8 +61,14 @@ def upgrade() -> None:
         sa.Column("migrated_from", sa.String(16), nullable=True),
         sa.PrimaryKeyConstraint("identity", name="pk_identities"),
     )
-    for column in ("not_after", "name", "device_id", "last_issued"):
+    for column in ("not_after", "device_id", "last_issued"):
         op.create_index(f"ix_identities_{column}", "identities", [column])
+    # Prefix search (`name LIKE 'x%'`) reads it whatever the database's collation.
+    op.create_index("ix_identities_name", "identities", ["name"],
+                    postgresql_ops={"name": "text_pattern_ops"})
+    op.create_index("ix_identities_status_not_after", "identities",
+                    ["status", "not_after", "not_before", "profile", "migrated_from",
+                     "identity"])
     for column in ("profile", "protocol", "ca", "endpoint"):
         op.create_index(f"ix_identities_{column}_not_after", "identities",
                         [column, "not_after"])

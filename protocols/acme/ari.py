@@ -9,6 +9,7 @@ from typing import Any
 from cryptography import x509
 
 from enroll.model import CertificateRecord, CertificateStatus
+from enroll.profile_fleet import Fleet
 
 from .fields import rfc3339
 from .jws import b64d, b64e
@@ -52,12 +53,12 @@ def matches(record: CertificateRecord, aki: bytes) -> bool:
     return ext.key_identifier == aki
 
 
-def window(record: CertificateRecord, now: dt.datetime) -> dict[str, Any]:
-    """Renew in the last third of the validity; a revoked certificate right away."""
+def window(record: CertificateRecord, now: dt.datetime, fleet: Fleet) -> dict[str, Any]:
+    """RFC 9773 §4.2: the suggested window is the renewal window of the certificate's
+    profile (`Fleet.renewal_window`, the one `enroll inventory` reports as due), as
+    configured now; a revoked certificate: right away."""
     if record.status is CertificateStatus.REVOKED:
         start, end = now - dt.timedelta(hours=1), now
     else:
-        lifetime = record.not_after - record.not_before
-        start = record.not_before + lifetime * 2 / 3
-        end = start + lifetime / 6
+        start, end = fleet.renewal_window(record.not_before, record.not_after)
     return {"suggestedWindow": {"start": rfc3339(start), "end": rfc3339(end)}}

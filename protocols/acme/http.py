@@ -23,7 +23,9 @@ from enroll.asgi.error_headers import add_on_errors
 from enroll.asgi.peer import peer_address
 from enroll.asgi.plain_http import refuse_plain_http
 from enroll.asgi.types import ASGIApp
-from enroll.errors import EnrollError
+from enroll.errors import EnrollError, NotFound
+from enroll.profile_fleet import Fleet
+from enroll.renewal_states import DEFAULT_FLEET
 
 from . import accounts, ari, authorizations, certificates, limits, messages, orders, store
 from .endpoint import AcmeEndpoint
@@ -174,6 +176,14 @@ class AcmeHttp:
                                 self.base(request))
         return response
 
+    def _fleet(self, profile: str) -> Fleet:
+        """The profile's fleet settings; the default window for a profile no longer
+        configured."""
+        try:
+            return self.ep.authority.profile(profile).fleet
+        except NotFound:
+            return DEFAULT_FLEET
+
     async def renewal_info(self, request: Request) -> Response:
         base = self.base(request)
         text = request.path_params["cert_id"]
@@ -183,7 +193,8 @@ class AcmeHttp:
             record = self.ep.authority.certificate(serial)
             if record is None or not ari.matches(record, aki):
                 raise not_found("no such certificate")
-            return Reply(200, ari.window(record, self.ep.clock.now()),
+            return Reply(200, ari.window(record, self.ep.clock.now(),
+                                         self._fleet(record.profile)),
                          {"Retry-After": str(ari.RETRY_AFTER)})
 
         try:

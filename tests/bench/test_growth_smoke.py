@@ -48,6 +48,21 @@ def test_generate_then_crl_and_ocsp_answer_for_the_generated_serials(
         assert {r.ca for r in rows} == {name for name, _share in growth.ISSUING_CAS}
         assert audit["request.approved"] >= CERTS and audit["certificate.issued"] >= CERTS
         assert audit["certificate.revoked"] == REVOKED
+        # The inventory: one row per identity, its count and a current certificate of
+        # its own (a live one when it has any).
+        with ctx.db.read() as tx:
+            counts = {r["identity"]: r["n"] for r in tx.all(
+                "SELECT identity, COUNT(*) AS n FROM certificates "
+                "WHERE protocol <> 'ca' AND identity IS NOT NULL GROUP BY identity")}
+            inventory = {r["identity"]: r for r in tx.all(
+                "SELECT i.identity, i.certificates, i.status, c.identity AS owner "
+                "FROM identities i JOIN certificates c ON c.serial = i.serial")}
+            live = {r["identity"] for r in tx.all(
+                "SELECT DISTINCT identity FROM certificates WHERE status = 'valid' "
+                "AND not_after > ? AND protocol <> 'ca'", (tx.when(ctx.clock.now()),))}
+        assert {i: r["certificates"] for i, r in inventory.items()} == counts
+        assert all(r["owner"] == i for i, r in inventory.items())
+        assert {i for i, r in inventory.items() if r["status"] == "revoked"}.isdisjoint(live)
 
         crl = x509.load_der_x509_crl(ctx.crls.regenerate(growth.PRIMARY_CA))
         assert {format(e.serial_number, "x") for e in crl} == set(done.revoked)
