@@ -14,9 +14,20 @@ from harness import child_env
 
 from enroll import config as config_mod
 from enroll.context import AppContext, build_context
+from enroll.embedded import init_data_dir
+from enroll.plugin_loader import build_plugin_manager
 from enroll.store import queries
 
 VECTORS = Path(__file__).resolve().parent.parent / "vectors" / "core"
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    """An initialised data dir: config, schema and CAs (what ``enroll init`` leaves)."""
+    data = tmp_path / "data"
+    assert init_data_dir(data, build_plugin_manager()) is not None
+    build_context(config_mod.load(None, {}, data_dir=data)).db.dispose()
+    return data
 
 
 @pytest.fixture

@@ -15,10 +15,8 @@ from cryptography.x509 import ocsp
 
 from enroll import config as config_mod
 from enroll.context import AppContext, build_context
-from enroll.embedded import init_data_dir
 from enroll.errors import Conflict, PolicyDenied
 from enroll.model import CertificateStatus, Issued, Pending, RequestStatus
-from enroll.plugin_loader import build_plugin_manager
 from enroll.store import queries
 from enroll.testing import make_csr, request
 
@@ -111,14 +109,6 @@ def test_a_revoked_root_stops_its_intermediates_and_an_approval(
         assert stored(ctx) == (0, 1)
     finally:
         ctx.db.dispose()
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    data = tmp_path / "data"
-    assert init_data_dir(data, build_plugin_manager()) is not None
-    build_context(config_mod.load(None, {}, data_dir=data)).db.dispose()
-    return data
 
 
 def test_enroll_ca_revoke(data_dir: Path, run_cli: Run) -> None:

@@ -8,28 +8,15 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 from cryptography import x509
 
-from enroll import config as config_mod
 from enroll.approvals import os_user
-from enroll.context import AppContext, build_context
-from enroll.embedded import init_data_dir
+from enroll.context import AppContext
 from enroll.model import Issued, Pending
-from enroll.plugin_loader import build_plugin_manager
 from enroll.testing import make_csr, request
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
 MANUAL = {"ENROLL_PROFILES__DEVICE__APPROVAL": "manual"}
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    """An initialised data dir: config, schema and CAs (what ``enroll init`` leaves)."""
-    data = tmp_path / "data"
-    assert init_data_dir(data, build_plugin_manager()) is not None
-    build_context(config_mod.load(None, {}, data_dir=data)).db.dispose()
-    return data
 
 
 def test_ca_list_json_and_table(data_dir: Path, run_cli: Run) -> None:

@@ -12,23 +12,12 @@ import pytest
 from cryptography import x509
 
 from enroll import bulk_revocation
-from enroll import config as config_mod
-from enroll.context import AppContext, build_context
-from enroll.embedded import init_data_dir
+from enroll.context import AppContext
 from enroll.errors import Conflict, MalformedInput
 from enroll.model import CertificateStatus, Issued, Requester
-from enroll.plugin_loader import build_plugin_manager
 from enroll.testing import make_csr, request
 
 Run = Callable[..., Any]
-
-
-@pytest.fixture
-def data_dir(tmp_path: Path) -> Path:
-    data = tmp_path / "data"
-    assert init_data_dir(data, build_plugin_manager()) is not None
-    build_context(config_mod.load(None, {}, data_dir=data)).db.dispose()
-    return data
 
 
 def issue(ctx: AppContext, cn: str, protocol: str, device_id: str | None = None,
