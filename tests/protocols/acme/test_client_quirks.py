@@ -178,7 +178,7 @@ async def test_an_approved_request_keeps_the_requested_validity(
 
 def _rfc7638(jwk: dict[str, str]) -> str:
     """RFC 7638 §3.2 by hand: the required EC members, sorted, no whitespace."""
-    canon = '{"crv":"%s","kty":"EC","x":"%s","y":"%s"}' % (jwk["crv"], jwk["x"], jwk["y"])
+    canon = f'{{"crv":"{jwk["crv"]}","kty":"EC","x":"{jwk["x"]}","y":"{jwk["y"]}"}}'
     return base64.urlsafe_b64encode(hashlib.sha256(canon.encode()).digest()).rstrip(
         b"=").decode()
 
