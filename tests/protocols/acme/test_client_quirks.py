@@ -13,6 +13,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -20,8 +21,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from enroll.protocols.acme import eab
 from enroll.protocols.acme.jws import b64e, jwk_of
-from harness import NS, acme_client, problem
+from harness import ACME_BASE, NS, Harness, LocalDns, acme_client, acme_section, problem
 
+from enroll import recovery
+from enroll.clock import FrozenClock
 from enroll.config import default_raw_config
 from enroll.model import RequestStatus
 from enroll.testing.acme_client import AcmeClient, Http01Responder, alg_of, jws, make_csr
@@ -293,3 +296,47 @@ async def test_eab_refuses_a_wrong_or_unknown_mac(make_harness: Any, alg: str,
         assert r.json()["algorithms"] == ["HS256", "HS384", "HS512"]
     assert r.json()["type"] == NS + typ
     assert harness.rows("acme_accounts") == []
+
+
+# -- recovery signs what was asked ----------------------------------------------------------
+
+class Died(BaseException):
+    """What the worker 'does' mid-finalize (BaseException: nothing catches it)."""
+
+
+@pytest.mark.parametrize("where", ["before-submit", "after-sign"])
+async def test_recovery_signs_the_requested_validity(
+        harness_factory: Callable[..., Harness], local_dns: LocalDns,
+        responder: Http01Responder, monkeypatch: pytest.MonkeyPatch, where: str) -> None:
+    """Before the core saw it, the ACME pass resubmits from the order's columns; after
+    signing, the core's pass signs from the request's stored attributes."""
+    clock = FrozenClock(_now())
+    h = harness_factory(base_url=ACME_BASE, clock=clock,
+                        **acme_section(local_dns, responder.port))
+    acme = acme_client(h)
+    await acme.register()
+    name = f"{where}.rv.test.example"
+    not_after = clock.now() + dt.timedelta(days=7)
+    order_url, order = await acme.new_order([name], notAfter=_z(not_after))
+    chall = next(c for c in (await acme.get(order["authorizations"][0])).json()["challenges"]
+                 if c["type"] == "http-01")
+    responder.tokens[chall["token"]] = acme.key_authorization(chall["token"])
+    await acme.post(chall["url"], {})
+    order = await acme.poll(order_url, ("ready",))
+
+    def die(*_: Any, **__: Any) -> Any:
+        raise Died
+
+    if where == "before-submit":
+        monkeypatch.setattr(h.ctx.authority, "submit", die)
+    else:
+        monkeypatch.setattr(h.ctx.authority, "_crash_after_sign", die)
+    with pytest.raises(Died):
+        await acme.post(order["finalize"], {"csr": b64e(make_csr([name]))}, check=False)
+    monkeypatch.undo()
+    clock.advance(dt.timedelta(seconds=61))
+    assert recovery.run(h.ctx).protocols == 1
+    polled = await acme.poll(order_url, ("valid", "invalid"))
+    assert polled["status"] == "valid", polled
+    leaf = _leaf((await acme.get(polled["certificate"])).text)
+    assert leaf.not_valid_after_utc == not_after
