@@ -48,6 +48,7 @@ from enroll import (
     renewal,
     request_writes,
     templates,
+    validity_rules,
 )
 from enroll.approvals import Approver
 from enroll.ca import CABackend
@@ -233,6 +234,7 @@ class Authority:
                     return answer
         check_csr_signature(request.csr)
         accepted = self._accept(request, profile)
+        validity_rules.check_live(request, self.clock.now())
         key_blocklist.refuse_if_blocked(self.db, fingerprint)
         # A straggler of a migration: refused here (audited alone), or audited below.
         migration = migration_rules.enforce(self.db, profile, request, accepted.identity,
@@ -263,7 +265,8 @@ class Authority:
             "link": link,
             "reason": decision.reason, "certificate_serial": None,
             "csr_pem": request.csr.public_bytes(PEM).decode(),
-            "attributes": dict(request.attributes), "created_at": now, "updated_at": now,
+            "attributes": validity_rules.to_attributes(request),
+            "created_at": now, "updated_at": now,
         }
         signing = self._start_signing(request_id) if status is RequestStatus.APPROVED \
             else None
@@ -388,6 +391,7 @@ class Authority:
                         accepted = dataclasses.replace(accepted, identity=record.identity)
                 draft = templates.draft(profile, accepted, public_key, ca_name,
                                         backend.certificate, now)
+                validity_rules.apply(draft, profile, request, now)
                 self.pm.hook.enroll_amend_certificate(draft=draft, request=request,
                                                       profile=profile)
                 migration_rules.cap_validity(draft, profile, record.protocol,
@@ -860,11 +864,12 @@ def _refuse_if_ca_revoked(tx: Tx, backend: CABackend) -> None:
 
 def _stored_request(record: RequestRecord) -> EnrollmentRequest:
     """The `EnrollmentRequest` of a stored request (operator approval, recovery)."""
+    not_before, not_after = validity_rules.from_attributes(record.attributes)
     return EnrollmentRequest(
         csr=x509.load_pem_x509_csr(record.csr_pem.encode()), profile=record.profile,
         requester=_requester(record), protocol=record.protocol, endpoint=record.endpoint,
         transaction_id=record.transaction_id, replaces=record.replaces, ca=record.ca,
-        attributes=record.attributes)
+        attributes=record.attributes, not_before=not_before, not_after=not_after)
 
 
 def _duration(seconds: int) -> str:

@@ -133,6 +133,10 @@ class EnrollmentRequest:
     """Why `replaces` names the certificate this one renews (`LINK_REASONS`), when the
     door knows better than the default (``credential`` when `credential` is
     `replaces`, else ``replaces``)."""
+    not_before: dt.datetime | None = None
+    not_after: dt.datetime | None = None
+    """The validity the client asked for (ACME newOrder); None: the profile's. Only
+    ever narrows the profile's validity (`enroll.validity_rules`)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,14 +30,14 @@ PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519Pri
 
 def alg_of(key: PrivateKey) -> str:
     if isinstance(key, ec.EllipticCurvePrivateKey):
-        return "ES256" if key.curve.key_size == 256 else "ES384"
+        return {256: "ES256", 384: "ES384", 521: "ES512"}[key.curve.key_size]
     return "RS256" if isinstance(key, rsa.RSAPrivateKey) else "EdDSA"
 
 
 def sign(key: PrivateKey, data: bytes) -> bytes:
     if isinstance(key, ec.EllipticCurvePrivateKey):
         size = (key.curve.key_size + 7) // 8
-        digest = hashes.SHA256() if size == 32 else hashes.SHA384()
+        digest = {32: hashes.SHA256(), 48: hashes.SHA384(), 66: hashes.SHA512()}[size]
         r, s = decode_dss_signature(key.sign(data, ec.ECDSA(digest)))
         return r.to_bytes(size, "big") + s.to_bytes(size, "big")
     if isinstance(key, rsa.RSAPrivateKey):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import re
 from typing import Any
 
 from enroll.names import normalise_dns
@@ -16,6 +17,30 @@ MAX_IDENTIFIERS = 100
 
 def rfc3339(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+_RFC3339 = re.compile(r"(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}:\d{2})(\.\d{1,9})?"
+                      r"([Zz]|[+-]\d{2}:\d{2})")
+
+
+def timestamp(value: Any, what: str) -> dt.datetime | None:
+    """An RFC 3339 date-time of a payload (RFC 8555 §7.4 notBefore/notAfter), in UTC to
+    the second (a certificate's resolution); None when absent. A string without an
+    offset, or a date alone, is malformed: the moment would be ambiguous."""
+    if value is None:
+        return None
+    match = _RFC3339.fullmatch(value) if isinstance(value, str) and len(value) <= 40 \
+        else None
+    if match is None:
+        raise malformed(f"{what} must be an RFC 3339 date-time with an offset, "
+                        "such as 2026-01-31T12:00:00Z")
+    day, clock, _fraction, offset = match.groups()
+    offset = "+00:00" if offset in ("Z", "z") else offset
+    try:
+        when = dt.datetime.fromisoformat(f"{day}T{clock}{offset}")
+    except ValueError:
+        raise malformed(f"{what} is not a valid date-time") from None
+    return when.astimezone(dt.UTC)
 
 
 def identifiers(value: Any) -> tuple[list[dict[str, str]], list[dict[str, Any]]]:

@@ -23,7 +23,12 @@ from .problems import AcmeProblem, bad_signature_algorithm, malformed
 MAX_JWS_BYTES = 64 * 1024
 PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey | ed25519.Ed25519PublicKey
 _EC = {"P-256": (ec.SECP256R1(), "ES256", 32, hashes.SHA256()),
-       "P-384": (ec.SECP384R1(), "ES384", 48, hashes.SHA384())}
+       "P-384": (ec.SECP384R1(), "ES384", 48, hashes.SHA384()),
+       # RFC 7518 §3.4: ES512 is P-521 with SHA-512; each of r and s is 66 octets.
+       "P-521": (ec.SECP521R1(), "ES512", 66, hashes.SHA512())}
+_ALG_CRV = {alg: crv for crv, (_, alg, *_) in _EC.items()}
+# RFC 8555 §7.3.4: the MAC of an external account binding; any the server supports.
+HMAC_ALGORITHMS = {"HS256": hashlib.sha256, "HS384": hashlib.sha384, "HS512": hashlib.sha512}
 _CRV = {curve.name: crv for crv, (curve, *_) in _EC.items()}
 
 
@@ -142,7 +147,7 @@ def key_from_jwk(jwk: Any, *, minimal: bool = True) -> tuple[PublicKey, str]:
                 b64d(jwk.get("x"), "jwk.x")), "EdDSA"
     except ValueError:
         raise AcmeProblem("badPublicKey", "the JWK is not a valid public key") from None
-    raise AcmeProblem("badPublicKey", "unsupported key type (RSA, EC P-256/P-384, Ed25519)")
+    raise AcmeProblem("badPublicKey", "unsupported key type (RSA, EC P-256/P-384/P-521, Ed25519)")
 
 
 def verify(jws: Jws, key: PublicKey, alg: str) -> None:
@@ -154,7 +159,7 @@ def verify(jws: Jws, key: PublicKey, alg: str) -> None:
         if isinstance(key, rsa.RSAPublicKey):
             key.verify(sig, data, padding.PKCS1v15(), hashes.SHA256())
         elif isinstance(key, ec.EllipticCurvePublicKey):
-            _, _, size, digest = _EC["P-256" if alg == "ES256" else "P-384"]
+            _, _, size, digest = _EC[_ALG_CRV[alg]]
             if len(sig) != 2 * size:
                 raise InvalidSignature
             der = encode_dss_signature(int.from_bytes(sig[:size], "big"),
@@ -167,11 +172,15 @@ def verify(jws: Jws, key: PublicKey, alg: str) -> None:
 
 
 def verify_hmac(jws: Jws, secret: bytes) -> None:
-    """External account binding (RFC 8555 §7.3.4): HS256 with the EAB key."""
-    if jws.protected.get("alg") != "HS256":
-        raise AcmeProblem("badSignatureAlgorithm", "external account binding uses HS256",
-                          algorithms=["HS256"])
-    mac = hmac.new(secret, jws.signing_input, hashlib.sha256).digest()
+    """External account binding (RFC 8555 §7.3.4): a MAC with the EAB key, HS256, HS384
+    or HS512 (the client chooses; the key is the same). Any other `alg` (``none``, an
+    asymmetric one) is ``badSignatureAlgorithm`` with the MACs supported (§6.2)."""
+    alg = jws.protected.get("alg")
+    digest = HMAC_ALGORITHMS.get(alg) if isinstance(alg, str) else None
+    if digest is None:
+        raise AcmeProblem("badSignatureAlgorithm", "external account binding uses "
+                          + ", ".join(HMAC_ALGORITHMS), algorithms=list(HMAC_ALGORITHMS))
+    mac = hmac.new(secret, jws.signing_input, digest).digest()
     if not hmac.compare_digest(mac, jws.signature):
         raise unauthorized_eab()
 

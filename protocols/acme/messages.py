@@ -42,6 +42,10 @@ def order(o: Order, authz_ids: list[str], base: str) -> dict[str, Any]:
     }
     if o.replaces:
         body["replaces"] = o.replaces
+    if o.not_before is not None:
+        body["notBefore"] = rfc3339(o.not_before)
+    if o.not_after is not None:
+        body["notAfter"] = rfc3339(o.not_after)
     if o.status == "valid" and o.certificate_serial:
         body["certificate"] = f"{base}/cert/{o.id}"
     if o.error:

@@ -11,6 +11,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy.exc import IntegrityError
 
+from enroll import validity_rules
 from enroll.csr import load_csr
 from enroll.errors import BadCSR, EnrollError, MalformedInput, Unavailable
 from enroll.model import (
@@ -42,8 +43,8 @@ def new_order(ep: AcmeEndpoint, v: Verified) -> tuple[store.Order, list[str]]:
     account = v.account
     assert account is not None
     payload = v.jws.payload()
-    if "notBefore" in payload or "notAfter" in payload:
-        raise malformed("notBefore/notAfter are not supported; the profile sets validity")
+    not_before = fields.timestamp(payload.get("notBefore"), "notBefore")
+    not_after = fields.timestamp(payload.get("notAfter"), "notAfter")
     idents, refused = fields.identifiers(payload.get("identifiers"))
     offered = ep.settings.challenges
     for ident in idents:
@@ -63,14 +64,19 @@ def new_order(ep: AcmeEndpoint, v: Verified) -> tuple[store.Order, list[str]]:
     profile = payload.get("profile", ep.settings.profile)
     if not isinstance(profile, str) or profile not in ep.settings.profiles:
         raise AcmeProblem("invalidProfile", "this endpoint does not offer that profile")
+    now = ep.clock.now()
+    try:
+        # The core's rule (the profile's validity bounds what may be asked).
+        validity_rules.check(ep.authority.profile(profile), not_before, not_after, now)
+    except MalformedInput as exc:
+        raise malformed(exc.detail) from None
     replaces = link = None
     if "replaces" in payload:
         replaces, link = _replaced_serial(ep, account, payload["replaces"], idents, profile)
     limits.check_new_order(ep, account.id, (i["value"] for i in idents))
-    now = ep.clock.now()
     order = store.Order(secrets.token_urlsafe(12), ep.label, account.id, "pending", idents,
                         profile, replaces, None, None, None, now + ORDER_LIFETIME,
-                        replaces_link=link)
+                        replaces_link=link, not_before=not_before, not_after=not_after)
     authz_ids = []
     try:
         with ep.db.write() as conn:
@@ -271,7 +277,8 @@ def submit(ep: AcmeEndpoint, order: store.Order, csr: x509.CertificateSigningReq
         requester=Requester(requester, "jws"),
         transaction_id=order.id, replaces=order.replaces, link=order.replaces_link,
         ca=ep.settings.ca,
-        attributes={"acme_order": order.id}, authorized=authorized)
+        attributes={"acme_order": order.id}, authorized=authorized,
+        not_before=order.not_before, not_after=order.not_after)
     try:
         outcome = ep.authority.submit(request)
     except Unavailable as exc:

@@ -121,7 +121,7 @@ def deactivated() -> AcmeProblem:
     return AcmeProblem("unauthorized", "account is deactivated", 401)
 
 
-SIGNATURE_ALGORITHMS = ["RS256", "ES256", "ES384", "EdDSA"]
+SIGNATURE_ALGORITHMS = ["RS256", "ES256", "ES384", "ES512", "EdDSA"]
 """What account keys may sign with (RFC 8555 §6.2 asks for the list in the problem)."""
 
 

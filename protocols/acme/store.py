@@ -81,6 +81,10 @@ acme_orders = Table(
     # Why `replaces` was accepted (`enroll.model.LINK_REASONS`: eab, names; NULL: the
     # account's own certificate), recorded on the request at finalize (migration 0008).
     Column("replaces_link", String(16), nullable=True),
+    # The validity the client asked for (RFC 8555 §7.4 notBefore/notAfter; NULL: the
+    # profile's), checked by the core at newOrder (migration 0009).
+    Column("not_before", UTC_DT, nullable=True),
+    Column("not_after", UTC_DT, nullable=True),
     Index("ix_acme_orders_processing", "processing_since",
           sqlite_where=text(PROCESSING), postgresql_where=text(PROCESSING)),
     # RFC 9773 §5: at most one order that is not invalid replaces a certificate. An
@@ -157,6 +161,9 @@ class Order:
     expires: dt.datetime
     replaces_link: str | None = None
     """Why `replaces` was accepted, when it is not the account's own certificate."""
+    not_before: dt.datetime | None = None
+    not_after: dt.datetime | None = None
+    """The validity the client asked for in newOrder (None: the profile's)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +195,7 @@ def _loads(text: str | None) -> Any:
 
 _ACCOUNT = "id, endpoint, thumbprint, jwk, status, contact, eab_kid, allow"
 _ORDER = ("id, endpoint, account_id, status, identifiers, profile, replaces, request_id, "
-          "certificate_serial, error, expires, replaces_link")
+          "certificate_serial, error, expires, replaces_link, not_before, not_after")
 _AUTHZ = "id, order_id, account_id, type, value, wildcard, status, expires"
 _CHALLENGE = "id, authz_id, type, token, status, validated_at, error"
 
@@ -206,7 +213,8 @@ def _order(row: Row) -> Order:
                  profile=row["profile"], replaces=row["replaces"],
                  request_id=row["request_id"], certificate_serial=row["certificate_serial"],
                  error=_loads(row["error"]), expires=row["expires"],
-                 replaces_link=row["replaces_link"])
+                 replaces_link=row["replaces_link"], not_before=row["not_before"],
+                 not_after=row["not_after"])
 
 
 def _authz(row: Row) -> Authz:
@@ -282,11 +290,12 @@ def update_account(tx: Tx, account_id: str, **values: Any) -> bool:
 
 def add_order(tx: Tx, order: Order, now: dt.datetime) -> None:
     tx.run("INSERT INTO acme_orders (id, endpoint, account_id, status, identifiers, profile, "
-           "replaces, replaces_link, expires, created_at) "
-           "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+           "replaces, replaces_link, expires, created_at, not_before, not_after) "
+           "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
            (order.id, order.endpoint, order.account_id, order.status,
             json.dumps(order.identifiers), order.profile, order.replaces,
-            order.replaces_link, tx.when(order.expires), tx.when(now)))
+            order.replaces_link, tx.when(order.expires), tx.when(now),
+            tx.when(order.not_before), tx.when(order.not_after)))
 
 
 def add_authz(tx: Tx, authz: Authz, challenges: list[Challenge]) -> None:

@@ -73,7 +73,7 @@ async def test_wrong_alg_is_badSignatureAlgorithm(harness: Any) -> None:
                             alg=alg, check=False)
         problem(r, "badSignatureAlgorithm", 400)
         # RFC 8555 §6.2: the problem lists the algorithms the server supports.
-        assert r.json()["algorithms"] == ["RS256", "ES256", "ES384", "EdDSA"]
+        assert r.json()["algorithms"] == ["RS256", "ES256", "ES384", "ES512", "EdDSA"]
     assert harness.rows("acme_accounts") == []
 
 
