@@ -160,6 +160,14 @@ class Authority:
             return None
         return record
 
+    def lookup_key(self, public_key: Any) -> CertificateRecord | None:
+        """The newest unrevoked certificate this engine issued to a client for
+        `public_key`: a signature by the key proves its holder, whatever certificate
+        carries it (a client re-keying signs with a self-signed certificate of its old
+        key)."""
+        with self.db.read() as tx:
+            return queries.certificate_for_key(tx, spki_sha256(public_key))
+
     def request(self, request_id: str) -> RequestRecord | None:
         with self.db.read() as tx:
             return queries.get_request(tx, request_id)

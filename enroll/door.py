@@ -73,6 +73,10 @@ class Door(Protocol):
         """The stored record of exactly this certificate, if this engine issued it."""
         ...
 
+    def lookup_key(self, public_key: Any) -> CertificateRecord | None:
+        """The newest unrevoked certificate this engine issued for a key."""
+        ...
+
     def certificate(self, serial: str | int) -> CertificateRecord | None:
         """A certificate by serial (int, or hex as `openssl` prints it)."""
         ...

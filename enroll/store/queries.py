@@ -270,6 +270,18 @@ def get_certificate(tx: Tx, serial_hex: str) -> CertificateRecord | None:
     return None if row is None else _certificate(row)
 
 
+def certificate_for_key(tx: Tx, key_fingerprint: str) -> CertificateRecord | None:
+    """The newest unrevoked client certificate for a key (SPKI SHA-256), read through
+    ``ix_certificates_key_fingerprint``; expiry and replacement are the caller's rule
+    (`enroll.renewal`), so a retried renewal still finds the certificate it renewed."""
+    row = tx.one(
+        f"SELECT {_CERTIFICATE} FROM certificates WHERE key_fingerprint = ? "
+        f"AND status = ? AND protocol != '{CA_PROTOCOL}' "
+        "ORDER BY not_after DESC, serial DESC LIMIT 1",
+        (key_fingerprint, CertificateStatus.VALID.value), certificates)
+    return None if row is None else _certificate(row)
+
+
 def list_certificates(tx: Tx, *, status: CertificateStatus | None = None,
                       ca: str | None = None, limit: int = 100,
                       include_ca: bool = False, protocol: str | None = None,

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.name import _ASN1Type
 from cryptography.x509.oid import AttributeOID, NameOID
 
 from enroll.protocols.scep import envelope, signeddata
@@ -45,16 +46,30 @@ def self_signed(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey, cn: str = "
             .not_valid_after(now + dt.timedelta(days=1)).sign(key, hashes.SHA256()))
 
 
+CHALLENGE_STRING_TYPES = {
+    "utf8": (_ASN1Type.UTF8String, "utf-8"),
+    "printable": (_ASN1Type.PrintableString, "ascii"),
+    "bmp": (_ASN1Type.BMPString, "utf-16-be"),
+    "teletex": (_ASN1Type.T61String, "latin-1"),
+    "universal": (_ASN1Type.UniversalString, "utf-32-be"),
+}
+"""The string types clients write a challengePassword in (NDES-era clients: BMPString)."""
+
+
 def csr_with_challenge(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey, cn: str,
-                       challenge: str | None,
-                       dns: tuple[str, ...] = ()) -> x509.CertificateSigningRequest:
+                       challenge: str | None, dns: tuple[str, ...] = (),
+                       string_type: str = "utf8") -> x509.CertificateSigningRequest:
+    """A CSR for `key` with the challengePassword written as `string_type` (a key of
+    `CHALLENGE_STRING_TYPES`)."""
     builder = x509.CertificateSigningRequestBuilder().subject_name(
         x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
     if dns:
         builder = builder.add_extension(
             x509.SubjectAlternativeName([x509.DNSName(d) for d in dns]), critical=False)
     if challenge is not None:
-        builder = builder.add_attribute(AttributeOID.CHALLENGE_PASSWORD, challenge.encode())
+        tag, codec = CHALLENGE_STRING_TYPES[string_type]
+        builder = builder.add_attribute(AttributeOID.CHALLENGE_PASSWORD,
+                                        challenge.encode(codec), _tag=tag)
     return builder.sign(key, hashes.SHA256())
 
 

@@ -38,8 +38,10 @@ def routes(service: ScepService, one_time: OneTimeChallenges) -> list[BaseRoute]
     """The routes of one endpoint: ``<path>`` and ``<path>/pkiclient.exe`` (the
     historical CGI name some clients append), plus the MDM challenge API."""
     limit = service.endpoint.max_message_bytes
-    # base64 of `limit` bytes, plus URL-encoding slack.
-    max_query = (limit + 2) // 3 * 4 + 64
+    # base64 of `limit` bytes, a line break (CR LF) every 64 characters (sscep breaks
+    # its base64 into lines), plus URL-encoding slack.
+    base64_limit = (limit + 2) // 3 * 4
+    max_query = base64_limit + base64_limit // 32 + 64
 
     async def scep(request: Request) -> Response:
         operation = request.query_params.get("operation", "")
@@ -63,9 +65,12 @@ def routes(service: ScepService, one_time: OneTimeChallenges) -> list[BaseRoute]
             encoded = request.query_params.get("message", "")
             if len(encoded) > max_query:
                 return _bad("message too large", 414)
-            # Query parsing turns an unescaped '+' into a space; undo it (§4.3).
+            # Line breaks (``%0A``, ``%0D%0A``) are the clients' line-wrapped base64;
+            # query parsing turns an unescaped '+' into a space, undone (§4.3).
+            # Anything else that is not base64 is refused.
+            encoded = encoded.replace("\r", "").replace("\n", "").replace(" ", "+")
             try:
-                message = base64.b64decode(encoded.replace(" ", "+"), validate=True)
+                message = base64.b64decode(encoded, validate=True)
             except (binascii.Error, ValueError):
                 return _bad("message is not base64")
         request_id = str(request.scope.get("state", {}).get("request_id", "-"))

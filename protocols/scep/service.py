@@ -24,6 +24,7 @@ from enroll.csr import load_csr
 from enroll.door import FrontEnd
 from enroll.errors import BadCSR, EnrollError, NotFound, Unauthorized
 from enroll.model import (
+    CertificateRecord,
     ChallengeContext,
     EnrollmentRequest,
     Issued,
@@ -217,18 +218,34 @@ class ScepService:
     # -- message types -----------------------------------------------------------------------
 
     def _pkcs_req(self, message: PKIMessage, payload: bytes) -> _Result:
+        """RFC 8894 §3.3.1. Signed by a certificate of this engine (Cisco IOS, sscep
+        ``-O``) or by a self-signed certificate of a certified key (certmonger
+        ``rekey``), a PKCSReq for a new key is a renewal by that certificate; so is one
+        for the same key without a challenge password. Otherwise the signer's key must
+        be the CSR's and the challenge password authorises it (docs/scep.md)."""
         csr = _csr(payload)
         if spki_sha256(message.signer.public_key()) != spki_sha256(csr.public_key()):
-            raise Undecryptable("the signer certificate's key is not the CSR's key")
+            # Only a signer that proves a certified key may bring another key's CSR:
+            # any other signer could re-wrap a captured envelope and spend its
+            # challenge, so it gets the one undecryptable answer, as before.
+            renewed = self._certified_signer(message)
+            if renewed is None:
+                raise Undecryptable("the signer certificate's key is not the CSR's key "
+                                    "nor that of a live certificate issued here")
+            return self._renew(message, csr, renewed, "PKCSReq")
         # From here on the content is a self-signed CSR for the signer's own key, which
         # only the key's holder can make: answers may say what is wrong with it.
+        challenge = _challenge_password(csr)
+        if not challenge:
+            renewed = self._certified_signer(message)
+            if renewed is not None:
+                return self._renew(message, csr, renewed, "PKCSReq")
         request = EnrollmentRequest(
             csr=csr, profile=self.endpoint.profile,
             requester=Requester(f"scep:{self.endpoint.label}", "challenge"),
             protocol=PROTOCOL, endpoint=self.endpoint.label,
             transaction_id=message.transaction_id, ca=self.endpoint.ca,
             attributes={"scep_message_type": "PKCSReq"})
-        challenge = _challenge_password(csr)
         static = self.endpoint.static_sha256
         if not (static and hmac.compare_digest(digest(challenge), static)):
             # The challenge may be one-time or checked remotely: run the profile's rules
@@ -262,6 +279,18 @@ class ScepService:
         record = self.door.lookup(message.signer)
         if record is None:
             raise Unauthorized("RenewalReq must be signed by a certificate issued here")
+        return self._renew(message, csr, record, "RenewalReq")
+
+    def _certified_signer(self, message: PKIMessage) -> CertificateRecord | None:
+        """The certificate of this engine a request's signature proves: the signer
+        certificate itself, or the live one for the signer's key (its CMS signature,
+        verified in `_dispatch`, proves the key whatever certificate carries it)."""
+        return self.door.lookup(message.signer) \
+            or self.door.lookup_key(message.signer.public_key())
+
+    def _renew(self, message: PKIMessage, csr: x509.CertificateSigningRequest,
+               record: CertificateRecord, message_type: str) -> _Result:
+        """A renewal by `record`, whichever message type carried it."""
         reservation = Reservation(self._one_time)
         if self.endpoint.renewal_challenge and not self.door.verify_challenge(
                 ChallengeContext(protocol=PROTOCOL, endpoint=self.endpoint.label,
@@ -279,7 +308,7 @@ class ScepService:
             transaction_id=_renewal_tid(message.transaction_id, record.serial_hex),
             replaces=record.serial_hex, credential=record.serial_hex,
             renewal_grace=self.endpoint.renewal_grace, ca=self.endpoint.ca,
-            attributes={"scep_message_type": "RenewalReq"})
+            attributes={"scep_message_type": message_type})
         return self._submit(request, reservation)
 
     def _submit(self, request: EnrollmentRequest, reservation: Reservation) -> _Result:
@@ -296,7 +325,7 @@ class ScepService:
     def _cert_poll(self, message: PKIMessage, payload: bytes) -> _Result:
         """RFC 8894 §3.3.3. The IssuerAndSubject content is not read (see `_dispatch`):
         the transactionID and the signer find and authorise the request."""
-        signer_record = self.door.lookup(message.signer)
+        signer_record = self._certified_signer(message)
         candidates = [message.transaction_id]
         if signer_record is not None:
             candidates.insert(0, _renewal_tid(message.transaction_id, signer_record.serial_hex))
@@ -363,12 +392,29 @@ def _renewal_tid(transaction_id: str, serial_hex: str) -> str:
     return f"{transaction_id}/renew/{serial_hex}"
 
 
+_STRING_CODECS = {
+    12: "utf-8",       # UTF8String
+    19: "utf-8",       # PrintableString
+    22: "utf-8",       # IA5String
+    26: "utf-8",       # VisibleString
+    20: "latin-1",     # TeletexString: read as ISO 8859-1, as OpenSSL does
+    28: "utf-32-be",   # UniversalString
+    30: "utf-16-be",   # BMPString (NDES and the Windows clients write it)
+}
+"""The string types a challengePassword (RFC 2985 §5.4.1: a DirectoryString, in practice
+also IA5String) is written in, and how its bytes decode."""
+
+
 def _challenge_password(csr: x509.CertificateSigningRequest) -> str:
     try:
-        value = csr.attributes.get_attribute_for_oid(AttributeOID.CHALLENGE_PASSWORD).value
+        attribute = csr.attributes.get_attribute_for_oid(AttributeOID.CHALLENGE_PASSWORD)
     except x509.AttributeNotFound:
         return ""
+    # `cryptography` hands the value's bytes and its ASN.1 tag, not a decoded string.
+    codec = _STRING_CODECS.get(attribute._type)  # noqa: SLF001 - no public accessor
+    if codec is None:
+        raise BadCSR("challengePassword is not a string")
     try:
-        return value.decode() if isinstance(value, bytes) else str(value)
+        return attribute.value.decode(codec)
     except UnicodeDecodeError as exc:
-        raise BadCSR("challengePassword is not UTF-8") from exc
+        raise BadCSR("challengePassword is not a valid string") from exc
