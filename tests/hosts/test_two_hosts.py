@@ -226,7 +226,10 @@ class Clients:
             try:
                 return await attempt()
             except (httpx.HTTPError, AcmeError, RuntimeError, AssertionError, ValueError,
-                    KeyError) as exc:  # KeyError: a 502 from nginx has no Replay-Nonce
+                    KeyError, TimeoutError) as exc:
+                # KeyError: a 502 from nginx has no Replay-Nonce. TimeoutError: an
+                # authorization whose validation ran on the host just cut off stays
+                # pending; the client starts over with a new order, as a real one would.
                 self.errors.append(f"{what}: {type(exc).__name__}: {str(exc)[:120]}")
                 await asyncio.sleep(0.5)
         raise AssertionError(f"{what} never succeeded: {self.errors[-3:]}")
