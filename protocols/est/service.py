@@ -116,7 +116,8 @@ class EstService:
         if credentials is not None:
             return self._basic(*credentials, transport.source), {}
         if transport.client_cert is not None and "client-cert" in self.endpoint.auth:
-            identity = self.auth.certificate(transport.client_cert)
+            identity = self.auth.certificate(transport.client_cert,
+                                             chain=transport.client_chain)
             if self.endpoint.client_cert_scope == "profile":
                 return identity.requester, {}
             if identity.record is not None:
