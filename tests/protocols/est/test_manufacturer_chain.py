@@ -93,3 +93,68 @@ def test_a_device_certificate_from_a_manufacturer_intermediate_enrolls(
     assert done.returncode != 0 and done.stdout in ("", "000"), (done.stdout, done.stderr)
     listed = server.enroll("certs", "list")
     assert listed.returncode == 0, listed.stderr
+
+
+# -- the chain walk itself (what the listener hands over, re-checked per endpoint) -----
+
+def _ca(cn: str, issuer: Any = None, *, ca: bool = True, days: int = 2) -> Any:
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    issuer_cert, issuer_key = issuer if issuer else (None, key)
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name)
+            .issuer_name(issuer_cert.subject if issuer_cert else name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=3))
+            .not_valid_after(now + dt.timedelta(days=days))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), True)
+            .sign(issuer_key, hashes.SHA256()))
+    return cert, key
+
+
+def _authenticator(anchor: Any) -> Any:
+    import datetime as dt
+    from types import SimpleNamespace
+
+    from enroll.protocols.est.auth import Authenticator
+
+    endpoint = SimpleNamespace(anchors=(anchor,), ca="issuing")
+    lookup = SimpleNamespace(lookup=lambda cert: None)
+    clock = SimpleNamespace(now=lambda: dt.datetime.now(dt.UTC))
+    return Authenticator(endpoint, lookup, None, clock)  # type: ignore[arg-type]
+
+
+def test_the_chain_walk_accepts_ca_links_only() -> None:
+    import pytest
+
+    from enroll.errors import Unauthorized
+
+    root = _ca("root")
+    inter = _ca("devices", root)
+    leaf = _ca("sn-1", inter, ca=False)
+    auth = _authenticator(root[0])
+    assert auth.certificate(leaf[0], chain=(inter[0], root[0])).record is None
+    with pytest.raises(Unauthorized):  # the intermediate withheld
+        auth.certificate(leaf[0])
+    # A non-CA certificate of the manufacturer signing devices is no link.
+    not_ca = _ca("not-a-ca", root, ca=False)
+    forged = _ca("sn-2", not_ca, ca=False)
+    with pytest.raises(Unauthorized, match="not from a CA"):
+        auth.certificate(forged[0], chain=(not_ca[0],))
+    # An intermediate under another root is no link to this endpoint's anchor.
+    other = _ca("devices", _ca("other root"))
+    stranger = _ca("sn-3", other, ca=False)
+    with pytest.raises(Unauthorized, match="not from a CA"):
+        auth.certificate(stranger[0], chain=(other[0], inter[0]))
+    # An expired intermediate breaks the path.
+    old = _ca("old devices", root, days=-1)
+    orphan = _ca("sn-4", old, ca=False)
+    with pytest.raises(Unauthorized, match="validity"):
+        auth.certificate(orphan[0], chain=(old[0],))
