@@ -257,7 +257,8 @@ class EstService:
         self.check_pop(template, transport)
         # Settled before anything is generated or stored: a key the client asked for
         # encrypted goes back encrypted or not at all (RFC 7030 §4.4.1).
-        recipient = keyenvelope.recipient(template, transport.client_cert)
+        recipient = keyenvelope.recipient(template, transport.client_cert,
+                                           self.endpoint.key_encryption_keys)
         asked = transaction_id("serverkeygen", requester.identity.encode(), _spki(template),
                                template.subject.public_bytes(), _names_bytes(template))
         with self.db.read() as tx:

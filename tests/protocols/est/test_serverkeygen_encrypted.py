@@ -7,13 +7,15 @@ from __future__ import annotations
 import base64
 import email.parser
 import email.policy
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 from asn1crypto import cms, core
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, padding, serialization
+from cryptography.hazmat.primitives import hashes, keywrap, padding, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric import padding as asympadding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -168,7 +170,64 @@ def test_symmetric_identifier_is_refused_rather_than_answered_in_clear(make_est:
                                                                        ) -> None:
     h = make_est(archive_keys=True)
     csr = _template(DECRYPT_KEY_ID, b"kek-1")
-    _refused(h, csr, None, "DecryptKeyIdentifier")
+    _refused(h, csr, None, "names no key configured")
+
+
+def _kek_file(tmp_path: Path, key: bytes, name: str = "kek.hex") -> str:
+    path = tmp_path / name
+    path.write_text(key.hex() + "\n")
+    return str(path)
+
+
+def test_a_configured_symmetric_key_wraps_the_key(make_est: Any, tmp_path: Path) -> None:
+    kek = os.urandom(32)
+    h = make_est(serverkeygen_keys={"kek-1": _kek_file(tmp_path, kek),
+                                    "hex:00ff": _kek_file(tmp_path, os.urandom(16), "bin.hex")})
+    r = est_enroll(h, _template(DECRYPT_KEY_ID, b"kek-1"), op="serverkeygen")
+    assert r.status_code == 200, r.text
+    parts = _parts(r)
+    info = cms.ContentInfo.load(parts[ENCRYPTED_PART])
+    [recipient] = info["content"]["recipient_infos"]
+    kekri = recipient.chosen
+    assert recipient.name == "kekri" and kekri["kekid"]["key_identifier"].native == b"kek-1"
+    assert kekri["key_encryption_algorithm"]["algorithm"].native == "aes256_wrap"
+    cek = keywrap.aes_key_unwrap(kek, kekri["encrypted_key"].native)
+    eci = info["content"]["encrypted_content_info"]
+    decryptor = Cipher(algorithms.AES(cek), modes.CBC(
+        eci["content_encryption_algorithm"]["parameters"].native)).decryptor()
+    padded = decryptor.update(eci["encrypted_content"].native) + decryptor.finalize()
+    unpadder = padding.PKCS7(128).unpadder()
+    pkcs8 = _unwrap_signed(unpadder.update(padded) + unpadder.finalize())
+    [cert] = pkcs7.load_der_pkcs7_certificates(
+        parts["application/pkcs7-mime; smime-type=certs-only"])
+    assert serialization.load_der_private_key(pkcs8, None).public_key() == cert.public_key()
+    # A binary identifier (hex: in the config); an unknown one is refused.
+    r = est_enroll(h, _template(DECRYPT_KEY_ID, b"\x00\xff"), op="serverkeygen")
+    assert r.status_code == 200, r.text
+    _refused(h, _template(DECRYPT_KEY_ID, b"kek-2"), None, "names no key configured")
+
+
+def test_openssl_cms_unwraps_with_the_shared_key(make_est: Any, require_tools: None,
+                                                 tmp_path: Path) -> None:
+    kek = os.urandom(16)
+    h = make_est(serverkeygen_keys={"kek-1": _kek_file(tmp_path, kek)})
+    r = est_enroll(h, _template(DECRYPT_KEY_ID, b"kek-1"), op="serverkeygen")
+    assert r.status_code == 200, r.text
+    (tmp_path / "key.p7").write_bytes(_parts(r)[ENCRYPTED_PART])
+    subprocess.run(["openssl", "cms", "-decrypt", "-binary", "-inform", "DER", "-in",
+                    "key.p7", "-secretkey", kek.hex(), "-secretkeyid", b"kek-1".hex(),
+                    "-out", "signed.der"], cwd=tmp_path, check=True, capture_output=True)
+    pkcs8 = _unwrap_signed((tmp_path / "signed.der").read_bytes())
+    assert serialization.load_der_private_key(pkcs8, None)
+
+
+def test_bad_shared_keys_stop_start_up(make_est: Any, tmp_path: Path) -> None:
+    from enroll.errors import ConfigError
+
+    short = tmp_path / "short.hex"
+    short.write_text("00" * 10)
+    with pytest.raises(ConfigError, match="serverkeygen_keys"):
+        make_est(serverkeygen_keys={"kek-1": str(short)})
 
 
 def test_an_ec_client_key_cannot_receive_key_transport(make_est: Any) -> None:
