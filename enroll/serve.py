@@ -39,7 +39,7 @@ import uvicorn
 import uvloop
 
 from enroll import logs
-from enroll.asgi import tls_client_cert
+from enroll.asgi import client_ca_names, tls_client_cert
 from enroll.config import Config, from_raw
 
 log = logging.getLogger("enroll.serve")
@@ -91,6 +91,17 @@ class TLSFiles:
     client_cas: Path
 
 
+class _HTTPSConfig(uvicorn.Config):
+    """uvicorn's config whose SSL context also names the client CAs it accepts in the
+    CertificateRequest (`enroll.asgi.client_ca_names`), so a device with several
+    identities presents the one this listener trusts."""
+
+    def load(self) -> None:
+        super().load()
+        if self.ssl is not None and self.ssl_ca_certs:
+            client_ca_names.advertise_file(self.ssl, Path(self.ssl_ca_certs).read_bytes())
+
+
 def uvicorn_configs(app: Any, tls: TLSFiles, log_level: str) -> tuple[uvicorn.Config,
                                                                         uvicorn.Config]:
     # proxy_headers off: uvicorn would otherwise rewrite the client address from
@@ -102,7 +113,7 @@ def uvicorn_configs(app: Any, tls: TLSFiles, log_level: str) -> tuple[uvicorn.Co
     # extensions (enroll/asgi/tls_client_cert.py); EST client-cert auth needs them.
     common["http"] = tls_client_cert.protocol_class()
     http = uvicorn.Config(app, **common)
-    https = uvicorn.Config(app, ssl_certfile=str(tls.cert), ssl_keyfile=str(tls.key),
+    https = _HTTPSConfig(app, ssl_certfile=str(tls.cert), ssl_keyfile=str(tls.key),
                            ssl_ca_certs=str(tls.client_cas), ssl_cert_reqs=ssl.CERT_OPTIONAL,
                            **common)
     return http, https

@@ -7,7 +7,9 @@ transport's ``ssl_object`` and adds to every request's scope:
 
 - ``scope["extensions"]["tls"]``: the ASGI TLS extension
   (https://asgi.readthedocs.io/en/latest/specs/tls.html): ``client_cert_chain`` (PEM
-  strings, leaf first; Python's ssl module exposes the leaf only), ``client_cert_name``,
+  strings, leaf first: the chain OpenSSL verified, so a device certificate from a
+  manufacturer intermediate arrives with that intermediate and the anchor; see
+  `peer_chain`), ``client_cert_name``,
   ``client_cert_error``, ``server_cert``, ``tls_version`` and ``cipher_suite``;
 - ``scope["extensions"]["enroll.transport"]``: ``{"peer": (host, port),
   "tls_unique": bytes | None}``: the address of the socket's peer *before* any
@@ -25,13 +27,39 @@ the app still decides whether it accepts it.
 
 from __future__ import annotations
 
+import _ssl
 import asyncio
 import ssl
 from typing import Any
 
 from enroll.asgi.types import ASGIApp, Receive, Scope, Send
 
+_ENCODING_DER = getattr(_ssl, "ENCODING_DER", 2)
+MAX_CHAIN = 8
 _TLS_VERSIONS = {"TLSv1": 0x0301, "TLSv1.1": 0x0302, "TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
+
+
+def peer_chain(ssl_object: ssl.SSLObject) -> list[bytes]:
+    """DER of the peer's verified chain, leaf first (leaf to trust anchor).
+
+    Python 3.13 has ``SSLObject.get_verified_chain()`` (DER bytes); 3.10 to 3.12 have
+    the same call, private, on the ``_ssl._SSLSocket`` inside (``_sslobj``), returning
+    certificate objects. Elsewhere only the leaf is known: ``[leaf]``. The chain is the
+    one OpenSSL built and verified against the listener's client CA bundle, never the
+    unverified list the client sent."""
+    der = ssl_object.getpeercert(binary_form=True)
+    if not der:
+        return []
+    getter = getattr(ssl_object, "get_verified_chain", None) or \
+        getattr(getattr(ssl_object, "_sslobj", None), "get_verified_chain", None)
+    try:
+        chain = list(getter() or ()) if getter is not None else []
+    except (ssl.SSLError, ValueError, AttributeError):
+        chain = []
+    out = [c if isinstance(c, bytes) else c.public_bytes(_ENCODING_DER) for c in chain]
+    if not out or out[0] != der:  # not what getpeercert saw: trust the leaf alone
+        return [der]
+    return out[:MAX_CHAIN]
 
 
 def connection_extensions(transport: asyncio.BaseTransport) -> dict[str, Any]:
@@ -42,8 +70,7 @@ def connection_extensions(transport: asyncio.BaseTransport) -> dict[str, Any]:
     ssl_object: ssl.SSLObject | None = transport.get_extra_info("ssl_object")
     if ssl_object is None:
         return {"enroll.transport": {"peer": peer_addr, "tls_unique": None}}
-    der = ssl_object.getpeercert(binary_form=True)
-    chain = [ssl.DER_cert_to_PEM_cert(der)] if der else []
+    chain = [ssl.DER_cert_to_PEM_cert(der) for der in peer_chain(ssl_object)]
     version = ssl_object.version()
     cipher = ssl_object.cipher()
     try:

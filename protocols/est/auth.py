@@ -16,8 +16,9 @@ The client certificate comes from one of two places:
 
 A certificate authenticates only if this engine issued it under the endpoint's CA (exact
 bytes in the inventory), it is not revoked and is within its validity, or if one of the
-endpoint's external anchors (``client_cert_cas``) signed it directly and it is within its
-validity.
+endpoint's external anchors (``client_cert_cas``) signed it, directly or through CA
+certificates of the chain the TLS layer verified (a manufacturer intermediate), and it
+is within its validity.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from .settings import EndpointSettings, Network, ProxySettings
 MAX_AUTH_HEADER = 2048
 MAX_CERT_HEADER = 16 * 1024
 MAX_CERT_PEM = 64 * 1024
+MAX_CHAIN = 8
 USER_CACHE_SECONDS = 30.0
 log = logging.getLogger("enroll.est")
 
@@ -64,6 +66,9 @@ class Transport:
     tls_unique: bytes | None
     source: str | None = None
     """The socket peer's address: what per-address rate limits count against."""
+    client_chain: tuple[x509.Certificate, ...] = ()
+    """The certificates above `client_cert` in the chain the TLS layer verified (a
+    manufacturer intermediate, the anchor); empty from a proxy header."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,8 +175,11 @@ def read_transport(scope: Mapping[str, Any], proxy: ProxySettings | None,
     listener = bool(transport_ext)
     forwarded = _single(scope, header_name)
     leaf: x509.Certificate | None = None
+    above: tuple[x509.Certificate, ...] = ()
     if isinstance(chain, list | tuple) and chain:
         leaf = _usable(chain[0])
+        parsed = [_usable(pem) for pem in chain[1:MAX_CHAIN]]
+        above = tuple(c for c in parsed if c is not None)
     if _proxy_proven(scope, proxy, leaf, listener):
         # The TLS connection (certificate, tls-unique) is the proxy's, not the client's.
         cert = _cert_from_header(forwarded.decode("latin-1")) if forwarded else None
@@ -182,7 +190,8 @@ def read_transport(scope: Mapping[str, Any], proxy: ProxySettings | None,
     else:
         secure = scope.get("scheme") == "https" or bool(tls)
     return Transport(secure=secure, client_cert=leaf,
-                     tls_unique=transport_ext.get("tls_unique"), source=peer_address(scope))
+                     tls_unique=transport_ext.get("tls_unique"), source=peer_address(scope),
+                     client_chain=above if leaf is not None else ())
 
 
 def basic_credentials(header: str) -> tuple[str, str] | None:
@@ -197,6 +206,23 @@ def basic_credentials(header: str) -> tuple[str, str] | None:
     if not sep or not user:
         return None
     return user, password
+
+
+def _signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
+    if issuer.subject != cert.issuer:
+        return False
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    try:
+        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except (x509.ExtensionNotFound, ValueError):
+        return False
 
 
 class CertificateLookup(Protocol):
@@ -246,8 +272,11 @@ class Authenticator:
             raise Unauthorized("unknown user or wrong password")
         return Requester(f"est-user:{self.endpoint.label}:{user}", "basic")
 
-    def certificate(self, cert: x509.Certificate, *, grace: int = 0) -> CertIdentity:
-        """Raises `Unauthorized` unless `cert` is one this endpoint accepts."""
+    def certificate(self, cert: x509.Certificate, *, grace: int = 0,
+                    chain: tuple[x509.Certificate, ...] = ()) -> CertIdentity:
+        """Raises `Unauthorized` unless `cert` is one this endpoint accepts. `chain`:
+        the intermediates the TLS layer verified above it (`Transport.client_chain`),
+        through which a certificate may reach one of the endpoint's anchors."""
         now = self._clock.now()
         record = self._authority.lookup(cert)
         if record is not None:
@@ -258,16 +287,31 @@ class Authenticator:
                 raise Unauthorized("client certificate is revoked")
             self._check_time(cert, now, grace)
             return CertIdentity(cert, record)
-        for anchor in self.endpoint.anchors:
-            if anchor.subject != cert.issuer:
-                continue
-            try:
-                cert.verify_directly_issued_by(anchor)
-            except (ValueError, TypeError, InvalidSignature):
-                continue  # not this anchor's signature: try the next one
+        if self._anchored(cert, chain, now):
             self._check_time(cert, now, 0)
             return CertIdentity(cert, None)
         raise Unauthorized("client certificate is not from a CA this endpoint trusts")
+
+    def _anchored(self, cert: x509.Certificate, chain: tuple[x509.Certificate, ...],
+                  now: dt.datetime) -> bool:
+        """Does `cert` reach one of the endpoint's anchors, directly or through CA
+        certificates of `chain` (each a CA, valid now, signing the one below)? The TLS
+        layer already ran full path validation against the listener's bundle, which
+        trusts every endpoint's anchors; this decides which endpoint's anchor the
+        path ends at, and re-checks each link."""
+        current, used = cert, 0
+        while True:
+            if any(_signed_by(current, anchor) for anchor in self.endpoint.anchors):
+                return True
+            if used >= len(chain):
+                return False
+            issuer = next((c for c in chain if _is_ca(c) and _signed_by(current, c)), None)
+            if issuer is None or issuer == current:
+                return False
+            if not issuer.not_valid_before_utc <= now <= issuer.not_valid_after_utc:
+                raise Unauthorized("a CA certificate in the client's chain is not within "
+                                   "its validity")
+            current, used = issuer, used + 1
 
     @staticmethod
     def _check_time(cert: x509.Certificate, now: dt.datetime, grace: int) -> None:

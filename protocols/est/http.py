@@ -152,8 +152,9 @@ def plain_http_refusal(url: str) -> Response:
 
 def _keygen_answer(result: KeyAndOutcome) -> Response:
     outcome = result.outcome
-    if isinstance(outcome, Issued) and result.pkcs8 is not None:
-        body, content_type = wire.multipart_key_and_cert(result.pkcs8, [outcome.certificate])
+    if isinstance(outcome, Issued) and result.key is not None:
+        body, content_type = wire.multipart_key_and_cert(result.key, [outcome.certificate],
+                                                         encrypted=result.encrypted)
         return Response(body, headers={"content-type": content_type,
                                        "cache-control": "no-store"})
     return _answer(outcome)

@@ -39,7 +39,7 @@ from enroll.model import (
 )
 from enroll.rate_limits import Limit
 
-from . import csrattrs, serverkeygen, store, wire
+from . import csrattrs, keyenvelope, serverkeygen, store, wire
 from .auth import Authenticator, CertIdentity, Transport, basic_credentials
 from .settings import EndpointSettings
 
@@ -48,8 +48,10 @@ PROTOCOL = "est"
 
 @dataclass(frozen=True, slots=True)
 class KeyAndOutcome:
-    pkcs8: bytes | None
+    key: bytes | None
+    """The PKCS#8 DER, or the EnvelopedData carrying it when `encrypted`."""
     outcome: Outcome
+    encrypted: bool = False
 
 
 def _names_bytes(csr: x509.CertificateSigningRequest) -> bytes:
@@ -114,7 +116,8 @@ class EstService:
         if credentials is not None:
             return self._basic(*credentials, transport.source), {}
         if transport.client_cert is not None and "client-cert" in self.endpoint.auth:
-            identity = self.auth.certificate(transport.client_cert)
+            identity = self.auth.certificate(transport.client_cert,
+                                             chain=transport.client_chain)
             if self.endpoint.client_cert_scope == "profile":
                 return identity.requester, {}
             if identity.record is not None:
@@ -252,6 +255,10 @@ class EstService:
                       transport: Transport, body: bytes) -> KeyAndOutcome:
         template = load_csr(wire.decode_base64_body(body))
         self.check_pop(template, transport)
+        # Settled before anything is generated or stored: a key the client asked for
+        # encrypted goes back encrypted or not at all (RFC 7030 §4.4.1).
+        recipient = keyenvelope.recipient(template, transport.client_cert,
+                                           self.endpoint.key_encryption_keys)
         asked = transaction_id("serverkeygen", requester.identity.encode(), _spki(template),
                                template.subject.public_bytes(), _names_bytes(template))
         with self.db.read() as tx:
@@ -260,12 +267,21 @@ class EstService:
         for kept in waiting:
             answer = self._collect(kept)
             if answer is not None:
-                return answer
+                return self._wrapped(answer, recipient)
         tid = asked
         if self.authority.find_transaction(PROTOCOL, self.endpoint.label, asked) is not None:
             # That request's key was delivered (or can no longer be): a new one.
             tid = transaction_id("next", asked.encode(), secrets.token_bytes(16))
-        return self._generate(template, requester, asked, tid, binding)
+        return self._wrapped(self._generate(template, requester, asked, tid, binding),
+                             recipient)
+
+    @staticmethod
+    def _wrapped(answer: KeyAndOutcome,
+                 recipient: keyenvelope.Recipient | None) -> KeyAndOutcome:
+        if answer.key is None or recipient is None:
+            return answer
+        return KeyAndOutcome(keyenvelope.envelope(answer.key, recipient), answer.outcome,
+                             encrypted=True)
 
     def _generate(self, template: x509.CertificateSigningRequest, requester: Requester,
                   asked: str, tid: str, binding: dict[str, Any]) -> KeyAndOutcome:

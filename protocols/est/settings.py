@@ -19,6 +19,7 @@
     tls_unique = "optional"            # off | optional | required (RFC 7030 §3.5)
     serverkeygen = true
     archive_keys = false               # keep server-generated keys, encrypted
+    serverkeygen_keys = { "kek-1" = "/…/kek-1.hex" }   # DecryptKeyIdentifier -> AES key
     reenroll_grace = "0s"              # accept just-expired certs for simplereenroll
     client_cert_scope = "identity"     # a client cert names only itself; or "profile"
     rate_limits = { auth_failures_per_address = "10/15m", auth_failures_per_user = "20/1h" }
@@ -37,7 +38,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,15 @@ from cryptography.hazmat.primitives import serialization
 
 from enroll import endpoints
 from enroll.config import Config
-from enroll.config_values import as_bool, as_duration, as_str, as_str_list, as_table, check_keys
+from enroll.config_values import (
+    Secret,
+    as_bool,
+    as_duration,
+    as_str,
+    as_str_list,
+    as_table,
+    check_keys,
+)
 from enroll.errors import ConfigError
 from enroll.rate_limits import Rate, rates
 
@@ -65,7 +74,9 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _ENDPOINT_KEYS = {
     "profile", "ca", "auth", "users", "password_file", "client_cert_cas", "tls_unique",
     "serverkeygen", "archive_keys", "reenroll_grace", "client_cert_scope", "rate_limits",
+    "serverkeygen_keys",
 }
+AES_KEY_SIZES = (16, 24, 32)
 RATE_LIMITS: dict[str, Rate | None] = {
     # Wrong Basic passwords: checked before the password hash runs (a throttled client
     # costs no scrypt), counted on each failure; 429 + Retry-After until the window slides.
@@ -97,6 +108,9 @@ class EndpointSettings:
     (of this engine's certificates: only on an endpoint of the same profile line);
     ``profile``: anything the endpoint's profile allows."""
     rate_limits: Mapping[str, Rate | None]
+    key_encryption_keys: Mapping[bytes, Secret] = field(default_factory=dict)
+    """``serverkeygen_keys``: DecryptKeyIdentifier (RFC 7030 §4.4.1.1) -> the pre-shared
+    AES key (hex in a Secret) a server-generated key is wrapped with."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +218,32 @@ def _anchors(paths: tuple[str, ...], key: str) -> tuple[x509.Certificate, ...]:
     return tuple(certs)
 
 
+def _key_encryption_keys(value: Any, key: str) -> dict[bytes, Secret]:
+    """``{ "<identifier>" = "<file>" }``: the identifier is the UTF-8 of the name, or the
+    octets after ``hex:``; the file holds the AES-128/192/256 key in hex."""
+    out: dict[bytes, Secret] = {}
+    for name, path in as_table(value, key).items():
+        where = f"{key}.{name}"
+        try:
+            ident = bytes.fromhex(name[4:]) if name.startswith("hex:") else name.encode()
+        except ValueError:
+            raise ConfigError(where, "the identifier after hex: is not hex") from None
+        if not ident or len(ident) > 64:
+            raise ConfigError(where, "an identifier is 1 to 64 octets")
+        try:
+            text = Path(as_str(path, where)).read_text().strip()
+        except OSError as exc:
+            raise ConfigError(where, f"cannot read {path}: {exc.strerror}") from exc
+        try:
+            size = len(bytes.fromhex(text))
+        except ValueError:
+            raise ConfigError(where, "the file must hold the key in hex") from None
+        if size not in AES_KEY_SIZES:
+            raise ConfigError(where, "the key must be 16, 24 or 32 octets (AES-128/192/256)")
+        out[ident] = Secret(text)
+    return out
+
+
 def _endpoint(label: str, table: Mapping[str, Any], base: str,
               config: Config) -> EndpointSettings:
     key = f"est.endpoints.{label}"
@@ -241,6 +281,8 @@ def _endpoint(label: str, table: Mapping[str, Any], base: str,
         client_cert_scope=endpoints.choice(table.get("client_cert_scope", "identity"),
                                            f"{key}.client_cert_scope", CLIENT_CERT_SCOPES),
         rate_limits=rates(table.get("rate_limits"), f"{key}.rate_limits", RATE_LIMITS),
+        key_encryption_keys=_key_encryption_keys(table.get("serverkeygen_keys", {}),
+                                                 f"{key}.serverkeygen_keys"),
     )
 
 

@@ -24,6 +24,7 @@ CERTS_ONLY = "application/pkcs7-mime; smime-type=certs-only"
 CSRATTRS = "application/csrattrs"
 PKCS10 = "application/pkcs10"
 PKCS8 = "application/pkcs8"
+SERVER_GENERATED_KEY = "application/pkcs7-mime; smime-type=server-generated-key"
 _WHITESPACE = b" \t\r\n\v\f"
 PEM_REFUSED = ("the body is PEM; RFC 7030 §4.2.1 expects the base64 encoding of the DER "
                "PKCS#10 without PEM armour (openssl req -outform DER | openssl base64)")
@@ -57,13 +58,14 @@ def certs_only(certs: list[x509.Certificate]) -> bytes:
     return b64(pkcs7.serialize_certificates(certs, serialization.Encoding.DER))
 
 
-def multipart_key_and_cert(pkcs8_der: bytes,
-                           certs: list[x509.Certificate]) -> tuple[bytes, str]:
-    """RFC 7030 §4.4.2: the private key (PKCS#8, unencrypted: the TLS channel protects
-    it) then the certificate. Returns (body, content type)."""
+def multipart_key_and_cert(key_der: bytes, certs: list[x509.Certificate],
+                           encrypted: bool = False) -> tuple[bytes, str]:
+    """RFC 7030 §4.4.2: the private key then the certificate. The key is a PKCS#8
+    (the TLS channel protects it) or, when the client asked for it encrypted, the
+    EnvelopedData `protocols.est.keyenvelope` made. Returns (body, content type)."""
     boundary = f"est-{secrets.token_hex(12)}"
     parts = [
-        (f"Content-Type: {PKCS8}", b64(pkcs8_der)),
+        (f"Content-Type: {SERVER_GENERATED_KEY if encrypted else PKCS8}", b64(key_der)),
         (f"Content-Type: {CERTS_ONLY}", certs_only(certs)),
     ]
     out = bytearray()

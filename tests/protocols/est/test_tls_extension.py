@@ -106,8 +106,11 @@ def _get(server: dict[str, Any], cert: bool, tls12: bool = False,
 
 def test_client_certificate_reaches_the_scope(tls_server: dict[str, Any]) -> None:
     seen = _get(tls_server, cert=True)
-    [pem] = seen["tls"]["client_cert_chain"]
+    # The verified chain, leaf first, up to the CA the listener trusts.
+    pem, anchor = seen["tls"]["client_cert_chain"]
     assert x509.load_pem_x509_certificate(pem.encode()) == tls_server["client"]
+    assert x509.load_pem_x509_certificate(anchor.encode()) == \
+        x509.load_pem_x509_certificate(tls_server["ca"].read_bytes())
     assert seen["tls"]["tls_version"] == 0x0304
     assert seen["transport"]["peer"][0] == "127.0.0.1"
     assert seen["transport"]["tls_unique"] is False  # TLS 1.3 has no tls-unique
