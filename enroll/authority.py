@@ -51,6 +51,7 @@ from enroll import (
     validity_rules,
 )
 from enroll.approvals import Approver
+from enroll.attestation import AttestationContext, AttestedIdentity
 from enroll.ca import CABackend
 from enroll.ca_registry import CARegistry
 from enroll.clock import Clock
@@ -188,6 +189,12 @@ class Authority:
     def verify_challenge(self, context: ChallengeContext) -> bool:
         """Ask the challenge-verification plugins; nobody answering means no."""
         return bool(self.pm.hook.enroll_verify_challenge(context=context))
+
+    def verify_attestation(self, context: AttestationContext) -> AttestedIdentity | None:
+        """Ask the attestation verifiers; None: no verifier knows the format."""
+        found: AttestedIdentity | None = self.pm.hook.enroll_verify_attestation(
+            context=context)
+        return found
 
     def crl(self, issuer: bytes) -> bytes | None:
         """DER of the current CRL of the CA whose subject encodes to `issuer` (None:

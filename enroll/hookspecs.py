@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Table
     from starlette.routing import BaseRoute
 
+    from enroll.attestation import AttestationContext, AttestedIdentity
     from enroll.ca import CABackend, CAStore
     from enroll.config import CASettings, Config
     from enroll.config_values import Secret
@@ -89,6 +90,19 @@ def enroll_policy_vote(request: EnrollmentRequest, profile: Profile) -> Decision
     None to abstain. Deny beats pending beats allow; a pending vote sends the request to
     the manual approval queue even under an auto-approval profile. The deny reason is
     shown to the client.
+    """
+
+
+@hookspec(firstresult=True)
+def enroll_verify_attestation(context: AttestationContext) -> AttestedIdentity | None:
+    """Verify a device attestation statement (ACME device-attest-01). *firstresult*.
+
+    Return None if ``context.fmt`` is not your format. Otherwise check the statement's
+    chain to ``context.roots`` (None: your format's default anchor) and its freshness
+    (bound to ``context.token`` / ``context.key_authorization``), and return the
+    `enroll.attestation.AttestedIdentity` it proves, or raise
+    `enroll.attestation.AttestationRefused` with the reason shown to the client. The
+    built-in ``apple`` verifier is `enroll.plugins.attestation.apple`.
     """
 
 
