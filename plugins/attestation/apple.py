@@ -16,9 +16,9 @@ Enterprise Attestation Root CA below."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
-import datetime as dt
 from collections.abc import Sequence
 
 from cryptography import x509

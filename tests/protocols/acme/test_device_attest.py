@@ -19,9 +19,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import AttributeOID, NameOID
+from enroll.plugins.attestation import apple
 from harness import CHALLENGE, Harness, acme_client, problem, scep_section
 
-from enroll.plugins.attestation import apple
 from enroll.testing.acme_client import AcmeClient
 from enroll.testing.scep_client import ScepClient
 
