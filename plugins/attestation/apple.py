@@ -22,7 +22,7 @@ import hmac
 from collections.abc import Sequence
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 
 from enroll.attestation import AttestationContext, AttestationRefused, AttestedIdentity
 from enroll.crypto.keys import spki_sha256
@@ -71,9 +71,13 @@ def _chain(statement: object) -> list[x509.Certificate]:
         if not isinstance(der, bytes) or len(der) > MAX_CERT_BYTES:
             raise AttestationRefused("x5c is malformed")
         try:
-            chain.append(x509.load_der_x509_certificate(der))
-        except ValueError:
+            cert = x509.load_der_x509_certificate(der)
+            # Parsed lazily by cryptography: a malformed extension or key fails here,
+            # not later in the checks.
+            _ = cert.extensions, cert.public_key()
+        except (ValueError, UnsupportedAlgorithm):
             raise AttestationRefused("x5c holds a certificate that does not parse") from None
+        chain.append(cert)
     return chain
 
 
@@ -93,7 +97,7 @@ def _is_ca(cert: x509.Certificate) -> bool:
 def _signed_by(cert: x509.Certificate, issuer: x509.Certificate) -> bool:
     try:
         cert.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature):
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
         return False
     return True
 

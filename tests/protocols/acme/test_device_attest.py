@@ -22,6 +22,9 @@ from cryptography.x509.oid import AttributeOID, NameOID
 from enroll.plugins.attestation import apple
 from harness import CHALLENGE, Harness, acme_client, problem, scep_section
 
+from enroll.attestation import AttestationContext, AttestationRefused, AttestedIdentity
+from enroll.crypto.keys import spki_sha256
+from enroll.hookspecs import hookimpl
 from enroll.testing.acme_client import AcmeClient
 from enroll.testing.scep_client import ScepClient
 
@@ -153,8 +156,8 @@ def test_the_embedded_anchor_is_apples_enterprise_attestation_root() -> None:
     der = root.public_bytes(serialization.Encoding.DER)
     assert root.subject.rfc4514_string() == \
         "C=US,O=Apple Inc.,CN=Apple Enterprise Attestation Root CA"
-    # As published at https://www.apple.com/certificateauthority/private/ (and embedded
-    # by step-ca): self-signed, valid to 2047.
+    # The copy step-ca embeds (citing https://www.apple.com/certificateauthority/
+    # private/): self-signed, valid to 2047. A changed byte fails here.
     assert hashlib.sha256(der).hexdigest() == \
         "ccf59ef8fcb3017d97f8b5fa6fa90e7a3f9283f76b55ac6cf6eda8b8b949f05b"
     root.verify_directly_issued_by(root)
@@ -197,6 +200,7 @@ async def test_the_udid_is_an_identifier_too_and_the_device_id_stays_the_serial(
 
 async def _refused(h: Harness, att_obj: Callable[[str, str], bytes] | bytes,
                    detail: str, value: str = SERIAL) -> dict[str, Any]:
+    issued = h.counts()[0]
     acme = await _devices_client(h)
     order_url, order = await acme.new_device_order(value)
     authz_url = order["authorizations"][0]
@@ -213,7 +217,7 @@ async def _refused(h: Harness, att_obj: Callable[[str, str], bytes] | bytes,
     assert detail in answered["error"]["detail"], answered
     assert (await acme.get(authz_url)).json()["status"] == "invalid"
     assert (await acme.get(order_url)).json()["status"] == "invalid"
-    assert h.counts()[0] == 0
+    assert h.counts()[0] == issued
     return dict(answered["error"])
 
 
@@ -302,3 +306,49 @@ def _b64(der: bytes) -> str:
     import base64
 
     return base64.urlsafe_b64encode(der).rstrip(b"=").decode()
+
+
+async def test_a_nonce_over_the_key_authorization_is_accepted_too(
+        device: Harness, apple_ca: Apple) -> None:
+    device_key = ec.generate_private_key(ec.SECP256R1())
+    acme = await _devices_client(device)
+    await acme.issue_device(SERIAL, lambda token, ka: apple_ca.att_obj(
+        device_key, token, nonce=hashlib.sha256(ka.encode()).digest()),
+        _device_csr(device_key))
+    assert device.counts()[0] == 1
+
+
+class OtherFormat:
+    """A third-party verifier for a made-up format: the hook is the whole contract."""
+
+    def __init__(self, key: Any) -> None:
+        self.key = key
+        self.seen: list[AttestationContext] = []
+
+    @hookimpl
+    def enroll_verify_attestation(self, context: AttestationContext
+                                  ) -> AttestedIdentity | None:
+        if context.fmt != "test-tpm":
+            return None
+        self.seen.append(context)
+        if context.statement.get("nonce") != context.token:
+            raise AttestationRefused("stale")
+        return AttestedIdentity("test-tpm", frozenset({SERIAL}),
+                                spki_sha256(self.key.public_key()), SERIAL)
+
+
+async def test_a_plugin_verifies_its_own_format(
+        harness_factory: Callable[..., Harness], tmp_path: Path) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    plugin = OtherFormat(key)
+    h = harness_factory(base_url="https://acme.test", extra_profiles={"apple-device": PROFILE},
+                        extra_plugins=(plugin,), acme={"endpoints": {"devices": {
+                            "profile": "apple-device", "challenges": ["device-attest-01"]}}})
+    acme = await _devices_client(h)
+    await acme.issue_device(SERIAL, lambda token, _ka: cbor2.dumps(
+        {"fmt": "test-tpm", "attStmt": {"nonce": token}, "authData": b""}), _device_csr(key))
+    (context,) = plugin.seen
+    assert context.identifier == ("permanent-identifier", SERIAL) and context.roots is None
+    error = await _refused(h, cbor2.dumps({"fmt": "test-tpm", "attStmt": {"nonce": "old"},
+                                           "authData": b""}), "stale")
+    assert error["status"] == 400
