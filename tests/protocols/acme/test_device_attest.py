@@ -352,3 +352,13 @@ async def test_a_plugin_verifies_its_own_format(
     error = await _refused(h, cbor2.dumps({"fmt": "test-tpm", "attStmt": {"nonce": "old"},
                                            "authData": b""}), "stale")
     assert error["status"] == 400
+
+
+def test_an_unreadable_attestation_root_fails_start_up(
+        harness_factory: Callable[..., Harness], tmp_path: Path) -> None:
+    from enroll.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="attestation_roots.apple"):
+        harness_factory(acme={"endpoints": {"devices": {
+            "challenges": ["device-attest-01"],
+            "attestation_roots": {"apple": str(tmp_path / "missing.pem")}}}})
