@@ -42,6 +42,11 @@ def _statuses(server: Any) -> dict[str, str]:
         return dict(conn.execute("select serial, status from certificates").fetchall())
 
 
+def _accounts(server: Any) -> list[tuple[str, str, str]]:
+    with sqlite3.connect(server.data_dir / "enroll.db") as conn:
+        return conn.execute("select id, thumbprint, status from acme_accounts").fetchall()
+
+
 def test_uacme_obtains_renews_rolls_key_revokes_and_deactivates(
         acme_server: Any, webroot: Path, tmp_path: Path) -> None:
     _uacme(acme_server, tmp_path, webroot, "new", "ops@example.com")
@@ -56,9 +61,11 @@ def test_uacme_obtains_renews_rolls_key_revokes_and_deactivates(
     renewed = x509.load_pem_x509_certificates((live / "cert.pem").read_bytes())[0]
     assert renewed.serial_number != first.serial_number
 
-    account_key = (tmp_path / "uacme" / "private" / "key.pem").read_bytes()
+    before = _accounts(acme_server)
     _uacme(acme_server, tmp_path, webroot, "newkey")
-    assert (tmp_path / "uacme" / "private" / "key.pem").read_bytes() != account_key
+    after = _accounts(acme_server)
+    assert len(before) == len(after) == 1 and before[0][0] == after[0][0]
+    assert before[0][1] != after[0][1]  # same account, new key (RFC 8555 §7.3.5)
     # the rolled-over key signs the revocation: the account still owns its certificates
     _uacme(acme_server, tmp_path, webroot, "-r", "4", "revoke", str(live / "cert.pem"))
     statuses = _statuses(acme_server)
@@ -66,5 +73,4 @@ def test_uacme_obtains_renews_rolls_key_revokes_and_deactivates(
     assert statuses[format(first.serial_number, "x")] == "valid"
 
     _uacme(acme_server, tmp_path, webroot, "deactivate")
-    with sqlite3.connect(acme_server.data_dir / "enroll.db") as conn:
-        assert conn.execute("select status from acme_accounts").fetchall() == [("deactivated",)]
+    assert _accounts(acme_server)[0][2] == "deactivated"
