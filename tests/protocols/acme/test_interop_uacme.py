@@ -11,25 +11,14 @@ from typing import Any
 
 import pytest
 from cryptography import x509
-from harness import child_env, require_binary
+from harness import child_env, require_binary, with_system_ca
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
 
 HOOK = "/usr/share/uacme/uacme.sh"
-SYSTEM_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
-
-
-def _trusting(ca_file: str, argv: list[str]) -> list[str]:
-    """`argv` run where the system CA bundle is `ca_file`: uacme has no CA option (libcurl
-    reads its built-in bundle path), so an operator adds enroll's root to the system
-    store; a private mount namespace does that here without touching the machine."""
-    script = 'mount --bind "$0" ' + SYSTEM_BUNDLE + ' && exec "$@"'
-    return [require_binary("unshare"), "--mount", "sh", "-c", script, ca_file, *argv]
-
-
 def _uacme(server: Any, tmp: Path, webroot: Path, *args: str) -> str:
     env = child_env(UACME_CHALLENGE_PATH=str(webroot / ".well-known" / "acme-challenge"))
-    result = subprocess.run(_trusting(server.tls_ca, [
+    result = subprocess.run(with_system_ca(server.tls_ca, [
         require_binary("uacme"), "-v", "-y", "-c", str(tmp / "uacme"),
         "-a", server.endpoints["acme"]["directory"], "-h", HOOK, *args]),
         env=env, capture_output=True, text=True, timeout=60, check=False)
