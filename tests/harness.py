@@ -323,7 +323,9 @@ def with_system_ca(ca_file: str, argv: list[str]) -> list[str]:
     environment wiped): an operator adds enroll's root to the system store, a private
     mount namespace does that here without touching the machine."""
     script = f'mount --bind "$0" {SYSTEM_CA_BUNDLE} && exec "$@"'
-    return [require_binary("unshare"), "--mount", "sh", "-c", script, ca_file, *argv]
+    user_ns = ["--map-root-user"] if os.geteuid() != 0 else []
+    return [require_binary("unshare"), "--mount", *user_ns, "sh", "-c", script, ca_file,
+            *argv]
 
 
 def require_binary(name: str) -> str:

@@ -49,7 +49,8 @@ def _lacme(server: Any, config: Path, *args: str) -> str:
     # lacme has no CA option and wipes its environment: the TLS root goes in the system
     # bundle, which Debian's LWP::Protocol::https reads
     result = subprocess.run(with_system_ca(server.tls_ca, [
-        require_binary("lacme"), f"--config={config}", *args]), env=child_env(), capture_output=True, text=True, timeout=60, check=False)
+        require_binary("lacme"), f"--config={config}", *args]),
+        env=child_env(), capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stdout + result.stderr[-4000:]
     return result.stdout + result.stderr
 
