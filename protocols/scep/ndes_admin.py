@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives import hashes
+from enroll.protocols.est.auth import basic_credentials
+from enroll.protocols.est.passwords import VerifiedCache, check_hash_format
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -40,8 +42,6 @@ from enroll import endpoints
 from enroll.asgi.peer import peer_address
 from enroll.config_values import as_duration, as_str, as_table, check_keys
 from enroll.errors import ConfigError, RateLimited
-from enroll.protocols.est.auth import basic_credentials
-from enroll.protocols.est.passwords import VerifiedCache, check_hash_format
 from enroll.rate_limits import Limit
 
 if TYPE_CHECKING:
