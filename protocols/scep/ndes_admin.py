@@ -203,6 +203,9 @@ def routes(service: ScepService, one_time: OneTimeChallenges) -> list[BaseRoute]
                                             source, {"user": (user or "")[:MAX_USER]})
             return _unauthorized()
         assert user is not None
+        if request.method == "HEAD":  # a probe sees the page exists; it mints nothing
+            return Response(media_type="text/html; charset=utf-16",
+                            headers={"cache-control": "no-store"})
         challenge, thumbprint = await frontend.blocking.run(issue, user, source)
         return Response(page(challenge, thumbprint, minutes),
                         media_type="text/html; charset=utf-16",

@@ -104,6 +104,9 @@ def test_ndes_path_variants(make_ndes: Any) -> None:
         assert _enroll(h, _parse(h.get(url, headers=JAMF)), cn=url[-3:].strip("/?=")
                        or "v").status is PKIStatus.SUCCESS
     assert h.post(PAGE, headers=JAMF).status_code == 405
+    assert h.head(PAGE, headers=JAMF).status_code == 200
+    assert h.head(PAGE).status_code == 401
+    assert len(h.rows("scep_challenges")) == 3  # the HEADs made none
 
 
 def test_operator_sets_path_and_lifetime(make_ndes: Any) -> None:
