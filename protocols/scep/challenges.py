@@ -49,6 +49,10 @@ def digest(challenge: str) -> str:
     return hashlib.sha256(challenge.encode()).hexdigest()
 
 
+class ChallengesFull(Exception):
+    """The endpoint already has its `limit` of usable challenges outstanding."""
+
+
 class OneTimeChallenges:
     """One-time challenges in ``scep_challenges``; each is usable exactly once."""
 
@@ -58,15 +62,20 @@ class OneTimeChallenges:
 
     def new(self, endpoint: str, ttl_seconds: int, created_by: str, *,
             generator: Callable[[], str] = generate,
-            audit: Mapping[str, Any] | None = None) -> tuple[str, dt.datetime]:
+            audit: Mapping[str, Any] | None = None,
+            limit: int | None = None) -> tuple[str, dt.datetime]:
         """Create a challenge; returns it (shown once, stored hashed) and its expiry.
         With `audit`, the creation is an audit event (``scep.challenge_created``, actor
         `created_by`, `audit` and the endpoint and expiry as details; never the
-        challenge) in the same transaction."""
+        challenge) in the same transaction. With `limit`, raises `ChallengesFull` when
+        the endpoint has that many usable challenges (racing creators may pass it by
+        a few)."""
         challenge = generator()
         now = self._clock.now()
         expires = now + dt.timedelta(seconds=ttl_seconds)
         with self._db.write() as tx:
+            if limit is not None and store.count_live_challenges(tx, endpoint, now) >= limit:
+                raise ChallengesFull(endpoint)
             store.insert_challenge(tx, digest=digest(challenge), endpoint=endpoint,
                                    created_by=created_by[:256], now=now, expires_at=expires)
             if audit is not None:

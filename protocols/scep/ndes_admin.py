@@ -7,6 +7,7 @@ Microsoft CA" challenge type, Fleet's and Zentral's NDES integrations.
     users = { jamf = "scrypt$…" }      # hashes from `enroll est hash-password`
     users_file = "/…/mscep-users"      # or/and ``name:hash`` lines (0600)
     ttl = "60m"                        # a fetched challenge's lifetime (NDES: 60 min)
+    max_outstanding = 10000            # usable challenges at most (NDES: its cache)
 
 The MDM sends ``GET <path>`` with HTTP Basic credentials and reads the challenge out of
 the HTML NDES answers: ``The enrollment challenge password is: <B> XXXX </B>``, the page
@@ -40,7 +41,7 @@ from starlette.routing import BaseRoute, Route
 
 from enroll import endpoints
 from enroll.asgi.peer import peer_address
-from enroll.config_values import as_duration, as_str, as_table, check_keys
+from enroll.config_values import as_duration, as_int, as_str, as_table, check_keys
 from enroll.errors import ConfigError, RateLimited
 from enroll.rate_limits import Limit
 
@@ -54,7 +55,8 @@ MAX_TTL = 24 * 3600
 MAX_USER = 128
 MAX_USERS_FILE = 1024 * 1024
 REALM = "enroll-mscep-admin"
-_KEYS = {"path", "users", "users_file", "ttl"}
+DEFAULT_MAX_OUTSTANDING = 10_000
+_KEYS = {"path", "users", "users_file", "ttl", "max_outstanding"}
 log = logging.getLogger("enroll.scep")
 
 
@@ -65,6 +67,9 @@ class DynamicChallenge:
     users: Mapping[str, str]
     """username -> stored password hash (`enroll.protocols.est.passwords`)."""
     ttl: int
+    max_outstanding: int
+    """Usable (unused, unexpired) challenges of the endpoint at most; past it a fetch
+    answers 503 with NDES's "The password cache is full." page."""
 
 
 def _users_file(path: Path, key: str) -> dict[str, str]:
@@ -113,13 +118,27 @@ def parse(value: Any, key: str, label: str) -> DynamicChallenge:
                                           "(users or users_file)")
     ttl = as_duration(table.get("ttl", DEFAULT_TTL), f"{key}.ttl", minimum=60,
                       maximum=MAX_TTL)
-    return DynamicChallenge(path=path, users=users, ttl=ttl)
+    outstanding = as_int(table.get("max_outstanding", DEFAULT_MAX_OUTSTANDING),
+                         f"{key}.max_outstanding", minimum=1, maximum=1_000_000)
+    return DynamicChallenge(path=path, users=users, ttl=ttl, max_outstanding=outstanding)
+
+
+def _utf16(text: str) -> bytes:
+    return text.encode("utf-16")  # Python writes the BOM, then native (little) endian
+
+
+def full_page() -> bytes:
+    """NDES's answer when its password cache is full (MDMs look for this sentence)."""
+    return _utf16("<HTML><HEAD><TITLE>Network Device Enrollment Service</TITLE></HEAD>\r\n"
+                  "<BODY><P> The password cache is full. </P>\r\n"
+                  "<P> Wait for outstanding challenge passwords to be used or to expire."
+                  " </P>\r\n</BODY></HTML>\r\n")
 
 
 def page(challenge: str, thumbprint: str, minutes: int) -> bytes:
     """The answer, laid out as NDES lays out its page (the sentences MDM parsers look
     for are NDES's own), in UTF-16 with a byte-order mark as IIS sends it."""
-    text = (
+    return _utf16(
         "<HTML><HEAD><TITLE>Network Device Enrollment Service</TITLE></HEAD>\r\n"
         "<BODY><P>A one-time challenge for SCEP enrollment.</P>\r\n"
         f"<P> The thumbprint (hash value) for the CA certificate is: <B> {thumbprint} "
@@ -129,7 +148,6 @@ def page(challenge: str, thumbprint: str, minutes: int) -> bytes:
         "minutes. </P>\r\n"
         "<P> Each enrollment requires a new challenge password. </P>\r\n"
         "</BODY></HTML>\r\n")
-    return text.encode("utf-16")  # Python writes the BOM, then native (little) endian
 
 
 def _unauthorized() -> Response:
@@ -141,7 +159,8 @@ def routes(service: ScepService, one_time: OneTimeChallenges) -> list[BaseRoute]
     """``GET <path>`` and ``GET <path>/`` (a query string is ignored, as IIS does) for an
     endpoint with a ``dynamic_challenge`` table; none otherwise. HTTPS-only: they are
     not marked for the plain-HTTP listener (`enroll.asgi.plain_http`)."""
-    from .challenges import generate_ndes  # challenges -> settings -> this module
+    # challenges -> settings -> this module: imported when the routes are built.
+    from .challenges import ChallengesFull, generate_ndes
 
     settings = service.endpoint.dynamic_challenge
     if settings is None:
@@ -170,10 +189,17 @@ def routes(service: ScepService, one_time: OneTimeChallenges) -> list[BaseRoute]
         # per-address limit bounds guessing either way.
         return stored is not None and verified.check(user, stored, password)
 
-    def issue(user: str, source: str | None) -> tuple[str, str]:
-        challenge, expires = one_time.new(
-            endpoint.label, settings.ttl, f"mscep_admin:{user}", generator=generate_ndes,
-            audit={"via": "mscep_admin", "user": user, "source": source})
+    def issue(user: str, source: str | None) -> tuple[str, str] | None:
+        try:
+            challenge, expires = one_time.new(
+                endpoint.label, settings.ttl, f"mscep_admin:{user}",
+                generator=generate_ndes, limit=settings.max_outstanding,
+                audit={"via": "mscep_admin", "user": user, "source": source})
+        except ChallengesFull:
+            log.warning("scep: endpoint %s has %d usable challenges outstanding; %s's "
+                        "fetch refused (dynamic_challenge.max_outstanding)",
+                        endpoint.label, settings.max_outstanding, user)
+            return None
         ca = frontend.door.chain(endpoint.ca)[0]
         log.info("scep: %s fetched a one-time challenge for endpoint %s from %s "
                  "(expires %s)", user, endpoint.label, source or "-", expires.isoformat())
@@ -206,7 +232,12 @@ def routes(service: ScepService, one_time: OneTimeChallenges) -> list[BaseRoute]
         if request.method == "HEAD":  # a probe sees the page exists; it mints nothing
             return Response(media_type="text/html; charset=utf-16",
                             headers={"cache-control": "no-store"})
-        challenge, thumbprint = await frontend.blocking.run(issue, user, source)
+        issued = await frontend.blocking.run(issue, user, source)
+        if issued is None:
+            return Response(full_page(), status_code=503, headers={
+                "cache-control": "no-store", "retry-after": "60"},
+                media_type="text/html; charset=utf-16")
+        challenge, thumbprint = issued
         return Response(page(challenge, thumbprint, minutes),
                         media_type="text/html; charset=utf-16",
                         headers={"cache-control": "no-store"})

@@ -204,3 +204,16 @@ def test_needs_one_time_challenges(make_config: Any) -> None:
     with pytest.raises(ConfigError, match="one_time_challenges"):
         create_app(make_config(scep={"endpoints": {"default": {
             "one_time_challenges": False, "dynamic_challenge": _dynamic()}}}))
+
+
+def test_outstanding_challenges_are_capped(make_ndes: Any) -> None:
+    h = make_ndes({"default": {"dynamic_challenge": _dynamic(max_outstanding=2)}})
+    first = _parse(h.get(PAGE, headers=JAMF))
+    _parse(h.get(PAGE, headers=JAMF))
+    full = h.get(PAGE, headers=JAMF)
+    assert full.status_code == 503 and full.headers["retry-after"] == "60"
+    assert "The password cache is full." in full.content.decode("utf-16")
+    assert len(h.rows("scep_challenges")) == 2
+    # A used challenge no longer counts: the next fetch gets one.
+    assert _enroll(h, first).status is PKIStatus.SUCCESS
+    assert _parse(h.get(PAGE, headers=JAMF))
