@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from enroll.config import Config
+from enroll.door import FrontEnd
 from enroll.errors import ConfigError, Unavailable
 from enroll.hookspecs import hookimpl
 from enroll.model import CertificateRecord, ChallengeContext, EnrollmentRequest, RequestRecord
@@ -77,7 +78,16 @@ validated = _Validated()
 
 @hookimpl
 def enroll_config_sections() -> Mapping[str, Any]:
-    return {settings.SECTION: _parse_checked}
+    return {settings.SECTION: settings.parse}
+
+
+@hookimpl
+def enroll_routes(frontend: FrontEnd) -> None:
+    """No routes: the app's start-up is where a SCEP endpoint naming this verifier
+    without an ``[intune.endpoints.<label>]`` table (there may be no ``[intune]`` at
+    all, so the section's parser never runs) stops enroll instead of refusing every
+    device."""
+    _parse_checked(frontend.config)
 
 
 def _parse_checked(config: Config) -> dict[str, settings.IntuneEndpoint]:
