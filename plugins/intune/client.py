@@ -267,7 +267,7 @@ def _session(endpoint: IntuneEndpoint) -> Any:
     import requests
 
     class Session(requests.Session):
-        def request(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        def request(self, *args: Any, **kwargs: Any) -> Any:
             kwargs.setdefault("timeout", endpoint.timeout)
             kwargs["allow_redirects"] = False
             return super().request(*args, **kwargs)

@@ -143,7 +143,7 @@ def test_unreachable_intune_fails_closed(harness_factory: Any, fake: IntuneFake)
 
 
 def test_wrong_client_secret_fails_closed(harness_factory: Any, fake: IntuneFake) -> None:
-    h = _make(harness_factory, fake, client_secret="not-the-secret")
+    h = _make(harness_factory, fake, client_secret="not-the-secret")  # noqa: S106
     reply, _ = _enroll(h, GOOD)
     assert reply.status is PKIStatus.FAILURE and h.counts() == (0, 0)
     assert fake.actions("validateRequest") == []
