@@ -3,7 +3,7 @@
     [intune.endpoints.intune]             # the SCEP endpoint's label ([scep.endpoints.intune])
     tenant = "contoso.onmicrosoft.com"    # the Entra tenant (name or id)
     client_id = "<application (client) id>"
-    client_secret = "…"                   # or ENROLL_INTUNE_<LABEL>_CLIENT_SECRET
+    client_secret = "…"      # or ENROLL_INTUNE__ENDPOINTS__<LABEL>__CLIENT_SECRET
     # certificate_file = "/etc/enroll/intune-app.pem"   # instead of a secret:
     # key_file = "/etc/enroll/intune-app.key"           # the app's certificate + key
     timeout = "10s"                       # each call to Entra, Graph and Intune
@@ -21,7 +21,6 @@ The SCEP endpoint hands its challenges to this plugin with ``challenge_verifier 
 from __future__ import annotations
 
 import importlib.util
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -121,8 +120,7 @@ def _endpoint(label: str, table: Mapping[str, Any], key: str) -> IntuneEndpoint:
 
 
 def _credential(label: str, table: Mapping[str, Any], key: str) -> Credential:
-    env = f"ENROLL_INTUNE_{re.sub(r'[^A-Z0-9]', '_', label.upper())}_CLIENT_SECRET"
-    raw = table.get("client_secret") or os.environ.get(env)
+    raw = table.get("client_secret")
     has_cert = "certificate_file" in table or "key_file" in table
     if raw and has_cert:
         raise ConfigError(f"{key}.client_secret", "a secret or a certificate, not both")
@@ -131,7 +129,7 @@ def _credential(label: str, table: Mapping[str, Any], key: str) -> Credential:
                           else Secret(as_str(raw, f"{key}.client_secret")))
     if not has_cert:
         raise ConfigError(f"{key}.client_secret",
-                          f"set client_secret (or {env}), or certificate_file and key_file")
+                          "set client_secret, or certificate_file and key_file")
     for name in ("certificate_file", "key_file"):
         if name not in table:
             raise ConfigError(f"{key}.{name}", "certificate_file and key_file go together")
