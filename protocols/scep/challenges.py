@@ -131,18 +131,22 @@ def settings_for(endpoint: EndpointSettings,
         "static_sha256": endpoint.static_sha256,
         "one_time": one_time if endpoint.one_time else None,
         "webhook": endpoint.webhook,
+        "verifier": endpoint.verifier,
     }
 
 
 def verify(context: ChallengeContext) -> bool | None:
-    """Static, then one-time. None (let the webhook plugin answer) when neither matched
-    and the endpoint has a webhook; None for settings that are not SCEP's."""
+    """Static, then one-time. None (let the webhook plugin, or the endpoint's
+    ``challenge_verifier`` plugin, answer) when neither matched and the endpoint has one;
+    None for settings that are not SCEP's."""
     settings = context.settings
     if settings.get("kind") != KIND:
         return None
+    deferred = bool(settings.get("webhook") or settings.get("verifier"))
     challenge = context.challenge
     if not challenge or len(challenge) > MAX_CHALLENGE_LENGTH:
-        return False if not settings.get("webhook") else None
+        # A verifier's challenge may be longer (Intune's is): it bounds its own.
+        return None if deferred else False
     static = settings.get("static_sha256")
     if static and hmac.compare_digest(digest(challenge), static):
         return True
@@ -150,6 +154,4 @@ def verify(context: ChallengeContext) -> bool | None:
     if isinstance(one_time, Reservation) and one_time.consume(
             context.endpoint, challenge, used_by=f"transaction:{context.transaction_id}"):
         return True
-    if settings.get("webhook"):
-        return None
-    return False
+    return None if deferred else False

@@ -8,6 +8,7 @@
     challenge_file = "/…/scep-challenge"   # optional plaintext (0600) for endpoints.json
     one_time_challenges = true        # accept challenges from `enroll scep challenge new`
     webhook_url = "https://mdm.example/verify"   # ask an MDM (plugins/webhook.py)
+    challenge_verifier = "intune"     # other challenges: a plugin's (plugins/intune)
     api_token_sha256 = "<hex>"        # MDMs fetch one-time challenges over HTTPS
     algorithms = ["aes128", "aes256", "sha256", "sha512"]   # add "3des", "des", "sha1"
     getcacert = "auto"                # chain | ra | auto (see EndpointSettings)
@@ -39,7 +40,7 @@ _ENDPOINT_KEYS = {
     "webhook_token", "api_token_sha256", "algorithms", "legacy_algorithms",
     "signing_time_skew",
     "renewal_grace", "renewal_challenge", "max_message_bytes", "ra_profile", "ra_key_size",
-    "getcacert", "rate_limits", "dynamic_challenge",
+    "getcacert", "rate_limits", "dynamic_challenge", "challenge_verifier",
 }
 RATE_LIMITS: dict[str, Rate | None] = {
     # Wrong challenges and messages that do not decrypt into a request, per source
@@ -88,6 +89,9 @@ class EndpointSettings:
     dynamic_challenge: ndes_admin.DynamicChallenge | None = None
     """The NDES-compatible page MDMs fetch one-time challenges from (Jamf Pro's
     "Dynamic - Microsoft CA"); None: not served."""
+    verifier: str | None = None
+    """The plugin verifying challenges that are neither static nor one-time
+    (``challenge_verifier``, e.g. ``intune``): `challenges.verify` leaves them to it."""
 
     @property
     def digests(self) -> tuple[str, ...]:
@@ -177,7 +181,18 @@ def _endpoint(label: str, table: Mapping[str, Any], config: Config) -> EndpointS
                                    ("auto", "chain", "ra")),
         rate_limits=rates(table.get("rate_limits"), f"{key}.rate_limits", RATE_LIMITS),
         dynamic_challenge=dynamic,
+        verifier=_verifier(table.get("challenge_verifier"), f"{key}.challenge_verifier"),
     )
+
+
+def _verifier(raw: Any, key: str) -> str | None:
+    """The plugin that verifies the challenges static and one-time ones do not match."""
+    if raw is None:
+        return None
+    name = as_str(raw, key)
+    if not name.isidentifier() or len(name) > 64:
+        raise ConfigError(key, "expected a plugin's verifier name, e.g. \"intune\"")
+    return name
 
 
 def parse(config: Config) -> tuple[EndpointSettings, ...]:
