@@ -14,10 +14,10 @@ from typing import Any
 
 import httpx
 import pytest
-from harness import child_env, require_binary
-
 from enroll.protocols.scep import signeddata
 from enroll.protocols.scep.pkimessage import PKIStatus
+from harness import child_env, require_binary
+
 from enroll.testing.scep_client import ScepClient, csr_with_challenge
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
