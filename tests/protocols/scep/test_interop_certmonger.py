@@ -4,11 +4,12 @@ starts (certmonger -s), with every state directory in tmp (CERTMONGER_*_DIR), so
 touches /var/lib/certmonger or the machine's system bus.
 
 certmonger's scep-submit verifies the CertRep's signature with OpenSSL's PKCS7_verify
-and a store made of what GetCACert returned: the RA alone (what ``getcacert = "auto"``
-sends when the CA keys are EC, as in the embedded default) does not chain, and it reports
-"failed to verify signature on server response ... certificate verify error". The
-endpoint is therefore set to ``getcacert = "chain"`` (docs/scep.md, RA keys), which
-certmonger handles: it envelopes to the leaf that has keyEncipherment (the RA).
+and a store made of what GetCACert returned (plus what `add-scep-ca -I/-N` gave it): the
+RA alone (what ``getcacert = "auto"`` sends when the CA keys are EC, as in the embedded
+default) does not chain, and it reports "failed to verify signature on server response
+... certificate verify error". Most tests therefore set ``getcacert = "chain"``
+(docs/scep.md, RA keys), which certmonger handles: it envelopes to the leaf that has
+keyEncipherment (the RA); the last one shows `-I` with the default.
 certmonger 0.79 uses AES and SHA-256, so no legacy algorithm is switched on."""
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from cryptography import x509
 from harness import child_env, require_binary
@@ -205,18 +207,32 @@ def test_certmonger_with_a_wrong_challenge_gets_nothing(server_factory: Any,
         server.log_path.read_text()
 
 
-def test_certmonger_cannot_verify_an_ra_alone_getcacert(server_factory: Any,
-                                                         certmonger: Certmonger,
-                                                         tmp_path: Path) -> None:
-    """What an operator sees with the default ``getcacert = "auto"`` and an EC CA: the
-    documented reason to switch to "chain" for certmonger. enroll issued (the request was
-    valid); certmonger discards the answer it cannot verify and keeps no certificate."""
+def test_certmonger_with_the_default_getcacert_needs_the_chain_by_hand(
+        server_factory: Any, certmonger: Certmonger, tmp_path: Path) -> None:
+    """With the default ``getcacert = "auto"`` and EC CAs, GetCACert holds the RA alone:
+    certmonger cannot verify the CertRep (enroll issued; certmonger discards the answer
+    and keeps no certificate). Handing it the CA chain with ``add-scep-ca -I`` (from
+    ``ca_chain_url``) is enough, without changing the endpoint."""
     server = server_factory(tmp_path / "data")
     scep = server.endpoints["scep"]
-    assert certmonger.run("add-scep-ca", "-c", "enroll", "-u", scep["url"]).returncode == 0
-    certmonger.run("request", "-c", "enroll", "-I", "d", "-k", str(tmp_path / "k.pem"),
+    assert certmonger.run("add-scep-ca", "-c", "plain", "-u", scep["url"]).returncode == 0
+    certmonger.run("request", "-c", "plain", "-I", "d", "-k", str(tmp_path / "k.pem"),
                    "-f", str(tmp_path / "c.pem"), "-N", "CN=d", "-L", scep["challenge"])
     fields = certmonger.wait("d")
     assert fields["status"] == "CA_UNREACHABLE", fields
     assert "failed to verify signature on server response" in fields["ca-error"]
     assert not (tmp_path / "c.pem").exists()
+
+    chain = tmp_path / "chain.pem"
+    r = httpx.get(server.endpoints["ca_chain_url"], timeout=10, trust_env=False)
+    assert r.status_code == 200
+    chain.write_bytes(r.content)
+    added = certmonger.run("add-scep-ca", "-c", "enroll", "-u", scep["url"], "-I", str(chain))
+    assert added.returncode == 0, added.stdout + added.stderr
+    certmonger.run("request", "-c", "enroll", "-I", "e", "-k", str(tmp_path / "e.key"),
+                   "-f", str(tmp_path / "e.pem"), "-N", "CN=with-chain",
+                   "-L", scep["challenge"])
+    fields = certmonger.wait("e")
+    assert fields["status"] == "MONITORING", fields
+    cert = x509.load_pem_x509_certificate((tmp_path / "e.pem").read_bytes())
+    assert _stored(server, cert.serial_number)["protocol"] == "scep"
