@@ -222,7 +222,7 @@ class Clients:
         self.ra: x509.Certificate | None = None
 
     async def retrying(self, what: str, attempt: Any) -> Any:
-        for _ in range(40):
+        for _ in range(120):  # up to a minute: a loaded machine restores a host slowly
             try:
                 return await attempt()
             except (httpx.HTTPError, AcmeError, RuntimeError, AssertionError, ValueError,
