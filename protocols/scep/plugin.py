@@ -25,6 +25,8 @@ from enroll.store.transaction import Tx
 from . import challenges, ra, settings
 
 CHALLENGE_FILE = "scep-challenge"
+DEFAULT_CA = "scep"
+"""The embedded default's RSA issuing CA (`enroll.config.default_raw_config`)."""
 
 
 @hookimpl
@@ -62,7 +64,7 @@ def enroll_default_config(data_dir: Path) -> Mapping[str, Any]:
         challenge = challenges.generate()
         write_private(path, challenge + "\n")
     return {"scep": {"endpoints": {"default": {
-        "path": settings.DEFAULT_PATH, "profile": "device",
+        "path": settings.DEFAULT_PATH, "profile": "device", "ca": DEFAULT_CA,
         "challenge_sha256": challenges.digest(challenge),
         "challenge_file": str(path.resolve()),
     }}}}
