@@ -84,12 +84,19 @@ def enroll_endpoint_info(frontend: FrontEnd, http_url: str,
         except OSError:
             pass
     # Creating the RAs here (serve calls this once, before workers start) also spares
-    # the workers a race for them. The fingerprint is for clients that pin the RA
-    # (scepclient -ca-fingerprint, MDM profiles).
+    # the workers a race for them. The fingerprints are for clients that pin a
+    # certificate of GetCACert: the RA (scepclient -ca-fingerprint; it changes at each
+    # RA rollover) or the issuing CA (an MDM profile's CAFingerprint; it does not).
     for endpoint in endpoints:
-        current = ra.load_or_create(frontend, endpoint, endpoint.ca)
+        generations = ra.RAKeyring(frontend, endpoint, endpoint.ca).snapshot()
         if endpoint is first:
+            current = generations.current
             info["ra_fingerprint"] = current.certificate.fingerprint(hashes.SHA256()).hex()
+            if generations.next is not None:
+                info["next_ra_fingerprint"] = \
+                    generations.next.certificate.fingerprint(hashes.SHA256()).hex()
+            if current.chain:
+                info["ca_fingerprint"] = current.chain[0].fingerprint(hashes.SHA256()).hex()
     if len(endpoints) > 1:
         info["endpoints"] = {e.label: f"{http_url}{e.path}" for e in endpoints}
     return {"scep": info}
