@@ -159,3 +159,33 @@ def test_a_server_down_through_the_overlap_switches_at_once(make_scep: Any) -> N
     assert current.not_valid_after_utc - clock.now() > ra.RENEW_BEFORE
     status, _, answered_by, _ = _enrol(h, old, "old", clock.now())
     assert status is PKIStatus.SUCCESS and answered_by == old
+
+
+def test_the_migration_keeps_the_stored_ra_as_generation_one_active_since_created(
+        db_url: str) -> None:
+    from alembic import command
+
+    from enroll.store import migrate
+    from enroll.store.db import Database
+
+    db = Database(db_url)
+    try:
+        command.upgrade(migrate.alembic_config(db), "0002_scep")
+        created = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+        with db.write() as tx:
+            tx.run("INSERT INTO scep_ra_keys (endpoint, ca, generation, certificate_pem, "
+                   "key_blob, created_at) VALUES ('default', 'issuing', 3, 'pem', ?, ?)",
+                   (b"sealed", tx.when(created)))
+        migrate.upgrade(db)
+        with db.read() as tx:
+            stored = store.get_ra(tx, "default", "issuing")
+            assert store.ra_generations(tx, "default", "issuing") == [(3, created)]
+        assert stored is not None and stored.generation == 3
+        assert stored.activates_at == created and stored.key_blob == b"sealed"
+        with db.write() as tx:  # the next generation is a row of its own
+            store.insert_ra(tx, store.StoredRA("default", "issuing", 4, "pem4", b"k4"),
+                            created)
+        with db.read() as tx:
+            assert [g for g, _ in store.ra_generations(tx, "default", "issuing")] == [3, 4]
+    finally:
+        db.dispose()
