@@ -41,7 +41,7 @@ from enroll.config_values import Secret
 from enroll.crypto import sealing
 from enroll.crypto.sealing import UnsealError, seal_key, unseal_key
 from enroll.door import FrontEnd
-from enroll.errors import ConfigError, Conflict
+from enroll.errors import ConfigError, Conflict, DatabaseUnavailable
 from enroll.model import EnrollmentRequest, Issued, Requester
 from enroll.store.transaction import Tx
 
@@ -128,16 +128,27 @@ class RAKeyring:
         self.endpoint = endpoint
         self.ca = ca
         self._opened: dict[int, RA] = {}
+        self._last: Generations | None = None
 
     def snapshot(self) -> Generations:
         """The generations now, issuing the first one, or the next one when the current
-        has less than the overlap left (the database decides which worker's counts)."""
+        has less than the overlap left (the database decides which worker's counts).
+        While the database is unavailable, the last snapshot (RAs never change, a switch
+        can wait), so a request still gets a signed "retry later" CertRep."""
+        try:
+            self._last = self._read()
+        except DatabaseUnavailable:
+            if self._last is None:
+                raise
+        return self._last
+
+    def _read(self) -> Generations:
         now = self.frontend.clock.now()
         with self.frontend.db.read() as tx:
             rows = store.ra_generations(tx, self.endpoint.label, self.ca)
         if not rows:
             self._create(1, now, now)
-            return self.snapshot()
+            return self._read()
         gens = [self._open(generation, activates) for generation, activates in rows]
         active = [g for g in gens if g.activates_at <= now] or gens[:1]
         current = active[-1]
@@ -145,7 +156,7 @@ class RAKeyring:
         if not pending and self._due(current, now):
             # Made here or by another worker: either way the row is there now.
             self._create(current.generation + 1, now, self._activation(current, now))
-            return self.snapshot()
+            return self._read()
         nxt = pending[-1] if pending else None
         live = [current, *([nxt] if nxt else []),
                 *(g for g in reversed(gens) if g is not current and g is not nxt)]
