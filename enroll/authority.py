@@ -27,7 +27,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 from cryptography import x509
@@ -51,6 +51,7 @@ from enroll import (
     validity_rules,
 )
 from enroll.approvals import Approver
+from enroll.attestation import AttestationContext, AttestedIdentity
 from enroll.ca import CABackend
 from enroll.ca_registry import CARegistry
 from enroll.clock import Clock
@@ -90,6 +91,9 @@ from enroll.store import identities, queries
 from enroll.store.db import Database
 from enroll.store.transaction import Tx
 
+if TYPE_CHECKING:
+    from enroll.config import Config
+
 log = logging.getLogger("enroll.authority")
 PEM = serialization.Encoding.PEM
 PENDING_RETRY_AFTER = 30
@@ -113,8 +117,11 @@ class Authority:
     def __init__(self, *, db: Database, pm: pluggy.PluginManager, cas: CARegistry,
                  profiles: dict[str, Profile], clock: Clock, crls: CRLService,
                  crash_after_sign: Callable[[], None] | None = None,
-                 recovery_grace: float = 60.0) -> None:
+                 recovery_grace: float = 60.0, config: Config | None = None) -> None:
         self.db = db
+        # Handed to the hooks that read a plugin's own section (challenge verifiers,
+        # event listeners); the core itself reads nothing from it here.
+        self.config = config
         self.pm = pm
         self.cas = cas
         self.profiles = profiles
@@ -187,7 +194,13 @@ class Authority:
 
     def verify_challenge(self, context: ChallengeContext) -> bool:
         """Ask the challenge-verification plugins; nobody answering means no."""
-        return bool(self.pm.hook.enroll_verify_challenge(context=context))
+        return bool(self.pm.hook.enroll_verify_challenge(context=context, config=self.config))
+
+    def verify_attestation(self, context: AttestationContext) -> AttestedIdentity | None:
+        """Ask the attestation verifiers; None: no verifier knows the format."""
+        found: AttestedIdentity | None = self.pm.hook.enroll_verify_attestation(
+            context=context)
+        return found
 
     def crl(self, issuer: bytes) -> bytes | None:
         """DER of the current CRL of the CA whose subject encodes to `issuer` (None:
@@ -222,7 +235,12 @@ class Authority:
                 outcome = self._submit(request)
         except EnrollError as exc:
             metrics.REJECTIONS.labels(request.protocol, type(exc).__name__).inc()
+            self._emit("enroll_request_refused", request=request, reason=exc.detail,
+                       config=self.config)
             raise
+        if isinstance(outcome, Rejected):
+            self._emit("enroll_request_refused", request=request, reason=outcome.reason,
+                       config=self.config)
         metrics.observe_outcome(request.protocol, request.profile, outcome,
                                 (self.clock.now() - started).total_seconds())
         return outcome
@@ -444,7 +462,7 @@ class Authority:
                 stored = self.certificate(cert.serial_number)
                 issued_record = self.request(record.id)
                 self._emit("enroll_certificate_issued", certificate=stored,
-                           request=issued_record)
+                           request=issued_record, config=self.config)
             return Issued(record.id, cert, backend.chain)
         raise Unavailable("could not allocate a unique serial")
 

@@ -74,7 +74,7 @@ def build_context(config: Config, *, clock: Clock | None = None,
         raise
     crls = CRLService(db, cas, config.cas, clock)
     authority = Authority(db=db, pm=pm, cas=cas, profiles=dict(config.profiles), clock=clock,
-                          crls=crls, recovery_grace=config.recovery_grace)
+                          crls=crls, recovery_grace=config.recovery_grace, config=config)
     frontend = FrontEnd(door=authority, config=config, clock=clock, db=db,
                         passphrase=config.ca_passphrase,
                         blocking=BlockingPool(threads_for(db.is_sqlite)),

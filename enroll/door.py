@@ -21,6 +21,7 @@ from cryptography import x509
 
 if TYPE_CHECKING:
     from enroll.asgi.blocking import BlockingPool
+    from enroll.attestation import AttestationContext, AttestedIdentity
     from enroll.clock import Clock
     from enroll.config import Config, Secret
     from enroll.model import (
@@ -92,6 +93,12 @@ class Door(Protocol):
 
     def verify_challenge(self, context: ChallengeContext) -> bool:
         """Ask the challenge-verification plugins; nobody answering means no."""
+        ...
+
+    def verify_attestation(self, context: AttestationContext) -> AttestedIdentity | None:
+        """Ask the attestation verifiers (`enroll_verify_attestation`); None: no verifier
+        knows the format. A statement that does not verify raises
+        `enroll.attestation.AttestationRefused`."""
         ...
 
     def record_refusal(self, door: str, reason: str, source: str | None,

@@ -31,7 +31,8 @@ def renewal_link(db: Database, profile: Profile, profiles: dict[str, Profile],
                  now: dt.datetime) -> tuple[str | None, str | None]:
     """(replaces, link) to record on the request. What the client named wins; else, on a
     profile that links renewals by identity, the identity's live certificate on the
-    same profile line, linked ``identity``. That link is lineage, not a credential: it
+    same profile line, linked ``identity`` (``attested`` when the door says the device
+    attested the identity). That link is lineage, not a credential: it
     was chosen after the renewal rule ran (`enroll.renewal`), so it bounds nothing, and
     it never fails the issuance (`enroll.store.lineage.relink`)."""
     if request.replaces is not None:
@@ -48,7 +49,8 @@ def renewal_link(db: Database, profile: Profile, profiles: dict[str, Profile],
         # Another purpose's certificate with the same identity is not this one's
         # predecessor: superseding it would revoke it.
         return None, None
-    return serial, "identity"
+    # A door that proved the identity itself (ACME device-attest-01) names that reason.
+    return serial, "attested" if request.link == "attested" else "identity"
 
 
 def device_id_of(profile: Profile, request: EnrollmentRequest,

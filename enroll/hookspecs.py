@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Table
     from starlette.routing import BaseRoute
 
+    from enroll.attestation import AttestationContext, AttestedIdentity
     from enroll.ca import CABackend, CAStore
     from enroll.config import CASettings, Config
     from enroll.config_values import Secret
@@ -93,12 +94,26 @@ def enroll_policy_vote(request: EnrollmentRequest, profile: Profile) -> Decision
 
 
 @hookspec(firstresult=True)
-def enroll_verify_challenge(context: ChallengeContext) -> bool | None:
+def enroll_verify_attestation(context: AttestationContext) -> AttestedIdentity | None:
+    """Verify a device attestation statement (ACME device-attest-01). *firstresult*.
+
+    Return None if ``context.fmt`` is not your format. Otherwise check the statement's
+    chain to ``context.roots`` (None: your format's default anchor) and its freshness
+    (bound to ``context.token`` / ``context.key_authorization``), and return the
+    `enroll.attestation.AttestedIdentity` it proves, or raise
+    `enroll.attestation.AttestationRefused` with the reason shown to the client. The
+    built-in ``apple`` verifier is `enroll.plugins.attestation.apple`.
+    """
+
+
+@hookspec(firstresult=True)
+def enroll_verify_challenge(context: ChallengeContext, config: Config | None) -> bool | None:
     """Is this challenge password valid for this endpoint? *firstresult*.
 
     Return True to accept, False to refuse, None if the endpoint's challenge settings are
     not yours. If no plugin answers, the challenge is refused. Raise
-    `enroll.errors.Unavailable` when a remote verifier cannot be reached.
+    `enroll.errors.Unavailable` when a remote verifier cannot be reached. `config` is the
+    running configuration (a verifier reads its own section; None in a bare `Authority`).
     """
 
 
@@ -115,8 +130,10 @@ def enroll_amend_certificate(draft: CertificateDraft, request: EnrollmentRequest
 # -- events -----------------------------------------------------------------------------
 
 @hookspec
-def enroll_certificate_issued(certificate: CertificateRecord, request: RequestRecord) -> None:
-    """A certificate was signed and stored (after the transaction committed)."""
+def enroll_certificate_issued(certificate: CertificateRecord, request: RequestRecord,
+                              config: Config | None) -> None:
+    """A certificate was signed and stored (after the transaction committed, before the
+    front-end answers the client)."""
 
 
 @hookspec
@@ -134,6 +151,14 @@ def enroll_request_rejected(request: RequestRecord, actor: str, reason: str) -> 
     """A request was rejected by an operator or denied by policy, or expired waiting
     for approval (``actor`` is then ``system:expiry``; the request's status is
     ``expired``)."""
+
+
+@hookspec
+def enroll_request_refused(request: EnrollmentRequest, reason: str,
+                           config: Config | None) -> None:
+    """A submitted request was refused before anything was issued (profile rules, policy
+    denial, CA failure): `reason` is what the client is told. Runs before the front-end
+    answers; what the front-end itself refused (a bad challenge) never gets here."""
 
 
 # -- lifecycle events (enroll.lifecycle) -------------------------------------------------

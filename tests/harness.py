@@ -314,6 +314,20 @@ def child_env(**extra: str) -> dict[str, str]:
     return env
 
 
+SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+
+
+def with_system_ca(ca_file: str, argv: list[str]) -> list[str]:
+    """`argv` run where the system CA bundle is `ca_file`, for clients with no CA option
+    of their own (uacme: libcurl's built-in bundle path; lacme: Debian's LWP default, its
+    environment wiped): an operator adds enroll's root to the system store, a private
+    mount namespace does that here without touching the machine."""
+    script = f'mount --bind "$0" {SYSTEM_CA_BUNDLE} && exec "$@"'
+    user_ns = ["--map-root-user"] if os.geteuid() != 0 else []
+    return [require_binary("unshare"), "--mount", *user_ns, "sh", "-c", script, ca_file,
+            *argv]
+
+
 def require_binary(name: str) -> str:
     """An interop client or tool (also looked for in /usr/sbin, where nginx lives),
     skipped when missing unless ``ENROLL_REQUIRE_INTEROP=1`` (CI), which turns the skip

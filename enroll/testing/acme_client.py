@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -196,6 +197,43 @@ class AcmeClient:
         d = await self.directory()
         r = await self.post(d["newOrder"], {"identifiers": idents, **extra})
         return r.headers["Location"], r.json()
+
+    async def new_device_order(self, value: str,
+                               **extra: Any) -> tuple[str, dict[str, Any]]:
+        """newOrder for one ``permanent-identifier`` (draft-ietf-acme-device-attest)."""
+        d = await self.directory()
+        r = await self.post(d["newOrder"], {"identifiers": [
+            {"type": "permanent-identifier", "value": value}], **extra})
+        return r.headers["Location"], r.json()
+
+    async def answer_device_attest(self, challenge_url: str, att_obj: bytes,
+                                   *, check: bool = False) -> httpx.Response:
+        """Respond to device-attest-01 with ``{"attObj": base64url(CBOR)}``."""
+        return await self.post(challenge_url, {"attObj": b64e(att_obj)}, check=check)
+
+    async def issue_device(self, value: str, attest: Callable[[str, str], bytes],
+                           csr: bytes) -> str:
+        """newOrder -> device-attest-01 -> finalize -> certificate; the PEM chain.
+        `attest(token, key_authorization)` makes the CBOR attestation object (a device
+        puts SHA-256 of the token in its attestation as the nonce)."""
+        order_url, order = await self.new_device_order(value)
+        for authz_url in order["authorizations"]:
+            authz = (await self.get(authz_url)).json()
+            chall = next(c for c in authz["challenges"] if c["type"] == "device-attest-01")
+            att_obj = attest(chall["token"], self.key_authorization(chall["token"]))
+            answered = (await self.answer_device_attest(chall["url"], att_obj,
+                                                        check=True)).json()
+            if answered["status"] != "valid":
+                raise RuntimeError(f"device-attest-01 failed: {answered.get('error')}")
+        order = await self.poll(order_url, ("ready", "invalid"))
+        if order["status"] != "ready":
+            raise RuntimeError(f"order invalid: {order.get('error')}")
+        order = (await self.post(order["finalize"], {"csr": b64e(csr)})).json()
+        if order["status"] not in ("valid", "invalid"):
+            order = await self.poll(order_url, ("valid", "invalid"))
+        if order["status"] != "valid":
+            raise RuntimeError(f"order invalid: {order.get('error')}")
+        return (await self.get(order["certificate"])).text
 
     async def get(self, url: str) -> httpx.Response:
         return await self.post(url, None)

@@ -7,11 +7,12 @@ from typing import Any
 
 from enroll.store.transaction import Tx
 
-from . import limits, store, validation
+from . import device_attest, limits, store, validation
 from .accounts import Verified
 from .endpoint import AcmeEndpoint
 from .jws import thumbprint
 from .problems import AcmeProblem, document, malformed, not_found, unauthorized
+from .settings import DEVICE_ATTEST
 
 
 def load_authz(ep: AcmeEndpoint, v: Verified,
@@ -76,14 +77,16 @@ def respond(ep: AcmeEndpoint, v: Verified,
     return fresh, authz, started and not ep.validation.skip
 
 
-def record_result(ep: AcmeEndpoint, challenge_id: str,
-                  error: dict[str, Any] | None) -> store.Challenge | None:
+def record_result(ep: AcmeEndpoint, challenge_id: str, error: dict[str, Any] | None,
+                  attested: dict[str, Any] | None = None) -> store.Challenge | None:
     """Store a validation result and move the authorization and order on (§7.1.6), in
     one transaction; a failure counts against the account and name
-    (`limits.validation_failed`). Returns the challenge as it stands afterwards."""
+    (`limits.validation_failed`). `attested`: what a device-attest-01 device proved,
+    kept on the authorization for finalize. Returns the challenge as it stands
+    afterwards."""
     now = ep.clock.now()
     with ep.db.write() as conn:
-        failed = _record(conn, challenge_id, error, now)
+        failed = _record(conn, challenge_id, error, now, attested)
         fresh = store.get_challenge(conn, challenge_id)
     if failed is not None:
         limits.validation_failed(ep, *failed)
@@ -96,8 +99,8 @@ def record_result(ep: AcmeEndpoint, challenge_id: str,
     return fresh
 
 
-def _record(conn: Tx, challenge_id: str, error: dict[str, Any] | None,
-            now: Any) -> tuple[str, str] | None:
+def _record(conn: Tx, challenge_id: str, error: dict[str, Any] | None, now: Any,
+            attested: dict[str, Any] | None = None) -> tuple[str, str] | None:
     """Returns (account, name) when this call recorded a failed validation."""
     challenge = store.get_challenge(conn, challenge_id)
     if challenge is None:
@@ -109,6 +112,8 @@ def _record(conn: Tx, challenge_id: str, error: dict[str, Any] | None,
                                validated_at=now if not error else None, error=error):
         return None
     failed = (authz.account_id, authz.value) if error else None
+    if attested is not None and not error:
+        store.set_attested(conn, authz.id, attested)
     if not store.set_authz(conn, authz.id, "pending", status):
         return failed
     if error:
@@ -122,13 +127,22 @@ def _record(conn: Tx, challenge_id: str, error: dict[str, Any] | None,
 
 
 async def validate(ep: AcmeEndpoint, challenge: store.Challenge, authz: store.Authz,
-                   account_jwk: dict[str, Any]) -> dict[str, Any] | None:
-    """Perform the challenge; returns None on success, else the problem document."""
+                   account_jwk: dict[str, Any],
+                   payload: object = None) -> tuple[dict[str, Any] | None,
+                                                    dict[str, Any] | None]:
+    """Perform the challenge: (None, what a device attested) on success, else (the
+    problem document, None). `payload` is the client's response (device-attest-01)."""
     key_authorization = f"{challenge.token}.{thumbprint(account_jwk)}"
+    if challenge.type == DEVICE_ATTEST:
+        try:
+            return None, await ep.blocking.run(device_attest.verify, ep, authz,
+                                               challenge.token, key_authorization, payload)
+        except device_attest.Refused as exc:
+            return exc.problem, None
     name = authz.value
     try:
         await validation.run(challenge.type, name, challenge.token, key_authorization,
                              ep.validation)
     except validation.ValidationFailed as exc:
-        return exc.document()
-    return None
+        return exc.document(), None
+    return None, None

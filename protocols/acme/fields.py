@@ -13,6 +13,8 @@ from enroll.names import normalise_dns
 from .problems import NS, AcmeProblem, document, malformed
 
 MAX_IDENTIFIERS = 100
+PERMANENT_IDENTIFIER = "permanent-identifier"
+MAX_PERMANENT_IDENTIFIER = 128
 
 
 def rfc3339(value: dt.datetime) -> str:
@@ -81,7 +83,13 @@ def _identifier_problem(kind: object, text: str) -> str | tuple[str, str]:
             return str(ipaddress.ip_address(text))
         except ValueError:
             return "rejectedIdentifier", "not an IP address"
-    return "unsupportedIdentifier", "identifier types are dns and ip"
+    if kind == PERMANENT_IDENTIFIER:
+        # draft-ietf-acme-device-attest: a device serial number or UDID, proven by
+        # device-attest-01 (the endpoint decides whether it offers that).
+        if not text or len(text) > MAX_PERMANENT_IDENTIFIER or not text.isprintable():
+            return "rejectedIdentifier", "not a device identifier"
+        return text
+    return "unsupportedIdentifier", "identifier types are dns, ip and permanent-identifier"
 
 
 def refusal(refused: list[dict[str, Any]]) -> AcmeProblem:

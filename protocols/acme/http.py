@@ -301,13 +301,16 @@ class AcmeHttp:
             if start:
                 assert v.account is not None
                 jwk = v.account.jwk
+                payload = v.jws.payload()  # device-attest-01's attObj
 
                 # RFC 8555 §7.5.1 lets the server validate before it answers: the
                 # challenge comes back valid or invalid, which spares the client its
                 # polls (the authorization and order still say the same to a poller).
                 async def run() -> Reply | None:
+                    attested = None
                     try:
-                        error = await authorizations.validate(self.ep, challenge, authz, jwk)
+                        error, attested = await authorizations.validate(
+                            self.ep, challenge, authz, jwk, payload)
                     except Exception:
                         request_id = _request_id(request)
                         log.exception("validation crashed", extra={"request_id": request_id})
@@ -315,7 +318,7 @@ class AcmeHttp:
                     finally:
                         limits.release_validation_slot(self.ep)
                     done = await self.ep.blocking.run(authorizations.record_result, self.ep,
-                                                      challenge.id, error)
+                                                      challenge.id, error, attested)
                     if done is None:
                         return None
                     return Reply(200, messages.challenge(done, base),

@@ -4,6 +4,7 @@ profiles extension). Status transitions are conditional UPDATEs (§7.1.6)."""
 from __future__ import annotations
 
 import datetime as dt
+import hmac
 import ipaddress
 import secrets
 
@@ -12,6 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from sqlalchemy.exc import IntegrityError
 
 from enroll import validity_rules
+from enroll.crypto.keys import spki_sha256
 from enroll.csr import load_csr
 from enroll.errors import BadCSR, EnrollError, MalformedInput, Unavailable
 from enroll.model import (
@@ -29,6 +31,7 @@ from .accounts import Verified, account_url
 from .endpoint import AcmeEndpoint
 from .jws import b64d, jwk_of, thumbprint
 from .problems import AcmeProblem, document, from_error, malformed, not_found, unauthorized
+from .settings import DEVICE_ATTEST
 
 ORDER_LIFETIME = dt.timedelta(days=7)
 ORDER_EXPIRED = document("malformed", "order expired")
@@ -49,6 +52,12 @@ def new_order(ep: AcmeEndpoint, v: Verified) -> tuple[store.Order, list[str]]:
     offered = ep.settings.challenges
     for ident in idents:
         value = ident["value"]
+        if ident["type"] == fields.PERMANENT_IDENTIFIER:
+            # Proven by the device's attestation, not by a name policy.
+            if not ep.settings.device_attest:
+                refused.append(document("unsupportedIdentifier", "this endpoint does not "
+                                        "offer device-attest-01", identifier=ident))
+            continue
         check = value[2:] if value.startswith("*.") else value
         ok = names.allowed(ident["type"], value, ep.settings.allow) and (
             account.allow is None or names.allowed(ident["type"], value, account.allow))
@@ -97,13 +106,15 @@ def new_order(ep: AcmeEndpoint, v: Verified) -> tuple[store.Order, list[str]]:
 
 def _add_authz(conn: Tx, order: store.Order, ident: dict[str, str],
                offered: tuple[str, ...]) -> str:
-    wildcard = ident["value"].startswith("*.")
-    if wildcard:
-        types: tuple[str, ...] = ("dns-01",)
+    wildcard = ident["value"].startswith("*.") and ident["type"] == "dns"
+    if ident["type"] == fields.PERMANENT_IDENTIFIER:
+        types: tuple[str, ...] = (DEVICE_ATTEST,)
+    elif wildcard:
+        types = ("dns-01",)
     elif ident["type"] == "ip":
-        types = tuple(t for t in offered if t != "dns-01")
+        types = tuple(t for t in offered if t not in ("dns-01", DEVICE_ATTEST))
     else:
-        types = offered
+        types = tuple(t for t in offered if t != DEVICE_ATTEST)
     authz = store.Authz(secrets.token_urlsafe(12), order.id, order.account_id,
                         ident["type"], ident["value"], wildcard, "pending", order.expires)
     token = _token()  # one token per authorization, shared by its challenges
@@ -211,7 +222,42 @@ def _poll(ep: AcmeEndpoint, order: store.Order) -> store.Order:
     return fresh
 
 
-def _csr_names(csr: x509.CertificateSigningRequest) -> set[tuple[str, str]]:
+def _permanent(order: store.Order) -> list[str]:
+    return [i["value"] for i in order.identifiers
+            if i["type"] == fields.PERMANENT_IDENTIFIER]
+
+
+def _attested(ep: AcmeEndpoint, order: store.Order) -> tuple[list[str], str | None]:
+    """Every identifier the order's devices attested (the ordered one and, for an Apple
+    device, both its serial number and UDID), and the device id (its serial)."""
+    if not _permanent(order):
+        return [], None
+    with ep.db.read() as conn:
+        records = [a.attested for a in store.order_authzs(conn, order.id)
+                   if a.type == fields.PERMANENT_IDENTIFIER and a.attested]
+    found = sorted({str(i) for r in records for i in r.get("identifiers", [])}
+                   | set(_permanent(order)))
+    device_id = next((str(r["device_id"]) for r in records if r.get("device_id")),
+                     _permanent(order)[0])
+    return found, device_id
+
+
+def _check_attested_key(ep: AcmeEndpoint, order: store.Order,
+                        csr: x509.CertificateSigningRequest) -> None:
+    """draft-ietf-acme-device-attest: the certificate is for the key the device
+    attested, not for any key the account holds."""
+    key = spki_sha256(csr.public_key())
+    with ep.db.read() as conn:
+        attested = [a.attested for a in store.order_authzs(conn, order.id)
+                    if a.type == fields.PERMANENT_IDENTIFIER]
+    if not attested or any(
+            a is None or not hmac.compare_digest(str(a.get("key_sha256", "")), key)
+            for a in attested):
+        raise AcmeProblem("badCSR", "the CSR's key is not the key the device attested")
+
+
+def _csr_names(csr: x509.CertificateSigningRequest,
+               with_cn: bool = True) -> set[tuple[str, str]]:
     found: set[tuple[str, str]] = set()
     try:
         san = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
@@ -221,7 +267,8 @@ def _csr_names(csr: x509.CertificateSigningRequest) -> set[tuple[str, str]]:
         pass
     except ValueError:
         raise AcmeProblem("badCSR", "the CSR's extensions do not parse") from None
-    for attr in csr.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME):
+    for attr in csr.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME) \
+            if with_cn else ():
         cn = str(attr.value).lower()
         try:
             found.add(("ip", str(ipaddress.ip_address(cn))))
@@ -243,9 +290,15 @@ def finalize(ep: AcmeEndpoint, v: Verified, order_id: str, base: str) -> store.O
         # RFC 8555 §7.4: a CSR the server cannot use is badCSR, even one that is too
         # large or does not parse.
         raise AcmeProblem("badCSR", exc.detail) from None
-    wanted = {(i["type"], i["value"]) for i in order.identifiers}
-    if _csr_names(csr) != wanted:
+    devices = _permanent(order)
+    wanted = {(i["type"], i["value"]) for i in order.identifiers
+              if i["type"] != fields.PERMANENT_IDENTIFIER}
+    # A device's CN is its serial (the core checks it against what was attested), not
+    # a DNS name: only its SAN names must be the order's names.
+    if _csr_names(csr, with_cn=not devices) != wanted:
         raise AcmeProblem("badCSR", "the CSR must name exactly the order's identifiers")
+    if devices:
+        _check_attested_key(ep, order, csr)
     account = v.account
     assert account is not None
     if _same_key(csr, account.thumbprint):
@@ -269,16 +322,23 @@ def submit(ep: AcmeEndpoint, order: store.Order, csr: x509.CertificateSigningReq
     pass, and a refused CSR makes it invalid (the client sees why)."""
     # The core issues only what the order's validated identifiers name: an e-mail or URI
     # name, or a subject field the CSR adds, is refused (not silently issued).
+    # A permanent identifier the device attested may be the subject serialNumber: the
+    # profile's identity (``subject.serialNumber``) is then the device's.
+    devices, device_id = _attested(ep, order)
     authorized = Authorization(
-        names=frozenset(f"{i['type']}:{i['value']}" for i in order.identifiers),
+        names=frozenset(f"{i['type']}:{i['value']}" for i in order.identifiers
+                        if i["type"] != fields.PERMANENT_IDENTIFIER),
+        subject=frozenset((x509.NameOID.SERIAL_NUMBER.dotted_string, d) for d in devices),
         source="the order's identifiers")
+    link = order.replaces_link if order.replaces else ("attested" if devices else None)
     request = EnrollmentRequest(
         csr=csr, profile=order.profile, protocol="acme", endpoint=ep.label,
         requester=Requester(requester, "jws"),
-        transaction_id=order.id, replaces=order.replaces, link=order.replaces_link,
+        transaction_id=order.id, replaces=order.replaces, link=link,
         ca=ep.settings.ca,
         attributes={"acme_order": order.id}, authorized=authorized,
-        not_before=order.not_before, not_after=order.not_after)
+        not_before=order.not_before, not_after=order.not_after,
+        device_id=device_id)
     try:
         outcome = ep.authority.submit(request)
     except Unavailable as exc:

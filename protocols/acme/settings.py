@@ -14,7 +14,9 @@
     profile = "server"               # enroll profile when newOrder names none
     profiles = ["server"]            # offered in meta.profiles (profiles extension)
     ca = "issuing"                   # default: the profile's CA
-    challenges = ["http-01", "dns-01", "tls-alpn-01"]
+    challenges = ["http-01", "dns-01", "tls-alpn-01"]   # add "device-attest-01" for
+                                     # permanent-identifier orders (Apple devices)
+    attestation_roots = { apple = "/etc/enroll/test-root.pem" }  # default: Apple's root
     allow = ["dns:*", "ip:0.0.0.0/0", "ip:::/0"]   # names this endpoint accepts
     eab_required = false
     terms_of_service = ""
@@ -31,8 +33,11 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+from cryptography import x509
 
 from enroll import endpoints
 from enroll.config import Config
@@ -48,12 +53,14 @@ RESERVED_LABELS = frozenset({
     "directory", "new-nonce", "new-account", "new-order", "acct", "order", "authz", "chall",
     "cert", "revoke-cert", "key-change", "renewal-info"})
 CHALLENGE_TYPES = ("http-01", "dns-01", "tls-alpn-01")
+DEVICE_ATTEST = "device-attest-01"
+"""draft-ietf-acme-device-attest: offered only when listed (never by default)."""
 _SECTION_KEYS = {"enabled", "resolver", "http01_port", "tlsalpn01_port", "allow_loopback",
                  "allow_networks", "deny_networks", "skip_validation", "endpoints",
                  "validation_concurrency"}
 _ENDPOINT_KEYS = {"profile", "profiles", "ca", "challenges", "allow", "eab_required",
                   "terms_of_service", "website", "rate_limits", "max_pending_authorizations",
-                  "max_concurrent_validations"}
+                  "max_concurrent_validations", "attestation_roots"}
 RATE_LIMITS: dict[str, Rate | None] = {
     "new_accounts_per_address": Rate(50, 3 * 3600),
     "new_orders_per_account": Rate(300, 3 * 3600),
@@ -78,6 +85,14 @@ class EndpointSettings:
     rate_limits: Mapping[str, Rate | None]
     max_pending_authorizations: int
     max_concurrent_validations: int
+    attestation_roots: Mapping[str, tuple[x509.Certificate, ...]] = field(
+        default_factory=dict)
+    """Trust anchors per attestation format (absent: the format's default)."""
+
+    @property
+    def device_attest(self) -> bool:
+        """Does this endpoint accept ``permanent-identifier`` orders?"""
+        return DEVICE_ATTEST in self.challenges
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +143,7 @@ def _endpoint(label: str, table: Mapping[str, Any], config: Config) -> EndpointS
     # None: each order's CA is its profile's (an order may name another profile).
     ca = endpoints.ca_name(table["ca"], f"{key}.ca", config) if "ca" in table else None
     challenges = endpoints.choices(table.get("challenges", list(CHALLENGE_TYPES)),
-                                   f"{key}.challenges", CHALLENGE_TYPES)
+                                   f"{key}.challenges", (*CHALLENGE_TYPES, DEVICE_ATTEST))
     allow = as_str_list(table.get("allow", ["dns:*", "ip:0.0.0.0/0", "ip:::/0"]),
                         f"{key}.allow")
     check_patterns(allow, f"{key}.allow")
@@ -144,7 +159,22 @@ def _endpoint(label: str, table: Mapping[str, Any], config: Config) -> EndpointS
                                           f"{key}.max_pending_authorizations", minimum=1),
         max_concurrent_validations=as_int(table.get("max_concurrent_validations", 10),
                                           f"{key}.max_concurrent_validations", minimum=1),
+        attestation_roots=_attestation_roots(table.get("attestation_roots", {}),
+                                             f"{key}.attestation_roots"),
     )
+
+
+def _attestation_roots(value: Any, key: str) -> dict[str, tuple[x509.Certificate, ...]]:
+    """``{ apple = "root.pem" }``: each format's anchors, read once at start-up."""
+    out: dict[str, tuple[x509.Certificate, ...]] = {}
+    for fmt, path in as_table(value, key).items():
+        where = f"{key}.{fmt}"
+        try:
+            certs = x509.load_pem_x509_certificates(Path(as_str(path, where)).read_bytes())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(where, f"cannot read PEM certificates: {exc}") from None
+        out[str(fmt)] = tuple(certs)
+    return out
 
 
 def parse(config: Config) -> AcmeSettings | None:

@@ -98,11 +98,14 @@ acme_authzs = Table(
     Column("id", String(32), primary_key=True),
     Column("order_id", String(32), nullable=False, index=True),
     Column("account_id", String(32), nullable=False),
-    Column("type", String(8), nullable=False),
+    Column("type", String(32), nullable=False),
     Column("value", String(255), nullable=False),
     Column("wildcard", Boolean, nullable=False),
     Column("status", String(16), nullable=False),
     Column("expires", UTC_DT, nullable=False),
+    # device-attest-01: JSON {fmt, key_sha256, device_id, identifiers} of what the
+    # device proved; finalize requires the CSR's key to be that key (migration 0010).
+    Column("attested", Text, nullable=True),
     # The per-account quotas (pending authorizations, validations in progress).
     Index("ix_acme_authzs_account_status", "account_id", "status"),
 )
@@ -176,6 +179,7 @@ class Authz:
     wildcard: bool
     status: str
     expires: dt.datetime
+    attested: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +200,7 @@ def _loads(text: str | None) -> Any:
 _ACCOUNT = "id, endpoint, thumbprint, jwk, status, contact, eab_kid, allow"
 _ORDER = ("id, endpoint, account_id, status, identifiers, profile, replaces, request_id, "
           "certificate_serial, error, expires, replaces_link, not_before, not_after")
-_AUTHZ = "id, order_id, account_id, type, value, wildcard, status, expires"
+_AUTHZ = "id, order_id, account_id, type, value, wildcard, status, expires, attested"
 _CHALLENGE = "id, authz_id, type, token, status, validated_at, error"
 
 
@@ -220,7 +224,8 @@ def _order(row: Row) -> Order:
 def _authz(row: Row) -> Authz:
     return Authz(id=row["id"], order_id=row["order_id"], account_id=row["account_id"],
                  type=row["type"], value=row["value"], wildcard=row["wildcard"],
-                 status=row["status"], expires=row["expires"])
+                 status=row["status"], expires=row["expires"],
+                 attested=_loads(row["attested"]))
 
 
 def _challenge(row: Row) -> Challenge:
@@ -374,6 +379,11 @@ def set_order(tx: Tx, order_id: str, expect: str | tuple[str, ...], **values: An
 def set_authz(tx: Tx, authz_id: str, expect: str, status: str) -> bool:
     return tx.run("UPDATE acme_authzs SET status = ? WHERE id = ? AND status = ?",
                   (status, authz_id, expect)) > 0
+
+
+def set_attested(tx: Tx, authz_id: str, attested: dict[str, Any]) -> None:
+    tx.run("UPDATE acme_authzs SET attested = ? WHERE id = ?",
+           (json.dumps(attested), authz_id))
 
 
 def set_challenge(tx: Tx, challenge_id: str, expect: str, status: str,

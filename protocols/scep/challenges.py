@@ -19,11 +19,12 @@ import datetime as dt
 import hashlib
 import hmac
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from enroll.clock import Clock
 from enroll.model import ChallengeContext
+from enroll.store import audit_chain
 from enroll.store.db import Database
 
 from . import store
@@ -38,8 +39,18 @@ def generate() -> str:
     return secrets.token_urlsafe(32)
 
 
+def generate_ndes() -> str:
+    """A fresh challenge in NDES's form (upper-case hex; 32 digits, 128 bits), which
+    the MDMs that fetch challenges from an NDES page parse (`ndes_admin`)."""
+    return secrets.token_hex(16).upper()
+
+
 def digest(challenge: str) -> str:
     return hashlib.sha256(challenge.encode()).hexdigest()
+
+
+class ChallengesFull(Exception):
+    """The endpoint already has its `limit` of usable challenges outstanding."""
 
 
 class OneTimeChallenges:
@@ -49,14 +60,29 @@ class OneTimeChallenges:
         self._db = db
         self._clock = clock
 
-    def new(self, endpoint: str, ttl_seconds: int, created_by: str) -> tuple[str, dt.datetime]:
-        """Create a challenge; returns it (shown once, stored hashed) and its expiry."""
-        challenge = generate()
+    def new(self, endpoint: str, ttl_seconds: int, created_by: str, *,
+            generator: Callable[[], str] = generate,
+            audit: Mapping[str, Any] | None = None,
+            limit: int | None = None) -> tuple[str, dt.datetime]:
+        """Create a challenge; returns it (shown once, stored hashed) and its expiry.
+        With `audit`, the creation is an audit event (``scep.challenge_created``, actor
+        `created_by`, `audit` and the endpoint and expiry as details; never the
+        challenge) in the same transaction. With `limit`, raises `ChallengesFull` when
+        the endpoint has that many usable challenges (racing creators may pass it by
+        a few)."""
+        challenge = generator()
         now = self._clock.now()
         expires = now + dt.timedelta(seconds=ttl_seconds)
         with self._db.write() as tx:
+            if limit is not None and store.count_live_challenges(tx, endpoint, now) >= limit:
+                raise ChallengesFull(endpoint)
             store.insert_challenge(tx, digest=digest(challenge), endpoint=endpoint,
                                    created_by=created_by[:256], now=now, expires_at=expires)
+            if audit is not None:
+                audit_chain.append(tx, at=now, type="scep.challenge_created",
+                                   actor=created_by[:256], request_id=None, serial=None,
+                                   details={**audit, "endpoint": endpoint,
+                                            "expires": expires.isoformat()})
         return challenge, expires
 
     def consume(self, endpoint: str, challenge: str, used_by: str) -> bool:
@@ -105,18 +131,22 @@ def settings_for(endpoint: EndpointSettings,
         "static_sha256": endpoint.static_sha256,
         "one_time": one_time if endpoint.one_time else None,
         "webhook": endpoint.webhook,
+        "verifier": endpoint.verifier,
     }
 
 
 def verify(context: ChallengeContext) -> bool | None:
-    """Static, then one-time. None (let the webhook plugin answer) when neither matched
-    and the endpoint has a webhook; None for settings that are not SCEP's."""
+    """Static, then one-time. None (let the webhook plugin, or the endpoint's
+    ``challenge_verifier`` plugin, answer) when neither matched and the endpoint has one;
+    None for settings that are not SCEP's."""
     settings = context.settings
     if settings.get("kind") != KIND:
         return None
+    deferred = bool(settings.get("webhook") or settings.get("verifier"))
     challenge = context.challenge
     if not challenge or len(challenge) > MAX_CHALLENGE_LENGTH:
-        return False if not settings.get("webhook") else None
+        # A verifier's challenge may be longer (Intune's is): it bounds its own.
+        return None if deferred else False
     static = settings.get("static_sha256")
     if static and hmac.compare_digest(digest(challenge), static):
         return True
@@ -124,6 +154,4 @@ def verify(context: ChallengeContext) -> bool | None:
     if isinstance(one_time, Reservation) and one_time.consume(
             context.endpoint, challenge, used_by=f"transaction:{context.transaction_id}"):
         return True
-    if settings.get("webhook"):
-        return None
-    return False
+    return None if deferred else False

@@ -43,13 +43,15 @@ def enroll_tables() -> Sequence[Table]:
 
 @hookimpl
 def enroll_routes(frontend: FrontEnd) -> Sequence[BaseRoute]:
-    from . import http
+    from . import http, ndes_admin
     from .service import ScepService
 
     one_time = challenges.OneTimeChallenges(frontend.db, frontend.clock)
     result: list[BaseRoute] = []
     for endpoint in settings.parse(frontend.config):
-        result.extend(http.routes(ScepService(frontend, endpoint, one_time), one_time))
+        service = ScepService(frontend, endpoint, one_time)
+        result.extend(http.routes(service, one_time))
+        result.extend(ndes_admin.routes(service, one_time))
     return result
 
 

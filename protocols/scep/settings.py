@@ -8,10 +8,12 @@
     challenge_file = "/…/scep-challenge"   # optional plaintext (0600) for endpoints.json
     one_time_challenges = true        # accept challenges from `enroll scep challenge new`
     webhook_url = "https://mdm.example/verify"   # ask an MDM (plugins/webhook.py)
+    challenge_verifier = "intune"     # other challenges: a plugin's (plugins/intune)
     api_token_sha256 = "<hex>"        # MDMs fetch one-time challenges over HTTPS
     algorithms = ["aes128", "aes256", "sha256", "sha512"]   # add "3des", "des", "sha1"
     getcacert = "auto"                # chain | ra | auto (see EndpointSettings)
     rate_limits = { failures_per_address = "20/15m", challenge_api_failures_per_address = "10/15m" }
+    dynamic_challenge = { users = { jamf = "scrypt$…" } }   # NDES mscep_admin page (ndes_admin)
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from enroll.config_values import Secret, as_bool, as_duration, as_int, as_str, a
 from enroll.errors import ConfigError
 from enroll.rate_limits import Rate, rates
 
-from . import algorithms
+from . import algorithms, ndes_admin
 from .pkimessage import MAX_MESSAGE_BYTES
 
 DEFAULT_PATH = "/scep"
@@ -39,7 +41,7 @@ _ENDPOINT_KEYS = {
     "signing_time_skew",
     "renewal_grace", "renewal_challenge", "max_message_bytes", "ra_profile", "ra_key_size",
     "ra_overlap",
-    "getcacert", "rate_limits",
+    "getcacert", "rate_limits", "dynamic_challenge", "challenge_verifier",
 }
 RATE_LIMITS: dict[str, Rate | None] = {
     # Wrong challenges and messages that do not decrypt into a request, per source
@@ -47,6 +49,9 @@ RATE_LIMITS: dict[str, Rate | None] = {
     "failures_per_address": Rate(20, 15 * 60),
     # Wrong bearer tokens on the one-time-challenge API.
     "challenge_api_failures_per_address": Rate(10, 15 * 60),
+    # Wrong Basic passwords on the NDES-compatible challenge page (`ndes_admin`).
+    "dynamic_challenge_failures_per_address": Rate(10, 15 * 60),
+    "dynamic_challenge_failures_per_user": Rate(20, 3600),
 }
 _SECTION_KEYS = {"enabled", "endpoints"}
 
@@ -86,6 +91,12 @@ class EndpointSettings:
     micromdm's scepclient envelope to every certificate GetCACert returns and fail on an
     EC one; with an EC issuing CA, the RA alone)."""
     rate_limits: Mapping[str, Rate | None]
+    dynamic_challenge: ndes_admin.DynamicChallenge | None = None
+    """The NDES-compatible page MDMs fetch one-time challenges from (Jamf Pro's
+    "Dynamic - Microsoft CA"); None: not served."""
+    verifier: str | None = None
+    """The plugin verifying challenges that are neither static nor one-time
+    (``challenge_verifier``, e.g. ``intune``): `challenges.verify` leaves them to it."""
 
     @property
     def digests(self) -> tuple[str, ...]:
@@ -138,13 +149,21 @@ def _endpoint(label: str, table: Mapping[str, Any], config: Config) -> EndpointS
             "token": Secret(as_str(table["webhook_token"], f"{key}.webhook_token"))
             if "webhook_token" in table else None,
         }
+    one_time = as_bool(table.get("one_time_challenges", True), f"{key}.one_time_challenges")
+    dynamic = None
+    if "dynamic_challenge" in table:
+        dynamic = ndes_admin.parse(table["dynamic_challenge"], f"{key}.dynamic_challenge",
+                                   label)
+        if not one_time:
+            raise ConfigError(f"{key}.dynamic_challenge", "needs one_time_challenges = "
+                                                          "true (it hands out one-time "
+                                                          "challenges)")
     ra_profile = endpoints.profile_name(table.get("ra_profile", "device"),
                                         f"{key}.ra_profile", config)
     return EndpointSettings(
         label=base.label, path=base.path, profile=base.profile, ca=base.ca, next_ca=next_ca,
         static_sha256=static, challenge_file=challenge_file,
-        one_time=as_bool(table.get("one_time_challenges", True),
-                         f"{key}.one_time_challenges"),
+        one_time=one_time,
         one_time_ttl=as_duration(table.get("one_time_ttl", "1h"), f"{key}.one_time_ttl",
                                  minimum=60, maximum=90 * 86400),
         webhook=webhook,
@@ -168,7 +187,19 @@ def _endpoint(label: str, table: Mapping[str, Any], config: Config) -> EndpointS
         getcacert=endpoints.choice(table.get("getcacert", "auto"), f"{key}.getcacert",
                                    ("auto", "chain", "ra")),
         rate_limits=rates(table.get("rate_limits"), f"{key}.rate_limits", RATE_LIMITS),
+        dynamic_challenge=dynamic,
+        verifier=_verifier(table.get("challenge_verifier"), f"{key}.challenge_verifier"),
     )
+
+
+def _verifier(raw: Any, key: str) -> str | None:
+    """The plugin that verifies the challenges static and one-time ones do not match."""
+    if raw is None:
+        return None
+    name = as_str(raw, key)
+    if not name.isidentifier() or len(name) > 64:
+        raise ConfigError(key, "expected a plugin's verifier name, e.g. \"intune\"")
+    return name
 
 
 def parse(config: Config) -> tuple[EndpointSettings, ...]:
@@ -188,4 +219,18 @@ def _parse(config: Config) -> tuple[EndpointSettings, ...]:
     result = tuple(_endpoint(label, as_table(t, f"scep.endpoints.{label}"), config)
                    for label, t in tables.items())
     endpoints.unique_paths("scep", result)
+    _unique_challenge_pages(result)
     return result
+
+
+def _unique_challenge_pages(result: tuple[EndpointSettings, ...]) -> None:
+    """No two challenge pages, and no challenge page and SCEP path, share a path."""
+    taken = {e.path: f"the SCEP path of endpoint {e.label!r}" for e in result}
+    for e in result:
+        if e.dynamic_challenge is None:
+            continue
+        where = e.dynamic_challenge.path
+        if where in taken:
+            raise ConfigError(f"scep.endpoints.{e.label}.dynamic_challenge.path",
+                              f"{where} is {taken[where]} too")
+        taken[where] = f"the challenge page of endpoint {e.label!r}"

@@ -127,6 +127,12 @@ def release_challenge(tx: Tx, *, digest: str, endpoint: str, used_by: str) -> bo
                   (digest, endpoint, used_by[:256])) == 1
 
 
+def count_live_challenges(tx: Tx, endpoint: str, now: dt.datetime) -> int:
+    """The endpoint's challenges still usable: unused and not expired."""
+    return int(tx.scalar("SELECT count(*) FROM scep_challenges WHERE endpoint = ? AND "
+                         "used_at IS NULL AND expires_at > ?", (endpoint, tx.when(now))))
+
+
 def count_challenges(tx: Tx, endpoint: str | None = None, unused_only: bool = False) -> int:
     conditions = ["1 = 1"]
     params: list[str] = []

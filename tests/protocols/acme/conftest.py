@@ -5,7 +5,10 @@ its one AsyncClient, so validation tasks finish on the test's event loop), and a
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+import threading
+from collections.abc import Callable, Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -42,3 +45,24 @@ def make_harness(harness_factory: Callable[..., Harness], local_dns: LocalDns,
 @pytest.fixture
 def harness(make_harness: Callable[..., Harness]) -> Harness:
     return make_harness()
+
+
+@pytest.fixture
+def webroot(acme_server: Any, tmp_path: Path) -> Iterator[Path]:
+    """A directory served as static files on ``acme_server.http01_port`` (loopback), as a
+    web server's document root: webroot-mode clients write their http-01 answers under
+    ``<webroot>/.well-known/acme-challenge/``."""
+    root = tmp_path / "webroot"
+    (root / ".well-known" / "acme-challenge").mkdir(parents=True)
+    handler = functools.partial(_QuietFiles, directory=str(root))
+    httpd = ThreadingHTTPServer(("127.0.0.1", acme_server.http01_port), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield root
+    httpd.shutdown()
+    httpd.server_close()
+
+
+class _QuietFiles(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
+        pass

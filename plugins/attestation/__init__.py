@@ -1,0 +1,1 @@
+"""Built-in device attestation verifiers (the ``enroll_verify_attestation`` hook)."""

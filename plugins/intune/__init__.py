@@ -1,0 +1,1 @@
+"""Built-in Intune plugin: enroll as a third-party SCEP CA behind Microsoft Intune (`plugin`)."""
