@@ -34,6 +34,7 @@ def test_two_workers_serve_one_ra_and_switch_together(
     from enroll.protocols.scep import settings
     from enroll.protocols.scep.pkimessage import PKIStatus
     from enroll.protocols.scep.ra import RAKeyring
+
     from enroll.testing.scep_client import ScepClient, csr_with_challenge
 
     server = server_factory(tmp_path / "data", extra_env={"ENROLL_DATABASE_URL": pg_url,
