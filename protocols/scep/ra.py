@@ -154,9 +154,13 @@ class RAKeyring:
         current = active[-1]
         pending = [g for g in gens if g.generation > current.generation]
         if not pending and self._due(current, now):
-            # Made here or by another worker: either way the row is there now.
-            self._create(current.generation + 1, now, self._activation(current, now))
-            return self._read()
+            try:
+                self._create(current.generation + 1, now, self._activation(current, now))
+            except Exception:  # the current RA still serves; the next request tries again
+                log.exception("SCEP %s: issuing the next RA generation failed",
+                              self.endpoint.label)
+            else:  # made here or by another worker: either way the row is there now
+                return self._read()
         nxt = pending[-1] if pending else None
         live = [current, *([nxt] if nxt else []),
                 *(g for g in reversed(gens) if g is not current and g is not nxt)]
