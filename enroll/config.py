@@ -127,7 +127,8 @@ class Config:
 
 
 def default_raw_config() -> dict[str, Any]:
-    """The embedded default: a root and an issuing CA (EC P-256) and three profiles."""
+    """The embedded default: a root and an issuing CA (EC P-256), the RSA issuing CA the
+    default SCEP endpoint uses, and three profiles."""
     return {
         "cas": {
             "root": {"backend": "local", "subject": "CN=enroll Root CA,O=enroll",
@@ -135,6 +136,12 @@ def default_raw_config() -> dict[str, Any]:
             "issuing": {"backend": "local", "parent": "root",
                         "subject": "CN=enroll Issuing CA,O=enroll",
                         "key_type": "ec-p256", "validity_days": 1825},
+            # SCEP's: GetCACert must carry the CA the devices' certificates chain to, and
+            # SCEP clients envelope to every certificate there (RSA key transport only),
+            # so the CA SCEP issues from has an RSA key (docs/scep.md).
+            "scep": {"backend": "local", "parent": "root",
+                     "subject": "CN=enroll SCEP Issuing CA,O=enroll",
+                     "key_type": "rsa-2048", "validity_days": 1825},
         },
         "profiles": {
             "device": {

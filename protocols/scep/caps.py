@@ -5,14 +5,16 @@ from __future__ import annotations
 from .settings import EndpointSettings
 
 
-def capabilities(endpoint: EndpointSettings) -> list[str]:
+def capabilities(endpoint: EndpointSettings, next_ca_cert: bool = False) -> list[str]:
     """The capability keywords, in the order RFC 8894 §3.5.2 lists them. Single DES has
-    no keyword (it is the pre-RFC default); AES and SHA-256 are always on."""
+    no keyword (it is the pre-RFC default); AES and SHA-256 are always on.
+    GetNextCACert when there is something to answer it with (`next_ca_cert`: a
+    configured ``next_ca`` or a next RA generation published ahead)."""
     on = endpoint.algorithms
     caps = ["AES"]
     if "3des" in on:
         caps.append("DES3")
-    if endpoint.next_ca is not None:
+    if next_ca_cert or endpoint.next_ca is not None:
         caps.append("GetNextCACert")
     caps += ["POSTPKIOperation", "Renewal"]
     if "sha1" in on:
@@ -25,5 +27,5 @@ def capabilities(endpoint: EndpointSettings) -> list[str]:
     return caps
 
 
-def render(endpoint: EndpointSettings) -> str:
-    return "\n".join(capabilities(endpoint)) + "\n"
+def render(endpoint: EndpointSettings, next_ca_cert: bool = False) -> str:
+    return "\n".join(capabilities(endpoint, next_ca_cert)) + "\n"

@@ -45,15 +45,17 @@ def routes(service: ScepService, one_time: OneTimeChallenges) -> list[BaseRoute]
 
     async def scep(request: Request) -> Response:
         operation = request.query_params.get("operation", "")
+        # Each reads the RA generations from the database (workers agree, and switch
+        # generations without a restart), so it runs off the event loop.
         if operation == "GetCACaps":
-            return PlainTextResponse(service.caps())
+            return PlainTextResponse(await service.frontend.blocking.run(service.caps))
         if operation == "GetCACert":
-            body, media_type = service.ca_cert()
+            body, media_type = await service.frontend.blocking.run(service.ca_cert)
             return Response(body, media_type=media_type)
         if operation == "GetNextCACert":
             next_body = await service.frontend.blocking.run(service.next_ca_cert)
             if next_body is None:
-                return _bad("no CA rollover is configured for this endpoint", 404)
+                return _bad("no next CA or RA certificate is published for this endpoint", 404)
             return Response(next_body, media_type="application/x-x509-next-ca-cert")
         if operation != "PKIOperation":
             return _bad("unknown operation")

@@ -25,6 +25,8 @@ from enroll.store.transaction import Tx
 from . import challenges, ra, settings
 
 CHALLENGE_FILE = "scep-challenge"
+DEFAULT_CA = "scep"
+"""The embedded default's RSA issuing CA (`enroll.config.default_raw_config`)."""
 
 
 @hookimpl
@@ -64,7 +66,7 @@ def enroll_default_config(data_dir: Path) -> Mapping[str, Any]:
         challenge = challenges.generate()
         write_private(path, challenge + "\n")
     return {"scep": {"endpoints": {"default": {
-        "path": settings.DEFAULT_PATH, "profile": "device",
+        "path": settings.DEFAULT_PATH, "profile": "device", "ca": DEFAULT_CA,
         "challenge_sha256": challenges.digest(challenge),
         "challenge_file": str(path.resolve()),
     }}}}
@@ -84,12 +86,19 @@ def enroll_endpoint_info(frontend: FrontEnd, http_url: str,
         except OSError:
             pass
     # Creating the RAs here (serve calls this once, before workers start) also spares
-    # the workers a race for them. The fingerprint is for clients that pin the RA
-    # (scepclient -ca-fingerprint, MDM profiles).
+    # the workers a race for them. The fingerprints are for clients that pin a
+    # certificate of GetCACert: the RA (scepclient -ca-fingerprint; it changes at each
+    # RA rollover) or the issuing CA (an MDM profile's CAFingerprint; it does not).
     for endpoint in endpoints:
-        current = ra.load_or_create(frontend, endpoint, endpoint.ca)
+        generations = ra.RAKeyring(frontend, endpoint, endpoint.ca).snapshot()
         if endpoint is first:
+            current = generations.current
             info["ra_fingerprint"] = current.certificate.fingerprint(hashes.SHA256()).hex()
+            if generations.next is not None:
+                info["next_ra_fingerprint"] = \
+                    generations.next.certificate.fingerprint(hashes.SHA256()).hex()
+            if current.chain:
+                info["ca_fingerprint"] = current.chain[0].fingerprint(hashes.SHA256()).hex()
     if len(endpoints) > 1:
         info["endpoints"] = {e.label: f"{http_url}{e.path}" for e in endpoints}
     return {"scep": info}

@@ -46,7 +46,7 @@ from .pkimessage import (
     parse_issuer_and_serial,
     parse_pkimessage,
 )
-from .ra import RA, load_or_create
+from .ra import RA, Generations, RAKeyring
 from .settings import EndpointSettings
 
 log = logging.getLogger("enroll.scep")
@@ -72,9 +72,15 @@ class ScepService:
         self.door = frontend.door
         self.clock = frontend.clock
         self.endpoint = endpoint
-        self.ra: RA = load_or_create(frontend, endpoint, endpoint.ca)
+        self.ras = RAKeyring(frontend, endpoint, endpoint.ca)
         self._one_time = one_time
-        self._ca_cert_body = signeddata.degenerate(self._getcacert_certificates())
+        self._ca_cert_bodies: dict[int, bytes] = {}
+        current = self.ras.snapshot().current
+        if self.endpoint.getcacert == "auto" and len(self._getcacert_certificates(current)) < 2:
+            log.warning("SCEP %s: CA %r has no RSA key, so GetCACert carries the RA alone "
+                        "and clients cannot chain their certificates to it; give the "
+                        "endpoint an RSA issuing CA (docs/scep.md, RA keys)",
+                        endpoint.label, endpoint.ca)
         self._handlers: dict[MessageType, Callable[[PKIMessage, bytes], _Result]] = {
             MessageType.PKCS_REQ: self._pkcs_req,
             MessageType.RENEWAL_REQ: self._renewal_req,
@@ -85,29 +91,52 @@ class ScepService:
 
     # -- GetCACaps, GetCACert, GetNextCACert (RFC 8894 §3.5, §4.2, §4.7) -----------------
 
-    def caps(self) -> str:
-        return caps.render(self.endpoint)
+    @property
+    def ra(self) -> RA:
+        """The current RA generation (read from the database)."""
+        return self.ras.snapshot().current
 
-    def _getcacert_certificates(self) -> list[x509.Certificate]:
+    def caps(self) -> str:
+        nxt = self.endpoint.next_ca is not None or self.ras.snapshot().next is not None
+        return caps.render(self.endpoint, next_ca_cert=nxt)
+
+    def _getcacert_certificates(self, ra: RA) -> list[x509.Certificate]:
+        """The RA first (the only certificate with keyEncipherment), then the CAs."""
         mode = self.endpoint.getcacert
-        if mode == "auto":
-            all_rsa = all(isinstance(c.public_key(), rsa.RSAPublicKey) for c in self.ra.chain)
-            mode = "chain" if all_rsa else "ra"
-        return [self.ra.certificate, *self.ra.chain] if mode == "chain" \
-            else [self.ra.certificate]
+        if mode == "ra":
+            return [ra.certificate]
+        if mode == "chain":
+            return [ra.certificate, *ra.chain]
+        rsa_prefix: list[x509.Certificate] = []
+        for cert in ra.chain:
+            if not isinstance(cert.public_key(), rsa.RSAPublicKey):
+                break
+            rsa_prefix.append(cert)
+        return [ra.certificate, *rsa_prefix]
 
     def ca_cert(self) -> tuple[bytes, str]:
-        """RFC 8894 §4.2.1.2: RA certificate + CA chain as a degenerate SignedData."""
-        return self._ca_cert_body, "application/x-x509-ca-ra-cert"
+        """RFC 8894 §4.2.1.2: the current RA certificate + CA certificates as a
+        degenerate SignedData."""
+        current = self.ras.snapshot().current
+        body = self._ca_cert_bodies.get(current.generation)
+        if body is None:
+            body = signeddata.degenerate(self._getcacert_certificates(current))
+            self._ca_cert_bodies[current.generation] = body
+        return body, "application/x-x509-ca-ra-cert"
 
     def next_ca_cert(self) -> bytes | None:
-        """RFC 8894 §4.7: the next CA (and its RA) as a degenerate SignedData, signed by
-        the current RA. None when no rollover is configured."""
-        if self.endpoint.next_ca is None:
+        """RFC 8894 §4.7: the next CA (and its RA), or the next RA generation of this CA,
+        as a degenerate SignedData signed by the current RA. None when neither exists."""
+        generations = self.ras.snapshot()
+        current = generations.current
+        if self.endpoint.next_ca is not None:
+            nxt = RAKeyring(self.frontend, self.endpoint, self.endpoint.next_ca).snapshot().current
+            inner = signeddata.degenerate([nxt.certificate, *nxt.chain])
+        elif generations.next is not None:
+            inner = signeddata.degenerate(self._getcacert_certificates(generations.next))
+        else:
             return None
-        nxt = load_or_create(self.frontend, self.endpoint, self.endpoint.next_ca)
-        inner = signeddata.degenerate([nxt.certificate, *nxt.chain])
-        return signeddata.sign(inner, [], self.ra.certificate, self.ra.key)
+        return signeddata.sign(inner, [], current.certificate, current.key)
 
     # -- PKIOperation ----------------------------------------------------------------------
 
@@ -121,10 +150,13 @@ class ScepService:
         message = parse_pkimessage(body, self.endpoint.max_message_bytes)
         cipher = "aes128_cbc"
         limits = self._failure_limits(source)
+        generations = self.ras.snapshot()
+        # The CertRep is signed by the RA the request was enveloped to, else the current.
+        signer = [generations.current]
         try:
             # A throttled address is answered before anything is decrypted.
             self.frontend.limits.check(limits, "failed requests from this address")
-            result, cipher = self._dispatch(message)
+            result, cipher = self._dispatch(message, generations, signer)
         except Exception as exc:  # every failure becomes a signed CertRep
             if isinstance(exc, Undecryptable | Unauthorized):
                 # Wrong challenges and contents that do not open count alike, so the
@@ -149,7 +181,8 @@ class ScepService:
             enveloped = envelope.encrypt(result.content, [message.signer], cipher)
         return build_certrep(
             status=result.status, transaction_id=message.transaction_id,
-            recipient_nonce=message.sender_nonce, signer=self.ra.certificate, key=self.ra.key,
+            recipient_nonce=message.sender_nonce, signer=signer[-1].certificate,
+            key=signer[-1].key,
             digest=digest, enveloped=enveloped, fail_info=result.fail_info,
             fail_text=result.fail_text)
 
@@ -170,7 +203,8 @@ class ScepService:
             f"scep:{self.endpoint.label}", code, source, refusals.actor_of(exc),
             {"message_type": message.message_type, "detail": reason})
 
-    def _dispatch(self, message: PKIMessage) -> tuple[_Result, str]:
+    def _dispatch(self, message: PKIMessage, generations: Generations,
+                  signer: list[RA]) -> tuple[_Result, str]:
         try:
             kind = MessageType(message.message_type)
         except ValueError:
@@ -195,7 +229,8 @@ class ScepService:
             raise ScepFailure(FailInfo.BAD_REQUEST, "the pkiMessage has no content")
         # Everything up to here depends only on what an eavesdropper sees as well, and
         # keeps its own answer. From the decryption on, see `Undecryptable`.
-        sealed = envelope.read(message.signed.content, self.ra.certificate)
+        sealed, ra = _read_envelope(message.signed.content, generations.live)
+        signer.append(ra)
         if sealed.cipher not in self.endpoint.ciphers:
             raise ScepFailure(FailInfo.BAD_ALG, algorithms.refusal(
                 sealed.cipher, "cipher", self.endpoint.label))
@@ -203,7 +238,7 @@ class ScepService:
             # Found by transactionID and signer alone: its content is never decrypted,
             # so no CertPoll answer can depend on it (a structure oracle otherwise).
             return handler(message, b""), sealed.cipher
-        payload = envelope.open_sealed(sealed, self.ra.key)
+        payload = envelope.open_sealed(sealed, ra.key)
         return handler(message, payload), sealed.cipher
 
     def _check_time(self, message: PKIMessage) -> None:
@@ -369,6 +404,19 @@ class ScepService:
             return _Result(PKIStatus.PENDING)
         return _Result(PKIStatus.FAILURE, fail_info=FailInfo.BAD_REQUEST,
                        fail_text=outcome.reason)
+
+
+def _read_envelope(content: bytes, live: tuple[RA, ...]) -> tuple[envelope.Sealed, RA]:
+    """The envelope's recipientInfo for one of the live RA generations (by issuer and
+    serial number, or key identifier) and that RA. Every generation gets the same
+    reading, so which one matched shows only in the CertRep's signer."""
+    for ra in live[:-1]:
+        try:
+            return envelope.read(content, ra.certificate), ra
+        except ScepFailure as exc:
+            if exc.fail_info is not FailInfo.BAD_MESSAGE_CHECK:
+                raise
+    return envelope.read(content, live[-1].certificate), live[-1]
 
 
 def _csr(payload: bytes) -> x509.CertificateSigningRequest:

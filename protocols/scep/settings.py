@@ -40,6 +40,7 @@ _ENDPOINT_KEYS = {
     "webhook_token", "api_token_sha256", "algorithms", "legacy_algorithms",
     "signing_time_skew",
     "renewal_grace", "renewal_challenge", "max_message_bytes", "ra_profile", "ra_key_size",
+    "ra_overlap",
     "getcacert", "rate_limits", "dynamic_challenge", "challenge_verifier",
 }
 RATE_LIMITS: dict[str, Rate | None] = {
@@ -81,10 +82,14 @@ class EndpointSettings:
     max_message_bytes: int
     ra_profile: str
     ra_key_size: int
+    ra_overlap: int
+    """Seconds before the current RA expires that the next is issued and published
+    (GetNextCACert); it becomes current half-way (protocols/scep/ra.py)."""
     getcacert: str
-    """``chain`` (RA + CA chain), ``ra`` (RA only) or ``auto`` (chain when every CA
-    certificate has an RSA key, else RA only: clients such as micromdm's scepclient
-    envelope to every certificate GetCACert returns and fail on an EC one)."""
+    """``chain`` (RA + CA chain), ``ra`` (RA only) or ``auto`` (RA + the chain's RSA
+    certificates from the issuing CA up to the first that is not RSA: clients such as
+    micromdm's scepclient envelope to every certificate GetCACert returns and fail on an
+    EC one; with an EC issuing CA, the RA alone)."""
     rate_limits: Mapping[str, Rate | None]
     dynamic_challenge: ndes_admin.DynamicChallenge | None = None
     """The NDES-compatible page MDMs fetch one-time challenges from (Jamf Pro's
@@ -177,6 +182,8 @@ def _endpoint(label: str, table: Mapping[str, Any], config: Config) -> EndpointS
         ra_profile=ra_profile,
         ra_key_size=as_int(table.get("ra_key_size", 2048), f"{key}.ra_key_size",
                            minimum=2048, maximum=4096),
+        ra_overlap=as_duration(table.get("ra_overlap", "30d"), f"{key}.ra_overlap",
+                               minimum=3600),
         getcacert=endpoints.choice(table.get("getcacert", "auto"), f"{key}.getcacert",
                                    ("auto", "chain", "ra")),
         rate_limits=rates(table.get("rate_limits"), f"{key}.rate_limits", RATE_LIMITS),

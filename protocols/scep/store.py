@@ -1,4 +1,5 @@
-"""SCEP's own tables: RA keys (one per endpoint and CA, shared by every worker) and
+"""SCEP's own tables: RA keys (every generation of each endpoint's RA, shared by every
+worker) and
 one-time challenges. Certificates and requests never live here: they go through the
 core's pipeline. Exactly-once rules are enforced by the database (primary keys and a
 conditional UPDATE), not by locks in Python. Every function takes a `Tx` from
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Column, Index, Integer, LargeBinary, String, Table, Text
 
@@ -28,10 +30,13 @@ scep_ra_keys = Table(
     "scep_ra_keys", metadata,
     Column("endpoint", String(64), primary_key=True),
     Column("ca", String(64), primary_key=True),
-    Column("generation", Integer, nullable=False),
+    Column("generation", Integer, primary_key=True),
     Column("certificate_pem", Text, nullable=False),
     Column("key_blob", LargeBinary, nullable=False),
     Column("created_at", UTC_DT, nullable=False),
+    # When this generation becomes current (GetCACert, CertRep signer); NULL: when it
+    # was created (rows from before generations were kept).
+    Column("activates_at", UTC_DT, nullable=True),
 )
 
 scep_challenges = Table(
@@ -54,32 +59,47 @@ class StoredRA:
     generation: int
     certificate_pem: str
     key_blob: bytes
+    activates_at: dt.datetime | None = None
 
 
-def get_ra(tx: Tx, endpoint: str, ca: str) -> StoredRA | None:
-    row = tx.one("SELECT endpoint, ca, generation, certificate_pem, key_blob "
-                 "FROM scep_ra_keys WHERE endpoint = ? AND ca = ?", (endpoint, ca),
-                 scep_ra_keys)
-    if row is None:
-        return None
+_RA_COLUMNS = "endpoint, ca, generation, certificate_pem, key_blob, created_at, activates_at"
+
+
+def _stored(row: Any) -> StoredRA:
     return StoredRA(endpoint=row["endpoint"], ca=row["ca"], generation=row["generation"],
-                    certificate_pem=row["certificate_pem"], key_blob=row["key_blob"])
+                    certificate_pem=row["certificate_pem"], key_blob=bytes(row["key_blob"]),
+                    activates_at=row["activates_at"] or row["created_at"])
+
+
+def get_ra(tx: Tx, endpoint: str, ca: str, generation: int | None = None) -> StoredRA | None:
+    """One generation of the RA of (endpoint, ca); without `generation`, the newest."""
+    if generation is None:
+        row = tx.one(f"SELECT {_RA_COLUMNS} FROM scep_ra_keys WHERE endpoint = ? "  # noqa: S608 - constant
+                     "AND ca = ? ORDER BY generation DESC LIMIT 1", (endpoint, ca),
+                     scep_ra_keys)
+    else:
+        row = tx.one(f"SELECT {_RA_COLUMNS} FROM scep_ra_keys WHERE endpoint = ? "  # noqa: S608 - constant
+                     "AND ca = ? AND generation = ?", (endpoint, ca, generation),
+                     scep_ra_keys)
+    return None if row is None else _stored(row)
+
+
+def ra_generations(tx: Tx, endpoint: str, ca: str) -> list[tuple[int, dt.datetime]]:
+    """(generation, activates at) of every stored RA of (endpoint, ca), oldest first:
+    what a worker reads on each use to agree with every other one."""
+    rows = tx.all("SELECT generation, created_at, activates_at FROM scep_ra_keys WHERE "
+                  "endpoint = ? AND ca = ? ORDER BY generation", (endpoint, ca),
+                  scep_ra_keys)
+    return [(int(r["generation"]), r["activates_at"] or r["created_at"]) for r in rows]
 
 
 def insert_ra(tx: Tx, ra: StoredRA, now: dt.datetime) -> None:
-    """Raises IntegrityError if another worker stored one first."""
+    """Store a new generation. Raises IntegrityError if another worker stored this
+    generation first (the primary key decides, not a lock)."""
     tx.insert(scep_ra_keys, {
         "endpoint": ra.endpoint, "ca": ra.ca, "generation": ra.generation,
-        "certificate_pem": ra.certificate_pem, "key_blob": ra.key_blob, "created_at": now})
-
-
-def replace_ra(tx: Tx, ra: StoredRA, previous_generation: int, now: dt.datetime) -> bool:
-    """Swap in a renewed RA only if nobody renewed it first."""
-    return tx.run("UPDATE scep_ra_keys SET generation = ?, certificate_pem = ?, "
-                  "key_blob = ?, created_at = ? WHERE endpoint = ? AND ca = ? AND "
-                  "generation = ?",
-                  (ra.generation, ra.certificate_pem, ra.key_blob, tx.when(now),
-                   ra.endpoint, ra.ca, previous_generation)) == 1
+        "certificate_pem": ra.certificate_pem, "key_blob": ra.key_blob, "created_at": now,
+        "activates_at": ra.activates_at or now})
 
 
 def insert_challenge(tx: Tx, *, digest: str, endpoint: str, created_by: str,
@@ -138,8 +158,9 @@ def purge_expired_challenges(tx: Tx, before: dt.datetime, limit: int | None = No
 
 
 def ra_key_blobs(tx: Tx) -> list[tuple[str, str, bytes]]:
-    """(endpoint, ca, key blob) of every RA, for re-sealing."""
-    rows = tx.all("SELECT endpoint, ca, key_blob FROM scep_ra_keys ORDER BY endpoint, ca",
+    """(endpoint, ca, key blob) of every RA generation, for re-sealing."""
+    rows = tx.all("SELECT endpoint, ca, key_blob FROM scep_ra_keys "
+                  "ORDER BY endpoint, ca, generation",
                   (), scep_ra_keys)
     return [(str(r["endpoint"]), str(r["ca"]), bytes(r["key_blob"])) for r in rows]
 

@@ -53,7 +53,7 @@ def test_mounted_under_pki_in_fastapi_without_lifespan_urls_carry_the_prefix(
     assert call(parent, "GET", "/pki/health").json() == {"status": "ok"}
     listing = call(parent, "GET", "/pki/ca").json()
     by_name = {entry["name"]: entry for entry in listing}
-    assert set(by_name) == {"root", "issuing"}
+    assert set(by_name) == {"root", "issuing", "scep"}
     issuing = by_name["issuing"]
     assert issuing["pem"] == "http://testserver/pki/ca/issuing.pem"
     assert issuing["crl"] == "http://testserver/pki/crl/issuing.crl"

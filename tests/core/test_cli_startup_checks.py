@@ -117,7 +117,7 @@ def test_the_test_suites_own_variables_are_ignored(initialised: Path) -> None:
            "ENROLL_REQUIRE_INTEROP": "1"}
     done = _cli(initialised, "ca", "list", "--json", env=env)
     assert done.returncode == 0, done.stderr
-    assert [r["name"] for r in json.loads(done.stdout)] == ["root", "issuing"]
+    assert [r["name"] for r in json.loads(done.stdout)] == ["root", "issuing", "scep"]
 
 
 # -- only init and serve migrate and create CAs -----------------------------------------

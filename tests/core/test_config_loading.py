@@ -27,7 +27,7 @@ def config_error(table: dict[str, Any]) -> ConfigError:
 
 def test_embedded_default_is_valid(tmp_path: Path) -> None:
     cfg = config_mod.from_raw(raw(tmp_path))
-    assert set(cfg.cas) == {"root", "issuing"}
+    assert set(cfg.cas) == {"root", "issuing", "scep"}
     assert set(cfg.profiles) == {"device", "server", "tls-listener"}
     assert cfg.profiles["device"].validity == 365 * 86400
 

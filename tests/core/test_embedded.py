@@ -67,7 +67,7 @@ def test_data_dir_keeps_secrets_private_and_ca_keys_encrypted(
     ctx = open_data_dir(data)
     with ctx.db.read() as conn:
         stored = queries.list_cas(conn)
-    assert {ca.name for ca in stored} == {"root", "issuing"}
+    assert {ca.name for ca in stored} == {"root", "issuing", "scep"}
     for ca in stored:
         assert is_sealed(ca.key_blob)
     passphrase = (data / "ca-passphrase").read_bytes().strip()

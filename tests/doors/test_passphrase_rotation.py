@@ -167,7 +167,7 @@ async def test_rotation_through_the_cli_moves_every_secret_and_all_doors_issue_a
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[0] == (
         "every sealed secret is now under the new passphrase (one transaction): "
-        "2 ACME EAB keys, 2 CA keys, 1 EST kept keys, 1 SCEP RA keys")
+        "2 ACME EAB keys, 3 CA keys, 1 EST kept keys, 1 SCEP RA keys")
     assert f"the file {tmp_path / 'ca-passphrase'}" in done.stdout
     assert NEW_TEXT not in done.stdout + done.stderr
 
@@ -180,7 +180,7 @@ async def test_rotation_through_the_cli_moves_every_secret_and_all_doors_issue_a
     after = make(ca_passphrase=NEW_TEXT)
     assert "eab" not in [r["name"] for r in after.rows("acme_secrets")]  # nothing derives
     blobs = _blobs(after)
-    assert len(blobs) == 6 and all(b is not None and sealing.is_current(b)
+    assert len(blobs) == 7 and all(b is not None and sealing.is_current(b)
                                    for b in blobs.values()), blobs
     for door in DOORS:
         assert (await DoorDriver(door, after, responder).enroll(
@@ -192,7 +192,7 @@ async def test_rotation_through_the_cli_moves_every_secret_and_all_doors_issue_a
         kept = est_store.get_key_by_serial(tx, format(kept_serial, "x"))
     assert kept is not None and open_key(kept.encrypted_key, NEW, kept.request_id) == kept_der
     assert [e.details for e in _audit(after)] == [{"resealed": {
-        "CA keys": 2, "SCEP RA keys": 1, "EST kept keys": 1, "ACME EAB keys": 2}}]
+        "CA keys": 3, "SCEP RA keys": 1, "EST kept keys": 1, "ACME EAB keys": 2}}]
 
 
 class _FailsLast:
@@ -211,7 +211,7 @@ async def test_a_rotation_failing_part_way_leaves_everything_under_the_old_passp
     with h.ctx.db.write() as tx:
         eab.create(tx, "corp", None, OLD, dt.datetime.now(dt.UTC))
     blobs = _blobs(h)
-    assert len(blobs) == 5
+    assert len(blobs) == 6
 
     failing = _FailsLast()
     h.ctx.pm.register(failing)
@@ -255,7 +255,7 @@ async def test_running_it_again_picks_up_a_secret_sealed_under_the_old_passphras
     sealing.unseal(straggler, OLD, context=eab.context(kid))
     again = _cli(config, "ca", "rotate-passphrase", stdin=NEW_TEXT + "\n")
     assert again.returncode == 0, again.stderr
-    assert "1 ACME EAB keys, 2 CA keys" in again.stdout
+    assert "1 ACME EAB keys, 3 CA keys" in again.stdout
     with h.ctx.db.read() as tx:
         [(_, resealed)] = acme_store.eab_key_blobs(tx)
     assert sealing.unseal(resealed or b"", NEW, context=eab.context(kid)) == \

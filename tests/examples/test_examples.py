@@ -57,7 +57,7 @@ async def test_fastapi_example_serves_enroll_under_pki(tmp_path: Path,
         assert (await client.get("/")).json()["pki"] == "/pki/ca"
         assert (await client.get("/pki/health")).json() == {"status": "ok"}
         cas = (await client.get("/pki/ca")).json()
-        assert {c["name"] for c in cas} == {"root", "issuing"}
+        assert {c["name"] for c in cas} == {"root", "issuing", "scep"}
         assert all(c["pem"].startswith("http://svc/pki/ca/") for c in cas)
         pem = await client.get(cas[0]["pem"].removeprefix("http://svc"))
         assert pem.status_code == 200 and pem.text.startswith("-----BEGIN CERTIFICATE-----")

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 from enroll.protocols.scep.failinfo import UNDECRYPTABLE_TEXT, FailInfo
 from enroll.protocols.scep.pkimessage import MessageType, PKIStatus
-from harness import CHALLENGE, Harness, scep_client, scep_operation
+from harness import CHALLENGE, Harness, scep_client, scep_operation, scep_ra
 
 from enroll.clock import FrozenClock
 from enroll.crypto.keys import spki_sha256
@@ -222,6 +222,7 @@ def test_pkcsreq_signed_by_an_expired_certificate_is_refused(make_scep: Any) -> 
     later = old.not_valid_after_utc + dt.timedelta(days=2)
     clock.advance(later - clock.now())
     client.signer = old
+    client.ra = scep_ra(h)  # the RA issued with it expired too: GetCACert has its successor
     reply = _send(h, client, csr_with_challenge(_new_key(), "router-1", None), "expired",
                   now=later)
     _refused(reply, FailInfo.BAD_REQUEST)

@@ -8,7 +8,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from enroll.protocols.scep.failinfo import UNDECRYPTABLE_TEXT, FailInfo
 from enroll.protocols.scep.pkimessage import MessageType, PKIStatus
-from harness import CHALLENGE, Harness, scep_client, scep_operation
+from harness import CHALLENGE, Harness, scep_client, scep_operation, scep_ra
 
 from enroll.crypto.keys import spki_sha256
 from enroll.testing.scep_client import csr_with_challenge
@@ -240,6 +240,7 @@ def test_expired_certificate_renews_only_within_the_grace(make_scep) -> None:  #
         later = first.certificate.not_valid_after_utc + dt.timedelta(days=2)
         clock.advance(later - clock.now())
         client.signer = first.certificate
+        client.ra = scep_ra(scep)  # the first RA expired too: GetCACert has its successor
         message, _ = client.pkcs_req(csr_with_challenge(client.key, f"old-{grace}", None),
                                      f"renew-{grace}", MessageType.RENEWAL_REQ, now=later)
         reply = client.read(scep_operation(scep, message).content)

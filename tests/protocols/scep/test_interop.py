@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]
 SCEPCLIENT_ALGORITHMS = {
@@ -78,6 +79,8 @@ def test_scepclient_enrolls_renews_and_wrong_challenge_fails(
     assert first.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value == \
         "interop-device"
     assert _stored(enroll_server, first)["protocol"] == "scep"
+    _chains_to_getcacert(scep["url"], device / "client.pem", tmp_path,
+                         Path(enroll_server.endpoints["root_ca"]))
 
     # scepclient sends RenewalReq, signed with client.pem, when that file exists.
     renewed = _run(scepclient, scep["url"], device, "-certificate", str(device / "client.pem"))
@@ -97,6 +100,30 @@ def test_scepclient_enrolls_renews_and_wrong_challenge_fails(
     assert "failInfo: badRequest" in wrong.stdout + wrong.stderr
     assert not (tmp_path / "intruder" / "client.pem").exists()
     assert _count(enroll_server) == before == 3
+
+
+def _chains_to_getcacert(url: str, cert: Path, tmp_path: Path, root: Path) -> None:
+    """GetCACert read by curl and openssl carries the RA and then the RSA issuing CA
+    (scepclient, enveloping to every certificate there, did not fail on it), and the
+    certificate scepclient got verifies against that CA (and on to the root)."""
+    curl, openssl = shutil.which("curl"), shutil.which("openssl")
+    assert curl and openssl, "curl and openssl are needed"
+    p7, bundle = tmp_path / "getcacert.p7", tmp_path / "getcacert.pem"
+    subprocess.run([curl, "-sf", "-o", str(p7), f"{url}?operation=GetCACert"], timeout=30,
+                   env=_env(), check=True)
+    subprocess.run([openssl, "pkcs7", "-inform", "DER", "-in", str(p7), "-print_certs",
+                    "-out", str(bundle)], timeout=30, env=_env(), check=True)
+    certs = x509.load_pem_x509_certificates(bundle.read_bytes())
+    assert [c.subject.rfc4514_string() for c in certs] == [
+        "O=enroll,CN=enroll SCEP RA default", "CN=enroll SCEP Issuing CA,O=enroll"]
+    ca_pem = tmp_path / "scep-ca.pem"
+    ca_pem.write_bytes(certs[1].public_bytes(serialization.Encoding.PEM))
+    for args in (["-partial_chain", "-CAfile", str(ca_pem)],
+                 ["-CAfile", str(root), "-untrusted", str(ca_pem)]):
+        verified = subprocess.run([openssl, "verify", *args, str(cert)], capture_output=True,
+                                  text=True, timeout=30, env=_env(), check=False)
+        assert verified.returncode == 0 and verified.stdout.strip().endswith("OK"), \
+            verified.stdout + verified.stderr
 
 
 def test_scepclient_with_a_one_time_challenge_from_the_cli(

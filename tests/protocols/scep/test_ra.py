@@ -53,7 +53,9 @@ def _squat(h: Any, transaction_id: str, now: Any) -> None:
 
 
 def _near_expiry(clock: FrozenClock, ra_cert: x509.Certificate) -> None:
-    clock.advance(ra_cert.not_valid_after_utc - ra.RENEW_BEFORE + dt.timedelta(days=1)
+    """Past the point where the next generation takes over (half the overlap before
+    expiry), with no next generation made yet: it is made and current at once."""
+    clock.advance(ra_cert.not_valid_after_utc - ra.RENEW_BEFORE / 2 + dt.timedelta(days=1)
                   - clock.now())
 
 
