@@ -224,10 +224,20 @@ class Fleet:
 
     # -- revocation as relying parties see it -------------------------------------------
 
-    def crl_serials(self) -> set[int]:
-        r = httpx.get(self.server.endpoints["crl_url"], trust_env=False, timeout=10)
+    def ca_of(self, cert: x509.Certificate) -> str:
+        """The name of the CA that issued `cert` (SCEP issues from the RSA `scep` CA
+        on the embedded default, the `device` profile from `issuing`)."""
+        return str(self.cli("certs", "show", _hex(cert), "--json")["ca"])
+
+    def crl_serials(self, ca: str) -> set[int]:
+        r = httpx.get(f"{self.server.http_url}/crl/{ca}.crl", trust_env=False, timeout=10)
         assert r.status_code == 200
         return {e.serial_number for e in x509.load_der_x509_crl(r.content)}
+
+    def issuer(self, ca: str) -> x509.Certificate:
+        return x509.load_pem_x509_certificates(httpx.get(
+            f"{self.server.http_url}/ca/{ca}/chain.pem", trust_env=False,
+            timeout=10).content)[0]
 
     def ocsp_status(self, cert: x509.Certificate, issuer: x509.Certificate
                     ) -> tuple[ocsp.OCSPCertStatus, x509.ReasonFlags | None]:
@@ -329,13 +339,10 @@ async def test_a_fleet_moves_from_scep_and_est_to_acme(fleet: Fleet) -> None:
     lines = fleet.cli("certs", "revoke-superseded").splitlines()
     assert sorted(lines[:-1]) == sorted(f"revoked {_hex(c)} (superseded)" for c in old.values())
     assert lines[-1] == "4 superseded certificate(s) revoked"
-    issuer = x509.load_pem_x509_certificates(
-        httpx.get(fleet.server.endpoints["ca_chain_url"], trust_env=False,
-                  timeout=10).content)[0]
-    on_crl = fleet.crl_serials()
     for key in names:
-        assert old[key].serial_number in on_crl, key
-        assert new[key].serial_number not in on_crl, key
-        assert fleet.ocsp_status(old[key], issuer) == (ocsp.OCSPCertStatus.REVOKED,
-                                                       x509.ReasonFlags.superseded)
-        assert fleet.ocsp_status(new[key], issuer)[0] is ocsp.OCSPCertStatus.GOOD
+        was, now = fleet.ca_of(old[key]), fleet.ca_of(new[key])
+        assert old[key].serial_number in fleet.crl_serials(was), key
+        assert new[key].serial_number not in fleet.crl_serials(now), key
+        assert fleet.ocsp_status(old[key], fleet.issuer(was)) == (
+            ocsp.OCSPCertStatus.REVOKED, x509.ReasonFlags.superseded)
+        assert fleet.ocsp_status(new[key], fleet.issuer(now))[0] is ocsp.OCSPCertStatus.GOOD
