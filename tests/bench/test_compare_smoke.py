@@ -69,7 +69,7 @@ def test_scep_against_scepserver(tmp_path: Path) -> None:
     require_binary("scepserver")
     rows = _compare(tmp_path, "scep")
     enroll, peer = _measured(rows, "enroll"), _measured(rows, "scepserver")
-    assert enroll["issuers"] == ["CN=enroll Issuing CA,O=enroll"]
+    assert enroll["issuers"] == ["CN=enroll SCEP Issuing CA,O=enroll"]  # RSA, as the peer's
     assert peer["issuers"] and "enroll" not in peer["issuers"][0]
     assert "vs_peer" in enroll
 

@@ -22,7 +22,7 @@ MANUAL = {"ENROLL_PROFILES__DEVICE__APPROVAL": "manual"}
 def test_ca_list_json_and_table(data_dir: Path, run_cli: Run) -> None:
     rows = json.loads(run_cli(data_dir, "ca", "list", "--json").stdout)
     assert [(r["name"], r["parent"], r["backend"]) for r in rows] == [
-        ("root", "", "local"), ("issuing", "root", "local")]
+        ("root", "", "local"), ("issuing", "root", "local"), ("scep", "root", "local")]
     assert rows[1]["subject"] == "CN=enroll Issuing CA,O=enroll"
     dt.datetime.fromisoformat(rows[0]["not_after"])
     table = run_cli(data_dir, "ca", "list").stdout.splitlines()

@@ -5,8 +5,8 @@ touches /var/lib/certmonger or the machine's system bus.
 
 certmonger's scep-submit verifies the CertRep's signature with OpenSSL's PKCS7_verify
 and a store made of what GetCACert returned (plus what `add-scep-ca -I/-N` gave it): the
-RA alone (what ``getcacert = "auto"`` sends when the CA keys are EC, as in the embedded
-default) does not chain, and it reports "failed to verify signature on server response
+RA and the RSA `scep` issuing CA, without the EC root (what ``getcacert = "auto"`` sends
+on the embedded default), do not chain to a trust anchor, and it reports "failed to verify signature on server response
 ... certificate verify error". Most tests therefore set ``getcacert = "chain"``
 (docs/scep.md, RA keys), which certmonger handles: it envelopes to the leaf that has
 keyEncipherment (the RA); the last one shows `-I` with the default.
@@ -160,7 +160,7 @@ def test_certmonger_enrols_and_rekeys_over_scep(server_factory: Any, certmonger:
     assert asked.returncode == 0, asked.stdout + asked.stderr
     fields = certmonger.wait("device")
     assert fields["status"] == "MONITORING", fields
-    assert fields["issuer"] == "CN=enroll Issuing CA,O=enroll"
+    assert fields["issuer"] == "CN=enroll SCEP Issuing CA,O=enroll"  # the RSA `scep` CA
     first = x509.load_pem_x509_certificate(cert.read_bytes())
     assert first.subject.rfc4514_string() == "CN=certmonger-device"
     record = _stored(server, first.serial_number)
@@ -209,8 +209,8 @@ def test_certmonger_with_a_wrong_challenge_gets_nothing(server_factory: Any,
 
 def test_certmonger_with_the_default_getcacert_needs_the_chain_by_hand(
         server_factory: Any, certmonger: Certmonger, tmp_path: Path) -> None:
-    """With the default ``getcacert = "auto"`` and EC CAs, GetCACert holds the RA alone:
-    certmonger cannot verify the CertRep (enroll issued; certmonger discards the answer
+    """With the default ``getcacert = "auto"``, GetCACert holds the RA and the RSA issuing
+    CA but not the EC root: certmonger cannot verify the CertRep (enroll issued; certmonger discards the answer
     and keeps no certificate). Handing it the CA chain with ``add-scep-ca -I`` (from
     ``ca_chain_url``) is enough, without changing the endpoint."""
     server = server_factory(tmp_path / "data")
