@@ -6,10 +6,11 @@ touches /var/lib/certmonger or the machine's system bus.
 certmonger's scep-submit verifies the CertRep's signature with OpenSSL's PKCS7_verify
 and a store made of what GetCACert returned (plus what `add-scep-ca -I/-N` gave it): the
 RA and the RSA `scep` issuing CA, without the EC root (what ``getcacert = "auto"`` sends
-on the embedded default), do not chain to a trust anchor, and it reports "failed to verify signature on server response
-... certificate verify error". Most tests therefore set ``getcacert = "chain"``
-(docs/scep.md, RA keys), which certmonger handles: it envelopes to the leaf that has
-keyEncipherment (the RA); the last one shows `-I` with the default.
+on the embedded default), do not chain to a trust anchor, and it reports "failed to
+verify signature on server response ... certificate verify error". Most tests therefore
+set ``getcacert = "chain"`` (docs/scep.md, RA keys), which certmonger handles: it
+envelopes to the leaf that has keyEncipherment (the RA); the last one shows `-I` with the
+default.
 certmonger 0.79 uses AES and SHA-256, so no legacy algorithm is switched on."""
 
 from __future__ import annotations
@@ -210,9 +211,10 @@ def test_certmonger_with_a_wrong_challenge_gets_nothing(server_factory: Any,
 def test_certmonger_with_the_default_getcacert_needs_the_chain_by_hand(
         server_factory: Any, certmonger: Certmonger, tmp_path: Path) -> None:
     """With the default ``getcacert = "auto"``, GetCACert holds the RA and the RSA issuing
-    CA but not the EC root: certmonger cannot verify the CertRep (enroll issued; certmonger discards the answer
-    and keeps no certificate). Handing it the CA chain with ``add-scep-ca -I`` (from
-    ``ca_chain_url``) is enough, without changing the endpoint."""
+    CA but not the EC root: certmonger cannot verify the CertRep (enroll issued;
+    certmonger discards the answer and keeps no certificate). Handing it the CA chain
+    with ``add-scep-ca -I`` (from ``ca_chain_url``) is enough, without changing the
+    endpoint."""
     server = server_factory(tmp_path / "data")
     scep = server.endpoints["scep"]
     assert certmonger.run("add-scep-ca", "-c", "plain", "-u", scep["url"]).returncode == 0
