@@ -131,14 +131,12 @@ def enroll_verify_challenge(context: ChallengeContext, config: Config | None) ->
 @hookimpl
 def enroll_certificate_issued(certificate: CertificateRecord, request: RequestRecord,
                               config: Config | None) -> None:
-    if request.protocol != PROTOCOL or config is None:
+    found = _validated(request.protocol, request.endpoint, request.transaction_id, config)
+    if found is None:
         return
-    csr = validated.take(request.endpoint, request.transaction_id)
-    endpoint = settings.parse(config).get(request.endpoint)
-    if csr is None or endpoint is None or request.transaction_id is None:
-        return
-    answer = client_for(endpoint).success(request.transaction_id, csr,
-                                          certificate.certificate, certificate.serial_hex)
+    endpoint, csr, transaction = found
+    answer = client_for(endpoint).success(transaction, csr, certificate.certificate,
+                                          certificate.serial_hex)
     if not answer.ok:
         log.warning("intune %s: the success notification of %s was refused: %s",
                     endpoint.label, certificate.serial_hex, answer.code)
@@ -147,10 +145,21 @@ def enroll_certificate_issued(certificate: CertificateRecord, request: RequestRe
 @hookimpl
 def enroll_request_refused(request: EnrollmentRequest, reason: str,
                            config: Config | None) -> None:
-    if request.protocol != PROTOCOL or config is None:
+    found = _validated(request.protocol, request.endpoint, request.transaction_id, config)
+    if found is None:
         return
-    csr = validated.take(request.endpoint, request.transaction_id)
-    endpoint = settings.parse(config).get(request.endpoint)
-    if csr is None or endpoint is None or request.transaction_id is None:
-        return
-    client_for(endpoint).failure(request.transaction_id, csr, HRESULT_REFUSED, reason)
+    endpoint, csr, transaction = found
+    client_for(endpoint).failure(transaction, csr, HRESULT_REFUSED, reason)
+
+
+def _validated(protocol: str, label: str, transaction: str | None,
+               config: Config | None) -> tuple[Any, Any, str] | None:
+    """(endpoint settings, CSR, transaction id) of a SCEP request Intune validated in
+    this process, taken out of `validated` (each is notified once); else None."""
+    if protocol != PROTOCOL or config is None:
+        return None
+    csr = validated.take(label, transaction)
+    endpoint = settings.parse(config).get(label)
+    if csr is None or endpoint is None or transaction is None:
+        return None
+    return endpoint, csr, transaction
