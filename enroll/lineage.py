@@ -69,25 +69,25 @@ def chain(tx: Tx, serial: str) -> list[Link]:
     if start is None:
         return []
     seen = {start["serial"]}
-    back: list[dict[str, Any]] = []
-    row = start
-    while row["replaces"] and len(seen) < MAX_DEPTH:
-        older = lineage.link_row(tx, row["replaces"])
-        if older is None or older["serial"] in seen:
-            break
-        seen.add(older["serial"])
-        back.append(older)
-        row = older
-    forward: list[dict[str, Any]] = []
-    row = start
-    while row["superseded_by"] and len(seen) < MAX_DEPTH:
-        newer = lineage.link_row(tx, row["superseded_by"])
-        if newer is None or newer["serial"] in seen:
-            break
-        seen.add(newer["serial"])
-        forward.append(newer)
-        row = newer
+    back = _walk(tx, start, "replaces", seen)
+    forward = _walk(tx, start, "superseded_by", seen)
     return [_link(r) for r in [*reversed(back), start, *forward]]
+
+
+def _walk(tx: Tx, start: dict[str, Any], column: str, seen: set[str]) -> list[dict[str, Any]]:
+    """The rows reached from `start` by following `column` (``replaces``: back,
+    ``superseded_by``: forward), nearest first; stops at a loop (`seen`, shared by both
+    directions) or after `MAX_DEPTH` certificates in all."""
+    rows: list[dict[str, Any]] = []
+    row = start
+    while row[column] and len(seen) < MAX_DEPTH:
+        following = lineage.link_row(tx, row[column])
+        if following is None or following["serial"] in seen:
+            break
+        seen.add(following["serial"])
+        rows.append(following)
+        row = following
+    return rows
 
 
 def chains_of_identity(tx: Tx, identity: str) -> list[list[Link]]:
