@@ -1,8 +1,9 @@
 """Package discovery for the DESIGN.md layout.
 
-`protocols/`, `plugins/` and `migrations/` are top-level folders in the repository but
-install as `enroll.protocols`, `enroll.plugins` and `enroll.migrations`; this walks each
-folder so a new sub-package needs no edit here. Everything else lives in pyproject.toml.
+`protocols/`, `plugins/`, `migrations/` and `admin/` are top-level folders in the
+repository but install as `enroll.protocols`, `enroll.plugins`, `enroll.migrations` and
+`enroll.admin`; this walks each folder so a new sub-package needs no edit here.
+Everything else lives in pyproject.toml.
 """
 
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 from setuptools import setup
 
 ROOTS = {"enroll": "enroll", "protocols": "enroll.protocols", "plugins": "enroll.plugins",
-         "migrations": "enroll.migrations"}
+         "migrations": "enroll.migrations", "admin": "enroll.admin"}
 
 
 def _packages() -> tuple[list[str], dict[str, str]]:

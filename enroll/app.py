@@ -76,6 +76,10 @@ def create_app(config: Config | None = None, *, clock: Clock | None = None,
                            impl.function(frontend=context.frontend))
         routes.extend(label_routes(contributed or [], impl.plugin_name,
                                    https_url=context.config.public_https_url))
+    for impl in reversed(context.pm.hook.enroll_operator_routes.get_hookimpls()):
+        contributed = cast("Iterable[BaseRoute] | None", impl.function(context=context))
+        routes.extend(label_routes(contributed or [], impl.plugin_name,
+                                   https_url=context.config.public_https_url))
     return EnrollApp(routes, context)
 
 

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from enroll.ca import CABackend, CAStore
     from enroll.config import CASettings, Config
     from enroll.config_values import Secret
+    from enroll.context import AppContext
     from enroll.door import FrontEnd
     from enroll.model import (
         CertificateDraft,
@@ -244,6 +245,16 @@ def enroll_routes(frontend: FrontEnd) -> Sequence[BaseRoute] | None:
     handed out. Requests to the returned routes are counted and logged under the
     plugin's registered name. Validate your config section here (`enroll.endpoints`)
     and raise `enroll.errors.ConfigError` with the dotted key if it is wrong."""
+
+
+@hookspec
+def enroll_operator_routes(context: AppContext) -> Sequence[BaseRoute] | None:
+    """Routes of an operators' front-end (the admin API and console of
+    ``enroll.admin``). Unlike a protocol, an operators' door acts on the whole engine
+    (approval queue, revocation, inventory, audit, the protocols' credentials), as the
+    CLI does, so it is handed the composition root; leave the plugin out
+    (``disable_plugins = ["admin"]``) and the engine has no such door. Labelled, counted
+    and kept off the plain-HTTP listener like `enroll_routes`."""
 
 
 @hookspec

@@ -1,0 +1,52 @@
+"""The operators' door as a plugin: its config section, tables, CLI commands, the
+routes of the admin API and the console, and the secrets it seals."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Table
+from starlette.routing import BaseRoute
+
+from enroll.config_values import Secret
+from enroll.context import AppContext
+from enroll.hookspecs import hookimpl
+from enroll.store.transaction import Tx
+
+from . import settings
+
+
+@hookimpl
+def enroll_config_sections() -> Mapping[str, Any]:
+    return {settings.SECTION: settings.parse}
+
+
+@hookimpl
+def enroll_tables() -> Sequence[Table]:
+    from . import store
+
+    return store.TABLES
+
+
+@hookimpl
+def enroll_cli_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
+    from . import cli
+
+    cli.register(subparsers)
+
+
+@hookimpl
+def enroll_reseal_secrets(tx: Tx, old: Secret, new: Secret) -> Mapping[str, int]:
+    from . import secrets_reseal
+
+    return secrets_reseal.reseal(tx, old, new)
+
+
+@hookimpl
+def enroll_operator_routes(context: AppContext) -> Sequence[BaseRoute]:
+    settings.parse(context.config)
+    routes: list[BaseRoute] = []
+    # The API (admin/api) and the console (admin/ui) add their mounts here.
+    return routes
