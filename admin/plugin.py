@@ -46,7 +46,10 @@ def enroll_reseal_secrets(tx: Tx, old: Secret, new: Secret) -> Mapping[str, int]
 
 @hookimpl
 def enroll_operator_routes(context: AppContext) -> Sequence[BaseRoute]:
-    settings.parse(context.config)
+    parsed = settings.parse(context.config)
     routes: list[BaseRoute] = []
-    # The API (admin/api) and the console (admin/ui) add their mounts here.
+    if parsed.console:
+        from .ui import pages
+
+        routes.append(pages.mount(context, parsed))
     return routes
