@@ -13,9 +13,9 @@ from typing import Any
 
 import pyotp
 import pytest
-
 from enroll.admin import roles, store, tokens, users
 from enroll.admin.roles import Action, Role
+
 from enroll.config_values import Secret
 from enroll.passphrase_rotation import rotate
 from enroll.testing import TEST_PASSPHRASE

@@ -167,7 +167,8 @@ async def test_rotation_through_the_cli_moves_every_secret_and_all_doors_issue_a
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[0] == (
         "every sealed secret is now under the new passphrase (one transaction): "
-        "2 ACME EAB keys, 3 CA keys, 1 EST kept keys, 1 SCEP RA keys")
+        "2 ACME EAB keys, 3 CA keys, 1 EST kept keys, 1 SCEP RA keys, "
+        "0 console TOTP seeds, 1 console keys")
     assert f"the file {tmp_path / 'ca-passphrase'}" in done.stdout
     assert NEW_TEXT not in done.stdout + done.stderr
 
@@ -192,7 +193,8 @@ async def test_rotation_through_the_cli_moves_every_secret_and_all_doors_issue_a
         kept = est_store.get_key_by_serial(tx, format(kept_serial, "x"))
     assert kept is not None and open_key(kept.encrypted_key, NEW, kept.request_id) == kept_der
     assert [e.details for e in _audit(after)] == [{"resealed": {
-        "CA keys": 3, "SCEP RA keys": 1, "EST kept keys": 1, "ACME EAB keys": 2}}]
+        "CA keys": 3, "SCEP RA keys": 1, "EST kept keys": 1, "ACME EAB keys": 2,
+        "console TOTP seeds": 0, "console keys": 1}}]
 
 
 class _FailsLast:
