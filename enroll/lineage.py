@@ -13,12 +13,15 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from enroll.crypto.serials import parse_serial_hex
+from enroll.errors import MalformedInput, NotFound
 from enroll.model import LINK_REASONS
 from enroll.store import lineage
 from enroll.store.transaction import Tx
 
 MAX_DEPTH = 256
 MAX_CERTIFICATES = 1000
+MAX_ARGUMENT = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,3 +106,21 @@ def chains_of_identity(tx: Tx, identity: str) -> list[list[Link]]:
         seen.update(link.serial for link in links)
         found.append(links)
     return found
+
+
+def chains_for(tx: Tx, target: str) -> list[list[Link]]:
+    """The chains of the identity `target` if it has certificates, else the chain of
+    the serial `target`."""
+    if len(target) > MAX_ARGUMENT:
+        raise MalformedInput("argument too long")
+    found = chains_of_identity(tx, target)
+    if found:
+        return found
+    try:
+        serial = parse_serial_hex(target)
+    except ValueError:
+        raise NotFound(f"no certificate of identity {target[:96]!r}") from None
+    one = chain(tx, serial)
+    if not one:
+        raise NotFound(f"no certificate with serial {serial}")
+    return [one]

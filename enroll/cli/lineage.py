@@ -14,10 +14,7 @@ from typing import Any
 from enroll import lineage
 from enroll.cli.commands import Opener, _out
 from enroll.cli.tables import render
-from enroll.crypto.serials import parse_serial_hex
-from enroll.errors import MalformedInput, NotFound
 
-MAX_ARGUMENT = 1024
 COLUMNS = ["serial", "protocol", "endpoint", "profile", "not_before", "not_after", "status",
            "link", "reason"]
 
@@ -33,24 +30,6 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.set_defaults(func=cmd_certs_lineage)
 
 
-def chains_for(tx: Any, target: str) -> list[list[lineage.Link]]:
-    """The chains of the identity `target` if it has certificates, else the chain of
-    the serial `target`."""
-    if len(target) > MAX_ARGUMENT:
-        raise MalformedInput("argument too long")
-    found = lineage.chains_of_identity(tx, target)
-    if found:
-        return found
-    try:
-        serial = parse_serial_hex(target)
-    except ValueError:
-        raise NotFound(f"no certificate of identity {target[:96]!r}") from None
-    one = lineage.chain(tx, serial)
-    if not one:
-        raise NotFound(f"no certificate with serial {serial}")
-    return [one]
-
-
 def _row(link: lineage.Link) -> dict[str, Any]:
     row = link.as_json()
     row["not_before"] = link.not_before.isoformat(timespec="seconds")
@@ -62,7 +41,7 @@ def _row(link: lineage.Link) -> dict[str, Any]:
 def cmd_certs_lineage(args: argparse.Namespace, opener: Opener) -> int:
     ctx = opener.context()
     with ctx.db.read() as tx:
-        chains = chains_for(tx, args.target)
+        chains = lineage.chains_for(tx, args.target)
     if args.json:
         _out(json.dumps({"target": args.target,
                          "chains": [[link.as_json() for link in c] for c in chains]},

@@ -462,9 +462,37 @@ def list_audit(tx: Tx, *, since: dt.datetime | None = None,
     tail = f" LIMIT {int(limit)}" if limit is not None else ""
     rows = tx.all("SELECT id, at, type, actor, request_id, serial, details, hash "
                   f"FROM audit_events {where}ORDER BY id{tail}", params, audit_events)
-    return [AuditEvent(id=r["id"], at=r["at"], type=r["type"], actor=r["actor"],
-                       request_id=r["request_id"], serial_hex=r["serial"],
-                       details=r["details"] or {}, hash=r["hash"]) for r in rows]
+    return [_audit_event(r) for r in rows]
+
+
+def page_audit(tx: Tx, *, after: int = 0, limit: int = 100, type: str | None = None,
+               actor: str | None = None, serial: str | None = None,
+               request_id: str | None = None) -> list[AuditEvent]:
+    """One page of events with id > `after`, oldest first. `type` ending in ``.`` is a
+    prefix (``admin.``), else exact."""
+    conditions: list[str] = ["id > ?"]
+    params: list[Any] = [after]
+    if type is not None:
+        if type.endswith("."):  # a range, not LIKE: nothing to escape
+            conditions.append("type >= ? AND type < ?")
+            params += [type, type[:-1] + "/"]
+        else:
+            conditions.append("type = ?")
+            params.append(type)
+    for column, value in (("actor", actor), ("serial", serial), ("request_id", request_id)):
+        if value is not None:
+            conditions.append(f"{column} = ?")
+            params.append(value)
+    rows = tx.all("SELECT id, at, type, actor, request_id, serial, details, hash "
+                  f"FROM audit_events WHERE {' AND '.join(conditions)} "
+                  f"ORDER BY id LIMIT {int(limit)}", params, audit_events)
+    return [_audit_event(r) for r in rows]
+
+
+def _audit_event(r: Row) -> AuditEvent:
+    return AuditEvent(id=r["id"], at=r["at"], type=r["type"], actor=r["actor"],
+                      request_id=r["request_id"], serial_hex=r["serial"],
+                      details=r["details"] or {}, hash=r["hash"])
 
 
 # -- blocked keys -------------------------------------------------------------------------

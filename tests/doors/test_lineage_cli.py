@@ -107,11 +107,11 @@ async def test_unknown_targets_and_a_bounded_walk(make_driver: Any) -> None:
     d = make_driver("est", LINKED)
     with d.h.ctx.db.read() as tx:
         with pytest.raises(NotFound):
-            lineage_cli.chains_for(tx, "abcdef")
+            lineage.chains_for(tx, "abcdef")
         with pytest.raises(NotFound):
-            lineage_cli.chains_for(tx, "san.dns:nobody.corp.example")
+            lineage.chains_for(tx, "san.dns:nobody.corp.example")
         with pytest.raises(MalformedInput):
-            lineage_cli.chains_for(tx, "x" * 2000)
+            lineage.chains_for(tx, "x" * 2000)
     serials = await three_doors(d)
     with d.h.ctx.db.write() as tx:  # a corrupt history: a loop back to the newest
         tx.run("UPDATE certificates SET replaces = ? WHERE serial = ?",
