@@ -6,6 +6,7 @@ allow list, MDWE, no capabilities, no new privileges; tests/deploy/unit_sandbox.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -174,7 +175,9 @@ def test_engine_issues_under_the_units_process_restrictions(tmp_path: Path) -> N
             status = _status(pid)
             assert status["Seccomp"] == "2", status  # a filter is loaded
             assert status["NoNewPrivs"] == "1"
-            assert int(status["CapEff"], 16) == 0 and int(status["CapBnd"], 16) == 0
+            assert int(status["CapEff"], 16) == 0
+            if os.geteuid() == 0:  # only root may empty the bounding set
+                assert int(status["CapBnd"], 16) == 0
         for n in range(4):  # new connections: both workers sign
             est_enroll(served.endpoints, cn=f"sandboxed-{n}")
         metrics = httpx.get(served.endpoints["metrics_url"], timeout=10, trust_env=False)
