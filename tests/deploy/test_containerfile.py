@@ -155,7 +155,18 @@ def test_image_builds_runs_and_keeps_its_state_on_the_volume(tmp_path: Path) -> 
     system_ca = Path("/etc/ssl/certs/ca-certificates.crt")
     if system_ca.exists():  # this machine's TLS-intercepting proxy, for pip
         build += ["--secret", f"id=pip-ca,src={system_ca}"]
-    _podman(*build, str(REPO), timeout=900)
+    before = set(_podman("images", "-q", "-a", "--no-trunc").stdout.split())
+    try:
+        _podman(*build, str(REPO), timeout=900)
+        _run_image(tag, tmp_path)
+    finally:  # what this build left: the image, its build stage and cached layers
+        _podman("rmi", "-f", tag, check=False)
+        left = set(_podman("images", "-q", "-a", "--no-trunc").stdout.split()) - before
+        if left:
+            _podman("rmi", "-f", *left, check=False)
+
+
+def _run_image(tag: str, tmp_path: Path) -> None:
     suffix = secrets.token_hex(4)
     volume, secret, name = f"enroll-data-{suffix}", f"enroll-pass-{suffix}", f"enroll-{suffix}"
     passphrase = tmp_path / "passphrase"
@@ -192,4 +203,3 @@ def test_image_builds_runs_and_keeps_its_state_on_the_volume(tmp_path: Path) -> 
         _podman("rm", "-f", "-t", "5", name, check=False)
         _podman("volume", "rm", "-f", volume, check=False)
         _podman("secret", "rm", secret, check=False)
-        _podman("rmi", "-f", tag, check=False)
