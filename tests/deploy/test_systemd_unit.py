@@ -2,7 +2,8 @@
 offline security exposure stays under a threshold, the CA passphrase reaches the engine
 as a credential file (never an environment value), and the engine runs and issues under
 the unit's process restrictions that can be applied without systemd as PID 1 (seccomp
-allow list, MDWE, no capabilities, no new privileges; tests/deploy/unit_sandbox.py)."""
+allow list, address families, MDWE, no capabilities, no new privileges;
+tests/deploy/unit_sandbox.py)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,14 @@ import time
 import tomllib
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
 import unit_file
 from deploy_served import ENROLL, est_enroll, serve
+from harness import LocalDns, free_port, validator_env
+
+from enroll.testing.acme_client import AcmeClient, Http01Responder
 
 SANDBOX = Path(__file__).with_name("unit_sandbox.py")
 MAX_EXPOSURE = 1.5
@@ -162,9 +167,12 @@ def test_engine_issues_under_the_units_process_restrictions(tmp_path: Path) -> N
         pytest.skip("this kernel has no PR_SET_MDWE (Linux 6.3+)")
     calls = tmp_path / "syscalls"
     calls.write_text("\n".join(sorted(unit_file.allowed_syscalls())) + "\n")
+    (families,) = unit_file.values("RestrictAddressFamilies")
     env, _ = _unit_env(tmp_path)
-    served = serve([sys.executable, str(SANDBOX), str(calls)], Path(env["ENROLL_DATA_DIR"]),
-                   env, "--workers", "2")
+    dns, http01 = LocalDns(), free_port()
+    env.update(validator_env(dns, http01))  # ACME validation reaches out from the sandbox
+    prefix = [sys.executable, str(SANDBOX), str(calls), ",".join(families.split())]
+    served = serve(prefix, Path(env["ENROLL_DATA_DIR"]), env, "--workers", "2")
     try:
         deadline = time.monotonic() + 30
         while len(_children(served.process.pid)) < 2 and time.monotonic() < deadline:
@@ -180,10 +188,31 @@ def test_engine_issues_under_the_units_process_restrictions(tmp_path: Path) -> N
                 assert int(status["CapBnd"], 16) == 0
         for n in range(4):  # new connections: both workers sign
             est_enroll(served.endpoints, cn=f"sandboxed-{n}")
+        anyio.run(_acme_http01, served.endpoints, http01)
         metrics = httpx.get(served.endpoints["metrics_url"], timeout=10, trust_env=False)
         assert 'enroll_issuances_total{profile="device",protocol="est"} 4.0' in metrics.text
+        assert 'enroll_issuances_total{profile="server",protocol="acme"} 1.0' in metrics.text
     finally:
         served.stop()
+        dns.close()
     assert served.process.returncode == 0
     log = served.log_path.read_text()
     assert "Traceback" not in log and "Operation not permitted" not in log, log[-4000:]
+
+
+async def _acme_http01(endpoints: dict[str, object], http01_port: int) -> None:
+    """An ACME order validated over http-01: the validator resolves the name (UDP DNS)
+    and connects to the responder, from inside the sandbox."""
+    responder = Http01Responder()
+    await responder.start(port=http01_port)
+    try:
+        async with httpx.AsyncClient(verify=str(endpoints["tls_ca_bundle"]), trust_env=False,
+                                     timeout=30) as http:
+            acme = endpoints["acme"]
+            assert isinstance(acme, dict)
+            client = AcmeClient(http, acme["directory"])
+            await client.register()
+            pem = await client.issue(["sandboxed.example.com"], responder)
+            assert "BEGIN CERTIFICATE" in pem
+    finally:
+        await responder.close()
