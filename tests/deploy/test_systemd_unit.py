@@ -162,7 +162,8 @@ def _mdwe_supported() -> bool:
 
 
 @pytest.mark.slow
-def test_engine_issues_under_the_units_process_restrictions(tmp_path: Path) -> None:
+def test_engine_issues_under_the_units_process_restrictions(tmp_path: Path,
+                                                            db_url: str) -> None:
     if not _mdwe_supported():
         pytest.skip("this kernel has no PR_SET_MDWE (Linux 6.3+)")
     calls = tmp_path / "syscalls"
@@ -171,6 +172,7 @@ def test_engine_issues_under_the_units_process_restrictions(tmp_path: Path) -> N
     env, _ = _unit_env(tmp_path)
     dns, http01 = LocalDns(), free_port()
     env.update(validator_env(dns, http01))  # ACME validation reaches out from the sandbox
+    env["ENROLL_DATABASE_URL"] = db_url  # SQLite file, or PostgreSQL over TCP
     prefix = [sys.executable, str(SANDBOX), str(calls), ",".join(families.split())]
     served = serve(prefix, Path(env["ENROLL_DATA_DIR"]), env, "--workers", "2")
     try:
