@@ -36,14 +36,19 @@ PEM = serialization.Encoding.PEM
 TLS_PROFILE = "tls-listener"
 
 
-def init_data_dir(data_dir: Path, pm: pluggy.PluginManager) -> Path | None:
+def init_data_dir(data_dir: Path, pm: pluggy.PluginManager,
+                  passphrase_file: Path | None = None) -> Path | None:
     """Create the data dir, a passphrase and a generated config if they do not exist.
 
-    Returns the path of the config file written, or None if one existed already.
+    With `passphrase_file` (``ENROLL_CA_PASSPHRASE_FILE``, e.g. a systemd credential) no
+    passphrase is generated: the config names that file. Returns the path of the config
+    file written, or None if one existed already.
     """
     data_dir.mkdir(parents=True, exist_ok=True)
     passphrase = data_dir / "ca-passphrase"
-    if not passphrase.exists():
+    if passphrase_file is not None:
+        passphrase = passphrase_file
+    elif not passphrase.exists():
         write_private(passphrase, secrets.token_urlsafe(32).encode() + b"\n")
     config_path = data_dir / CONFIG_FILE_NAME
     if config_path.exists():

@@ -205,7 +205,9 @@ def _init_data_dir(opener: Opener) -> None:
         preview = config_mod.load(None, opener.env, data_dir=opener.args.data_dir)
         check_sections(preview, build_plugin_manager(preview.plugins, preview.disable_plugins),
                        parse=False)
-        if init_data_dir(opener.data_dir(), build_plugin_manager()) is not None:
+        supplied = opener.env.get("ENROLL_CA_PASSPHRASE_FILE")
+        if init_data_dir(opener.data_dir(), build_plugin_manager(),
+                         Path(supplied) if supplied else None) is not None:
             opener._config = None
             opener._pm = None
 
