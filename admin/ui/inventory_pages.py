@@ -22,6 +22,7 @@ from ..roles import Action, allows
 from . import web
 
 PAGE = 50
+MAX_PAGE = 500
 FILTERS = ("protocol", "profile", "ca", "endpoint", "state", "expiring_within", "search")
 MAX_IDENTITY = 1024
 
@@ -48,8 +49,14 @@ async def search(request: Request) -> Response:
     ctx = web.console_of(request).ctx
     filters, given = _filters(request)
     after = web.query(request, "after", 512)
+    raw_limit = web.query(request, "limit", 4) or str(PAGE)
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_PAGE:
+        raise MalformedInput(f"limit is 1 to {MAX_PAGE}")
+    limit = int(raw_limit)
+    if limit != PAGE:
+        given["limit"] = str(limit)
     page = await ctx.frontend.blocking.run(
-        lambda: operations.inventory_page(ctx, who, filters, limit=PAGE, after=after))
+        lambda: operations.inventory_page(ctx, who, filters, limit=limit, after=after))
     next_url = None
     if page.next is not None:
         next_url = web.url(request, "ui:inventory") + "?" + urlencode({**given,
