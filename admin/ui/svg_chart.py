@@ -40,9 +40,10 @@ def stacked_bars(columns: Sequence[str], series: Mapping[str, Sequence[int]],
     parts = [f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" role="img" '
              f'viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}">',
              f"<title>{escape(title)}</title>"]
-    for tick in range(5):
-        value = top * tick / 4
-        y = TOP + plot_h - plot_h * tick / 4
+    ticks = next(n for n in (5, 4, 2, 1) if top % n == 0)
+    for tick in range(ticks + 1):
+        value = top * tick / ticks
+        y = TOP + plot_h - plot_h * tick / ticks
         parts.append(f'<line class="grid" x1="{LEFT}" y1="{y:.1f}" x2="{LEFT + plot_w}" '
                      f'y2="{y:.1f}"/>')
         label = f"{value:g}" if value != int(value) else str(int(value))
