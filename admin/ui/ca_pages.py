@@ -30,11 +30,14 @@ async def cas(request: Request) -> Response:
                 for ca in operations.cas(ctx, who)]
 
     rows = await ctx.frontend.blocking.run(read)
+    done = web.query(request, "revoked", 64)
+    if not any(r["state"].name == done and r["state"].revoked for r in rows):
+        done = None  # the notice names only a CA that is revoked
     return web.render(request, "cas.html", rows=rows,
                       may_revoke=allows(who.role, Action.CA_ADMIN),
                       ocsp_url=f"{ctx.config.public_http_url}/ocsp",
                       reasons=sorted(f.value for f in operations.REVOCATION_REASONS.values()),
-                      done=web.query(request, "revoked", 64))
+                      done=done)
 
 
 async def revoke(request: Request) -> Response:

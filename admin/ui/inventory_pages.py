@@ -90,7 +90,12 @@ async def device(request: Request) -> Response:
     return web.render(request, "device.html", identity=identity,
                       may_revoke=allows(who.role, Action.REVOKE),
                       reasons=sorted(f.value for f in operations.REVOCATION_REASONS.values()),
-                      done=web.query(request, "revoked"), **values)
+                      done=_count(web.query(request, "revoked", 8)), **values)
+
+
+def _count(text: str | None) -> str | None:
+    """The notice's figure: digits only (a link cannot make the page say anything else)."""
+    return text if text is not None and text.isdigit() else None
 
 
 async def revoke(request: Request) -> Response:
