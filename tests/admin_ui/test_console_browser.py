@@ -49,6 +49,7 @@ PASSWORD = "correct horse battery staple"  # noqa: S105 - test value
 CHROMIUM = "/usr/bin/chromium"
 SCEP_DEVICES = ("scep-dev-1", "scep-dev-2")
 EST_DEVICES = ("est-dev-1", "est-dev-2", "est-dev-3")
+MOVED = "scep-dev-2"
 
 
 @dataclass
@@ -204,6 +205,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
                 assert _scep_enrol(server, name)[3].status is PKIStatus.SUCCESS
             for name in EST_DEVICES:
                 _est_enrol(server, name)
+            _est_enrol(server, MOVED)  # a SCEP device renewed over EST: one lineage
             device, csr, tid, reply = _scep_enrol(
                 server, "needs-approval", server.endpoints["scep"]["url"] + "-approval")
             assert reply.status is PKIStatus.PENDING
@@ -277,8 +279,9 @@ def test_migration_page_equals_the_cli(console: Console) -> None:
         cell = panel.locator(f'tr[data-protocol="{door["protocol"]}"]'
                              f'[data-endpoint="{door["endpoint"] or ""}"] .door-identities')
         assert cell.text_content() == str(door["identities"])
-    assert status["on_target"] == len(EST_DEVICES)
-    assert status["stragglers"] == len(SCEP_DEVICES)
+    assert status["on_target"] == len(EST_DEVICES) + 1
+    assert status["stragglers"] == len(SCEP_DEVICES) - 1
+    assert status["migrated"] == 1
 
 
 def test_a_waiting_scep_request_is_approved_and_the_client_polls_its_certificate(
@@ -312,15 +315,16 @@ def test_a_waiting_scep_request_is_approved_and_the_client_polls_its_certificate
 
 def test_inventory_filters_and_pages(console: Console) -> None:
     page = console.page
-    page.goto(f"{console.ui}/inventory?protocol=est&limit=2")
+    page.goto(f"{console.ui}/inventory?protocol=est&limit=3")
     rows = page.locator("#inventory tbody tr")
-    assert rows.count() == 2
-    first = {rows.nth(i).get_attribute("data-identity") for i in range(2)}
+    assert rows.count() == 3
+    first = {rows.nth(i).get_attribute("data-identity") for i in range(3)}
     page.click("#next-page")
     page.wait_for_selector("#first-page")
     rest = {rows.nth(i).get_attribute("data-identity") for i in range(rows.count())}
     assert len(rest) == 1 and not first & rest
-    assert first | rest == {f"subject.CN:{n}" for n in EST_DEVICES}
+    assert page.locator("#next-page").count() == 0
+    assert first | rest == {f"subject.CN:{n}" for n in (*EST_DEVICES, MOVED)}
     page.goto(f"{console.ui}/inventory")
     page.fill("#search", "scep-dev")
     page.click("#filter")
@@ -328,6 +332,24 @@ def test_inventory_filters_and_pages(console: Console) -> None:
     assert page.locator("#inventory tbody tr").count() == len(SCEP_DEVICES)
     page.goto(f"{console.ui}/inventory")
     console.shot("inventory")
+    text = '<b id="injected">x</b>'
+    page.goto(f"{console.ui}/inventory?search={text}")
+    assert page.locator("#injected").count() == 0
+    assert page.input_value("#search") == text
+
+
+def test_a_device_page_shows_its_lineage_across_protocols(console: Console) -> None:
+    page = console.page
+    page.goto(f"{console.ui}/device?identity=subject.CN:{MOVED}")
+    chain = page.locator("ol.timeline li")
+    assert chain.count() == 2
+    assert chain.nth(0).get_attribute("class") == "proto-scep"
+    assert chain.nth(1).get_attribute("class") == "proto-est"
+    assert page.text_content("#device-state") == "migrated"
+    lineage = console.json("certs", "lineage", f"subject.CN:{MOVED}", "--json")
+    serials = [link["serial"] for c in lineage["chains"] for link in c]
+    assert [chain.nth(i).get_attribute("data-serial") for i in range(2)] == serials
+    console.shot("device-lineage")
 
 
 def test_revoking_a_device_shows_in_openssl_ocsp(console: Console, tmp_path: Path) -> None:
@@ -481,6 +503,15 @@ def test_a_viewer_may_not_approve_and_a_replayed_code_is_refused(console: Consol
         assert refused.status_code == 403
         assert "viewer role may not approve" in refused.text
     assert [r["id"] for r in console.json("requests", "list", "--json")] == [request["id"]]
+    page = console.page  # an approver rejects it, with a reason
+    page.goto(f"{console.ui}/approvals/{request['id']}")
+    page.fill("#reject-reason", "not one of ours <b>")
+    page.click("#reject")
+    page.wait_for_selector("#notice")
+    assert page.text_content("#request-status") == "rejected"
+    (rejected,) = [r for r in console.json("requests", "list", "--status", "rejected",
+                                           "--json") if r["id"] == request["id"]]
+    assert rejected["reason"].endswith("not one of ours <b>")
     with _client(console.server) as again:
         assert _password(again, "vera", PASSWORD).headers["location"].endswith("/login/code")
         page = again.get("/ui/login/code").text
@@ -510,3 +541,15 @@ def test_wrong_passwords_are_throttled_alike_for_unknown_users(console: Console)
         assert _password(http, "alice", PASSWORD).status_code == 303
     limits = console.cli("limits", "list")
     assert "admin.sign_in_failures|user|tom" in limits
+
+
+def test_signing_out_ends_the_session(console: Console) -> None:
+    page = console.page
+    page.goto(f"{console.ui}/")
+    cookie = next(c for c in page.context.cookies() if c["name"] == "enroll_session")
+    page.click("#sign-out")
+    page.wait_for_url("**/ui/login")
+    with _client(console.server) as http:
+        http.cookies.set("enroll_session", cookie["value"])
+        r = http.get("/ui/")
+        assert r.status_code == 303 and r.headers["location"].endswith("/ui/login")
