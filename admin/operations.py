@@ -87,11 +87,14 @@ def chain(ctx: AppContext, who: Principal, ca: str) -> tuple[x509.Certificate, .
 
 
 def requests(ctx: AppContext, who: Principal, status: RequestStatus | None = None,
-             limit: int = 100) -> list[RequestRecord]:
+             limit: int = 100, offset: int = 0) -> list[RequestRecord]:
+    """Newest first; `offset` skips that many (a page of the console's queue)."""
     who.require(Action.READ)
     if not 1 <= limit <= MAX_PAGE:
         raise MalformedInput(f"limit must be between 1 and {MAX_PAGE}")
-    return ctx.authority.list_requests(status, limit)
+    if not 0 <= offset <= inventory.MAX_OFFSET:
+        raise MalformedInput(f"offset must be between 0 and {inventory.MAX_OFFSET}")
+    return ctx.authority.list_requests(status, limit, offset)
 
 
 def request(ctx: AppContext, who: Principal, request_id: str) -> RequestRecord:

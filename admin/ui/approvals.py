@@ -5,11 +5,13 @@ decoded, the policy's reason recorded for it and its audit trail
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from enroll.errors import MalformedInput
 from enroll.model import Issued, RequestStatus
 
 from .. import operations
@@ -25,17 +27,27 @@ async def queue(request: Request) -> Response:
     ctx = web.console_of(request).ctx
     wanted = web.query(request, "status") or "pending"
     status = RequestStatus(wanted) if wanted in {s.value for s in RequestStatus} else None
+    raw = web.query(request, "offset", 8) or "0"
+    if not raw.isdigit():
+        raise MalformedInput("offset is a number")
+    offset = int(raw)
 
     def read() -> list[tuple[object, list[str], int]]:
         if status is RequestStatus.PENDING:
             ctx.authority.expire_pending()
-        found = operations.requests(ctx, who, status, PAGE)
+        found = operations.requests(ctx, who, status, PAGE + 1, offset)
         return [(r, ctx.authority.approvers(r.id), ctx.authority.approvals_required(r))
                 for r in found]
 
     rows = await ctx.frontend.blocking.run(read)
-    return web.render(request, "approvals.html", rows=rows, wanted=wanted,
-                      statuses=[s.value for s in RequestStatus], limit=PAGE)
+    base = web.url(request, "ui:approvals") + "?"
+    next_url = base + urlencode({"status": wanted, "offset": offset + PAGE}) \
+        if len(rows) > PAGE else None
+    previous_url = base + urlencode({"status": wanted, "offset": max(offset - PAGE, 0)}) \
+        if offset else None
+    return web.render(request, "approvals.html", rows=rows[:PAGE], wanted=wanted,
+                      statuses=[s.value for s in RequestStatus], next_url=next_url,
+                      previous_url=previous_url)
 
 
 async def detail(request: Request) -> Response:

@@ -15,6 +15,7 @@ from enroll.admin.roles import Role
 from enroll.admin.ui import svg_chart
 from harness import Harness, est_enroll, est_section
 
+from enroll.model import RequestStatus
 from enroll.testing import make_csr
 
 VIEWER = Principal("user:vera", Role.VIEWER, "user")
@@ -30,6 +31,11 @@ def test_issued_per_day_counts_what_was_issued_by_protocol(
                                     - dt.timedelta(days=back) for back in range(6, -1, -1)]
     assert days[-1][1].get("est") == 3
     assert all(not counts for _, counts in days[:-1])
+    every = operations.requests(h.ctx, VIEWER, RequestStatus.ISSUED, 100)
+    pages = [operations.requests(h.ctx, VIEWER, RequestStatus.ISSUED, 2, offset)
+             for offset in (0, 2, 4)]
+    assert [r.id for page in pages for r in page] == [r.id for r in every]
+    assert len(every) >= 3 and len(pages[0]) == 2
     assert operations.expiring_count(h.ctx, VIEWER, 30 * 86400) == (0, False)
     assert operations.expiring_count(h.ctx, VIEWER, 400 * 86400)[0] >= 3
 
