@@ -59,6 +59,8 @@ class Console:
     page: Any
     secret: str = ""
     pending: dict[str, Any] = field(default_factory=dict)
+    console_errors: list[str] = field(default_factory=list)
+    """What chromium logged as errors (a CSP violation would be one)."""
 
     @property
     def ui(self) -> str:
@@ -198,6 +200,8 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
                       + _spki_pin(server.https_url)])
             page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
             made = Console(server, artifacts, page)
+            page.on("console", lambda m: made.console_errors.append(m.text)
+                    if m.type == "error" else None)
             made.batch(*[("admin", "user", "add", name, "--role", role) for name, role in
                          (("alice", "admin"), ("vera", "viewer"), ("tom", "approver"))],
                        stdin=(PASSWORD + "\n") * 3)
@@ -551,6 +555,16 @@ def test_wrong_passwords_are_throttled_alike_for_unknown_users(console: Console)
         assert _password(http, "alice", PASSWORD).status_code == 303
     limits = console.cli("limits", "list")
     assert "admin.sign_in_failures|user|tom" in limits
+
+
+def test_no_page_broke_the_content_security_policy(console: Console) -> None:
+    """Chromium logs "Refused to apply inline style… Content Security Policy" for any
+    style attribute, inline script or foreign resource; none was logged. (The other
+    errors are the 401 of the wrong step-up code and the origin's absent favicon.)"""
+    refused = [m for m in console.console_errors
+               if "Content Security Policy" in m or m.startswith("Refused")]
+    assert refused == []
+    assert len(console.console_errors) <= 2
 
 
 def test_signing_out_ends_the_session(console: Console) -> None:
