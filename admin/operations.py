@@ -17,8 +17,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509 import ocsp
 
-from enroll import inventory, lineage, migration_report
+from enroll import ca_certificates, inventory, lineage, migration_report
 from enroll.approvals import as_approver
 from enroll.context import AppContext
 from enroll.errors import MalformedInput, NotFound
@@ -36,6 +39,7 @@ from . import audit
 from .principal import Principal
 from .roles import Action
 
+DER = Encoding.DER
 MAX_REASON = 512
 MAX_PAGE = 500
 REVOCATION_REASONS = {r.name: r for r in x509.ReasonFlags
@@ -83,11 +87,14 @@ def chain(ctx: AppContext, who: Principal, ca: str) -> tuple[x509.Certificate, .
 
 
 def requests(ctx: AppContext, who: Principal, status: RequestStatus | None = None,
-             limit: int = 100) -> list[RequestRecord]:
+             limit: int = 100, offset: int = 0) -> list[RequestRecord]:
+    """Newest first; `offset` skips that many (a page of the console's queue)."""
     who.require(Action.READ)
     if not 1 <= limit <= MAX_PAGE:
         raise MalformedInput(f"limit must be between 1 and {MAX_PAGE}")
-    return ctx.authority.list_requests(status, limit)
+    if not 0 <= offset <= inventory.MAX_OFFSET:
+        raise MalformedInput(f"offset must be between 0 and {inventory.MAX_OFFSET}")
+    return ctx.authority.list_requests(status, limit, offset)
 
 
 def request(ctx: AppContext, who: Principal, request_id: str) -> RequestRecord:
@@ -186,6 +193,53 @@ def cas(ctx: AppContext, who: Principal) -> list[CAState]:
     return out
 
 
+def issued_per_day(ctx: AppContext, who: Principal, days: int = 14
+                   ) -> list[tuple[dt.date, dict[str, int]]]:
+    """Certificates issued on each of the last `days` UTC days (today last), by protocol
+    (the CAs' own certificates not counted): one indexed range count per day."""
+    who.require(Action.READ)
+    if not 1 <= days <= 92:
+        raise MalformedInput("days must be between 1 and 92")
+    today = ctx.clock.now().astimezone(dt.UTC).date()
+    out: list[tuple[dt.date, dict[str, int]]] = []
+    with ctx.db.read() as tx:
+        for back in range(days - 1, -1, -1):
+            day = today - dt.timedelta(days=back)
+            start = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
+            rows = tx.all("SELECT protocol, COUNT(*) AS n FROM certificates WHERE "
+                          "created_at >= ? AND created_at < ? AND protocol != ? "
+                          "GROUP BY protocol",
+                          (tx.when(start), tx.when(start + dt.timedelta(days=1)),
+                           queries.CA_PROTOCOL))
+            out.append((day, {str(r["protocol"]): int(r["n"]) for r in rows}))
+    return out
+
+
+def expiring_count(ctx: AppContext, who: Principal, within: int = 30 * 86400
+                   ) -> tuple[int, bool]:
+    """How many identities are live and expire within `within` seconds (as ``enroll
+    inventory --expiring-within``), and whether there are more than one page counts."""
+    page = inventory_page(ctx, who, inventory.Filters(expiring_within=within),
+                          limit=inventory.MAX_LIMIT)
+    return len(page.items), page.next is not None
+
+
+def ca_ocsp_status(ctx: AppContext, who: Principal, name: str) -> str | None:
+    """What this engine's OCSP responder answers for CA `name`'s own certificate
+    (``good`` / ``revoked`` / ``unknown``, or the responder's error status), asked as a
+    relying party would; None for a root (no issuer to ask)."""
+    who.require(Action.READ)
+    parent = ctx.config.cas[name].parent if name in ctx.config.cas else None
+    if parent is None:
+        return None
+    cert, issuer = ctx.cas.get(name).certificate, ctx.cas.get(parent).certificate
+    req = ocsp.OCSPRequestBuilder().add_certificate(cert, issuer, hashes.SHA1()).build()  # noqa: S303 - RFC 5019 CertID
+    answer = ocsp.load_der_ocsp_response(ctx.ocsp.answer(req.public_bytes(DER)).der)
+    if answer.response_status is not ocsp.OCSPResponseStatus.SUCCESSFUL:
+        return answer.response_status.name.lower()
+    return answer.certificate_status.name.lower()
+
+
 # -- actions -------------------------------------------------------------------------------
 
 def approve(ctx: AppContext, who: Principal, request_id: str) -> Issued | AwaitingApproval:
@@ -232,6 +286,18 @@ def revoke_identity(ctx: AppContext, who: Principal, identity: str, reason: str,
                      details={"identity": identity[:MAX_REASON], "reason": flag.value,
                               "count": len(done)})
     return done
+
+
+def revoke_ca(ctx: AppContext, who: Principal, name: str, reason: str) -> CertificateRecord:
+    """Revoke CA `name`'s certificate: its issuer's CRL and OCSP list it and the CA
+    issues nothing more (`enroll ca revoke`). A CA-admin action."""
+    who.require(Action.CA_ADMIN)
+    flag = revocation_reason(reason)
+    serial = ca_certificates.serial_of(ctx.cas, name[:64])
+    record = ctx.authority.revoke(serial, flag, who.name)
+    audit.record(ctx, who, "ca.revoke", serial=record.serial_hex,
+                 details={"ca": name[:64], "reason": flag.value})
+    return record
 
 
 def _time(value: dt.datetime | None) -> str | None:

@@ -8,6 +8,9 @@
     client_ca = "admin-clients"     # optional: an enroll CA whose certificates sign in
     client_roles = { "ops.example" = "admin", "noc.example" = "viewer" }
                                     # client certificate CN (or SAN email) -> role
+    rate_limits = { sign_in_failures_per_user = "5/15m",
+                    sign_in_failures_per_address = "30/15m" }
+                                    # failed console sign-ins (password or code)
 
 Without ``client_ca`` the API takes tokens only (`enroll admin token new`).
 """
@@ -21,11 +24,19 @@ from typing import Any
 from enroll.config import Config
 from enroll.config_values import as_duration
 from enroll.errors import ConfigError
+from enroll.rate_limits import Rate, rates
 
 from .roles import Role
 from .roles import parse as parse_role
 
 SECTION = "admin"
+RATE_LIMITS: Mapping[str, Rate | None] = {
+    "sign_in_failures_per_user": Rate(5, 15 * 60),
+    "sign_in_failures_per_address": Rate(30, 15 * 60),
+}
+"""Failed console sign-ins (a wrong password or second-factor code, or an unknown
+user) counted per user name and per source address: at the rate, every sign-in of that
+name (or from that address) is refused until the window slides, right password or not."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +47,7 @@ class AdminSettings:
     step_up_seconds: int = 300
     client_ca: str | None = None
     client_roles: Mapping[str, Role] = field(default_factory=dict)
+    rate_limits: Mapping[str, Rate | None] = field(default_factory=lambda: dict(RATE_LIMITS))
 
 
 def _flag(table: Mapping[str, Any], key: str, default: bool) -> bool:
@@ -47,7 +59,7 @@ def _flag(table: Mapping[str, Any], key: str, default: bool) -> bool:
     return value
 
 
-_KEYS = {"api", "console", "session", "step_up", "client_ca", "client_roles"}
+_KEYS = {"api", "console", "session", "step_up", "client_ca", "client_roles", "rate_limits"}
 
 
 def parse(config: Config) -> AdminSettings:
@@ -74,4 +86,5 @@ def parse(config: Config) -> AdminSettings:
                                     minimum=300, maximum=7 * 86400),
         step_up_seconds=as_duration(table.get("step_up", "5m"), "admin.step_up",
                                     minimum=30, maximum=3600),
-        client_ca=client_ca, client_roles=roles)
+        client_ca=client_ca, client_roles=roles,
+        rate_limits=rates(table.get("rate_limits"), "admin.rate_limits", RATE_LIMITS))

@@ -483,9 +483,9 @@ class Authority:
     # -- operator decisions -------------------------------------------------------------
 
     def list_requests(self, status: RequestStatus | None = None,
-                      limit: int = 100) -> list[RequestRecord]:
+                      limit: int = 100, offset: int = 0) -> list[RequestRecord]:
         with self.db.read() as tx:
-            return queries.list_requests(tx, status, limit)
+            return queries.list_requests(tx, status, limit, offset)
 
     def approve(self, request_id: str,
                 actor: str | Approver) -> Issued | AwaitingApproval:

@@ -13,12 +13,24 @@ from starlette.staticfiles import StaticFiles
 
 from enroll.asgi.types import Receive, Scope, Send
 from enroll.context import AppContext
-from enroll.errors import EnrollError, NotFound, RateLimited
+from enroll.errors import (
+    Conflict,
+    EnrollError,
+    NotFound,
+    PolicyDenied,
+    RateLimited,
+    Unavailable,
+)
 
+from ..principal import Forbidden
 from ..settings import AdminSettings
 from . import web
 
 STATIC = web.TEMPLATES.parent / "static"
+STATUSES: tuple[tuple[type[EnrollError], int], ...] = (
+    (NotFound, 404), (RateLimited, 429), (web.Refused, 403), (Forbidden, 403),
+    (Conflict, 409), (PolicyDenied, 403), (Unavailable, 503))
+"""A refusal's HTTP status (anything else an `EnrollError` says is the client's: 400)."""
 PageModule = Callable[[], Iterable[BaseRoute]]
 
 
@@ -44,9 +56,11 @@ class ConsoleApp:
 def _refusal(request: Request, exc: EnrollError) -> Response:
     if isinstance(exc, web.SignInRequired):
         return web.redirect(request, "ui:login")
-    status = 404 if isinstance(exc, NotFound) else 429 if isinstance(exc, RateLimited) else (
-        403 if isinstance(exc, web.Refused) else 400)
-    return web.render(request, "error.html", status=status, message=str(exc))
+    status = next((code for kind, code in STATUSES if isinstance(exc, kind)), 400)
+    page = web.render(request, "error.html", status=status, message=str(exc))
+    if isinstance(exc, RateLimited) and exc.retry_after is not None:
+        page.headers["Retry-After"] = str(exc.retry_after)
+    return page
 
 
 def mount(ctx: AppContext, settings: AdminSettings,

@@ -11,6 +11,16 @@ from . import app
 
 
 def mount(ctx: AppContext, settings: AdminSettings) -> Mount:
-    from . import signin
+    from . import (
+        approvals,
+        audit_pages,
+        ca_pages,
+        certificate_pages,
+        dashboard,
+        inventory_pages,
+        signin,
+    )
 
-    return app.mount(ctx, settings, [signin.routes()])
+    return app.mount(ctx, settings, [
+        signin.routes(), dashboard.routes(), approvals.routes(), inventory_pages.routes(),
+        certificate_pages.routes(), audit_pages.routes(), ca_pages.routes()])

@@ -235,6 +235,21 @@ def check_csrf(request: Request, form: Mapping[str, Any]) -> None:
         raise Refused("the form's security token is missing or stale: reload the page")
 
 
+MAX_FIELD = 1024
+
+
+def form_text(form: Mapping[str, Any], name: str, limit: int = MAX_FIELD) -> str:
+    """A text field of a form, at most `limit` characters ("" if absent or a file)."""
+    value = form.get(name)
+    return value[:limit] if isinstance(value, str) else ""
+
+
+def query(request: Request, name: str, limit: int = 256) -> str | None:
+    """A query parameter, stripped and bounded (None if absent or empty)."""
+    value = request.query_params.get(name, "").strip()[:limit]
+    return value or None
+
+
 # -- rendering ------------------------------------------------------------------------
 
 def render(request: Request, template: str, status: int = 200, **values: Any) -> HTMLResponse:
@@ -249,3 +264,8 @@ def render(request: Request, template: str, status: int = 200, **values: Any) ->
 def redirect(request: Request, name: str, **params: Any) -> RedirectResponse:
     return RedirectResponse(url(request, name, **params), status_code=303,
                             headers=SECURITY_HEADERS)
+
+
+def redirect_to(request: Request, path: str) -> RedirectResponse:
+    """A 303 to `path`, a console path built by `url` (never client text)."""
+    return RedirectResponse(path, status_code=303, headers=SECURITY_HEADERS)

@@ -169,10 +169,10 @@ def release_transaction(tx: Tx, request_id: str, now: dt.datetime) -> bool:
 
 
 def list_requests(tx: Tx, status: RequestStatus | None = None,
-                  limit: int = 100) -> list[RequestRecord]:
+                  limit: int = 100, offset: int = 0) -> list[RequestRecord]:
     where, params = ("WHERE status = ? ", (status.value,)) if status is not None else ("", ())
-    rows = tx.all(f"SELECT {_REQUEST} FROM requests {where}ORDER BY created_at DESC "
-                  f"LIMIT {int(limit)}", params, requests)
+    rows = tx.all(f"SELECT {_REQUEST} FROM requests {where}ORDER BY created_at DESC, id "
+                  f"LIMIT {int(limit)} OFFSET {int(offset)}", params, requests)
     return [_request(r) for r in rows]
 
 
