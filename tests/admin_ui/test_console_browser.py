@@ -39,11 +39,11 @@ from cryptography.hazmat.primitives.serialization import pkcs7
 from enroll.protocols.scep import signeddata
 from enroll.protocols.scep.pkimessage import PKIStatus
 from harness import child_env, require_binary
+from playwright.sync_api import sync_playwright
 
 from enroll.testing.scep_client import ScepClient, csr_with_challenge
 
 pytestmark = pytest.mark.slow
-playwright_sync = pytest.importorskip("playwright.sync_api")
 
 PASSWORD = "correct horse battery staple"  # noqa: S105 - test value
 CHROMIUM = "/usr/bin/chromium"
@@ -180,8 +180,8 @@ def _spki_pin(https_url: str) -> str:
 
 @pytest.fixture(scope="module")
 def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed")
+    if require_binary("chromium") != CHROMIUM:
+        pytest.fail(f"Debian's chromium is expected at {CHROMIUM}")
     tmp = tmp_path_factory.mktemp("console")
     artifacts = Path(os.environ.get("ENROLL_TEST_ARTIFACTS") or tmp / "artifacts")
     artifacts.mkdir(parents=True, exist_ok=True)
@@ -193,7 +193,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     _configure(data)
     server = start_server(data)
     try:
-        with playwright_sync.sync_playwright() as p:
+        with sync_playwright() as p:
             browser = p.chromium.launch(
                 executable_path=CHROMIUM, headless=True,
                 args=["--no-sandbox", "--ignore-certificate-errors-spki-list="
