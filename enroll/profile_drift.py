@@ -97,12 +97,13 @@ class ProfileDrift:
 
 
 def _span(seconds: float) -> str:
-    s = int(seconds)
-    if s % 86400 == 0:
-        return f"{s // 86400}d"
-    if s % 3600 == 0:
-        return f"{s // 3600}h"
-    return f"{s}s"
+    """``30d 1m``: the non-zero days, hours, minutes and seconds."""
+    left, parts = int(seconds), []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if left >= size or (unit == "s" and not parts):
+            parts.append(f"{left // size}{unit}")
+            left %= size
+    return " ".join(parts)
 
 
 def _extension(cert: x509.Certificate, cls: type[x509.ExtensionType]) -> Any:
