@@ -96,7 +96,7 @@ class ProfileDrift:
                 "certificates": [c.as_json() for c in self.certificates]}
 
 
-def _span(seconds: float) -> str:
+def span(seconds: float) -> str:
     """``30d 1m``: the non-zero days, hours, minutes and seconds."""
     left, parts = int(seconds), []
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
@@ -169,10 +169,10 @@ def _validity(record: CertificateRecord, profile: Profile) -> list[Difference]:
     allowed = dt.timedelta(seconds=profile.validity + profile.backdate)
     if length <= allowed + SLACK:
         return []
-    return [Difference("validity", _span(length.total_seconds()),
-                       f"at most {_span(allowed.total_seconds())} "
-                       f"(validity {_span(profile.validity)} + backdate "
-                       f"{_span(profile.backdate)})")]
+    return [Difference("validity", span(length.total_seconds()),
+                       f"at most {span(allowed.total_seconds())} "
+                       f"(validity {span(profile.validity)} + backdate "
+                       f"{span(profile.backdate)})")]
 
 
 def compare(record: CertificateRecord, profiles: dict[str, Profile]) -> CertificateDrift:

@@ -103,7 +103,7 @@ def _step(e: AuditEvent) -> TrailStep:
                f"({', '.join(d.get('approvers') or [])})" \
                + ("; approved" if e.type == "request.approved" else "")
     elif e.type == "request.denied":
-        kind, text = "votes", f"{_votes(d)}; denied: {d.get('reason')}"
+        kind, text = "votes", f"{_votes(d)}; denied"
     elif e.type == "request.approval_refused":
         kind, text = "approval", f"refused: {d.get('reason')}"
     elif e.type == "request.rejected":

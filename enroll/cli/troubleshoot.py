@@ -118,7 +118,7 @@ def check_text(result: request_check.RequestCheck) -> str:
                 ("basic constraints", f"CA:{str(c.is_ca).upper()}"),
                 ("not before", c.not_before.isoformat(timespec="seconds")),
                 ("not after", c.not_after.isoformat(timespec="seconds")),
-                ("validity", f"{c.validity_seconds}s ({c.validity_seconds / 86400:g}d)"),
+                ("validity", profile_drift.span(c.validity_seconds)),
                 ("ca", c.ca), ("identity", c.identity), ("key type", c.key_type),
                 ("signature hash", c.signature_hash or "-"),
                 ("extensions", ", ".join(c.extensions))]

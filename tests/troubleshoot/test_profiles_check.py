@@ -136,3 +136,26 @@ def test_a_manual_profile_would_wait_and_a_missing_profile_is_an_error(
     (tmp_path / "junk.csr").write_bytes(b"not a csr")
     done = s.cli("profiles", "check", "--profile", "p", str(tmp_path / "junk.csr"))
     assert done.returncode == 1 and "not a PKCS#10" in done.stderr
+
+
+async def test_the_three_commands_need_no_ca_passphrase(setup: Any, tmp_path: Path) -> None:
+    s = setup()
+    answer = await s.driver("est").enroll(cn=HOST, dns=[HOST])
+    assert answer.cert is not None
+    serial = format(answer.cert.serial_number, "x")
+    [record] = [r for r in s.h.ctx.authority.list_requests() if r.certificate_serial == serial]
+    csr = write_csr(tmp_path, "ok.csr", cn=HOST, dns=[HOST])
+    config = s.config_file()
+    text = config.read_text()
+    assert "ca_passphrase_file" in text
+    config.write_text("\n".join(line for line in text.splitlines()
+                                if not line.startswith("ca_passphrase_file")))
+    checked = s.cli("profiles", "check", "--profile", "p", str(csr), config=config)
+    assert checked.returncode == 0, checked.stderr
+    assert "decision: would issue" in checked.stdout
+    assert s.cli("certs", "check", format(answer.cert.serial_number, "x"),
+                 config=config).returncode == 0
+    assert s.cli("requests", "show", record.id, config=config).returncode == 0
+    # A command that signs does need it (so the file above really lacks it).
+    done = s.cli("requests", "approve", record.id, config=config)
+    assert done.returncode == 2 and "ca_passphrase" in done.stderr
