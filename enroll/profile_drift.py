@@ -98,7 +98,7 @@ class ProfileDrift:
 
 def span(seconds: float) -> str:
     """``30d 1m``: the non-zero days, hours, minutes and seconds."""
-    left, parts = int(seconds), []
+    left, parts = int(seconds), list[str]()
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
         if left >= size or (unit == "s" and not parts):
             parts.append(f"{left // size}{unit}")
