@@ -30,7 +30,7 @@ from enroll.crypto.keys import spki_sha256
 from enroll.crypto.serials import new_serial
 from enroll.csr import check_csr_signature
 from enroll.errors import EnrollError
-from enroll.model import EnrollmentRequest, IssuanceRequest, Vote
+from enroll.model import EnrollmentRequest, IssuanceRequest, Requester, Vote
 from enroll.names import names_as_strings
 from enroll.policy_votes import PluginVote, collect, decide
 from enroll.profile_rules import AcceptedRequest, RuleVerdict
@@ -39,6 +39,8 @@ from enroll.profiles import EKU_NAMES, Profile
 ISSUE = "would issue"
 APPROVAL = "would wait for approval"
 REFUSE = "would refuse"
+CHECK_REQUESTER = "cli:profiles-check"
+CHECK_METHOD = "check"
 _EKU_BY_OID = {oid: name for name, oid in EKU_NAMES.items()}
 _KEY_USAGES = ("digital_signature", "content_commitment", "key_encipherment",
                "data_encipherment", "key_agreement", "key_cert_sign", "crl_sign")
@@ -114,6 +116,17 @@ def endpoint_ca(config: Config | None, protocol: str, endpoint: str) -> str | No
     for key in (protocol, "endpoints", endpoint, "ca"):
         table = table.get(key) if isinstance(table, Mapping) else None
     return table if isinstance(table, str) else None
+
+
+def request_for(config: Config | None, csr: x509.CertificateSigningRequest, profile: str,
+                protocol: str = "est", endpoint: str = "default",
+                requester: str = CHECK_REQUESTER) -> EnrollmentRequest:
+    """The request a door would hand the core for `csr` (its endpoint's CA included);
+    `requester` stands for whoever the door would have authenticated."""
+    return EnrollmentRequest(csr=csr, profile=profile,
+                             requester=Requester(requester[:512], CHECK_METHOD),
+                             protocol=protocol, endpoint=endpoint,
+                             ca=endpoint_ca(config, protocol, endpoint))
 
 
 class _Steps:

@@ -21,6 +21,7 @@ from typing import Any
 
 from enroll.errors import NotFound
 from enroll.model import AuditEvent, RequestRecord, RequestStatus
+from enroll.profiles import Profile
 from enroll.store import queries
 from enroll.store.db import Database
 from enroll.store.request_approvals import approvals_of
@@ -141,11 +142,9 @@ def _answer(status: str, reason: str, serial: str | None, approvals: int,
     return f"rejected: {reason}"
 
 
-def trail(db: Database, request_id: str, approvals_required: int | None = None
-          ) -> RequestTrail:
+def trail(db: Database, profiles: Mapping[str, Profile], request_id: str) -> RequestTrail:
     """The trail of request `request_id` (`NotFound` if neither a request nor an
-    audit event has that id). `approvals_required`: the request's profile's (None:
-    unknown, 1)."""
+    audit event has that id); `profiles` give the approvals a request needs."""
     request_id = request_id[:64]
     with db.read() as tx:
         record = queries.get_request(tx, request_id)
@@ -153,7 +152,9 @@ def trail(db: Database, request_id: str, approvals_required: int | None = None
         approvals = approvals_of(tx, request_id) if record is not None else []
     if record is None and not events:
         raise NotFound(f"no request {request_id!r}")
-    required = approvals_required or 1
+    name = record.profile if record is not None else str(events[0].details.get("profile"))
+    profile = profiles.get(name)
+    required = profile.approvals_required if profile is not None else 1
     steps = [_step(e) for e in events]
     if record is not None:
         return _of_record(record, tuple(approvals), required, steps)

@@ -20,12 +20,10 @@ from enroll.cli.commands import Opener, _out, _serial
 from enroll.cli.tables import render
 from enroll.csr import MAX_CSR_BYTES, load_csr
 from enroll.errors import MalformedInput, NotFound
-from enroll.model import EnrollmentRequest, Requester
 
 DIFFERS = 3
 """Exit code: the request would be refused, or a certificate differs from its profile."""
 PROTOCOLS = ("scep", "est", "acme")
-CHECK_REQUESTER = "cli:profiles-check"
 
 
 def _group(sub: argparse._SubParsersAction[Any], name: str) -> Any:
@@ -44,7 +42,7 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--protocol", choices=PROTOCOLS, default="est",
                    help="the door it would come through (default est)")
     p.add_argument("--endpoint", default="default", help="the endpoint label")
-    p.add_argument("--requester", default=CHECK_REQUESTER,
+    p.add_argument("--requester", default=request_check.CHECK_REQUESTER,
                    help="who the door would have authenticated")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_profiles_check)
@@ -83,11 +81,8 @@ def read_csr(path: Path) -> Any:
 
 def cmd_profiles_check(args: argparse.Namespace, opener: Opener) -> int:
     ctx = opener.context()
-    request = EnrollmentRequest(
-        csr=read_csr(args.csr), profile=args.profile,
-        requester=Requester(args.requester, "check"), protocol=args.protocol,
-        endpoint=args.endpoint,
-        ca=request_check.endpoint_ca(ctx.config, args.protocol, args.endpoint))
+    request = request_check.request_for(ctx.config, read_csr(args.csr), args.profile,
+                                        args.protocol, args.endpoint, args.requester)
     result = request_check.check_request(ctx.authority, request)
     if args.json:
         _out(json.dumps(result.as_json(), indent=2))
@@ -174,9 +169,7 @@ def cmd_certs_check(args: argparse.Namespace, opener: Opener) -> int:
 
 def cmd_requests_show(args: argparse.Namespace, opener: Opener) -> int:
     ctx = opener.context()
-    record = ctx.authority.request(args.id[:64])
-    required = ctx.authority.approvals_required(record) if record is not None else None
-    found = request_trail.trail(ctx.db, args.id, required)
+    found = request_trail.trail(ctx.db, ctx.authority.profiles, args.id)
     if args.json:
         _out(json.dumps(found.as_json(), indent=2, default=str))
         return 0
