@@ -26,7 +26,7 @@ import datetime as dt
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -37,17 +37,18 @@ from sqlalchemy.exc import IntegrityError
 from enroll import (
     approvals,
     bulk_revocation,
+    certificate_build,
     fleet_rules,
     key_blocklist,
     key_checks,
     metrics,
     migration_rules,
+    policy_votes,
     profile_rules,
     refusal_buffer,
     refusals,
     renewal,
     request_writes,
-    templates,
     validity_rules,
 )
 from enroll.approvals import Approver
@@ -73,7 +74,6 @@ from enroll.model import (
     CertificateRecord,
     CertificateStatus,
     ChallengeContext,
-    Decision,
     EnrollmentRequest,
     IssuanceRequest,
     Issued,
@@ -85,6 +85,7 @@ from enroll.model import (
     Vote,
 )
 from enroll.names import names_as_strings
+from enroll.policy_votes import combine as combine  # re-exported: callers import it here
 from enroll.profiles import Profile
 from enroll.revocation import CRLService
 from enroll.store import identities, queries
@@ -102,15 +103,6 @@ DEFAULT_PENDING_EXPIRY = 7 * 86400
 """For a pending request whose profile is no longer configured."""
 SWEEP_PAGE = 500
 """Pending requests the expiry sweep reads at a time."""
-
-
-def combine(decisions: Iterable[Decision | None]) -> Decision:
-    """Deny beats pending beats allow; abstentions (None) do not count."""
-    result = Decision.allow()
-    for d in decisions:
-        if d is not None and d.vote > result.vote:
-            result = d
-    return result
 
 
 class Authority:
@@ -265,12 +257,11 @@ class Authority:
         # A straggler of a migration: refused here (audited alone), or audited below.
         migration = migration_rules.enforce(self.db, profile, request, accepted.identity,
                                             self.clock.now())
-        decision = combine(self.pm.hook.enroll_policy_vote(request=request, profile=profile))
+        votes = policy_votes.collect(self.pm, request, profile)
+        decision = policy_votes.decide(votes, profile)
         if decision.vote is Vote.DENY:
-            self._record_denial(request, decision.reason)
+            self._record_denial(request, decision.reason, votes)
             raise PolicyDenied(decision.reason or "denied by policy")
-        if profile.approval == "manual" and decision.vote is Vote.ALLOW:
-            decision = Decision.pending("profile requires manual approval")
 
         now = self.clock.now()
         request_id = str(uuid.uuid4())
@@ -308,6 +299,8 @@ class Authority:
                         actor=request.requester.identity, request_id=request_id,
                         details={"profile": profile.name, "protocol": request.protocol,
                                  "endpoint": request.endpoint, "reason": decision.reason,
+                                 "auth_method": request.requester.method,
+                                 "votes": policy_votes.as_details(votes),
                                  "reserved_serial": serial_hex(serial)
                                  if status is RequestStatus.APPROVED else None})
                     if migration is not None:
@@ -404,7 +397,6 @@ class Authority:
                         profile: Profile, ca_name: str, serial: int,
                         accepted: profile_rules.AcceptedRequest | None = None) -> Issued:
         backend = self.cas.get(ca_name)
-        public_key = request.csr.public_key()
         now = self.clock.now()
         for _attempt in range(3):
             try:
@@ -415,15 +407,8 @@ class Authority:
                                                     requester=record.requester)
                     if record.identity:
                         accepted = dataclasses.replace(accepted, identity=record.identity)
-                draft = templates.draft(profile, accepted, public_key, ca_name,
-                                        backend.certificate, now)
-                validity_rules.apply(draft, profile, request, now)
-                self.pm.hook.enroll_amend_certificate(draft=draft, request=request,
-                                                      profile=profile)
-                migration_rules.cap_validity(draft, profile, record.protocol,
-                                             record.endpoint, now)
-                issuance = templates.finalise(profile, draft, public_key, serial,
-                                              backend.certificate)
+                issuance = certificate_build.build(self.pm, profile, accepted, request,
+                                                   ca_name, backend.certificate, serial, now)
                 cert = backend.issue(issuance)
             except EnrollError as exc:
                 self._fail(record, exc.detail)
@@ -476,9 +461,11 @@ class Authority:
         with self.db.write() as tx:
             request_writes.fail(tx, self.clock.now(), record, reason, retryable=retryable)
 
-    def _record_denial(self, request: EnrollmentRequest, reason: str) -> None:
+    def _record_denial(self, request: EnrollmentRequest, reason: str,
+                       votes: tuple[policy_votes.PluginVote, ...]) -> None:
         with self.db.write() as tx:
-            request_writes.denied(tx, self.clock.now(), request, reason)
+            request_writes.denied(tx, self.clock.now(), request, reason,
+                                  policy_votes.as_details(votes))
 
     # -- operator decisions -------------------------------------------------------------
 

@@ -90,7 +90,9 @@ def enroll_policy_vote(request: EnrollmentRequest, profile: Profile) -> Decision
     Return `Decision.allow()`, `Decision.pending(reason)` or `Decision.deny(reason)`, or
     None to abstain. Deny beats pending beats allow; a pending vote sends the request to
     the manual approval queue even under an auto-approval profile. The deny reason is
-    shown to the client.
+    shown to the client. Each vote is kept with your plugin's registered name in the
+    request's audit event (`enroll.policy_votes`), and ``enroll profiles check`` asks
+    you too (without storing anything), so a vote should have no side effects.
     """
 
 

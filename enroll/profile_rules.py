@@ -6,7 +6,9 @@ The CSR only proposes; these rules decide what the certificate may carry. A rule
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from cryptography import x509
 from cryptography.x509.name import _ASN1Type
@@ -26,6 +28,7 @@ from enroll.profiles import (
     value_matches,
 )
 
+T = TypeVar("T")
 _KU_ATTRS = ("digital_signature", "content_commitment", "key_encipherment",
              "data_encipherment", "key_agreement", "key_cert_sign", "crl_sign")
 
@@ -244,19 +247,83 @@ def identity_of_certificate(profile: Profile, cert: x509.Certificate, requester:
     return identity_of(profile, cert.subject, names, requester)
 
 
-def accept(profile: Profile, csr: x509.CertificateSigningRequest,
-           authorized: Authorization | None = None,
-           requester: str = "") -> AcceptedRequest:
-    """Run every rule; return what the certificate may carry or raise `BadCSR`."""
-    key_type = check_key(profile, csr)
-    check_basic_constraints(profile, csr)
-    check_key_usage(profile, csr)
-    check_extended_key_usage(profile, csr)
-    names = tuple(check_general_names(csr_names(csr), profile.san, profile.name))
-    check_authorized_names(names, authorized)
-    subject = check_common_name(profile, build_subject(profile, csr, authorized), names)
+@dataclass(frozen=True, slots=True)
+class RuleVerdict:
+    """One rule's verdict on a request (`accept` with ``verdicts``, the troubleshooting
+    check): ``passed``, ``refused`` (with the refusal as the client is told it) or
+    ``not run`` (a rule it needs refused first)."""
+
+    rule: str
+    verdict: str
+    reason: str = ""
+
+    def as_json(self) -> dict[str, str]:
+        return {"rule": self.rule, "verdict": self.verdict, "reason": self.reason}
+
+
+class _Rules:
+    """Runs the rules in order. Without a verdict list the first refusal is raised at
+    once (the pipeline); with one every rule that can run runs, each verdict is
+    recorded, and the first refusal (in rule order: the one the pipeline raises) is
+    raised at the end."""
+
+    def __init__(self, verdicts: list[RuleVerdict] | None) -> None:
+        self.verdicts = verdicts
+        self.first: BadCSR | None = None
+
+    def run(self, rule: str, check: Callable[[], T], *needs: object) -> T | None:
+        if any(n is None for n in needs):
+            self._note(rule, "not run", "a rule it depends on refused the request")
+            return None
+        try:
+            result = check()
+        except BadCSR as exc:
+            if self.verdicts is None:
+                raise
+            self.first = self.first or exc
+            self._note(rule, "refused", exc.detail)
+            return None
+        self._note(rule, "passed")
+        return result
+
+    def _note(self, rule: str, verdict: str, reason: str = "") -> None:
+        if self.verdicts is not None:
+            self.verdicts.append(RuleVerdict(rule, verdict, reason))
+
+
+def _not_empty(names: tuple[x509.GeneralName, ...], subject: x509.Name) -> bool:
     if not names and len(subject) == 0:
         raise BadCSR("the certificate would have neither a subject nor any names")
-    identity = identity_of(profile, subject, names, requester)
+    return True
+
+
+def accept(profile: Profile, csr: x509.CertificateSigningRequest,
+           authorized: Authorization | None = None,
+           requester: str = "", verdicts: list[RuleVerdict] | None = None) -> AcceptedRequest:
+    """Run every rule; return what the certificate may carry or raise `BadCSR`. With
+    `verdicts`, each rule's verdict is appended to it (see `_Rules`)."""
+    rules = _Rules(verdicts)
+    key_type = rules.run("key type and size", lambda: check_key(profile, csr))
+    rules.run("basic constraints", lambda: check_basic_constraints(profile, csr))
+    rules.run("key usage", lambda: check_key_usage(profile, csr))
+    rules.run("extended key usage", lambda: check_extended_key_usage(profile, csr))
+    names = rules.run("subject alternative names",
+                      lambda: tuple(check_general_names(csr_names(csr), profile.san,
+                                                        profile.name)))
+    rules.run("authorised names", lambda: check_authorized_names(names or (), authorized),
+              names)
+    subject = rules.run("subject",
+                        lambda: check_common_name(profile,
+                                                  build_subject(profile, csr, authorized),
+                                                  names or ()), names)
+    rules.run("subject or names present", lambda: _not_empty(names or (), subject or
+                                                             x509.Name([])), subject)
+    identity = rules.run("identity",
+                         lambda: identity_of(profile, subject or x509.Name([]), names or (),
+                                             requester), subject)
+    if rules.first is not None:
+        raise rules.first
+    assert key_type is not None and names is not None and subject is not None \
+        and identity is not None
     return AcceptedRequest(subject=subject, names=names, key_type=key_type,
                            identity=identity)

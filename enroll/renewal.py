@@ -100,10 +100,12 @@ def bound_record(record: CertificateRecord | None, serial: str) -> CertificateRe
 
 def accept_bound(request: EnrollmentRequest, profile: Profile, profiles: dict[str, Profile],
                  certificate: Callable[[str], CertificateRecord | None],
-                 now: dt.datetime) -> AcceptedRequest:
+                 now: dt.datetime,
+                 verdicts: list[profile_rules.RuleVerdict] | None = None) -> AcceptedRequest:
     """The profile's rules (`enroll.profile_rules.accept`), bound by what the front-end
     proved (`request.authorized`) and by the certificates the request was authenticated
-    with (`credential`) or renews (`replaces`), as the module docstring says."""
+    with (`credential`) or renews (`replaces`), as the module docstring says.
+    `verdicts` collects each profile rule's verdict (`profile_rules.accept`)."""
     proven = request.authorized is not None
     bound: list[CertificateRecord] = []
     authorized = request.authorized
@@ -136,7 +138,7 @@ def accept_bound(request: EnrollmentRequest, profile: Profile, profiles: dict[st
     kept = bound[0].identity if bound else None
     if profile.identity == REQUESTER and kept and kept.startswith(f"{REQUESTER}:"):
         requester = kept.partition(":")[2]  # a renewal keeps the original requester
-    accepted = profile_rules.accept(profile, request.csr, authorized, requester)
+    accepted = profile_rules.accept(profile, request.csr, authorized, requester, verdicts)
     names = names_as_strings(accepted.names)
     for record in bound:
         check_identity(record, identity_of_record(record, profiles), accepted.identity,

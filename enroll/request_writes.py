@@ -8,6 +8,9 @@ of the certificate it renews and their audit events commit together or not at al
 from __future__ import annotations
 
 import datetime as dt
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -21,7 +24,7 @@ from enroll.model import (
     RequestRecord,
     RequestStatus,
 )
-from enroll.names import names_as_strings
+from enroll.names import csr_names, names_as_strings
 from enroll.store import identities, lineage, queries
 from enroll.store.transaction import Tx
 
@@ -98,9 +101,19 @@ def release(tx: Tx, now: dt.datetime, record: RequestRecord, reason: str) -> Non
                           details={"transaction_id": record.transaction_id, "reason": reason})
 
 
-def denied(tx: Tx, now: dt.datetime, request: EnrollmentRequest, reason: str) -> None:
-    """A policy denial: only an audit event (nothing else is stored)."""
+def denied(tx: Tx, now: dt.datetime, request: EnrollmentRequest, reason: str,
+           votes: Sequence[Mapping[str, Any]] = ()) -> str:
+    """A policy denial: only an audit event (nothing else is stored), under a request id
+    of its own, so ``enroll requests show ID`` finds it; returns that id. `votes` are
+    the plugins' votes (`enroll.policy_votes.as_details`)."""
+    request_id = str(uuid.uuid4())
     queries.add_audit(tx, at=now, type="request.denied", actor=request.requester.identity,
+                      request_id=request_id,
                       details={"profile": request.profile, "protocol": request.protocol,
                                "endpoint": request.endpoint, "reason": reason,
-                               "subject": request.csr.subject.rfc4514_string()})
+                               "auth_method": request.requester.method,
+                               "transaction_id": request.transaction_id,
+                               "subject": request.csr.subject.rfc4514_string(),
+                               "sans": names_as_strings(csr_names(request.csr))[:20],
+                               "votes": list(votes)})
+    return request_id

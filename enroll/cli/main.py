@@ -9,7 +9,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from enroll import __version__
-from enroll.cli import commands, inventory, keys, lifecycle, limits, lineage, migration
+from enroll.cli import (
+    commands,
+    inventory,
+    keys,
+    lifecycle,
+    limits,
+    lineage,
+    migration,
+    troubleshoot,
+)
 from enroll.errors import ConfigError, EnrollError, NotInitialised
 from enroll.plugin_loader import build_plugin_manager
 
@@ -30,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     migration.register(sub)
     lineage.register(sub)
     lifecycle.register(sub)
+    troubleshoot.register(sub)
     pm = build_plugin_manager()
     pm.hook.enroll_cli_commands(subparsers=sub)
     return parser
