@@ -18,19 +18,14 @@
 from __future__ import annotations
 
 import copy
-import json
 import os
 import secrets
-import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import Harness, LocalDns, child_env, free_port
+from harness import Harness, LocalDns, RunningServer, start_server, stop_server
 
 from enroll import config as config_mod
 from enroll.testing import test_config
@@ -170,79 +165,6 @@ def harness_factory(make_config: ConfigFactory) -> Iterator[Callable[..., Harnes
     yield factory
     for h in made:
         h.close()
-
-
-@dataclass
-class RunningServer:
-    data_dir: Path
-    process: subprocess.Popen[bytes]
-    endpoints: dict[str, Any]
-    log_path: Path
-    extra_env: dict[str, str] | None = None
-
-    @property
-    def http_url(self) -> str:
-        return str(self.endpoints["http_url"])
-
-    @property
-    def https_url(self) -> str:
-        return str(self.endpoints["https_url"])
-
-    @property
-    def tls_ca(self) -> str:
-        return str(self.endpoints["tls_ca_bundle"])
-
-    def enroll(self, *args: str) -> subprocess.CompletedProcess[str]:
-        """Run an `enroll` CLI command against this server's data dir."""
-        return subprocess.run([sys.executable, "-m", "enroll.cli.main", "--data-dir",
-                               str(self.data_dir), *args], capture_output=True, text=True,
-                              timeout=120, env=_child_env(self.data_dir, self.extra_env or {}),
-                              check=False)
-
-
-def _child_env(data_dir: Path, extra: dict[str, str]) -> dict[str, str]:
-    return child_env(**{"ENROLL_DATA_DIR": str(data_dir), **extra})
-
-
-def start_server(data_dir: Path, extra_env: dict[str, str] | None = None,
-                 args: tuple[str, ...] = (), timeout: float = 60.0) -> RunningServer:
-    http_port, https_port = free_port(), free_port()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    log_path = data_dir / "serve.log"
-    endpoints_file = data_dir / "endpoints.json"
-    if endpoints_file.exists():
-        endpoints_file.unlink()
-    env = _child_env(data_dir, extra_env or {})
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "enroll.cli.main", "serve", "--http-port", str(http_port),
-         "--https-port", str(https_port), *args],
-        stdout=open(log_path, "wb"), stderr=subprocess.STDOUT, env=env)  # noqa: SIM115
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"enroll serve exited: {log_path.read_text()[-4000:]}")
-        if endpoints_file.exists():
-            try:
-                endpoints = json.loads(endpoints_file.read_text())
-                r = httpx.get(f"{endpoints['http_url']}/health", timeout=2, trust_env=False)
-                if r.status_code == 200:
-                    return RunningServer(data_dir, proc, endpoints, log_path, extra_env)
-            except (ValueError, httpx.HTTPError):
-                pass
-        time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError(f"enroll serve did not start: {log_path.read_text()[-4000:]}")
-
-
-def stop_server(server: RunningServer) -> None:
-    server.process.terminate()
-    try:
-        server.process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
-        server.process.wait(timeout=5)
 
 
 @pytest.fixture

@@ -31,14 +31,13 @@ import httpx
 import pyotp
 import pytest
 import tomli_w
-from conftest import RunningServer, start_server, stop_server
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs7
 from enroll.protocols.scep import signeddata
 from enroll.protocols.scep.pkimessage import PKIStatus
-from harness import child_env, require_binary
+from harness import RunningServer, child_env, require_binary, start_server, stop_server
 from playwright.sync_api import sync_playwright
 
 from enroll.testing.scep_client import ScepClient, csr_with_challenge
