@@ -482,10 +482,11 @@ class Authority:
 
     # -- operator decisions -------------------------------------------------------------
 
-    def list_requests(self, status: RequestStatus | None = None,
-                      limit: int = 100) -> list[RequestRecord]:
+    def list_requests(self, status: RequestStatus | None = None, limit: int = 100,
+                      before: tuple[dt.datetime, str] | None = None) -> list[RequestRecord]:
+        """Newest first; `before`: (created_at, id) of the previous page's last row."""
         with self.db.read() as tx:
-            return queries.list_requests(tx, status, limit)
+            return queries.list_requests(tx, status, limit, before)
 
     def approve(self, request_id: str,
                 actor: str | Approver) -> Issued | AwaitingApproval:
