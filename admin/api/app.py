@@ -97,7 +97,7 @@ class ApiApp:
         # A literal path (/certificates/revoke-identity) before a template that would
         # also match it (/certificates/{serial}).
         ordered = sorted(by_path.items(), key=lambda item: item[0].count("{"))
-        routes += [Route(path, self._dispatcher(ops)) for path, ops in ordered]
+        routes += [Route(path, _PathApp(self, ops)) for path, ops in ordered]
         self.router = Router(routes=routes, default=self._not_found)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -110,17 +110,7 @@ class ApiApp:
     async def _not_found(self, scope: Scope, receive: Receive, send: Send) -> None:
         await Problem(404, "no such API route").response()(scope, receive, send)
 
-    def _dispatcher(self, ops: dict[str, Operation]) -> Callable[[Request], Any]:
-        async def endpoint(request: Request) -> Response:
-            op = ops.get(request.method)
-            if op is None:
-                allow = ", ".join(sorted(ops))
-                return Problem(405, f"this route takes {allow}",
-                               headers={"Allow": allow}).response()
-            return await self._run(op, request)
-        return endpoint
-
-    async def _run(self, op: Operation, request: Request) -> Response:
+    async def run(self, op: Operation, request: Request) -> Response:
         ctx = self.api.ctx
         who: Principal | None = None
         try:
@@ -180,6 +170,26 @@ class ApiApp:
             raise Problem(415, "the body must be application/json")
         return inputs.body(bounded_json.loads(raw, what="the body", max_bytes=MAX_BODY),
                            op.body)
+
+
+class _PathApp:
+    """The operations of one path, as an ASGI app (so Starlette hands it every method):
+    the operation of the request's method, or a 405 problem."""
+
+    def __init__(self, api: ApiApp, ops: dict[str, Operation]) -> None:
+        self.api = api
+        self.ops = ops
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        op = self.ops.get(request.method)
+        if op is None:
+            allow = ", ".join(sorted(self.ops))
+            response: Response = Problem(405, f"this route takes {allow}",
+                                         headers={"Allow": allow}).response()
+        else:
+            response = await self.api.run(op, request)
+        await response(scope, receive, send)
 
 
 def _base_url(request: Request) -> str:

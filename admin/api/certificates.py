@@ -38,7 +38,7 @@ FILTERS = (
     Field("after", "string", "the `next` cursor of the previous page", minimum=1,
           maximum=256),
 )
-REASON = Field("reason", "string", "RFC 5280 reason", enum=REASONS, default="unspecified")
+REASON = Field("reason", "string", "RFC 5280 reason", enum=REASONS, required=True)
 
 
 def _time(value: dt.datetime | None) -> str | None:
