@@ -62,7 +62,7 @@ def list_requests(call: Call) -> dict[str, Any]:
     limit = q["limit"]
     found = operations.requests(call.ctx, call.who, status, limit + 1, _before(q["after"]))
     items = found[:limit]
-    return {"items": [as_json(r) for r in items],
+    return {"items": [as_json(r, _approvers(call, r), _required(call, r)) for r in items],
             "next": _cursor(items[-1]) if len(found) > limit and items else None}
 
 
@@ -70,9 +70,18 @@ def _required(call: Call, rec: RequestRecord) -> int:
     return call.ctx.authority.approvals_required(rec)
 
 
+def _approvers(call: Call, rec: RequestRecord) -> list[str]:
+    """Who approved so far (only a pending or approved request can have approvals
+    that still count; the others skip the query)."""
+    if rec.status not in (RequestStatus.PENDING, RequestStatus.APPROVED):
+        return []
+    return operations.approvers(call.ctx, call.who, rec.id)
+
+
 def get_request(call: Call) -> dict[str, Any]:
     rec = operations.request(call.ctx, call.who, call.path["request_id"])
-    return as_json(rec, operations.approvers(call.ctx, call.who, rec.id), _required(call, rec))
+    return as_json(rec, operations.approvers(call.ctx, call.who, rec.id),
+                   _required(call, rec))
 
 
 def approve_request(call: Call) -> dict[str, Any]:
@@ -89,7 +98,8 @@ def approve_request(call: Call) -> dict[str, Any]:
 
 def reject_request(call: Call) -> dict[str, Any]:
     rec = operations.reject(call.ctx, call.who, call.path["request_id"], call.body["reason"])
-    return as_json(rec)
+    return as_json(rec, operations.approvers(call.ctx, call.who, rec.id),
+                   _required(call, rec))
 
 
 def operations_() -> list[Operation]:

@@ -71,9 +71,10 @@ class Served:
         assert r.status_code == 202, r.text
         with self.as_("viewer") as c:
             page = c.get("/requests", params={"status": "pending", "limit": 50}).json()
-        found = [i["id"] for i in page["items"] if i["subject"] == f"CN={cn}"]
+        found = [i for i in page["items"] if i["subject"] == f"CN={cn}"]
         assert len(found) == 1, page
-        return str(found[0])
+        assert found[0]["approvals_required"] == 2 and found[0]["approvers"] == []
+        return str(found[0]["id"])
 
     def issued(self, cn: str) -> x509.Certificate:
         r = est_enroll(self.server.https_url, self.server.tls_ca, "est",
@@ -452,3 +453,58 @@ def test_admin_client_certificates_sign_in_with_their_role(served: Served,
         serialization.NoEncryption()))
     with _tls_client(served, str(tmp_path / "dev.pem"), str(tmp_path / "dev.key")) as c:
         problem(c.get("/cas"), 401)
+
+
+# -- the document against the served app (schemathesis) --------------------------------
+# Last in the module: it runs every operation with generated input as the admin, which
+# may revoke or delete what it happens to name.
+
+SCHEMATHESIS_EXAMPLES = 6
+
+
+def test_every_operation_answers_as_documented(served: Served) -> None:
+    """schemathesis, over HTTPS on loopback: for each operation of the served document,
+    generated valid inputs (a few per operation) get no 5xx, and every answer's status,
+    content type, headers and body match the document."""
+    import requests
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+    from schemathesis.checks import not_a_server_error
+    from schemathesis.specs.openapi.checks import (
+        content_type_conformance,
+        response_headers_conformance,
+        response_schema_conformance,
+        status_code_conformance,
+    )
+
+    checks = [not_a_server_error, status_code_conformance, content_type_conformance,
+              response_headers_conformance, response_schema_conformance]
+    with served.client() as c:
+        document = c.get("/openapi.json").json()
+    schema = schemathesis.openapi.from_dict(document)
+    session = requests.Session()
+    session.verify = served.server.tls_ca
+    session.trust_env = False
+    headers = {"authorization": f"Bearer {served.tokens['admin']}"}
+    calls: dict[str, int] = {}
+    statuses: dict[int, int] = {}
+    started = time.monotonic()
+    for result in schema.get_all_operations():
+        operation = result.ok()
+
+        @given(case=operation.as_strategy())
+        @settings(max_examples=SCHEMATHESIS_EXAMPLES, deadline=None, database=None,
+                  suppress_health_check=list(HealthCheck), derandomize=True)
+        def check(case: Any, label: str = operation.label) -> None:
+            response = case.call(base_url=served.api, session=session, headers=headers,
+                                 timeout=30, verify=served.server.tls_ca)
+            calls[label] = calls.get(label, 0) + 1
+            statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+            case.validate_response(response, checks=checks)
+
+        check()
+    elapsed = time.monotonic() - started
+    print(f"schemathesis: {sum(calls.values())} calls over {len(calls)} operations in "
+          f"{elapsed:.1f}s; statuses {dict(sorted(statuses.items()))}")
+    assert len(calls) == sum(len(v) for v in document["paths"].values())
+    assert not [s for s in statuses if s >= 500]
