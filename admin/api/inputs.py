@@ -123,6 +123,8 @@ class Field:
             value.encode()
         except UnicodeEncodeError:
             raise self.bad("not valid text") from None
+        if "\x00" in value:  # no database stores it (PostgreSQL refuses it in text)
+            raise self.bad("not valid text (NUL)")
 
 
 def query(params: QueryParams, raw_length: int, fields: Iterable[Field]) -> dict[str, Any]:

@@ -10,12 +10,14 @@
 
 The server is started with the root conftest's `start_server` (looked up among the
 registered conftest plugins: this folder must not shadow it with a conftest.py of its
-own).
+own), on SQLite, and on a fresh PostgreSQL schema too when ENROLL_TEST_DATABASE_URL is
+set (`backends`).
 """
 
 from __future__ import annotations
 
 import base64
+import os
 import subprocess
 import sys
 import tomllib
@@ -36,6 +38,14 @@ OPERATOR_CN = "ops.example"
 VIEWER_CN = "noc.example"
 
 
+def backends() -> list[Any]:
+    """The module's server parameters: sqlite, and postgresql (skipped without
+    ENROLL_TEST_DATABASE_URL)."""
+    return [pytest.param("sqlite"), pytest.param("postgresql", marks=[pytest.mark.postgres, *(
+        [] if os.environ.get("ENROLL_TEST_DATABASE_URL") else
+        [pytest.mark.skip(reason="ENROLL_TEST_DATABASE_URL not set")])])]
+
+
 def root_conftest(config: pytest.Config) -> Any:
     root = (Path(__file__).resolve().parents[1] / "conftest.py")
     for plugin in config.pluginmanager.get_plugins():
@@ -44,9 +54,11 @@ def root_conftest(config: pytest.Config) -> Any:
     raise RuntimeError("the root conftest is not loaded")
 
 
-def configure(data: Path) -> None:
+def configure(data: Path, env: dict[str, str]) -> None:
+    """``enroll init`` (with `env`: ``ENROLL_DATABASE_URL`` for PostgreSQL), then the
+    tables above added to the generated ``enroll.toml``."""
     done = subprocess.run([sys.executable, "-m", "enroll.cli.main", "--data-dir", str(data),
-                           "init"], env=child_env(ENROLL_DATA_DIR=str(data)),
+                           "init"], env=child_env(ENROLL_DATA_DIR=str(data), **env),
                           capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     path = data / "enroll.toml"

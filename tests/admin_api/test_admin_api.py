@@ -7,6 +7,7 @@ credentials, and problem documents for bad input."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import subprocess
 import sys
 import time
@@ -20,6 +21,7 @@ from admin_api_server import (
     GATED,
     OPERATOR_CN,
     VIEWER_CN,
+    backends,
     configure,
     est_enroll,
     est_password,
@@ -37,8 +39,9 @@ PROBLEM = "application/problem+json"
 
 
 class Served:
-    def __init__(self, server: Any, data: Path) -> None:
+    def __init__(self, server: Any, data: Path, env: dict[str, str]) -> None:
         self.data = data
+        self.env = env
         self.server = server
         self.api = f"{server.https_url}/api/v1"
         self.tokens: dict[str, str] = {}
@@ -50,7 +53,8 @@ class Served:
         running = {name: subprocess.Popen(
             [sys.executable, "-m", "enroll.cli.main", "--data-dir", str(self.data), "admin",
              "token", "new", "--name", name, "--role", *args], stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True, env=child_env(ENROLL_DATA_DIR=str(self.data)))
+            stderr=subprocess.PIPE, text=True, env=child_env(ENROLL_DATA_DIR=str(self.data),
+                                                     **self.env))
             for name, args in wanted.items()}
         for name, proc in running.items():
             out, err = proc.communicate(timeout=120)
@@ -83,23 +87,25 @@ class Served:
         return pkcs7.load_der_pkcs7_certificates(base64.b64decode(r.content))[0]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=backends())
 def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
            ) -> Iterator[Served]:
     conftest = root_conftest(request.config)
-    data = tmp_path_factory.mktemp("admin-api") / "data"
-    configure(data)
-    server = conftest.start_server(data)
-    s = Served(server, data)
-    s.make_tokens({"viewer": ("viewer",), "approver": ("approver",),
-                   "revoker": ("revoker",), "admin": ("admin",),
-                   "approver2": ("approver",), "soon-revoked": ("viewer",),
-                   "short-lived": ("viewer", "--expires", "1s")})
-    s.short_lived_made = time.monotonic()
-    try:
+    with contextlib.ExitStack() as stack:
+        env = {} if request.param == "sqlite" else {
+            "ENROLL_DATABASE_URL": stack.enter_context(contextlib.contextmanager(
+                conftest._pg_schema_url)())}
+        data = tmp_path_factory.mktemp("admin-api") / "data"
+        configure(data, env)
+        server = conftest.start_server(data, env)
+        stack.callback(conftest.stop_server, server)
+        s = Served(server, data, env)
+        s.make_tokens({"viewer": ("viewer",), "approver": ("approver",),
+                       "revoker": ("revoker",), "admin": ("admin",),
+                       "approver2": ("approver",), "soon-revoked": ("viewer",),
+                       "short-lived": ("viewer", "--expires", "1s")})
+        s.short_lived_made = time.monotonic()
         yield s
-    finally:
-        conftest.stop_server(server)
 
 
 def problem(r: httpx.Response, status: int) -> dict[str, Any]:
@@ -366,6 +372,9 @@ def test_scep_challenge_and_est_users(served: Served) -> None:
     ("GET", "/requests", {"params": {"status": "maybe"}}, 400, "status"),
     ("GET", "/audit", {"params": {"after": "-1"}}, 400, "after"),
     ("GET", "/lineage", {}, 400, "required"),
+    ("GET", "/audit", {"params": {"actor": "token:\x00"}}, 400, "NUL"),
+    ("POST", "/certificates/revoke-identity", {"json": {"identity": "a:\x00",
+                                                        "reason": "superseded"}}, 400, "NUL"),
     ("GET", "/lineage", {"params": {"of": "subject.CN:nobody"}}, 404, "nobody"),
     ("GET", "/cas/nope/chain", {}, 404, "nope"),
     ("POST", "/certificates/revoke-identity", {"content": b"{" * 40,
