@@ -276,7 +276,11 @@ def test_revoke_by_identity_dry_run_then_for_real(served: Served) -> None:
         real = c.post("/certificates/revoke-identity", json={**body, "dry_run": False})
         assert real.json()["count"] == 2, real.text
         listed = c.get("/certificates", params={"identity": "subject.CN:fleet-dev-7"}).json()
+        chains = c.get("/lineage", params={"of": "subject.CN:fleet-dev-7"}).json()["chains"]
+        assert c.get("/migration").json() == {"profiles": []}
     assert {i["status"] for i in listed["items"]} == {"revoked"}
+    assert sorted(link["serial"] for chain in chains for link in chain) == sorted(
+        i["serial"] for i in listed["items"])
     assert {format(c.serial_number, "x") for c in certs} == {i["serial"]
                                                              for i in listed["items"]}
 
