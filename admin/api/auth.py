@@ -43,10 +43,10 @@ def bearer(headers: list[tuple[bytes, bytes]]) -> str | None:
     if not values:
         return None
     if len(values) > 1 or len(values[0]) > MAX_AUTHORIZATION:
-        raise unauthenticated("one Authorization: Bearer header, please")
+        raise unauthenticated("one Authorization: Bearer header, please", presented=True)
     scheme, _, credential = values[0].decode("latin-1").partition(" ")
     if scheme.lower() != "bearer" or not credential.strip():
-        raise unauthenticated("expected Authorization: Bearer <token>")
+        raise unauthenticated("expected Authorization: Bearer <token>", presented=True)
     return credential.strip()
 
 
@@ -56,7 +56,8 @@ def from_token(ctx: AppContext, presented: str) -> Principal:
     with ctx.db.read() as tx:
         token = tokens.authenticate(tx, presented, now)
     if token is None:
-        raise unauthenticated("the token is not valid (unknown, expired or revoked)")
+        raise unauthenticated("the token is not valid (unknown, expired or revoked)",
+                              presented=True)
     with ctx.db.write() as tx:
         store.touch_token(tx, token.id, now)
     return Principal(name=f"token:{token.name}", role=Role(token.role), kind="token")
@@ -93,7 +94,8 @@ def from_certificate(ctx: AppContext, settings: AdminSettings,
     """Blocking: the admin certificate's principal, a 401 if it does not authenticate,
     a 403 if it does but no role is configured for it."""
     assert settings.client_ca is not None  # noqa: S101 - the caller checked
-    refused = unauthenticated("the client certificate is not an admin certificate")
+    refused = unauthenticated("the client certificate is not an admin certificate",
+                              presented=True)
     issuer = ctx.authority.chain(settings.client_ca)[0]
     try:
         cert.verify_directly_issued_by(issuer)

@@ -65,8 +65,12 @@ class Problem(Exception):
 
 
 def unauthenticated(detail: str = "an API token is required "
-                                  "(Authorization: Bearer enr.<id>.<secret>)") -> Problem:
-    return Problem(401, detail, headers={"WWW-Authenticate": 'Bearer realm="enroll-admin"'})
+                                  "(Authorization: Bearer enr.<id>.<secret>)",
+                    *, presented: bool = False) -> Problem:
+    """401 with the RFC 6750 challenge; ``error="invalid_token"`` when a credential was
+    presented and did not authenticate."""
+    challenge = 'Bearer realm="enroll-admin"' + (', error="invalid_token"' if presented else "")
+    return Problem(401, detail, headers={"WWW-Authenticate": challenge})
 
 
 _TABLE: tuple[tuple[type[BaseException], int], ...] = (

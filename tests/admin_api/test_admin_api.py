@@ -143,7 +143,8 @@ def test_no_or_a_bad_credential_is_401_with_www_authenticate(
     with served.client() as c:
         r = c.get("/certificates", headers={"authorization": header} if header else {})
     problem(r, 401)
-    assert r.headers["www-authenticate"].startswith("Bearer")
+    assert r.headers["www-authenticate"] == 'Bearer realm="enroll-admin"' + (
+        ', error="invalid_token"' if header else "")
 
 
 def test_revoked_and_expired_tokens_are_401(served: Served) -> None:
