@@ -29,6 +29,7 @@ from enroll.model import (
     AuditEvent,
     AwaitingApproval,
     CertificateRecord,
+    CertificateStatus,
     Issued,
     RequestRecord,
     RequestStatus,
@@ -87,14 +88,46 @@ def chain(ctx: AppContext, who: Principal, ca: str) -> tuple[x509.Certificate, .
 
 
 def requests(ctx: AppContext, who: Principal, status: RequestStatus | None = None,
-             limit: int = 100, offset: int = 0) -> list[RequestRecord]:
-    """Newest first; `offset` skips that many (a page of the console's queue)."""
+             limit: int = 100, before: tuple[dt.datetime, str] | None = None,
+             offset: int = 0) -> list[RequestRecord]:
+    """Newest first; `before`: (created_at, id) of the previous page's last row (the
+    API); `offset` skips that many (a page of the console's queue)."""
     who.require(Action.READ)
     if not 1 <= limit <= MAX_PAGE:
         raise MalformedInput(f"limit must be between 1 and {MAX_PAGE}")
     if not 0 <= offset <= inventory.MAX_OFFSET:
         raise MalformedInput(f"offset must be between 0 and {inventory.MAX_OFFSET}")
-    return ctx.authority.list_requests(status, limit, offset)
+    return ctx.authority.list_requests(status, limit, before, offset)
+
+
+@dataclass(frozen=True, slots=True)
+class CertificateFilters:
+    status: CertificateStatus | None = None
+    ca: str | None = None
+    protocol: str | None = None
+    profile: str | None = None
+    endpoint: str | None = None
+    identity: str | None = None
+    expiring_within: int | None = None
+    """Seconds: unrevoked and expiring within this."""
+
+
+def certificates(ctx: AppContext, who: Principal, filters: CertificateFilters, *,
+                 limit: int = 100, after: tuple[dt.datetime, str] | None = None
+                 ) -> list[CertificateRecord]:
+    """Issued certificates (not the CAs' own), soonest expiry first; `after`:
+    (not_after, serial) of the previous page's last row."""
+    who.require(Action.READ)
+    if not 1 <= limit <= MAX_PAGE:
+        raise MalformedInput(f"limit must be between 1 and {MAX_PAGE}")
+    now = ctx.clock.now()
+    within = filters.expiring_within
+    with ctx.db.read() as tx:
+        return queries.list_certificates(
+            tx, status=filters.status, ca=filters.ca, protocol=filters.protocol,
+            profile=filters.profile, endpoint=filters.endpoint, identity=filters.identity,
+            expiring=(now, now + dt.timedelta(seconds=within)) if within is not None else None,
+            by_expiry=True, after=after, limit=limit)
 
 
 def request(ctx: AppContext, who: Principal, request_id: str) -> RequestRecord:

@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import copy
 import os
-import secrets
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import Harness, LocalDns, RunningServer, start_server, stop_server
+from harness import Harness, LocalDns, RunningServer, pg_schema_url, start_server, stop_server
 
 from enroll import config as config_mod
 from enroll.testing import test_config
@@ -47,25 +46,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'enroll.db'}"
         return
-    yield from _pg_schema_url()
-
-
-def _pg_schema_url() -> Iterator[str]:
-    import sqlalchemy
-
-    from enroll.store.db import normalise_url
-
-    schema = f"t_{secrets.token_hex(6)}"
-    admin = sqlalchemy.create_engine(normalise_url(PG_URL), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    sep = "&" if "?" in PG_URL else "?"
-    try:
-        yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.dispose()
+    yield from pg_schema_url()
 
 
 @pytest.fixture
@@ -73,7 +54,7 @@ def pg_url() -> Iterator[str]:
     """A fresh PostgreSQL schema (skips when ENROLL_TEST_DATABASE_URL is not set)."""
     if not PG_URL:
         pytest.skip("ENROLL_TEST_DATABASE_URL not set")
-    yield from _pg_schema_url()
+    yield from pg_schema_url()
 
 
 @pytest.fixture

@@ -20,12 +20,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import shutil
 import socket
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -419,3 +421,23 @@ def stop_server(server: RunningServer) -> None:
     except subprocess.TimeoutExpired:
         server.process.kill()
         server.process.wait(timeout=5)
+
+
+def pg_schema_url() -> Iterator[str]:
+    """A fresh schema on ENROLL_TEST_DATABASE_URL's PostgreSQL, dropped afterwards."""
+    pg_url = os.environ["ENROLL_TEST_DATABASE_URL"]
+    import sqlalchemy
+
+    from enroll.store.db import normalise_url
+
+    schema = f"t_{secrets.token_hex(6)}"
+    admin = sqlalchemy.create_engine(normalise_url(pg_url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    sep = "&" if "?" in pg_url else "?"
+    try:
+        yield f"{pg_url}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.dispose()

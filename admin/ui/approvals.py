@@ -35,7 +35,7 @@ async def queue(request: Request) -> Response:
     def read() -> list[tuple[object, list[str], int]]:
         if status is RequestStatus.PENDING:
             ctx.authority.expire_pending()
-        found = operations.requests(ctx, who, status, PAGE + 1, offset)
+        found = operations.requests(ctx, who, status, PAGE + 1, offset=offset)
         return [(r, ctx.authority.approvers(r.id), ctx.authority.approvals_required(r))
                 for r in found]
 

@@ -169,9 +169,21 @@ def release_transaction(tx: Tx, request_id: str, now: dt.datetime) -> bool:
 
 
 def list_requests(tx: Tx, status: RequestStatus | None = None,
-                  limit: int = 100, offset: int = 0) -> list[RequestRecord]:
-    where, params = ("WHERE status = ? ", (status.value,)) if status is not None else ("", ())
-    rows = tx.all(f"SELECT {_REQUEST} FROM requests {where}ORDER BY created_at DESC, id "
+                  limit: int = 100, before: tuple[dt.datetime, str] | None = None,
+                  offset: int = 0) -> list[RequestRecord]:
+    """Newest first; `before` (created_at, id) of the last row of the previous page
+    continues there (a keyset page: the API); `offset` skips rows (the console's queue,
+    bounded by its caller)."""
+    conditions: list[str] = []
+    params: list[Any] = []
+    if status is not None:
+        conditions.append("status = ?")
+        params.append(status.value)
+    if before is not None:
+        conditions.append("(created_at < ? OR (created_at = ? AND id < ?))")
+        params += [tx.when(before[0]), tx.when(before[0]), before[1]]
+    where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
+    rows = tx.all(f"SELECT {_REQUEST} FROM requests {where}ORDER BY created_at DESC, id DESC "
                   f"LIMIT {int(limit)} OFFSET {int(offset)}", params, requests)
     return [_request(r) for r in rows]
 
@@ -287,11 +299,15 @@ def list_certificates(tx: Tx, *, status: CertificateStatus | None = None,
                       include_ca: bool = False, protocol: str | None = None,
                       profile: str | None = None, endpoint: str | None = None,
                       identity: str | None = None,
-                      expiring: tuple[dt.datetime, dt.datetime] | None = None
+                      expiring: tuple[dt.datetime, dt.datetime] | None = None,
+                      by_expiry: bool = False,
+                      after: tuple[dt.datetime, str] | None = None
                       ) -> list[CertificateRecord]:
     """Newest first; CAs' own certificates only with `include_ca`. `expiring`:
     (now, until): unrevoked certificates with now < not_after <= until, soonest first
-    (read in order from ``ix_certificates_status_not_after``)."""
+    (read in order from ``ix_certificates_status_not_after``). `by_expiry`: soonest
+    first too, and `after` (not_after, serial) of the last row of the previous page
+    continues there (a keyset page)."""
     conditions: list[str] = [] if include_ca else [f"protocol != '{CA_PROTOCOL}'"]
     params: list[Any] = []
     if status is not None:
@@ -305,8 +321,12 @@ def list_certificates(tx: Tx, *, status: CertificateStatus | None = None,
     if expiring is not None:
         conditions.append("status = 'valid' AND not_after > ? AND not_after <= ?")
         params += [tx.when(expiring[0]), tx.when(expiring[1])]
+    if after is not None:
+        conditions.append("(not_after > ? OR (not_after = ? AND serial > ?))")
+        params += [tx.when(after[0]), tx.when(after[0]), after[1]]
     where = f"WHERE {' AND '.join(conditions)} " if conditions else ""
-    order = "not_after ASC, serial ASC" if expiring is not None else "created_at DESC"
+    soonest = expiring is not None or by_expiry or after is not None
+    order = "not_after ASC, serial ASC" if soonest else "created_at DESC"
     rows = tx.all(f"SELECT {_CERTIFICATE} FROM certificates {where}"
                   f"ORDER BY {order} LIMIT {int(limit)}", params, certificates)
     return [_certificate(r) for r in rows]

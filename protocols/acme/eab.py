@@ -75,6 +75,20 @@ def create(tx: Tx, endpoint: str, allow: list[str] | None, passphrase: Secret | 
     return kid, b64e(key)
 
 
+def revoke(tx: Tx, kid: str) -> dict[str, Any] | None:
+    """End a key (the admin API): it binds no account any more, and the account it
+    bound, if any, is deactivated (RFC 8555 §7.3.6: its key authorizes nothing more).
+    Returns the key's row as it was, or None if there is no such key."""
+    row = store.get_eab_key(tx, kid)
+    if row is None:
+        return None
+    store.delete_eab_key(tx, kid)
+    if row["account_id"] is not None:
+        store.update_account(tx, row["account_id"], status="deactivated")
+    row.pop("hmac_key", None)
+    return row
+
+
 MAX_IDENTITY_PATTERN = 600
 
 

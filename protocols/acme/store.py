@@ -460,6 +460,10 @@ def bind_eab_key(tx: Tx, kid: str, account_id: str, now: dt.datetime) -> bool:
                   "account_id IS NULL", (account_id, tx.when(now), kid)) > 0
 
 
+def delete_eab_key(tx: Tx, kid: str) -> bool:
+    return tx.run("DELETE FROM acme_eab_keys WHERE kid = ?", (kid,)) > 0
+
+
 def list_eab_keys(tx: Tx) -> list[dict[str, Any]]:
     rows = tx.all("SELECT kid, endpoint, allow, account_id, identity FROM acme_eab_keys "
                   "ORDER BY created_at")
