@@ -88,7 +88,7 @@ def chain(ctx: AppContext, who: Principal, ca: str) -> tuple[x509.Certificate, .
 
 
 def requests(ctx: AppContext, who: Principal, status: RequestStatus | None = None,
-             limit: int = 100, before: tuple[dt.datetime, str] | None = None,
+             limit: int = 100, *, before: tuple[dt.datetime, str] | None = None,
              offset: int = 0) -> list[RequestRecord]:
     """Newest first; `before`: (created_at, id) of the previous page's last row (the
     API); `offset` skips that many (a page of the console's queue)."""
@@ -97,7 +97,7 @@ def requests(ctx: AppContext, who: Principal, status: RequestStatus | None = Non
         raise MalformedInput(f"limit must be between 1 and {MAX_PAGE}")
     if not 0 <= offset <= inventory.MAX_OFFSET:
         raise MalformedInput(f"offset must be between 0 and {inventory.MAX_OFFSET}")
-    return ctx.authority.list_requests(status, limit, before, offset)
+    return ctx.authority.list_requests(status, limit, before=before, offset=offset)
 
 
 @dataclass(frozen=True, slots=True)

@@ -469,12 +469,12 @@ class Authority:
 
     # -- operator decisions -------------------------------------------------------------
 
-    def list_requests(self, status: RequestStatus | None = None, limit: int = 100,
+    def list_requests(self, status: RequestStatus | None = None, limit: int = 100, *,
                       before: tuple[dt.datetime, str] | None = None,
                       offset: int = 0) -> list[RequestRecord]:
         """Newest first; `before`: (created_at, id) of the previous page's last row."""
         with self.db.read() as tx:
-            return queries.list_requests(tx, status, limit, before, offset)
+            return queries.list_requests(tx, status, limit, before=before, offset=offset)
 
     def approve(self, request_id: str,
                 actor: str | Approver) -> Issued | AwaitingApproval:

@@ -60,7 +60,8 @@ def list_requests(call: Call) -> dict[str, Any]:
     q = call.query
     status = None if q["status"] == "all" else RequestStatus(q["status"])
     limit = q["limit"]
-    found = operations.requests(call.ctx, call.who, status, limit + 1, _before(q["after"]))
+    found = operations.requests(call.ctx, call.who, status, limit + 1,
+                                before=_before(q["after"]))
     items = found[:limit]
     return {"items": [as_json(r, _approvers(call, r), _required(call, r)) for r in items],
             "next": _cursor(items[-1]) if len(found) > limit and items else None}

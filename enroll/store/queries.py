@@ -169,7 +169,7 @@ def release_transaction(tx: Tx, request_id: str, now: dt.datetime) -> bool:
 
 
 def list_requests(tx: Tx, status: RequestStatus | None = None,
-                  limit: int = 100, before: tuple[dt.datetime, str] | None = None,
+                  limit: int = 100, *, before: tuple[dt.datetime, str] | None = None,
                   offset: int = 0) -> list[RequestRecord]:
     """Newest first; `before` (created_at, id) of the last row of the previous page
     continues there (a keyset page: the API); `offset` skips rows (the console's queue,

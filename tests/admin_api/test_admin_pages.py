@@ -61,7 +61,7 @@ def test_request_pages_cover_every_request_once_newest_first(ctx: Any) -> None:
     seen: list[Any] = []
     before = None
     for _ in range(10):  # a cursor that did not advance would fill every page
-        page = operations.requests(ctx, VIEWER, RequestStatus.PENDING, 2, before)
+        page = operations.requests(ctx, VIEWER, RequestStatus.PENDING, 2, before=before)
         seen += page
         if len(page) < 2:
             break

@@ -32,7 +32,7 @@ def test_issued_per_day_counts_what_was_issued_by_protocol(
     assert days[-1][1].get("est") == 3
     assert all(not counts for _, counts in days[:-1])
     every = operations.requests(h.ctx, VIEWER, RequestStatus.ISSUED, 100)
-    pages = [operations.requests(h.ctx, VIEWER, RequestStatus.ISSUED, 2, offset)
+    pages = [operations.requests(h.ctx, VIEWER, RequestStatus.ISSUED, 2, offset=offset)
              for offset in (0, 2, 4)]
     assert [r.id for page in pages for r in page] == [r.id for r in every]
     assert len(every) >= 3 and len(pages[0]) == 2
