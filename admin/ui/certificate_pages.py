@@ -1,5 +1,6 @@
-"""One certificate (``/certificates/{serial}``): decoded, its state and lineage, the
-PEM to download, and revoking it with a reason (the revoker role)."""
+"""One certificate (``/certificates/{serial}``): decoded, its state and lineage, where it
+differs from what its profile builds today (`operations.certificate_drift`), the PEM to
+download, and revoking it with a reason (the revoker role)."""
 
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ async def show(request: Request) -> Response:
     def read() -> dict[str, Any]:
         record = operations.certificate(ctx, who, serial)
         return {"record": record, "view": decode.certificate(record.certificate),
-                "chains": operations.lineage_of(ctx, who, record.serial_hex)}
+                "chains": operations.lineage_of(ctx, who, record.serial_hex),
+                "drift": operations.certificate_drift(ctx, who, record.serial_hex)}
 
     values = await ctx.frontend.blocking.run(read)
     return web.render(request, "certificate.html", may_revoke=allows(who.role, Action.REVOKE),
