@@ -303,8 +303,13 @@ def check_csr(ctx: AppContext, who: Principal, csr: x509.CertificateSigningReque
 
 def certificate_drift(ctx: AppContext, who: Principal,
                       serial: str) -> profile_drift.CertificateDrift:
-    """How one certificate differs from what its profile builds today."""
+    """How one certificate differs from what its profile builds today (a CA's own
+    certificate has no profile: `MalformedInput`)."""
     record = certificate(ctx, who, serial)
+    if record.protocol == queries.CA_PROTOCOL:
+        raise MalformedInput(f"{record.serial_hex} is the certificate of "
+                             f"{record.profile.removeprefix('ca:')!r}, a CA: it is built "
+                             "from the CA's settings, not a profile")
     return profile_drift.compare(record, ctx.authority.profiles)
 
 

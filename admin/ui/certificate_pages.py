@@ -10,6 +10,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from enroll.store.queries import CA_PROTOCOL
+
 from .. import operations
 from ..roles import Action, allows
 from . import decode, web
@@ -30,7 +32,8 @@ async def show(request: Request) -> Response:
         record = operations.certificate(ctx, who, serial)
         return {"record": record, "view": decode.certificate(record.certificate),
                 "chains": operations.lineage_of(ctx, who, record.serial_hex),
-                "drift": operations.certificate_drift(ctx, who, record.serial_hex)}
+                "drift": None if record.protocol == CA_PROTOCOL
+                else operations.certificate_drift(ctx, who, record.serial_hex)}
 
     values = await ctx.frontend.blocking.run(read)
     return web.render(request, "certificate.html", may_revoke=allows(who.role, Action.REVOKE),

@@ -12,12 +12,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from enroll.errors import EnrollError
+from enroll.errors import EnrollError, MalformedInput
 
 from .. import csr_text, operations
 from ..principal import Forbidden
 from . import web
 
+MAX_FORM = 3 * csr_text.MAX_TEXT + 4096
+"""Bytes of the posted form (the CSR URL-encoded, the token, the choices)."""
 VERDICT_CLASSES = {"passed": "verdict-allow", "refused": "verdict-deny",
                    "not run": "muted", "allow": "verdict-allow", "pending": "verdict-pending",
                    "deny": "verdict-deny", "abstain": "muted"}
@@ -41,6 +43,9 @@ async def form(request: Request) -> Response:
 
 async def check(request: Request) -> Response:
     who = await web.principal(request)
+    declared = request.headers.get("content-length", "")
+    if not declared.isdigit() or int(declared) > MAX_FORM:
+        raise MalformedInput(f"the form must declare its length, at most {MAX_FORM} bytes")
     submitted = await request.form()
     web.check_csrf(request, submitted)
     ctx = web.console_of(request).ctx

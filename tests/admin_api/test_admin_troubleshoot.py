@@ -143,6 +143,9 @@ def test_unknown_names_are_404_and_no_token_is_401(served: Served) -> None:
         problem(c.get("/profiles/nope/drift"), 404)
         problem(c.get("/certificates/0f0f0f0f/check"), 404)
         problem(c.get("/requests/no-such-request/trail"), 404)
+        issuing = next(ca for ca in c.get("/cas").json()["items"] if ca["name"] == "issuing")
+        assert "a CA" in problem(c.get(f"/certificates/{issuing['serial']}/check"),
+                                 400)["detail"]
     with served.client() as c:
         for method, path in (("POST", "/profiles/device/check"),
                              ("GET", "/profiles/device/drift"),
@@ -196,6 +199,10 @@ def test_the_console_pages_show_the_trail_the_drift_and_check_a_csr(served: Serv
         assert "0 of 2 approvals" in unescape(page.split('id="trail-answer"')[1])
         cert = http.get(f"/ui/certificates/{serial}").text
         assert "As profile device builds it today." in cert
+        with served.as_("viewer") as c:
+            ca_serial = c.get("/cas").json()["items"][0]["serial"]
+        ca_page = http.get(f"/ui/certificates/{ca_serial}")
+        assert ca_page.status_code == 200 and 'id="drift-summary"' not in ca_page.text
         form = http.get("/ui/check")
         assert form.status_code == 200 and 'name="csr"' in form.text
         assert re.search(r"<option[^>]*>gated</option>", form.text)
@@ -210,6 +217,8 @@ def test_the_console_pages_show_the_trail_the_drift_and_check_a_csr(served: Serv
                                            "profile": "device"})
         stale = http.post("/ui/check", data={"csrf": "0" * 64, "csr": rsa,
                                              "profile": "device"})
+        huge = http.post("/ui/check", data={"csrf": token, "csr": "A" * 50_000,
+                                            "profile": "device"})
     assert refused.status_code == 200, refused.text
     assert 'id="check-decision" class="verdict-deny">Decision: would refuse' in refused.text
     assert re.search(r'<tr data-verdict="refused"><td>profile rule: key type and size</td>',
@@ -221,6 +230,7 @@ def test_the_console_pages_show_the_trail_the_drift_and_check_a_csr(served: Serv
     assert 'id="would-subject">CN=console-check.example<' in good.text
     assert bad.status_code == 400 and 'id="error-message"' in bad.text
     assert stale.status_code == 403
+    assert huge.status_code == 400 and "at most" in huge.text
     assert "style=" not in refused.text + good.text + page + cert  # the CSP allows none
 
 
