@@ -101,7 +101,7 @@ def requests(ctx: AppContext, who: Principal, status: RequestStatus | None = Non
     """Newest first; `before`: (created_at, id) of the previous page's last row (the
     API); `offset` skips that many (a page of the console's queue)."""
     who.require(Action.READ)
-    if not 1 <= limit <= MAX_PAGE:
+    if not 1 <= limit <= MAX_PAGE + 1:  # + 1: a page and whether there is a next
         raise MalformedInput(f"limit must be between 1 and {MAX_PAGE}")
     if not 0 <= offset <= inventory.MAX_OFFSET:
         raise MalformedInput(f"offset must be between 0 and {inventory.MAX_OFFSET}")
@@ -126,7 +126,7 @@ def certificates(ctx: AppContext, who: Principal, filters: CertificateFilters, *
     """Issued certificates (not the CAs' own), soonest expiry first; `after`:
     (not_after, serial) of the previous page's last row."""
     who.require(Action.READ)
-    if not 1 <= limit <= MAX_PAGE:
+    if not 1 <= limit <= MAX_PAGE + 1:  # + 1: a page and whether there is a next
         raise MalformedInput(f"limit must be between 1 and {MAX_PAGE}")
     now = ctx.clock.now()
     within = filters.expiring_within

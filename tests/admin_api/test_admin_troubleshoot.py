@@ -62,10 +62,11 @@ def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 
 
 def _counts(served: Served, after: int = 0) -> tuple[int, int, list[dict[str, Any]]]:
-    """Requests and certificates stored, and the audit events after id `after`."""
+    """Requests and certificates stored, and the audit events after id `after` (the
+    listings at their documented largest page, 500)."""
     with served.as_("viewer") as c:
-        requests = c.get("/requests", params={"status": "all", "limit": 400}).json()
-        certs = c.get("/certificates", params={"limit": 400}).json()
+        requests = c.get("/requests", params={"status": "all", "limit": 500}).json()
+        certs = c.get("/certificates", params={"limit": 500}).json()
         events = c.get("/audit", params={"limit": 400, "after": str(after)}).json()
     assert requests["next"] is None and certs["next"] is None, (requests, certs)
     assert len(events["items"]) < 400
