@@ -21,7 +21,15 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 
-from enroll import ca_certificates, inventory, lineage, migration_report
+from enroll import (
+    ca_certificates,
+    inventory,
+    lineage,
+    migration_report,
+    profile_drift,
+    request_check,
+    request_trail,
+)
 from enroll.approvals import as_approver
 from enroll.context import AppContext
 from enroll.errors import MalformedInput, NotFound
@@ -93,7 +101,7 @@ def requests(ctx: AppContext, who: Principal, status: RequestStatus | None = Non
     """Newest first; `before`: (created_at, id) of the previous page's last row (the
     API); `offset` skips that many (a page of the console's queue)."""
     who.require(Action.READ)
-    if not 1 <= limit <= MAX_PAGE:
+    if not 1 <= limit <= MAX_PAGE + 1:  # + 1: a page and whether there is a next
         raise MalformedInput(f"limit must be between 1 and {MAX_PAGE}")
     if not 0 <= offset <= inventory.MAX_OFFSET:
         raise MalformedInput(f"offset must be between 0 and {inventory.MAX_OFFSET}")
@@ -118,7 +126,7 @@ def certificates(ctx: AppContext, who: Principal, filters: CertificateFilters, *
     """Issued certificates (not the CAs' own), soonest expiry first; `after`:
     (not_after, serial) of the previous page's last row."""
     who.require(Action.READ)
-    if not 1 <= limit <= MAX_PAGE:
+    if not 1 <= limit <= MAX_PAGE + 1:  # + 1: a page and whether there is a next
         raise MalformedInput(f"limit must be between 1 and {MAX_PAGE}")
     now = ctx.clock.now()
     within = filters.expiring_within
@@ -271,6 +279,58 @@ def ca_ocsp_status(ctx: AppContext, who: Principal, name: str) -> str | None:
     if answer.response_status is not ocsp.OCSPResponseStatus.SUCCESSFUL:
         return answer.response_status.name.lower()
     return answer.certificate_status.name.lower()
+
+
+# -- troubleshooting (reads: the API's per-call event is their only audit) ---------------
+
+CHECK_PROTOCOLS = ("scep", "est", "acme")
+"""The doors a CSR check may say it comes through."""
+
+
+def check_csr(ctx: AppContext, who: Principal, csr: x509.CertificateSigningRequest,
+              profile: str, *, protocol: str = "est", endpoint: str = "default",
+              requester: str | None = None) -> request_check.RequestCheck:
+    """What the pipeline would decide for `csr` under `profile` through that door, and
+    the certificate it would build (`enroll profiles check`); stores and signs nothing.
+    `requester` stands for whoever the door would authenticate (default: the caller)."""
+    who.require(Action.READ)
+    if protocol not in CHECK_PROTOCOLS:
+        raise MalformedInput(f"protocol: one of {', '.join(CHECK_PROTOCOLS)}")
+    request = request_check.request_for(ctx.config, csr, profile[:64], protocol[:16],
+                                        endpoint[:64], requester or who.name)
+    return request_check.check_request(ctx.authority, request)
+
+
+def certificate_drift(ctx: AppContext, who: Principal,
+                      serial: str) -> profile_drift.CertificateDrift:
+    """How one certificate differs from what its profile builds today (a CA's own
+    certificate has no profile: `MalformedInput`)."""
+    record = certificate(ctx, who, serial)
+    if record.protocol == queries.CA_PROTOCOL:
+        raise MalformedInput(f"{record.serial_hex} is the certificate of "
+                             f"{record.profile.removeprefix('ca:')!r}, a CA: it is built "
+                             "from the CA's settings, not a profile")
+    return profile_drift.compare(record, ctx.authority.profiles)
+
+
+def profile_drift_report(ctx: AppContext, who: Principal, name: str, *, limit: int = 100,
+                         live_only: bool = True) -> profile_drift.ProfileDrift:
+    """Every (live) certificate of profile `name` compared with it, a page at a time;
+    the first `limit` differing ones listed, all counted (`enroll certs check --profile`)."""
+    who.require(Action.READ)
+    if not 1 <= limit <= MAX_PAGE:
+        raise MalformedInput(f"limit must be between 1 and {MAX_PAGE}")
+    if name not in ctx.authority.profiles:
+        raise NotFound(f"no profile named {name[:64]!r}")
+    return profile_drift.check_profile(ctx.db, ctx.authority.profiles, name,
+                                       ctx.clock.now(), limit=limit, live_only=live_only)
+
+
+def request_trail_of(ctx: AppContext, who: Principal,
+                     request_id: str) -> request_trail.RequestTrail:
+    """A request's whole trail (`enroll requests show`), or a policy denial's."""
+    who.require(Action.READ)
+    return request_trail.trail(ctx.db, ctx.authority.profiles, request_id[:64])
 
 
 # -- actions -------------------------------------------------------------------------------

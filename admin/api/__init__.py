@@ -12,8 +12,17 @@ from ..settings import AdminSettings
 
 def mount(ctx: AppContext, settings: AdminSettings) -> Mount:
     """``Mount("/api/v1")`` with every resource module's operations."""
-    from . import app, audit, cas, certificates, credentials, fleet, requests
+    from . import (
+        app,
+        audit,
+        cas,
+        certificates,
+        credentials,
+        fleet,
+        requests,
+        troubleshoot,
+    )
 
     return app.mount(ctx, settings, [
         certificates.operations_, requests.operations_, fleet.operations_, cas.operations_,
-        audit.operations_, credentials.operations_])
+        audit.operations_, credentials.operations_, troubleshoot.operations_])

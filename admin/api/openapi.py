@@ -117,6 +117,43 @@ SCHEMAS: dict[str, Any] = {
                            "password": {"type": ["string", "null"],
                                         "description": "the generated password, shown "
                                                        "once (null when one was given)"}}),
+    "RequestCheck": _object({
+        "profile": TEXT, "protocol": TEXT, "endpoint": TEXT, "requester": TEXT,
+        "steps": {"type": "array", "items": _object({
+            "rule": TEXT, "verdict": {"enum": ["passed", "refused", "not run"]},
+            "reason": TEXT})},
+        "votes": {"type": "array", "items": _object({
+            "plugin": TEXT, "vote": {"enum": ["allow", "pending", "deny", "abstain"]},
+            "reason": TEXT})},
+        "decision": {"enum": ["would issue", "would wait for approval", "would refuse"]},
+        "reason": TEXT, "approvals_required": INT,
+        "certificate": {**_object({
+            "subject": TEXT, "sans": TEXTS, "key_usage": TEXTS,
+            "extended_key_usage": TEXTS, "is_ca": {"type": "boolean"},
+            "not_before": TIME, "not_after": TIME, "validity_seconds": INT, "ca": TEXT,
+            "identity": TEXT, "key_type": TEXT, "signature_hash": NTEXT,
+            "extensions": TEXTS}), "type": ["object", "null"],
+            "description": "what the certificate would hold; null when a profile rule "
+                           "refused (nothing can be built)"}}),
+    "CertificateDrift": _object({
+        "serial": TEXT, "profile": TEXT, "status": TEXT, "not_after": TIME,
+        "identity": NTEXT, "differs": {"type": "boolean"},
+        "differences": {"type": "array", "items": _object({
+            "aspect": TEXT, "certificate": TEXT, "profile": TEXT})}}),
+    "ProfileDrift": _object({
+        "profile": TEXT, "checked": INT, "differing": INT, "live_only": {"type": "boolean"},
+        "truncated": {"type": "boolean"},
+        "certificates": {"type": "array", "items": _ref("CertificateDrift")}}),
+    "RequestTrail": _object({
+        "id": TEXT, "status": TEXT, "profile": TEXT, "protocol": TEXT, "endpoint": TEXT,
+        "requester": TEXT, "auth_method": TEXT, "subject": TEXT, "sans": TEXTS,
+        "reason": TEXT, "certificate_serial": NTEXT,
+        "approvals": {"type": "array", "items": _object({"approver": TEXT, "at": TIME})},
+        "approvals_required": INT,
+        "steps": {"type": "array", "items": _object({
+            "at": NTIME, "step": TEXT, "actor": TEXT, "summary": TEXT,
+            "details": {"type": "object"}})},
+        "answer": TEXT}),
 }
 
 _ERRORS = {400: "bad input", 401: "no valid credential", 403: "the role does not allow it",

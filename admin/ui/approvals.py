@@ -1,5 +1,6 @@
 """The approval queue: pending requests (``/approvals``), one request with its CSR
-decoded, the policy's reason recorded for it and its audit trail
+decoded, the policy's reason recorded for it, its trail (each step from the door to the
+answer the client gets, `operations.request_trail_of`) and its audit events
 (``/approvals/{id}``), and approve or reject (with a reason) for the approver role."""
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ async def detail(request: Request) -> Response:
                 "approvers": operations.approvers(ctx, who, record.id),
                 "required": ctx.authority.approvals_required(record),
                 "events": operations.audit_events(ctx, who, request_id=record.id,
-                                                  limit=100)}
+                                                  limit=100),
+                "trail": operations.request_trail_of(ctx, who, record.id)}
 
     values = await ctx.frontend.blocking.run(read)
     return web.render(request, "request.html", may_approve=allows(who.role, Action.APPROVE),

@@ -1,5 +1,6 @@
-"""One certificate (``/certificates/{serial}``): decoded, its state and lineage, the
-PEM to download, and revoking it with a reason (the revoker role)."""
+"""One certificate (``/certificates/{serial}``): decoded, its state and lineage, where it
+differs from what its profile builds today (`operations.certificate_drift`), the PEM to
+download, and revoking it with a reason (the revoker role)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
+
+from enroll.store.queries import CA_PROTOCOL
 
 from .. import operations
 from ..roles import Action, allows
@@ -28,7 +31,9 @@ async def show(request: Request) -> Response:
     def read() -> dict[str, Any]:
         record = operations.certificate(ctx, who, serial)
         return {"record": record, "view": decode.certificate(record.certificate),
-                "chains": operations.lineage_of(ctx, who, record.serial_hex)}
+                "chains": operations.lineage_of(ctx, who, record.serial_hex),
+                "drift": None if record.protocol == CA_PROTOCOL
+                else operations.certificate_drift(ctx, who, record.serial_hex)}
 
     values = await ctx.frontend.blocking.run(read)
     return web.render(request, "certificate.html", may_revoke=allows(who.role, Action.REVOKE),

@@ -16,6 +16,7 @@ def mount(ctx: AppContext, settings: AdminSettings) -> Mount:
         audit_pages,
         ca_pages,
         certificate_pages,
+        check_pages,
         dashboard,
         inventory_pages,
         signin,
@@ -23,4 +24,5 @@ def mount(ctx: AppContext, settings: AdminSettings) -> Mount:
 
     return app.mount(ctx, settings, [
         signin.routes(), dashboard.routes(), approvals.routes(), inventory_pages.routes(),
-        certificate_pages.routes(), audit_pages.routes(), ca_pages.routes()])
+        certificate_pages.routes(), audit_pages.routes(), ca_pages.routes(),
+        check_pages.routes()])

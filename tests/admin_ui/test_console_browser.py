@@ -436,6 +436,24 @@ def test_revoking_a_ca_asks_the_second_factor_again(console: Console) -> None:
     assert console.json("certs", "show", serial, "--json")["status"] == "revoked"
 
 
+def test_checking_a_csr_shows_each_verdict_and_the_would_be_certificate(
+        console: Console) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = x509.CertificateSigningRequestBuilder().subject_name(x509.Name(
+        [x509.NameAttribute(x509.NameOID.COMMON_NAME, "check-me")])).sign(key, hashes.SHA256())
+    page = console.page
+    page.goto(f"{console.ui}/check")
+    page.fill("#csr-text", csr.public_bytes(serialization.Encoding.PEM).decode())
+    page.select_option("#check-profile", "approved")
+    page.click("#check")
+    page.wait_for_selector("#check-decision")
+    assert (page.text_content("#check-decision") or "").startswith(
+        "Decision: would wait for approval")
+    assert page.text_content("#would-subject") == "CN=check-me"
+    assert page.locator('#check-steps tr[data-verdict="refused"]').count() == 0
+    console.shot("check-a-csr")
+
+
 # -- plain HTTP tests: CSRF, roles, throttling, replay -----------------------------------
 
 def _client(server: RunningServer) -> httpx.Client:
