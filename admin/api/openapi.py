@@ -2,7 +2,7 @@
 (paths, parameters, bodies, roles) and the component schemas below, so what is served
 is what is described. Every operation answers problem documents (RFC 9457) for its
 refusals; schemathesis checks the answers against this document in the suite
-(tests/admin_api/test_api_schema.py).
+(tests/admin_api/test_admin_api.py, test_every_operation_answers_as_documented).
 """
 
 from __future__ import annotations
