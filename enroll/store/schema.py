@@ -120,6 +120,8 @@ certificates = Table(
     Index("ix_certificates_identity", "identity"),
     # Certificates expiring soon, counted by the metrics' scrape (enroll.metrics_db).
     Index("ix_certificates_status_not_after", "status", "not_after"),
+    # `certs list --sort not_after` (any status), keyset pages by (not_after, serial).
+    Index("ix_certificates_not_after", "not_after", "serial"),
     # Revocation by device or requester (`enroll certs revoke --device-id/--requester`).
     Index("ix_certificates_device_id", "device_id"),
     Index("ix_certificates_requester", "requester"),
