@@ -122,6 +122,8 @@ class Authority:
         # Handed to the hooks that read a plugin's own section (challenge verifiers,
         # event listeners); the core itself reads nothing from it here.
         self.config = config
+        # Source endpoints' migration policies (they take precedence over a profile's).
+        self.endpoint_migrations = config.endpoint_migrations if config is not None else {}
         self.pm = pm
         self.cas = cas
         self.profiles = profiles
@@ -264,7 +266,7 @@ class Authority:
         key_blocklist.refuse_if_blocked(self.db, fingerprint)
         # A straggler of a migration: refused here (audited alone), or audited below.
         migration = migration_rules.enforce(self.db, profile, request, accepted.identity,
-                                            self.clock.now())
+                                            self.clock.now(), self.endpoint_migrations)
         decision = combine(self.pm.hook.enroll_policy_vote(request=request, profile=profile))
         if decision.vote is Vote.DENY:
             self._record_denial(request, decision.reason)
@@ -312,7 +314,8 @@ class Authority:
                                  if status is RequestStatus.APPROVED else None})
                     if migration is not None:
                         migration_rules.record(tx, now, profile, request, accepted.identity,
-                                               migration, request_id)
+                                               migration, request_id,
+                                               self.endpoint_migrations)
             except IntegrityError:
                 # A concurrent retry of the same transaction won the insert: answer as
                 # it did.
@@ -421,7 +424,7 @@ class Authority:
                 self.pm.hook.enroll_amend_certificate(draft=draft, request=request,
                                                       profile=profile)
                 migration_rules.cap_validity(draft, profile, record.protocol,
-                                             record.endpoint, now)
+                                             record.endpoint, now, self.endpoint_migrations)
                 issuance = templates.finalise(profile, draft, public_key, serial,
                                               backend.certificate)
                 cert = backend.issue(issuance)
