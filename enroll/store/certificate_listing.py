@@ -81,23 +81,28 @@ def page(tx: Tx, q: Query, groups: Sequence[WindowGroup], now: dt.datetime) -> l
         cond, p = state_condition(tx, q.state, groups, now, MIGRATED)
         where.append(cond)
         params += p
+    # The search as the serials it can match, one indexed select each: as an OR of
+    # terms, PostgreSQL guessed half the table matched and read it in the listing's
+    # order (5 s on 1,000,000 certificates); as a set of serials it reads just those.
     search: list[str] = []
+    by_name = "SELECT serial FROM certificates WHERE identity IN (SELECT identity " \
+              "FROM identities WHERE "
     if q.prefix:
         cond, p = prefix_condition(tx, q.prefix)
-        search.append(f"identity IN (SELECT identity FROM identities WHERE {cond})")  # noqa: S608
+        search.append(f"{by_name}{cond})")
         params += p
     if q.pattern:
-        search.append("identity IN (SELECT identity FROM identities WHERE name LIKE ? "
-                      "ESCAPE '\\')")
+        search.append(f"{by_name}name LIKE ? ESCAPE '\\')")
         params.append(q.pattern)
     if q.exact:
-        search.append("identity = ? OR device_id = ?")
+        search += ["SELECT serial FROM certificates WHERE identity = ?",
+                   "SELECT serial FROM certificates WHERE device_id = ?"]
         params += [q.exact, q.exact]
     if q.serial:
-        search.append("serial = ?")
+        search.append("SELECT serial FROM certificates WHERE serial = ?")
         params.append(q.serial)
     if search:
-        where.append("(" + " OR ".join(search) + ")")
+        where.append(f"serial IN ({' UNION ALL '.join(search)})")
     direction = "DESC" if q.descending else "ASC"
     op = "<" if q.descending else ">"
     if q.after is not None:
