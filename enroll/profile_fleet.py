@@ -4,7 +4,9 @@ lineage, its migration policy, where a device id comes from, and its expiry noti
 Parsed from the profile's own table (``[profiles.X]`` keys ``renew_before``,
 ``link_renewals``, ``replaces_by_names``, ``device_id``, ``expiry_notices`` and the
 ``[profiles.X.migration]`` table) by `parse_fleet`; `enroll.profiles.Profile.fleet`
-holds the result.
+holds the result. The same migration table on a source endpoint
+(``[<protocol>.endpoints.<label>.migration]``) is parsed by `parse_endpoint_migrations`
+into `enroll.config.Config.endpoint_migrations`.
 """
 
 from __future__ import annotations
