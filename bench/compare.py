@@ -160,8 +160,8 @@ async def run_scep(run: Run) -> None:
         for workers, db in run.enroll_variants():
             server = await asyncio.to_thread(servers.start_enroll, workers=workers, db=db,
                                              pg_url=run.args.pg_url)
-            # enroll's GetCACert carries the RA certificate only: the CA chain it
-            # publishes at /ca/<name>/chain.pem is the trust for its certificates.
+            # enroll's GetCACert carries the RA and the RSA issuing CA, not the EC root:
+            # the CA chain it publishes at /ca/<name>/chain.pem adds the trust anchor.
             await scep_levels(run, server, server.info["scep"]["url"],
                               server.info["scep"]["challenge"], devices, workers, db,
                               chain_url=server.info["ca_chain_url"])

@@ -116,7 +116,31 @@ def cases(ctx: AppContext) -> list[tuple[str, list[str]]]:
         ("certs list --status revoked --protocol scep", [*certs, "--status", "revoked",
                                                          "--protocol", "scep"]),
     ]
+    for state in ("ok", "due", "overdue", "expired", "revoked", "migrated"):
+        out.append((f"certs list --state {state}", [*certs, "--state", state]))
+    out += [
+        ("certs list --state due --profile server", [*certs, "--state", "due", "--profile",
+                                                     "server"]),
+        (f"certs list --search {s['prefix']} (prefix)", [*certs, "--search", s["prefix"]]),
+        ("certs list --search <device id>", [*certs, "--search", s["device_id"]]),
+        ("certs list --search <serial>", [*certs, "--search", s["serial"]]),
+        ("certs list --search <identity>", [*certs, "--search", s["identity"]]),
+        ("certs list --search '*svc-0001*' (wildcard)", [*certs, "--search", "*svc-0001*"]),
+    ]
+    for sort, desc in (("not_after", False), ("issued", True), ("serial", False)):
+        first = [*certs, "--sort", sort, *(["--desc"] if desc else [])]
+        out.append((f"certs list --sort {sort}{' --desc' if desc else ''}, page 2 (cursor)",
+                    [*first, "--after", certs_cursor_of(ctx, first)]))
+    out.append(("certs list --offset 100 (page 2)", [*certs, "--offset", "100"]))
+    due = [*certs, "--state", "due"]
+    out.append(("certs list --state due, page 2 (cursor)",
+                [*due, "--after", certs_cursor_of(ctx, due)]))
     return out
+
+
+def certs_cursor_of(ctx: AppContext, argv: Sequence[str]) -> str:
+    """The cursor the table of `enroll certs list` prints last (``more: --after X``)."""
+    return run(ctx, argv).splitlines()[-1].split()[-1]
 
 
 def percentile(values: Sequence[float], pct: float) -> float:

@@ -114,6 +114,8 @@ class Authority:
         # Handed to the hooks that read a plugin's own section (challenge verifiers,
         # event listeners); the core itself reads nothing from it here.
         self.config = config
+        # Source endpoints' migration policies (they take precedence over a profile's).
+        self.endpoint_migrations = config.endpoint_migrations if config is not None else {}
         self.pm = pm
         self.cas = cas
         self.profiles = profiles
@@ -256,7 +258,7 @@ class Authority:
         key_blocklist.refuse_if_blocked(self.db, fingerprint)
         # A straggler of a migration: refused here (audited alone), or audited below.
         migration = migration_rules.enforce(self.db, profile, request, accepted.identity,
-                                            self.clock.now())
+                                            self.clock.now(), self.endpoint_migrations)
         votes = policy_votes.collect(self.pm, request, profile)
         decision = policy_votes.decide(votes, profile)
         if decision.vote is Vote.DENY:
@@ -305,7 +307,8 @@ class Authority:
                                  if status is RequestStatus.APPROVED else None})
                     if migration is not None:
                         migration_rules.record(tx, now, profile, request, accepted.identity,
-                                               migration, request_id)
+                                               migration, request_id,
+                                               endpoints=self.endpoint_migrations)
             except IntegrityError:
                 # A concurrent retry of the same transaction won the insert: answer as
                 # it did.
@@ -408,7 +411,8 @@ class Authority:
                     if record.identity:
                         accepted = dataclasses.replace(accepted, identity=record.identity)
                 issuance = certificate_build.build(self.pm, profile, accepted, request,
-                                                   ca_name, backend.certificate, serial, now)
+                                                   ca_name, backend.certificate, serial, now,
+                                                   self.endpoint_migrations)
                 cert = backend.issue(issuance)
             except EnrollError as exc:
                 self._fail(record, exc.detail)

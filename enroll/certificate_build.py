@@ -21,7 +21,8 @@ from enroll.profiles import Profile
 
 def build(pm: pluggy.PluginManager, profile: Profile, accepted: AcceptedRequest,
           request: EnrollmentRequest, ca_name: str, ca_certificate: x509.Certificate,
-          serial: int, now: dt.datetime) -> IssuanceRequest:
+          serial: int, now: dt.datetime,
+          endpoint_migrations: migration_rules.EndpointPolicies) -> IssuanceRequest:
     """The `IssuanceRequest` for `request` (accepted by the profile's rules) under CA
     `ca_name` at `now`. Raises what the steps raise (`BadCSR` for an expired CA,
     `MalformedInput` for a requested validity that can no longer be honoured, whatever
@@ -30,5 +31,6 @@ def build(pm: pluggy.PluginManager, profile: Profile, accepted: AcceptedRequest,
     draft = templates.draft(profile, accepted, public_key, ca_name, ca_certificate, now)
     validity_rules.apply(draft, profile, request, now)
     pm.hook.enroll_amend_certificate(draft=draft, request=request, profile=profile)
-    migration_rules.cap_validity(draft, profile, request.protocol, request.endpoint, now)
+    migration_rules.cap_validity(draft, profile, request.protocol, request.endpoint, now,
+                                 endpoint_migrations)
     return templates.finalise(profile, draft, public_key, serial, ca_certificate)

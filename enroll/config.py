@@ -38,6 +38,7 @@ from enroll.config_values import (
     check_keys,
 )
 from enroll.errors import ConfigError
+from enroll.profile_fleet import Migration, parse_endpoint_migrations
 
 if TYPE_CHECKING:
     from enroll.profiles import Profile
@@ -119,6 +120,9 @@ class Config:
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
     env_keys: Mapping[str, str] = field(default_factory=dict, repr=False)
     """Dotted key -> the ``ENROLL_*`` variable that set it (to name it in errors)."""
+    endpoint_migrations: Mapping[tuple[str, str], Migration] = field(default_factory=dict)
+    """(protocol, endpoint label) -> ``[<protocol>.endpoints.<label>.migration]``
+    (`enroll.profile_fleet.parse_endpoint_migrations`)."""
     parsed: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     """Each protocol's section once parsed (`enroll.endpoints.cached`)."""
 
@@ -377,6 +381,7 @@ def _from_raw(raw: Mapping[str, Any], source: Path | None,
         max_body_bytes=as_int(raw.get("max_body_bytes", 256 * 1024), "max_body_bytes",
                               minimum=1024, maximum=16 * 1024 * 1024),
         cas=cas, profiles=profiles, sections=sections, source=source, raw=raw,
+        endpoint_migrations=parse_endpoint_migrations(sections),
         env_keys=env_keys,
         recovery_grace=as_duration(raw.get("recovery_grace", "60s"), "recovery_grace",
                                    minimum=5, maximum=86400),

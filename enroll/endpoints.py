@@ -24,6 +24,10 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 DEFAULT_LABEL = "default"
 MAX_LABEL = 64
 MAX_PATH = 200
+CORE_KEYS = frozenset({"migration"})
+"""Keys of every endpoint table that the core reads, not the protocol: the source
+endpoint's migration policy (`enroll.profile_fleet.parse_endpoint_migrations`). Each
+protocol allows them in its key check."""
 _PATH_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./~")
 
 

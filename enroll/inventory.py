@@ -129,7 +129,7 @@ def list_identities(db: Database, profiles: Mapping[str, Profile], filters: Filt
         expiring_before=(now + dt.timedelta(seconds=filters.expiring_within)
                          if filters.expiring_within is not None else None),
         sort=sort, descending=descending, after=keyset, limit=limit + 1,
-        offset=0 if keyset is not None else offset, **_search(filters.search))
+        offset=0 if keyset is not None else offset, **search_terms(filters.search))
     groups = window_groups(profiles)
     if filters.profile is not None:  # only that profile's window matters
         fleet = fleet_of(profiles, filters.profile)
@@ -145,7 +145,10 @@ def list_identities(db: Database, profiles: Mapping[str, Profile], filters: Filt
     return Page(items, cursor)
 
 
-def _search(text: str | None) -> dict[str, Any]:
+def search_terms(text: str | None) -> dict[str, Any]:
+    """The search text as the stores' query terms: ``prefix`` and ``exact`` (and
+    ``serial`` when it reads as hex), or a wildcard ``pattern``. Raises `MalformedInput`
+    for text too long or not valid text."""
     if text is None or not text.strip():
         return {}
     text = text.strip()
@@ -190,8 +193,10 @@ def encode_cursor(sort: str, descending: bool, value: Any, identity: str) -> str
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def decode_cursor(token: str, sort: str, descending: bool) -> tuple[Any, str]:
-    """(sort value, identity) from a cursor made for the same sort and direction."""
+def decode_cursor(token: str, sort: str, descending: bool,
+                  keyless: tuple[str, ...] = ("identity",)) -> tuple[Any, str]:
+    """(sort value, identity) from a cursor made for the same sort and direction; a sort
+    in `keyless` is by the second key alone (its value is None)."""
     bad = MalformedInput("not a cursor of this listing (same sort and direction)")
     if len(token) > 2048:
         raise bad
@@ -202,7 +207,7 @@ def decode_cursor(token: str, sort: str, descending: bool) -> tuple[Any, str]:
         raise bad from exc
     if made_for != sort or desc is not descending or not isinstance(identity, str):
         raise bad
-    if sort == "identity":
+    if sort in keyless:
         return None, identity
     try:
         value = utc(key)

@@ -18,6 +18,11 @@ certificate valid and not expired):
 - *renewed early*: of those, the ones whose move replaced a certificate before that
   certificate's renewal window opened (`enroll.profile_fleet.Fleet.renewal_window`).
 
+A source endpoint's policy (``[<protocol>.endpoints.<label>.migration]``) is reported
+on its own (`endpoint_status`): its stragglers are the live identities, of any profile,
+whose current certificate came through that endpoint; its migrated ones, the live
+identities on its target whose move replaced a certificate from that endpoint.
+
 Queries only; `enroll.cli.migration` prints them.
 """
 
@@ -27,6 +32,7 @@ Queries only; `enroll.cli.migration` prints them.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -184,6 +190,97 @@ def stragglers(tx: Tx, profiles: dict[str, Profile], name: str, now: dt.datetime
                   (profile.name, tx.when(now), *off_params), identities)
     return [Straggler(r["identity"], r["device_id"], r["protocol"], r["endpoint"],
                       r["serial"], r["not_after"]) for r in rows]
+
+
+# -- source endpoints' policies --------------------------------------------------------
+
+LIVE_ANY = "status = 'valid' AND not_after > ?"
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointStatus:
+    protocol: str
+    endpoint: str
+    migration: Migration
+    stragglers: int
+    """Live identities (any profile) whose current certificate came through it."""
+    migrated: int
+    """Live identities on the target whose move replaced a certificate from it."""
+    first_straggler_expiry: dt.datetime | None
+    projected_completion: dt.datetime | None
+
+
+def endpoint_policies(policies: Mapping[tuple[str, str], Migration],
+                      only: str | None = None) -> list[tuple[str, str, Migration]]:
+    """(protocol, label, policy), sorted; `only` (``scep/mdm``): that one, or
+    `NotFound`."""
+    found = sorted((p, label, m) for (p, label), m in policies.items())
+    if only is None:
+        return found
+    protocol, _, label = only.partition("/")
+    chosen = [f for f in found if (f[0], f[1]) == (protocol, label)]
+    if not chosen:
+        raise NotFound(f"no endpoint {only!r} has a migration policy (give protocol/label)")
+    return chosen
+
+
+def endpoint_status(tx: Tx, policies: Mapping[tuple[str, str], Migration],
+                    now: dt.datetime, only: str | None = None) -> list[EndpointStatus]:
+    """Where each source endpoint's migration stands at `now`."""
+    out = []
+    for protocol, label, migration in endpoint_policies(policies, only):
+        here = (tx.when(now), protocol, label)
+        on_it = f"{LIVE_ANY} AND protocol = ? AND endpoint = ?"
+        count = 0 if on_target(migration, protocol, label) else int(tx.scalar(
+            f"SELECT count(*) FROM identities WHERE {on_it}", here))
+        expiries = []
+        for order in ("ASC", "DESC"):
+            row = tx.one(f"SELECT not_after FROM identities WHERE {on_it} "
+                         f"ORDER BY not_after {order} LIMIT 1", here, identities) \
+                if count else None
+            expiries.append(row["not_after"] if row is not None else None)
+        target, target_params = ("i.protocol = ?", (migration.to,)) \
+            if migration.endpoint is None else \
+            ("i.protocol = ? AND i.endpoint = ?", (migration.to, migration.endpoint))
+        migrated = int(tx.scalar(
+            "SELECT count(DISTINCT i.identity) FROM identities i "
+            "JOIN certificates c ON c.identity = i.identity AND c.protocol = i.protocol "
+            "JOIN certificates p ON p.serial = c.replaces "
+            f"WHERE i.status = 'valid' AND i.not_after > ? AND {target} "
+            "AND p.protocol = ? AND p.endpoint = ?",
+            (tx.when(now), *target_params, protocol, label)))
+        out.append(EndpointStatus(protocol, label, migration, count, migrated, *expiries))
+    return out
+
+
+def endpoint_stragglers(tx: Tx, policies: Mapping[tuple[str, str], Migration],
+                        only: str, now: dt.datetime, limit: int | None = None
+                        ) -> list[Straggler]:
+    """The live identities whose current certificate came through endpoint `only`
+    (``scep/mdm``), soonest expiry first."""
+    [(protocol, label, migration)] = endpoint_policies(policies, only)
+    if on_target(migration, protocol, label):
+        return []
+    tail = f" LIMIT {int(limit)}" if limit is not None else ""
+    rows = tx.all("SELECT identity, device_id, protocol, endpoint, serial, not_after "
+                  f"FROM identities WHERE {LIVE_ANY} AND protocol = ? AND endpoint = ? "
+                  f"ORDER BY not_after, identity{tail}",
+                  (tx.when(now), protocol, label), identities)
+    return [Straggler(r["identity"], r["device_id"], r["protocol"], r["endpoint"],
+                      r["serial"], r["not_after"]) for r in rows]
+
+
+def endpoint_status_json(s: EndpointStatus) -> dict[str, Any]:
+    """One source endpoint's status as ``enroll migration status --json`` prints it."""
+    m = s.migration
+    return {
+        "protocol": s.protocol, "endpoint": s.endpoint,
+        "migration": {"to": m.to, "endpoint": m.endpoint, "after": _time(m.after),
+                      "mode": m.mode},
+        "stragglers": s.stragglers, "migrated": s.migrated,
+        "first_straggler_expiry": _time(s.first_straggler_expiry),
+        "projected_completion": _time(s.projected_completion),
+    }
 
 
 def _time(value: dt.datetime | None) -> str | None:

@@ -4,7 +4,9 @@ lineage, its migration policy, where a device id comes from, and its expiry noti
 Parsed from the profile's own table (``[profiles.X]`` keys ``renew_before``,
 ``link_renewals``, ``replaces_by_names``, ``device_id``, ``expiry_notices`` and the
 ``[profiles.X.migration]`` table) by `parse_fleet`; `enroll.profiles.Profile.fleet`
-holds the result.
+holds the result. The same migration table on a source endpoint
+(``[<protocol>.endpoints.<label>.migration]``) is parsed by `parse_endpoint_migrations`
+into `enroll.config.Config.endpoint_migrations`.
 """
 
 from __future__ import annotations
@@ -30,6 +32,11 @@ DEVICE_ID_SOURCES = ("subject.serialNumber", "subject.CN", "san.uri", "requester
 FLEET_KEYS = {"renew_before", "link_renewals", "device_id", "expiry_notices", "migration",
               "replaces_by_names"}
 _MIGRATION_KEYS = {"to", "endpoint", "after", "mode", "short_validity", "message"}
+ENDPOINT_DOORS = ("acme", "est", "scep")
+"""The protocols whose ``[<protocol>.endpoints.<label>.migration]`` the core reads."""
+MAX_SHORT_VALIDITY = 3650 * 86400
+"""An endpoint policy's ``short_validity`` bound (it serves any profile: each
+certificate is still capped by its own profile's validity)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +142,26 @@ def parse_fleet(entry: Mapping[str, Any], key: str, validity: int) -> Fleet:
                  expiry_notices=notices,
                  replaces_by_names=as_bool(by_names if by_names is not None else False,
                                            f"{key}.replaces_by_names"))
+
+
+def parse_endpoint_migrations(sections: Mapping[str, Mapping[str, Any]]
+                              ) -> dict[tuple[str, str], Migration]:
+    """(protocol, label) -> the migration policy of a source endpoint,
+    ``[<protocol>.endpoints.<label>.migration]``: requests through it are a
+    straggler's after its date, whatever their profile (it takes precedence over the
+    profile's). The protocol checks the rest of its endpoint table."""
+    found: dict[tuple[str, str], Migration] = {}
+    for protocol in ENDPOINT_DOORS:
+        endpoints = sections.get(protocol, {}).get("endpoints")
+        if not isinstance(endpoints, Mapping):
+            continue
+        for label, table in endpoints.items():
+            if not isinstance(table, Mapping) or table.get("migration") is None:
+                continue
+            key = f"{protocol}.endpoints.{label}.migration"
+            found[(protocol, str(label))] = parse_migration(
+                as_table(table["migration"], key), key, MAX_SHORT_VALIDITY)
+    return found
 
 
 def parse_migration(table: Mapping[str, Any], key: str, validity: int) -> Migration:

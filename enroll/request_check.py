@@ -161,7 +161,8 @@ def check_request(authority: Authority, request: EnrollmentRequest,
     steps.run("requested validity", lambda: validity_rules.check_live(request, now))
     steps.run("key blocklist", lambda: key_blocklist.refuse_if_blocked(
         authority.db, spki_sha256(request.csr.public_key())))
-    migration = migration_rules.straggler(profile, request.protocol, request.endpoint, now)
+    migration = migration_rules.straggler(profile, request.protocol, request.endpoint, now,
+                                          authority.endpoint_migrations)
     if migration is not None and migration.mode == "refuse":
         steps.refuse("migration policy", migration.message)
     else:
@@ -187,7 +188,7 @@ def check_request(authority: Authority, request: EnrollmentRequest,
         try:
             issuance = certificate_build.build(authority.pm, profile, accepted, request,
                                                ca_name, backend.certificate, new_serial(),
-                                               now)
+                                               now, authority.endpoint_migrations)
         except EnrollError as exc:
             steps.refuse("certificate build", exc.detail)
             decision, reason = REFUSE, steps.refusal

@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 
 from enroll import config as config_mod
 from enroll.approvals import cli_actor
+from enroll.certificate_listing import SORTS as CERT_SORTS
 from enroll.cli import inventory
 from enroll.cli.tables import render
 from enroll.config import Config
@@ -26,6 +27,7 @@ from enroll.context import AppContext, build_context
 from enroll.errors import ConfigError
 from enroll.model import CertificateStatus, RequestStatus
 from enroll.plugin_loader import build_plugin_manager
+from enroll.renewal_states import STATES
 from enroll.store import migrate, queries
 from enroll.store.db import Database
 
@@ -116,7 +118,8 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
 
     certs = sub.add_parser("certs", help="issued certificates").add_subparsers(
         dest="certs_command")
-    p = certs.add_parser("list", help="list certificates (newest first)")
+    p = certs.add_parser("list", help="list certificates (newest first), with the "
+                                      "inventory's filters")
     p.add_argument("--status", choices=[s.value for s in CertificateStatus])
     p.add_argument("--ca")
     p.add_argument("--protocol", help="scep, est, acme, core")
@@ -124,9 +127,22 @@ def register(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--endpoint", help="the endpoint label that issued it")
     p.add_argument("--identity", help="exactly this identity (as `enroll inventory` "
                                       "prints it)")
+    p.add_argument("--state", choices=STATES,
+                   help="the certificate's renewal state in its profile's window")
     p.add_argument("--expiring-within", type=inventory.duration, metavar="DURATION",
                    help="unrevoked and expiring within (30d, 12h)")
+    p.add_argument("--search", metavar="TEXT", type=inventory.search_text,
+                   help="a prefix of the identity, an exact identity, device id or serial; "
+                        "* is a wildcard (*.iot.example.com)")
+    p.add_argument("--sort", choices=CERT_SORTS,
+                   help="default: issued, newest first (not_after, soonest first, with "
+                        "--state or --expiring-within)")
+    p.add_argument("--desc", action="store_true", help="descending order")
     p.add_argument("--limit", type=inventory.bounded_limit, default=100)
+    page = p.add_mutually_exclusive_group()
+    page.add_argument("--offset", type=inventory.bounded_offset, default=0)
+    page.add_argument("--after", metavar="CURSOR",
+                      help="the cursor a previous page printed (more: --after CURSOR)")
     inventory.add_output_flags(p)
     p.set_defaults(func=cmd_certs_list)
     p = certs.add_parser("show", help="show one certificate")
@@ -356,28 +372,49 @@ def _serial(text: str) -> str:
         raise MalformedInput(f"not a serial number: {text[:48]!r}") from exc
 
 
-CERT_CSV_COLUMNS = ("serial", "status", "ca", "profile", "protocol", "endpoint", "identity",
-                    "subject", "sans", "not_after", "requester", "replaces", "revoked_at",
+CERT_CSV_COLUMNS = ("serial", "status", "state", "ca", "profile", "protocol", "endpoint",
+                    "identity", "device_id", "subject", "sans", "not_before", "not_after",
+                    "issued", "requester", "replaces", "migrated_from", "revoked_at",
                     "revocation_reason")
+CERT_TABLE_COLUMNS = ("serial", "status", "state", "profile", "protocol", "subject",
+                      "not_after")
 
 
 def cmd_certs_list(args: argparse.Namespace, opener: Opener) -> int:
+    from enroll.certificate_listing import Filters, list_certificates
+    from enroll.errors import MalformedInput
+
     ctx = opener.context()
-    now = ctx.clock.now()
-    within = getattr(args, "expiring_within", None)
-    with ctx.db.read() as tx:
-        records = queries.list_certificates(
-            tx, status=CertificateStatus(args.status) if args.status else None, ca=args.ca,
-            limit=args.limit, protocol=getattr(args, "protocol", None),
-            profile=getattr(args, "profile", None), endpoint=getattr(args, "endpoint", None),
-            identity=getattr(args, "identity", None),
-            expiring=(now, now + dt.timedelta(seconds=within)) if within is not None else None)
-    rows = [_cert_row(r) for r in records]
+    opt = {name: getattr(args, name, None) for name in (
+        "protocol", "profile", "endpoint", "identity", "state", "expiring_within", "search",
+        "sort", "after")}
+    filters = Filters(status=args.status, ca=args.ca, protocol=opt["protocol"],
+                      profile=opt["profile"], endpoint=opt["endpoint"],
+                      identity=opt["identity"], state=opt["state"],
+                      expiring_within=opt["expiring_within"], search=opt["search"])
+    try:
+        page = list_certificates(
+            ctx.db, ctx.authority.profiles, filters, now=ctx.clock.now(), sort=opt["sort"],
+            descending=True if getattr(args, "desc", False) else None, limit=args.limit,
+            offset=getattr(args, "offset", 0), after=opt["after"])
+    except MalformedInput as exc:  # what argparse could not check: a cursor
+        print(f"enroll certs list: error: {exc.detail}", file=sys.stderr)
+        return 2
+    rows = [{**_cert_row(i.record), "state": i.state, "device_id": i.record.device_id,
+             "not_before": i.record.not_before.isoformat(timespec="seconds"),
+             "issued": i.issued.isoformat(timespec="seconds"),
+             "migrated_from": i.migrated_from} for i in page.items]
     if getattr(args, "csv", False):
         _out(inventory.as_csv(rows, CERT_CSV_COLUMNS))
-        return 0
-    _out(render(rows, ["serial", "status", "profile", "protocol", "subject", "not_after"],
-                args.json))
+    else:
+        _out(render(rows, list(CERT_TABLE_COLUMNS), args.json))
+    if page.next:
+        # A JSON or CSV document stays one document: the cursor goes to stderr.
+        more = f"more: --after {page.next}"
+        if args.json or getattr(args, "csv", False):
+            print(more, file=sys.stderr)
+        else:
+            _out(more)
     return 0
 
 

@@ -13,8 +13,15 @@ from typing import Any
 
 from enroll.cli.tables import render
 from enroll.config_values import as_duration
-from enroll.errors import ConfigError
-from enroll.inventory import MAX_LIMIT, SORTS, Filters, list_identities
+from enroll.errors import ConfigError, MalformedInput
+from enroll.inventory import (
+    MAX_LIMIT,
+    MAX_OFFSET,
+    SORTS,
+    Filters,
+    list_identities,
+    search_terms,
+)
 from enroll.renewal_states import STATES
 
 TABLE_COLUMNS = ("identity", "state", "protocol", "profile", "ca", "not_after", "serial",
@@ -40,6 +47,25 @@ def bounded_limit(text: str) -> int:
     if not 1 <= value <= MAX_LIMIT:
         raise argparse.ArgumentTypeError(f"between 1 and {MAX_LIMIT}")
     return value
+
+
+def bounded_offset(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError("not a number") from exc
+    if not 0 <= value <= MAX_OFFSET:
+        raise argparse.ArgumentTypeError(f"between 0 and {MAX_OFFSET} (use --after)")
+    return value
+
+
+def search_text(text: str) -> str:
+    """An argparse type: the search text, bounded and valid text."""
+    try:
+        search_terms(text)
+    except MalformedInput as exc:
+        raise argparse.ArgumentTypeError(exc.detail) from exc
+    return text
 
 
 def add_output_flags(p: argparse.ArgumentParser) -> None:

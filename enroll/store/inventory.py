@@ -82,7 +82,11 @@ def _reached(tx: Tx, terms: WindowTerms, now: dt.datetime) -> tuple[str, list[An
     return "(" + " AND ".join(parts or ["1 = 1"]) + ")", params
 
 
-def _window_state(tx: Tx, state: str, terms: WindowTerms, now: dt.datetime
+MIGRATED = "migrated_from IS NOT NULL"
+"""An identity that moved from another protocol (`enroll.renewal_states.state_of`)."""
+
+
+def _window_state(tx: Tx, state: str, terms: WindowTerms, now: dt.datetime, migrated: str
                   ) -> tuple[str, list[Any]]:
     opened, p_open = _reached(tx, terms, now)
     closed, p_close = _reached(tx, terms.halved(), now)
@@ -90,13 +94,17 @@ def _window_state(tx: Tx, state: str, terms: WindowTerms, now: dt.datetime
         return closed, p_close
     if state == "due":
         return f"{opened} AND NOT {closed}", [*p_open, *p_close]
-    flag = "migrated_from IS NOT NULL" if state == "migrated" else "migrated_from IS NULL"
+    flag = f"({migrated})" if state == "migrated" else f"NOT ({migrated})"
     return f"NOT {opened} AND {flag}", p_open
 
 
-def _state(tx: Tx, state: str, groups: Sequence[WindowGroup], now: dt.datetime
-           ) -> tuple[str, list[Any]]:
-    """A status is 'valid' or 'revoked' (`enroll.store.identities`). The profile terms
+def state_condition(tx: Tx, state: str, groups: Sequence[WindowGroup], now: dt.datetime,
+                    migrated: str = MIGRATED) -> tuple[str, list[Any]]:
+    """SQL (and its parameters) true for the rows in `state` at `now`, over columns
+    ``status`` ('valid' or 'revoked'), ``not_before``, ``not_after`` and ``profile``;
+    `migrated` is the SQL true when the row moved from another protocol. The same
+    condition for the inventory (`identities`) and `enroll certs list`
+    (`enroll.store.certificate_listing`). The profile terms
     carry a unary ``+`` so that SQLite reads one index in the listing's order and stops
     at the page, rather than gathering every match of each profile and sorting them."""
     if state == "revoked":
@@ -108,7 +116,7 @@ def _state(tx: Tx, state: str, groups: Sequence[WindowGroup], now: dt.datetime
     alternatives: list[str] = []
     params: list[Any] = []
     for group in groups:
-        cond, p = _window_state(tx, state, group.terms, now)
+        cond, p = _window_state(tx, state, group.terms, now, migrated)
         if group.profiles is None:
             if named:
                 marks = ", ".join("?" for _ in named)
@@ -140,20 +148,14 @@ def page(tx: Tx, q: Query, groups: Sequence[WindowGroup], now: dt.datetime) -> l
         where.append("status = 'valid' AND not_after > ? AND not_after <= ?")
         params += [tx.when(now), tx.when(q.expiring_before)]
     if q.state is not None:
-        cond, p = _state(tx, q.state, groups, now)
+        cond, p = state_condition(tx, q.state, groups, now)
         where.append(cond)
         params += p
     search: list[str] = []
     if q.prefix:
-        if tx.sqlite and ord(q.prefix[-1]) < 0x10FFFF:
-            # BINARY collation: a range of the index is exactly the prefix.
-            after = ord(q.prefix[-1]) + 1
-            after = 0xE000 if 0xD800 <= after <= 0xDFFF else after  # no surrogates
-            search.append("(name >= ? AND name < ?)")
-            params += [q.prefix, q.prefix[:-1] + chr(after)]
-        else:  # text_pattern_ops on PostgreSQL
-            search.append("name LIKE ? ESCAPE '\\'")
-            params.append(_escape(q.prefix) + "%")
+        cond, p = prefix_condition(tx, q.prefix)
+        search.append(cond)
+        params += p
     if q.pattern:
         if tx.sqlite:
             # A pattern reads every name: from the (name) index alone, not row by row
@@ -195,6 +197,18 @@ def page(tx: Tx, q: Query, groups: Sequence[WindowGroup], now: dt.datetime) -> l
     sql = (f"SELECT {COLUMNS} FROM identities "  # noqa: S608 - fixed column names
            f"WHERE identity IN ({keys}) ORDER BY {order}")
     return tx.all(sql, params, identities)
+
+
+def prefix_condition(tx: Tx, prefix: str) -> tuple[str, list[Any]]:
+    """SQL on ``identities.name`` true for names starting with `prefix` (folded), read
+    as a range of ``ix_identities_name``."""
+    if tx.sqlite and ord(prefix[-1]) < 0x10FFFF:
+        # BINARY collation: a range of the index is exactly the prefix.
+        after = ord(prefix[-1]) + 1
+        after = 0xE000 if 0xD800 <= after <= 0xDFFF else after  # no surrogates
+        return "(name >= ? AND name < ?)", [prefix, prefix[:-1] + chr(after)]
+    # text_pattern_ops on PostgreSQL
+    return "name LIKE ? ESCAPE '\\'", [_escape(prefix) + "%"]
 
 
 def _escape(text: str) -> str:

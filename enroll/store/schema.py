@@ -118,8 +118,14 @@ certificates = Table(
     Index("ix_certificates_replaces", "replaces"),
     # A subject's certificates, across protocols (renewals, the inventory's lineage).
     Index("ix_certificates_identity", "identity"),
-    # Certificates expiring soon, counted by the metrics' scrape (enroll.metrics_db).
-    Index("ix_certificates_status_not_after", "status", "not_after"),
+    # Certificates expiring soon, counted by the metrics' scrape (enroll.metrics_db);
+    # covering what `certs list --state` needs (the window's dates, the profile, the
+    # migration test's replaces and protocol), so the rows a state skips are skipped in
+    # the index (`enroll.store.certificate_listing`).
+    Index("ix_certificates_status_not_after", "status", "not_after", "not_before", "profile",
+          "protocol", "replaces", "serial"),
+    # `certs list --sort not_after` (any status), keyset pages by (not_after, serial).
+    Index("ix_certificates_not_after", "not_after", "serial"),
     # Revocation by device or requester (`enroll certs revoke --device-id/--requester`).
     Index("ix_certificates_device_id", "device_id"),
     Index("ix_certificates_requester", "requester"),

@@ -131,7 +131,7 @@ def _resolver(value: Any) -> tuple[str, int] | None:
 
 def _endpoint(label: str, table: Mapping[str, Any], config: Config) -> EndpointSettings:
     key = f"acme.endpoints.{label}"
-    check_keys(table, _ENDPOINT_KEYS, key)
+    check_keys(table, _ENDPOINT_KEYS | endpoints.CORE_KEYS, key)
     base = endpoints.endpoint_base(
         label, table, section="acme", config=config, default_profile="server",
         default_path="/acme" if label == endpoints.DEFAULT_LABEL else f"/acme/{label}",

@@ -247,7 +247,7 @@ def _key_encryption_keys(value: Any, key: str) -> dict[bytes, Secret]:
 def _endpoint(label: str, table: Mapping[str, Any], base: str,
               config: Config) -> EndpointSettings:
     key = f"est.endpoints.{label}"
-    check_keys(table, _ENDPOINT_KEYS, key)
+    check_keys(table, _ENDPOINT_KEYS | endpoints.CORE_KEYS, key)
     # RFC 7030 §3.2.2: a label is one path segment, and not an operation's name.
     where = endpoints.endpoint_base(
         label, table, section="est", config=config, default_profile="device",

@@ -116,7 +116,7 @@ def _hex_digest(value: Any, key: str) -> str:
 
 def _endpoint(label: str, table: Mapping[str, Any], config: Config) -> EndpointSettings:
     key = f"scep.endpoints.{label}"
-    check_keys(table, _ENDPOINT_KEYS, key)
+    check_keys(table, _ENDPOINT_KEYS | endpoints.CORE_KEYS, key)
     base = endpoints.endpoint_base(
         label, table, section="scep", config=config, default_profile="device",
         default_path=DEFAULT_PATH if label == endpoints.DEFAULT_LABEL

@@ -51,7 +51,7 @@ async def test_refuse_answers_each_protocols_refusal_with_the_message(
     assert dict(event.details) == {
         "profile": "p", "protocol": door, "endpoint": "default",
         "identity": "san.dns:a.corp.example", "mode": "refuse", "to": to,
-        "to_endpoint": None, "replaces": None}
+        "to_endpoint": None, "replaces": None, "policy": "profile"}
     # The door's own refusal count (enroll.refusals) says why, too.
     d.h.ctx.authority.flush_refusals()
     with d.h.ctx.db.read() as tx:
